@@ -1,0 +1,115 @@
+#include "ext/capture.h"
+
+
+#include <cstring>
+#include <vector>
+
+#include "ext/sql_util.h"
+#include "vfs/db_files.h"
+#include "vfs/internal_vfs.h"
+
+namespace snapshot {
+namespace {
+
+// Starts a read transaction on `schema` that lasts while `pin` is not reset:
+// a SELECT that has returned a row keeps its transaction open.
+Status PinReadTransaction(sqlite3* db, const char* schema, int timeout_ms, Statement* pin) {
+  const std::string sql = "SELECT count(*) FROM \"" + QuoteIdentifier(schema) + "\".sqlite_schema";
+  int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, pin->out(), nullptr);
+  if (rc != SQLITE_OK) return SqliteStatus(db, rc, "cannot read the database");
+  rc = RetryWhileBusy(timeout_ms, [&] {
+    int r = sqlite3_step(pin->get());
+    if (r != SQLITE_ROW) sqlite3_reset(pin->get());
+    return r;
+  });
+  if (rc != SQLITE_ROW) return SqliteStatus(db, rc, "cannot start a read transaction");
+  return Status::OK();
+}
+
+sqlite3_file* FilePointer(sqlite3* db, const char* schema, int op) {
+  sqlite3_file* file = nullptr;
+  if (sqlite3_file_control(db, schema, op, &file) != SQLITE_OK) return nullptr;
+  return file != nullptr && file->pMethods != nullptr ? file : nullptr;
+}
+
+// Reads the committed image from the files (the caller holds a lock that
+// keeps it still; see vfs/db_files.h).
+Status CaptureFromFiles(sqlite3* db, const char* schema, Store* store, bool include_wal,
+                        std::unique_ptr<SnapshotBuilder>* builder) {
+  sqlite3_file* file = FilePointer(db, schema, SQLITE_FCNTL_FILE_POINTER);
+  if (file == nullptr) return Status::IOError("cannot reach the database file");
+  sqlite3_file* wal = include_wal ? FilePointer(db, schema, SQLITE_FCNTL_JOURNAL_POINTER) : nullptr;
+  DbImageLayout layout;
+  SNAPSHOT_RETURN_IF_ERROR(ReadDbLayout(file, wal, &layout));
+  SNAPSHOT_RETURN_IF_ERROR(store->NewSnapshot(layout.page_size, layout.page_count, nullptr, builder));
+  SnapshotBuilder* b = builder->get();
+  return ReadDbPages(file, wal, layout, [b](uint32_t pgno, const uint8_t* page) { return b->AddPage(pgno, page); });
+}
+
+Status CaptureThroughPager(sqlite3* db, const char* schema, SnapshotBuilder* builder, int64_t schema_cookie) {
+  CaptureSink sink;
+  sink.builder = builder;
+  ScopedToken<CaptureSink> token(&CaptureRegistry(), &sink);
+  sqlite3* dst = nullptr;
+  int rc = sqlite3_open_v2(token.token().c_str(), &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, kCaptureVfsName);
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_exec(dst, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-2048;", nullptr,
+                      nullptr, nullptr);
+  }
+  Status result;
+  if (rc != SQLITE_OK) {
+    result = SqliteStatus(dst, rc, "cannot open the capture database");
+  } else {
+    sqlite3_backup* backup = sqlite3_backup_init(dst, "main", db, schema);
+    if (backup == nullptr) {
+      result = SqliteStatus(dst, sqlite3_errcode(dst), "cannot start reading the database");
+    } else {
+      rc = sqlite3_backup_step(backup, -1);
+      sqlite3_backup_finish(backup);
+      if (rc != SQLITE_DONE) result = SqliteStatus(db, rc, "cannot read the database");
+    }
+  }
+  sqlite3_close(dst);
+  if (!sink.error.ok()) return sink.error;
+  SNAPSHOT_RETURN_IF_ERROR(result);
+  if (builder->page_count() == 0) return Status::OK();
+  if (sink.page1.size() != builder->page_size()) return Status::IOError("internal: page 1 was not captured");
+  // The backup API gives its destination a schema cookie of its own; put
+  // back the source's, so the snapshot's header is the database's.
+  uint8_t* p = reinterpret_cast<uint8_t*>(&sink.page1[0]);
+  for (int i = 0; i < 4; i++) p[40 + i] = uint8_t(uint32_t(schema_cookie) >> (24 - 8 * i));
+  return builder->AddPage(1, p);
+}
+
+}  // namespace
+
+Status CaptureSnapshot(sqlite3* db, const char* schema, Store* store, const CaptureOptions& options,
+                       std::unique_ptr<SnapshotBuilder>* builder) {
+  const int txn = sqlite3_txn_state(db, schema);
+  if (txn < 0) return Status::InvalidArgument(std::string("no such database schema: ") + schema);
+  if (txn == SQLITE_TXN_WRITE) {
+    return Status::InvalidArgument(
+        "cannot take a snapshot inside a write transaction (it would contain uncommitted changes); COMMIT first");
+  }
+  Statement pin;
+  SNAPSHOT_RETURN_IF_ERROR(PinReadTransaction(db, schema, options.busy_timeout_ms, &pin));
+  const std::string q = "PRAGMA \"" + QuoteIdentifier(schema) + "\".";
+  std::string journal_mode;
+  SNAPSHOT_RETURN_IF_ERROR(QueryText(db, q + "journal_mode", &journal_mode));
+  if (sqlite3_stricmp(journal_mode.c_str(), "wal") != 0) {
+    return CaptureFromFiles(db, schema, store, /*include_wal=*/false, builder);
+  }
+  int64_t page_size, page_count, schema_cookie;
+  SNAPSHOT_RETURN_IF_ERROR(QueryInt(db, q + "page_size", &page_size));
+  SNAPSHOT_RETURN_IF_ERROR(QueryInt(db, q + "page_count", &page_count));
+  SNAPSHOT_RETURN_IF_ERROR(QueryInt(db, q + "schema_version", &schema_cookie));
+  SNAPSHOT_RETURN_IF_ERROR(store->NewSnapshot(uint32_t(page_size), uint32_t(page_count), nullptr, builder));
+  return CaptureThroughPager(db, schema, builder->get(), schema_cookie);
+}
+
+Status CaptureUnderWriteLock(sqlite3* db, const char* schema, Store* store,
+                             std::unique_ptr<SnapshotBuilder>* builder) {
+  return CaptureFromFiles(db, schema, store, /*include_wal=*/true, builder);
+}
+
+}  // namespace snapshot

@@ -1,0 +1,36 @@
+// Capture: reads one transactionally consistent image of a live database
+// into a new snapshot.
+//
+// The image is pinned by a read transaction on the calling connection. In
+// rollback-journal mode that transaction's SHARED lock keeps every writer from
+// changing the file, so pages are read straight from the database file
+// through the connection's own VFS. In WAL mode committed pages may still be
+// in the -wal file, so pages are read through SQLite's pager with the backup
+// API into the snapshot_capture VFS; writers keep committing meanwhile.
+#pragma once
+
+#include "ext/sqlite_api.h"
+
+#include <memory>
+
+#include "store/status.h"
+#include "store/store.h"
+
+namespace snapshot {
+
+struct CaptureOptions {
+  int busy_timeout_ms = 30000;
+};
+
+// On success *builder holds every page; Commit() it after this returns, so the
+// database lock is not held while the snapshot is made durable.
+Status CaptureSnapshot(sqlite3* db, const char* schema, Store* store, const CaptureOptions& options,
+                       std::unique_ptr<SnapshotBuilder>* builder);
+
+// The same, for a caller that already holds the database's write lock through
+// sqlite3_backup (restore, recording the state it is about to replace). Runs
+// no SQL statement: one ending in autocommit mode would end that transaction.
+Status CaptureUnderWriteLock(sqlite3* db, const char* schema, Store* store,
+                             std::unique_ptr<SnapshotBuilder>* builder);
+
+}  // namespace snapshot

@@ -1,0 +1,48 @@
+#include "ext/connection.h"
+
+
+#include <cstdlib>
+
+namespace snapshot {
+
+Status LocateStore(sqlite3* db, const char* schema, const ConnectionSettings& settings, StoreLocation* out) {
+  const char* file = sqlite3_db_filename(db, schema);
+  if (file == nullptr) return Status::InvalidArgument(std::string("no such database schema: ") + schema);
+  if (file[0] == '\0') {
+    return Status::InvalidArgument(std::string("schema '") + schema +
+                                   "' is a temporary or in-memory database; snapshots need a database file");
+  }
+  out->db_path = file;
+  const bool is_main = sqlite3_stricmp(schema, "main") == 0;
+  const char* env_dir = std::getenv("SNAPSHOT_DIR");
+  if (is_main && !settings.dir.empty()) {
+    out->store_dir = settings.dir;
+  } else if (is_main && env_dir != nullptr && env_dir[0] != '\0') {
+    out->store_dir = env_dir;
+  } else {
+    out->store_dir = out->db_path + "-snapshots";
+    out->default_dir = true;
+  }
+  unsigned mode = 0600;
+  if (Env::Default()->GetFileMode(out->db_path, &mode).ok()) out->file_mode = mode & 0666u;
+  return Status::OK();
+}
+
+Status OpenStore(sqlite3* db, const char* schema, const ConnectionSettings& settings, bool exclusive,
+                 std::unique_ptr<Store>* out, StoreLocation* location) {
+  StoreLocation loc;
+  SNAPSHOT_RETURN_IF_ERROR(LocateStore(db, schema, settings, &loc));
+  StoreOptions o;
+  o.dir = loc.store_dir;
+  o.db_name = BaseName(loc.db_path);
+  o.exclusive = exclusive;
+  o.create_if_missing = exclusive && loc.default_dir;
+  o.file_mode = loc.file_mode;
+  o.lock_timeout_ms = settings.busy_timeout_ms;
+  o.compress.level = settings.level;
+  o.compress.threads = settings.threads;
+  if (location != nullptr) *location = loc;
+  return Store::Open(o, out);
+}
+
+}  // namespace snapshot

@@ -1,0 +1,42 @@
+// Per-connection settings and how a connection finds its snapshot store.
+#pragma once
+
+#include "ext/sqlite_api.h"
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "store/status.h"
+#include "store/store.h"
+
+namespace snapshot {
+
+// Settings changed with snapshot_config(); one per connection, shared by the
+// connection's functions (reference counted: freed with the last of them).
+struct ConnectionSettings {
+  std::string dir;            // store directory for schema main; empty: default
+  int level = 3;              // zstd level
+  int threads = 2;            // compression threads
+  int busy_timeout_ms = 30000;  // waiting for store and database locks
+  std::atomic<int> refs{0};
+};
+
+// Where a schema's database file and store are.
+struct StoreLocation {
+  std::string db_path;
+  std::string store_dir;
+  bool default_dir = false;  // <db>-snapshots: created on first backup
+  unsigned file_mode = 0600;  // the database's permission bits
+};
+
+// The store directory of `schema`: snapshot_config('dir') for main, else
+// $SNAPSHOT_DIR for main, else "<database file>-snapshots".
+Status LocateStore(sqlite3* db, const char* schema, const ConnectionSettings& settings, StoreLocation* out);
+
+// Opens the store of `schema`. For writing, the default directory is created
+// if missing; an explicitly configured one must exist.
+Status OpenStore(sqlite3* db, const char* schema, const ConnectionSettings& settings, bool exclusive,
+                 std::unique_ptr<Store>* out, StoreLocation* location = nullptr);
+
+}  // namespace snapshot

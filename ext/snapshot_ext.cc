@@ -1,0 +1,44 @@
+// snapshot: online, incremental, compressed page snapshots of a SQLite
+// database, from SQL.
+//
+// Load it once per process:
+//
+//   sqlite> .load ./build/snapshot
+//   sqlite> SELECT snapshot_backup('before-upgrade');
+//   sqlite> SELECT * FROM snapshot_list;
+//   sqlite> SELECT snapshot_restore();          -- the latest snapshot
+//
+// The entry point registers the SQL functions on the loading connection and,
+// through sqlite3_auto_extension, on every connection the process opens
+// afterwards. It returns SQLITE_OK_LOAD_PERMANENTLY so the library stays
+// loaded when that first connection closes (the VFSes and the auto-extension
+// point into it).
+#include <sqlite3ext.h>
+SQLITE_EXTENSION_INIT1
+
+#include "ext/functions.h"
+#include "vfs/internal_vfs.h"
+
+namespace {
+
+int InitConnection(sqlite3* db, char** error) {
+  int rc = snapshot::RegisterInternalVfs();
+  if (rc == SQLITE_OK) rc = snapshot::RegisterSnapshotFunctions(db);
+  if (rc != SQLITE_OK && error != nullptr) *error = sqlite3_mprintf("snapshot: cannot register: %s", sqlite3_errstr(rc));
+  return rc;
+}
+
+// Auto-extensions must answer SQLITE_OK on success.
+int AutoInit(sqlite3* db, char** error, const sqlite3_api_routines*) { return InitConnection(db, error); }
+
+}  // namespace
+
+extern "C" {
+__attribute__((visibility("default"))) int sqlite3_snapshot_init(sqlite3* db, char** error, const sqlite3_api_routines* api) {
+  SQLITE_EXTENSION_INIT2(api);
+  int rc = InitConnection(db, error);
+  if (rc != SQLITE_OK) return rc;
+  rc = sqlite3_auto_extension(reinterpret_cast<void (*)(void)>(AutoInit));
+  return rc == SQLITE_OK ? SQLITE_OK_LOAD_PERMANENTLY : rc;
+}
+}

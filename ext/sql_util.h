@@ -1,0 +1,49 @@
+// Small RAII and error helpers over the SQLite C API, for the extension.
+#pragma once
+
+#include "ext/sqlite_api.h"
+
+#include <string>
+
+#include "store/status.h"
+
+namespace snapshot {
+
+class Statement {
+ public:
+  Statement() = default;
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  sqlite3_stmt** out() { return &stmt_; }
+  sqlite3_stmt* get() const { return stmt_; }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+// An SQLite failure as a Status, keeping the connection's message.
+Status SqliteStatus(sqlite3* db, int rc, const std::string& context);
+
+// Runs a one-value query (e.g. a PRAGMA) on db; schema is quoted into %w.
+Status QueryInt(sqlite3* db, const std::string& sql, int64_t* out);
+Status QueryText(sqlite3* db, const std::string& sql, std::string* out);
+
+// "%w"-quotes an identifier for use inside double quotes.
+std::string QuoteIdentifier(const char* name);
+
+// Calls `attempt` until it stops answering SQLITE_BUSY/SQLITE_LOCKED or
+// timeout_ms passes; returns its last code.
+template <typename F>
+int RetryWhileBusy(int timeout_ms, F attempt) {
+  int waited = 0;
+  for (;;) {
+    int rc = attempt();
+    if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) return rc;
+    if (waited >= timeout_ms) return rc;
+    sqlite3_sleep(10);
+    waited += 10;
+  }
+}
+
+}  // namespace snapshot

@@ -1,0 +1,33 @@
+// The two hashes of the store, both XXH3 (libxxhash, header-only):
+//
+//  - PageHash: 128-bit, keyed with a random secret kept in the store's STORE
+//    file. It names page content for deduplication and is re-checked on every
+//    page read back. The key means that somebody who can put data into the
+//    database, but cannot read the store, cannot craft two pages that collide.
+//  - Checksum64: unkeyed 64-bit, guards every other stored byte (headers,
+//    indexes, compressed frames, manifests) against damage.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+
+namespace snapshot {
+
+constexpr size_t kHashSecretSize = 192;  // >= XXH3_SECRET_SIZE_MIN
+
+struct PageHash {
+  uint64_t lo = 0;
+  uint64_t hi = 0;
+  bool operator==(const PageHash& o) const { return lo == o.lo && hi == o.hi; }
+  bool operator!=(const PageHash& o) const { return !(*this == o); }
+};
+
+struct PageHashStd {
+  size_t operator()(const PageHash& h) const { return static_cast<size_t>(h.lo); }
+};
+
+PageHash HashPage(const uint8_t* secret, const void* data, size_t n);
+uint64_t Checksum64(const void* data, size_t n);
+
+}  // namespace snapshot

@@ -1,0 +1,63 @@
+// Manifest: one snapshot's metadata and its complete page map.
+//
+// Every snapshot carries the location of every one of its pages, so restoring
+// it never replays a chain and deleting another snapshot never breaks it. The
+// page map is a list of extents: runs of consecutive page numbers stored at
+// consecutive indexes of one pack. A full snapshot is one extent; an
+// incremental one is a few extents per changed run. See docs/FORMAT.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "store/status.h"
+
+namespace snapshot {
+
+// Where one page's content lives: page `index` of pack `pack`. pack 0 means
+// "all zero bytes, nothing stored" (used for the lock-byte page).
+struct PageRef {
+  uint64_t pack = 0;
+  uint32_t index = 0;
+};
+
+struct Extent {
+  uint32_t first_pgno = 0;  // 1-based SQLite page number
+  uint32_t page_count = 0;
+  uint64_t pack = 0;
+  uint32_t first_index = 0;
+};
+
+struct SnapshotInfo {
+  uint64_t id = 0;
+  int64_t created_ms = 0;  // Unix epoch, UTC
+  std::string label;
+  uint32_t page_size = 0;
+  uint32_t page_count = 0;
+  uint64_t pages_new = 0;  // pages this snapshot added to the store
+  uint64_t bytes_new = 0;  // bytes this snapshot added (its pack file)
+  uint64_t db_bytes() const { return uint64_t(page_size) * page_count; }
+};
+
+struct Manifest {
+  SnapshotInfo info;
+  std::vector<Extent> extents;  // cover pages 1..page_count in order
+
+  // Builds extents from a page map (refs[i] is page i+1).
+  void SetPageMap(const std::vector<PageRef>& refs);
+  // Finds page `pgno`; false if out of range.
+  bool Lookup(uint32_t pgno, PageRef* ref) const;
+
+  std::string Encode() const;
+  // Checks magic, version, checksum and that extents tile 1..page_count.
+  static Status Decode(const std::string& bytes, const std::string& name, Manifest* out);
+};
+
+// Largest accepted label, in bytes.
+constexpr size_t kMaxLabelBytes = 200;
+// Labels are shown in logs and may become file names in scripts: printable
+// text without control characters or path separators.
+Status ValidateLabel(const std::string& label);
+
+}  // namespace snapshot

@@ -1,0 +1,342 @@
+#include "store/pack.h"
+
+#include <zstd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "store/coding.h"
+#include "store/format.h"
+
+namespace snapshot {
+
+// Compresses frames on worker threads and hands them back in submission
+// order, so pack layout does not depend on thread timing.
+class FrameCompressor {
+ public:
+  FrameCompressor(int level, int threads) : level_(level) {
+    for (int i = 0; i < threads; i++) workers_.emplace_back([this] { WorkerLoop(); });
+    max_in_flight_ = threads > 0 ? size_t(threads) * 2 : 1;
+  }
+  ~FrameCompressor() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    work_cv_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+
+  // Frames worth keeping between Submit() and Next(): enough to keep every
+  // worker busy; the caller drains before submitting more (bounds memory).
+  size_t max_in_flight() const { return max_in_flight_; }
+
+  void Submit(std::string raw) {
+    auto job = std::make_unique<Job>();
+    job->raw = std::move(raw);
+    if (workers_.empty()) {
+      Compress(job.get(), &inline_ctx_);
+      std::lock_guard<std::mutex> l(mu_);
+      in_order_.push_back(std::move(job));
+      return;
+    }
+    std::lock_guard<std::mutex> l(mu_);
+    pending_.push_back(job.get());
+    in_order_.push_back(std::move(job));
+    work_cv_.notify_one();
+  }
+
+  // Takes the oldest frame if it is compressed (or, with wait, once it is).
+  bool Next(bool wait, std::string* out, Status* status) {
+    std::unique_lock<std::mutex> l(mu_);
+    if (in_order_.empty()) return false;
+    if (wait) done_cv_.wait(l, [&] { return in_order_.front()->done; });
+    if (!in_order_.front()->done) return false;
+    std::unique_ptr<Job> job = std::move(in_order_.front());
+    in_order_.pop_front();
+    *out = std::move(job->out);
+    *status = job->status;
+    return true;
+  }
+
+ private:
+  struct Job {
+    std::string raw, out;
+    Status status;
+    bool done = false;
+  };
+  struct Ctx {
+    ZSTD_CCtx* cctx = nullptr;
+    ~Ctx() { ZSTD_freeCCtx(cctx); }
+  };
+
+  void Compress(Job* job, Ctx* ctx) {
+    if (ctx->cctx == nullptr) ctx->cctx = ZSTD_createCCtx();
+    job->out.resize(ZSTD_compressBound(job->raw.size()));
+    size_t n = ctx->cctx == nullptr ? 0 : ZSTD_compressCCtx(ctx->cctx, &job->out[0], job->out.size(),
+                                                           job->raw.data(), job->raw.size(), level_);
+    if (ctx->cctx == nullptr || ZSTD_isError(n)) {
+      job->status = Status::IOError(std::string("zstd compression failed: ") +
+                                    (ctx->cctx ? ZSTD_getErrorName(n) : "out of memory"));
+      n = 0;
+    }
+    job->out.resize(n);
+    std::string().swap(job->raw);
+    job->done = true;
+  }
+
+  void WorkerLoop() {
+    Ctx ctx;
+    for (;;) {
+      Job* job;
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        work_cv_.wait(l, [&] { return stop_ || !pending_.empty(); });
+        if (pending_.empty()) return;
+        job = pending_.front();
+        pending_.pop_front();
+      }
+      Job local;  // compress outside the lock
+      local.raw = std::move(job->raw);
+      Compress(&local, &ctx);
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        job->out = std::move(local.out);
+        job->status = local.status;
+        job->done = true;
+      }
+      done_cv_.notify_all();
+    }
+  }
+
+  const int level_;
+  size_t max_in_flight_;
+  Ctx inline_ctx_;
+  std::mutex mu_;
+  std::condition_variable work_cv_, done_cv_;
+  std::deque<Job*> pending_;                     // not yet picked up by a worker
+  std::deque<std::unique_ptr<Job>> in_order_;    // every job not yet taken by Next()
+  std::vector<std::thread> workers_;
+  bool stop_ = false;
+};
+
+PackWriter::~PackWriter() {
+  if (!finished_) Abandon();
+}
+
+Status PackWriter::Create(Env* env, const std::string& dir, uint64_t id, uint32_t page_size, unsigned mode,
+                          const CompressOptions& options, std::unique_ptr<PackWriter>* out) {
+  std::unique_ptr<PackWriter> w(new PackWriter);
+  w->env_ = env;
+  w->id_ = id;
+  w->page_size_ = page_size;
+  w->pages_per_frame_ = PagesPerFrame(page_size);
+  w->final_path_ = JoinPath(dir, FileNameForId(id, kPackSuffix));
+  w->tmp_path_ = w->final_path_ + kTempSuffix;
+  SNAPSHOT_RETURN_IF_ERROR(env->NewWritableFile(w->tmp_path_, mode, &w->file_));
+  std::string header;
+  ByteWriter hw(&header);
+  hw.Bytes(kPackMagic, 8);
+  hw.U32(kFormatVersion);
+  hw.U32(page_size);
+  hw.U64(id);
+  hw.U64(Checksum64(header.data(), header.size()));
+  Status s = w->file_->Append(header.data(), header.size());
+  if (!s.ok()) return s;  // the destructor removes the temporary file
+  w->offset_ = header.size();
+  w->compressor_.reset(new FrameCompressor(options.level, options.threads));
+  w->frame_.reserve(size_t(w->pages_per_frame_) * page_size);
+  *out = std::move(w);
+  return Status::OK();
+}
+
+Status PackWriter::AddPage(const uint8_t* data, const PageHash& hash) {
+  frame_.append(reinterpret_cast<const char*>(data), page_size_);
+  hashes_.push_back(hash);
+  if (++frame_pages_ == pages_per_frame_) SNAPSHOT_RETURN_IF_ERROR(SubmitFrame());
+  return WriteReadyFrames(/*wait=*/false, SIZE_MAX);
+}
+
+Status PackWriter::SubmitFrame() {
+  if (frame_pages_ == 0) return Status::OK();
+  submitted_pages_.push_back(frame_pages_);
+  std::string raw;
+  raw.swap(frame_);
+  frame_.reserve(size_t(pages_per_frame_) * page_size_);
+  frame_pages_ = 0;
+  while (submitted_pages_.size() - frames_.size() > compressor_->max_in_flight()) {
+    SNAPSHOT_RETURN_IF_ERROR(WriteReadyFrames(/*wait=*/true, /*limit=*/1));
+  }
+  compressor_->Submit(std::move(raw));
+  return Status::OK();
+}
+
+Status PackWriter::WriteReadyFrames(bool wait, size_t limit) {
+  std::string compressed;
+  Status job_status;
+  for (size_t n = 0; n < limit && frames_.size() < submitted_pages_.size() &&
+                     compressor_->Next(wait, &compressed, &job_status);
+       n++) {
+    SNAPSHOT_RETURN_IF_ERROR(job_status);
+    FrameEntry e;
+    e.offset = offset_;
+    e.compressed_size = static_cast<uint32_t>(compressed.size());
+    e.page_count = submitted_pages_[frames_.size()];
+    e.checksum = Checksum64(compressed.data(), compressed.size());
+    e.first_index = frames_.empty() ? 0 : frames_.back().first_index + frames_.back().page_count;
+    SNAPSHOT_RETURN_IF_ERROR(file_->Append(compressed.data(), compressed.size()));
+    offset_ += compressed.size();
+    frames_.push_back(e);
+  }
+  return Status::OK();
+}
+
+Status PackWriter::Finish(uint64_t* bytes) {
+  SNAPSHOT_RETURN_IF_ERROR(SubmitFrame());
+  SNAPSHOT_RETURN_IF_ERROR(WriteReadyFrames(/*wait=*/true, SIZE_MAX));
+  std::string index;
+  ByteWriter iw(&index);
+  for (const FrameEntry& e : frames_) {
+    iw.U64(e.offset);
+    iw.U32(e.compressed_size);
+    iw.U32(e.page_count);
+    iw.U64(e.checksum);
+  }
+  for (const PageHash& h : hashes_) {
+    iw.U64(h.lo);
+    iw.U64(h.hi);
+  }
+  std::string footer;
+  ByteWriter fw(&footer);
+  fw.U64(offset_);
+  fw.U32(static_cast<uint32_t>(frames_.size()));
+  fw.U32(static_cast<uint32_t>(hashes_.size()));
+  fw.U64(Checksum64(index.data(), index.size()));
+  fw.U64(Checksum64(footer.data(), footer.size()));
+  fw.Bytes(kPackEndMagic, 8);
+  SNAPSHOT_RETURN_IF_ERROR(file_->Append(index.data(), index.size()));
+  SNAPSHOT_RETURN_IF_ERROR(file_->Append(footer.data(), footer.size()));
+  SNAPSHOT_RETURN_IF_ERROR(file_->Sync());
+  SNAPSHOT_RETURN_IF_ERROR(file_->Close());
+  SNAPSHOT_RETURN_IF_ERROR(env_->RenameFile(tmp_path_, final_path_));
+  finished_ = true;
+  *bytes = offset_ + index.size() + footer.size();
+  return env_->SyncDir(DirName(final_path_));
+}
+
+void PackWriter::Abandon() {
+  compressor_.reset();
+  if (file_) file_->Close();
+  env_->RemoveFile(tmp_path_);
+  finished_ = true;
+}
+
+Status PackReader::Open(Env* env, const std::string& path, uint64_t id, const uint8_t* secret,
+                        std::unique_ptr<PackReader>* out) {
+  std::unique_ptr<PackReader> r(new PackReader);
+  r->env_ = env;
+  r->path_ = path;
+  r->id_ = id;
+  r->secret_ = secret;
+  SNAPSHOT_RETURN_IF_ERROR(env->NewRandomAccessFile(path, &r->file_));
+  auto bad = [&](const std::string& why) { return Status::Corruption("pack " + path + " is damaged: " + why); };
+  const uint64_t size = r->file_->Size();
+  if (size < kPackHeaderSize + kPackFooterSize) return bad("too short");
+
+  uint8_t header[kPackHeaderSize];
+  SNAPSHOT_RETURN_IF_ERROR(r->file_->Read(0, sizeof header, header));
+  ByteReader hr(header, sizeof header);
+  char magic[8];
+  uint32_t version;
+  uint64_t header_id, header_sum;
+  hr.Bytes(magic, 8);
+  hr.U32(&version);
+  hr.U32(&r->page_size_);
+  hr.U64(&header_id);
+  hr.U64(&header_sum);
+  if (std::string(magic, 8) != std::string(kPackMagic, 8)) return bad("bad magic number");
+  if (Checksum64(header, 24) != header_sum) return bad("header checksum mismatch");
+  if (version > kFormatVersion) {
+    return Status::NotSupported("pack " + path + " has format version " + std::to_string(version) +
+                                ", newer than this build reads; upgrade the extension");
+  }
+  if (header_id != id) return bad("it names itself pack " + std::to_string(header_id));
+  if (!IsValidPageSize(r->page_size_)) return bad("invalid page size");
+
+  uint8_t footer[kPackFooterSize];
+  SNAPSHOT_RETURN_IF_ERROR(r->file_->Read(size - kPackFooterSize, sizeof footer, footer));
+  ByteReader fr(footer, sizeof footer);
+  uint64_t index_offset, index_sum, footer_sum;
+  uint32_t n_frames, n_pages;
+  fr.U64(&index_offset);
+  fr.U32(&n_frames);
+  fr.U32(&n_pages);
+  fr.U64(&index_sum);
+  fr.U64(&footer_sum);
+  fr.Bytes(magic, 8);
+  if (std::string(magic, 8) != std::string(kPackEndMagic, 8)) return bad("bad footer magic number (incomplete pack?)");
+  if (Checksum64(footer, 24) != footer_sum) return bad("footer checksum mismatch");
+  const uint64_t index_size = uint64_t(n_frames) * kFrameEntrySize + uint64_t(n_pages) * 16;
+  if (index_offset < kPackHeaderSize || index_offset + index_size + kPackFooterSize != size) {
+    return bad("index does not fit the file");
+  }
+  std::string index(index_size, '\0');
+  if (index_size > 0) SNAPSHOT_RETURN_IF_ERROR(r->file_->Read(index_offset, index_size, &index[0]));
+  if (Checksum64(index.data(), index.size()) != index_sum) return bad("index checksum mismatch");
+
+  ByteReader ir(index);
+  r->frames_.resize(n_frames);
+  uint64_t expect_offset = kPackHeaderSize;
+  uint32_t first_index = 0;
+  for (FrameEntry& e : r->frames_) {
+    ir.U64(&e.offset);
+    ir.U32(&e.compressed_size);
+    ir.U32(&e.page_count);
+    ir.U64(&e.checksum);
+    if (e.offset != expect_offset || e.page_count == 0 || e.page_count > PagesPerFrame(r->page_size_)) {
+      return bad("frame table is inconsistent");
+    }
+    e.first_index = first_index;
+    first_index += e.page_count;
+    expect_offset += e.compressed_size;
+  }
+  if (expect_offset != index_offset || first_index != n_pages) return bad("frame table is inconsistent");
+  r->hashes_.resize(n_pages);
+  for (PageHash& h : r->hashes_) {
+    ir.U64(&h.lo);
+    ir.U64(&h.hi);
+  }
+  *out = std::move(r);
+  return Status::OK();
+}
+
+uint32_t PackReader::FrameOf(uint32_t index) const {
+  auto it = std::upper_bound(frames_.begin(), frames_.end(), index,
+                             [](uint32_t i, const FrameEntry& e) { return i < e.first_index; });
+  return static_cast<uint32_t>((it - frames_.begin()) - 1);
+}
+
+Status PackReader::ReadFrame(uint32_t f, std::string* pages) const {
+  const FrameEntry& e = frames_[f];
+  auto bad = [&](const std::string& why) {
+    return Status::Corruption("pack " + path_ + " is damaged: frame " + std::to_string(f) + " " + why);
+  };
+  std::string compressed(e.compressed_size, '\0');
+  if (e.compressed_size > 0) SNAPSHOT_RETURN_IF_ERROR(file_->Read(e.offset, e.compressed_size, &compressed[0]));
+  if (Checksum64(compressed.data(), compressed.size()) != e.checksum) return bad("checksum mismatch");
+  const size_t raw_size = size_t(e.page_count) * page_size_;
+  pages->resize(raw_size);
+  size_t n = ZSTD_decompress(&(*pages)[0], raw_size, compressed.data(), compressed.size());
+  if (ZSTD_isError(n)) return bad(std::string("does not decompress: ") + ZSTD_getErrorName(n));
+  if (n != raw_size) return bad("decompresses to the wrong size");
+  for (uint32_t i = 0; i < e.page_count; i++) {
+    const uint8_t* page = reinterpret_cast<const uint8_t*>(pages->data()) + size_t(i) * page_size_;
+    if (HashPage(secret_, page, page_size_) != hashes_[e.first_index + i]) return bad("holds a page that fails its hash");
+  }
+  return Status::OK();
+}
+
+}  // namespace snapshot

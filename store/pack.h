@@ -1,0 +1,121 @@
+// Pack: the compressed pages one snapshot added to the store.
+//
+// A pack is written once, by one snapshot (or by a prune that compacts older
+// packs), and never modified. Pages are grouped into zstd frames of about
+// 256 KiB: big enough to compress nearly as well as the whole file (see
+// docs/FORMAT.md for the measurements), small enough that reading one page
+// decompresses little. An index at the end gives each frame's offset and
+// checksum and each page's keyed hash; a footer locates the index.
+//
+// PackWriter compresses frames on worker threads while the caller keeps
+// reading the database, and publishes the pack atomically on Finish().
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "store/env.h"
+#include "store/hash.h"
+#include "store/status.h"
+
+namespace snapshot {
+
+constexpr size_t kPackHeaderSize = 32;
+constexpr size_t kPackFooterSize = 40;
+constexpr size_t kFrameEntrySize = 24;
+constexpr size_t kTargetFrameBytes = 256 * 1024;
+
+inline uint32_t PagesPerFrame(uint32_t page_size) {
+  return page_size >= kTargetFrameBytes ? 1 : static_cast<uint32_t>(kTargetFrameBytes / page_size);
+}
+
+struct FrameEntry {
+  uint64_t offset = 0;
+  uint32_t compressed_size = 0;
+  uint32_t page_count = 0;
+  uint64_t checksum = 0;  // Checksum64 of the compressed bytes
+  uint32_t first_index = 0;  // derived: sum of page_count of earlier frames
+};
+
+struct CompressOptions {
+  int level = 3;    // zstd level
+  int threads = 2;  // compression threads; 0 compresses on the caller's thread
+};
+
+class FrameCompressor;
+
+class PackWriter {
+ public:
+  ~PackWriter();
+  // Starts <dir>/<id>.pack.tmp; nothing is visible until Finish().
+  static Status Create(Env* env, const std::string& dir, uint64_t id, uint32_t page_size,
+                       unsigned mode, const CompressOptions& options, std::unique_ptr<PackWriter>* out);
+
+  // Appends a page (page_size bytes) whose keyed hash is `hash`; the page's
+  // index in this pack is page_count() before the call.
+  Status AddPage(const uint8_t* data, const PageHash& hash);
+  uint32_t page_count() const { return static_cast<uint32_t>(hashes_.size()); }
+  uint64_t id() const { return id_; }
+
+  // Writes the index and footer, fsyncs, renames into place and fsyncs the
+  // directory. On return the pack is durable; *bytes is its size.
+  Status Finish(uint64_t* bytes);
+  // Removes the temporary file (also done by the destructor if unfinished).
+  void Abandon();
+
+ private:
+  PackWriter() = default;
+  Status SubmitFrame();
+  // Writes up to `limit` compressed frames, in order; with wait, blocks for them.
+  Status WriteReadyFrames(bool wait, size_t limit);
+
+  Env* env_ = nullptr;
+  std::string final_path_, tmp_path_;
+  uint64_t id_ = 0;
+  uint32_t page_size_ = 0;
+  uint32_t pages_per_frame_ = 0;
+  std::unique_ptr<WritableFile> file_;
+  std::unique_ptr<FrameCompressor> compressor_;
+  std::string frame_;  // pages of the frame being filled
+  uint32_t frame_pages_ = 0;
+  std::vector<uint32_t> submitted_pages_;  // page count of each submitted frame, in order
+  uint64_t offset_ = 0;
+  std::vector<FrameEntry> frames_;
+  std::vector<PageHash> hashes_;
+  bool finished_ = false;
+};
+
+class PackReader {
+ public:
+  // Opens and checks header, footer and index. `secret` is the store's hash
+  // key, used to re-check every page read.
+  static Status Open(Env* env, const std::string& path, uint64_t id, const uint8_t* secret,
+                     std::unique_ptr<PackReader>* out);
+
+  uint64_t id() const { return id_; }
+  uint32_t page_size() const { return page_size_; }
+  uint32_t page_count() const { return static_cast<uint32_t>(hashes_.size()); }
+  uint64_t file_size() const { return file_->Size(); }
+  const std::vector<FrameEntry>& frames() const { return frames_; }
+  const PageHash& hash(uint32_t index) const { return hashes_[index]; }
+  uint32_t FrameOf(uint32_t index) const;
+
+  // Reads frame `f`, checks its checksum, decompresses it into *pages and
+  // checks every page against its hash. Thread-safe.
+  Status ReadFrame(uint32_t f, std::string* pages) const;
+
+ private:
+  PackReader() = default;
+  Env* env_ = nullptr;
+  std::string path_;
+  uint64_t id_ = 0;
+  uint32_t page_size_ = 0;
+  const uint8_t* secret_ = nullptr;
+  std::unique_ptr<RandomAccessFile> file_;
+  std::vector<FrameEntry> frames_;
+  std::vector<PageHash> hashes_;
+};
+
+}  // namespace snapshot

@@ -1,0 +1,593 @@
+#include "store/store.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include "store/coding.h"
+#include "store/format.h"
+
+namespace snapshot {
+namespace {
+
+// A page the builder has not been given yet.
+constexpr uint64_t kUnsetPack = UINT64_MAX;
+// SQLite never reads or writes the page holding byte offset 2^30 (its lock
+// bytes live there); it reads back as zeros.
+constexpr uint64_t kLockBytePageOffset = 0x40000000ull;
+
+uint32_t LockBytePage(uint32_t page_size) { return static_cast<uint32_t>(kLockBytePageOffset / page_size) + 1; }
+
+unsigned DirModeFor(unsigned file_mode) { return file_mode | ((file_mode & 0444u) >> 2); }
+
+}  // namespace
+
+std::string FormatTimestamp(int64_t unix_ms) {
+  time_t secs = static_cast<time_t>(unix_ms / 1000);
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(unix_ms % 1000));
+  return buf;
+}
+
+Store::~Store() = default;
+
+std::string Store::PackPath(uint64_t id) const {
+  return JoinPath(JoinPath(options_.dir, kPackDirName), FileNameForId(id, kPackSuffix));
+}
+std::string Store::ManifestPath(uint64_t id) const {
+  return JoinPath(JoinPath(options_.dir, kSnapshotDirName), FileNameForId(id, kManifestSuffix));
+}
+
+Status Store::Open(const StoreOptions& options, std::unique_ptr<Store>* out) {
+  std::unique_ptr<Store> store(new Store(options));
+  SNAPSHOT_RETURN_IF_ERROR(store->Init());
+  *out = std::move(store);
+  return Status::OK();
+}
+
+Status Store::Init() {
+  Env* env = options_.env;
+  const std::string& dir = options_.dir;
+  if (!env->IsDirectory(dir)) {
+    if (env->FileExists(dir)) return Status::InvalidArgument("snapshot store " + dir + " is not a directory");
+    if (!options_.create_if_missing) {
+      return Status::NotFound("snapshot store directory " + dir + " does not exist" +
+                              (options_.exclusive ? "; create it first (an explicitly chosen store is never created, "
+                                                    "so that an unmounted backup volume is noticed)"
+                                                  : " (no snapshot has been taken yet)"));
+    }
+    SNAPSHOT_RETURN_IF_ERROR(env->CreateDir(dir, DirModeFor(options_.file_mode)));
+    SNAPSHOT_RETURN_IF_ERROR(env->SyncDir(DirName(dir)));
+  }
+  const std::string store_file = JoinPath(dir, kStoreFileName);
+  if (!options_.exclusive && !env->FileExists(store_file)) {
+    return Status::NotFound("no snapshot has been taken yet (the store " + dir + " is empty)");
+  }
+  SNAPSHOT_RETURN_IF_ERROR(env->LockFile(JoinPath(dir, kLockFileName), options_.exclusive,
+                                         options_.lock_timeout_ms, options_.file_mode, &lock_));
+  if (env->FileExists(store_file)) {
+    SNAPSHOT_RETURN_IF_ERROR(ReadStoreFile(store_file));
+  } else {
+    SNAPSHOT_RETURN_IF_ERROR(CreateStoreFile(store_file));
+  }
+  if (options_.exclusive) {
+    for (const char* sub : {kPackDirName, kSnapshotDirName}) {
+      SNAPSHOT_RETURN_IF_ERROR(env->CreateDir(JoinPath(dir, sub), DirModeFor(options_.file_mode)));
+    }
+    SNAPSHOT_RETURN_IF_ERROR(env->SyncDir(dir));
+    SNAPSHOT_RETURN_IF_ERROR(RemoveDebris());
+  }
+  return Status::OK();
+}
+
+Status Store::CreateStoreFile(const std::string& path) {
+  SNAPSHOT_RETURN_IF_ERROR(options_.env->RandomBytes(secret_, sizeof secret_));
+  std::string data;
+  ByteWriter w(&data);
+  w.Bytes(kStoreMagic, 8);
+  w.U32(kFormatVersion);
+  w.U32(0);  // flags
+  w.U64(static_cast<uint64_t>(options_.env->NowMillis()));
+  w.String(options_.db_name);
+  w.Bytes(secret_, sizeof secret_);
+  w.U64(Checksum64(data.data(), data.size()));
+  return WriteFileAtomically(options_.env, path, data, options_.file_mode);
+}
+
+Status Store::ReadStoreFile(const std::string& path) {
+  std::string data;
+  SNAPSHOT_RETURN_IF_ERROR(options_.env->ReadFileToString(path, &data));
+  auto bad = [&](const std::string& why) { return Status::Corruption("store file " + path + " is damaged: " + why); };
+  if (data.size() < 16 || data.compare(0, 8, kStoreMagic) != 0) {
+    return Status::InvalidArgument(options_.dir + " is not a snapshot store (its STORE file has no store magic number)");
+  }
+  ByteReader r(data.data() + 8, data.size() - 8);
+  uint32_t version, flags;
+  uint64_t created, sum;
+  std::string db_name;
+  if (!r.U32(&version)) return bad("truncated");
+  if (version > kFormatVersion) {
+    return Status::NotSupported("the snapshot store " + options_.dir + " was written by a newer version (format " +
+                                std::to_string(version) + "; this build reads up to " + std::to_string(kFormatVersion) +
+                                "); upgrade the extension");
+  }
+  if (!(r.U32(&flags) && r.U64(&created) && r.String(&db_name, 4096) && r.Bytes(secret_, sizeof secret_) &&
+        r.U64(&sum) && r.remaining() == 0)) {
+    return bad("truncated");
+  }
+  if (Checksum64(data.data(), data.size() - 8) != sum) return bad("checksum mismatch");
+  if (!options_.db_name.empty() && db_name != options_.db_name) {
+    return Status::InvalidArgument("the snapshot store " + options_.dir + " belongs to database '" + db_name +
+                                   "', not '" + options_.db_name + "'; choose another store directory");
+  }
+  return Status::OK();
+}
+
+// Temporary files are left only by a crash or a failure mid-write; under the
+// exclusive lock nobody else can be writing them.
+Status Store::RemoveDebris() {
+  for (const char* sub : {kPackDirName, kSnapshotDirName, ""}) {
+    const std::string d = JoinPath(options_.dir, sub);
+    std::vector<std::string> names;
+    SNAPSHOT_RETURN_IF_ERROR(options_.env->GetChildren(d, &names));
+    for (const std::string& n : names) {
+      const size_t k = std::strlen(kTempSuffix);
+      if (n.size() > k && n.compare(n.size() - k, k, kTempSuffix) == 0) {
+        SNAPSHOT_RETURN_IF_ERROR(options_.env->RemoveFile(JoinPath(d, n)));
+      }
+    }
+  }
+  return Status::OK();
+}
+
+Status Store::ScanIds(std::vector<uint64_t>* manifests, std::vector<uint64_t>* packs) {
+  struct Kind {
+    const char* sub;
+    const char* suffix;
+    std::vector<uint64_t>* ids;
+  };
+  for (const Kind& k : {Kind{kSnapshotDirName, kManifestSuffix, manifests}, Kind{kPackDirName, kPackSuffix, packs}}) {
+    if (k.ids == nullptr) continue;
+    k.ids->clear();
+    std::vector<std::string> names;
+    Status s = options_.env->GetChildren(JoinPath(options_.dir, k.sub), &names);
+    if (s.IsNotFound()) continue;
+    SNAPSHOT_RETURN_IF_ERROR(s);
+    for (const std::string& n : names) {
+      uint64_t id;
+      if (ParseFileId(n, k.suffix, &id)) k.ids->push_back(id);
+    }
+    std::sort(k.ids->begin(), k.ids->end());
+  }
+  return Status::OK();
+}
+
+Status Store::NextId(uint64_t* id) {
+  std::vector<uint64_t> m, p;
+  SNAPSHOT_RETURN_IF_ERROR(ScanIds(&m, &p));
+  uint64_t max_id = 0;
+  if (!m.empty()) max_id = std::max(max_id, m.back());
+  if (!p.empty()) max_id = std::max(max_id, p.back());
+  *id = max_id + 1;
+  return Status::OK();
+}
+
+Status Store::ReadManifest(uint64_t id, Manifest* out) {
+  std::string data;
+  Status s = options_.env->ReadFileToString(ManifestPath(id), &data);
+  if (s.IsNotFound()) return Status::NotFound("no snapshot with id " + std::to_string(id));
+  SNAPSHOT_RETURN_IF_ERROR(s);
+  SNAPSHOT_RETURN_IF_ERROR(Manifest::Decode(data, FileNameForId(id, kManifestSuffix), out));
+  if (out->info.id != id) return Status::Corruption("snapshot file for id " + std::to_string(id) + " names another id");
+  return Status::OK();
+}
+
+Status Store::List(std::vector<SnapshotInfo>* out) {
+  out->clear();
+  std::vector<uint64_t> ids;
+  SNAPSHOT_RETURN_IF_ERROR(ScanIds(&ids, nullptr));
+  for (uint64_t id : ids) {
+    Manifest m;
+    // A damaged snapshot is not listed (and so never restored as "latest");
+    // snapshot_verify() names it.
+    if (ReadManifest(id, &m).ok()) out->push_back(m.info);
+  }
+  return Status::OK();
+}
+
+Status Store::LatestId(uint64_t* id) {
+  std::vector<SnapshotInfo> all;
+  SNAPSHOT_RETURN_IF_ERROR(List(&all));
+  if (all.empty()) return Status::NotFound("no snapshot has been taken yet");
+  *id = all.back().id;
+  return Status::OK();
+}
+
+Status Store::GetPack(uint64_t id, const PackReader** out) {
+  auto it = packs_.find(id);
+  if (it == packs_.end()) {
+    std::unique_ptr<PackReader> r;
+    Status s = PackReader::Open(options_.env, PackPath(id), id, secret_, &r);
+    if (s.IsNotFound()) return Status::Corruption("pack " + PackPath(id) + " is missing");
+    SNAPSHOT_RETURN_IF_ERROR(s);
+    it = packs_.emplace(id, std::move(r)).first;
+  }
+  *out = it->second.get();
+  return Status::OK();
+}
+
+Status Store::LoadDedupIndex() {
+  if (dedup_loaded_) return Status::OK();
+  dedup_.clear();
+  std::vector<uint64_t> ids;
+  SNAPSHOT_RETURN_IF_ERROR(ScanIds(nullptr, &ids));
+  for (uint64_t id : ids) {
+    const PackReader* pack;
+    // A damaged pack is not used for deduplication; verify reports it.
+    if (!GetPack(id, &pack).ok()) continue;
+    for (uint32_t i = 0; i < pack->page_count(); i++) dedup_.emplace(pack->hash(i), PageRef{id, i});
+  }
+  dedup_loaded_ = true;
+  return Status::OK();
+}
+
+Status Store::WriteManifest(const Manifest& m) {
+  return WriteFileAtomically(options_.env, ManifestPath(m.info.id), m.Encode(), options_.file_mode);
+}
+
+Status Store::NewSnapshot(uint32_t page_size, uint32_t page_count, const Manifest* base,
+                          std::unique_ptr<SnapshotBuilder>* out) {
+  if (!options_.exclusive) return Status::InvalidArgument("internal: snapshot store opened read-only");
+  if (!IsValidPageSize(page_size)) return Status::InvalidArgument("invalid page size " + std::to_string(page_size));
+  SNAPSHOT_RETURN_IF_ERROR(LoadDedupIndex());
+  std::unique_ptr<SnapshotBuilder> b(new SnapshotBuilder);
+  b->store_ = this;
+  b->page_size_ = page_size;
+  SNAPSHOT_RETURN_IF_ERROR(NextId(&b->id_));
+  b->refs_.assign(page_count, PageRef{kUnsetPack, 0});
+  if (base != nullptr && base->info.page_size == page_size) {
+    for (const Extent& e : base->extents) {
+      for (uint32_t i = 0; i < e.page_count && e.first_pgno - 1 + i < page_count; i++) {
+        b->refs_[e.first_pgno - 1 + i] = PageRef{e.pack, e.pack == 0 ? 0 : e.first_index + i};
+      }
+    }
+  }
+  *out = std::move(b);
+  return Status::OK();
+}
+
+SnapshotBuilder::~SnapshotBuilder() {
+  if (pack_) {
+    // Not committed: forget the pages that were going into the abandoned pack.
+    pack_->Abandon();
+    store_->dedup_loaded_ = false;
+    store_->dedup_.clear();
+  }
+}
+
+Status SnapshotBuilder::AddPage(uint32_t pgno, const uint8_t* data) {
+  if (pgno == 0 || pgno > refs_.size()) {
+    return Status::InvalidArgument("internal: page " + std::to_string(pgno) + " is outside the snapshot");
+  }
+  const PageHash h = HashPage(store_->secret_, data, page_size_);
+  auto it = store_->dedup_.find(h);
+  if (it != store_->dedup_.end()) {
+    const PackReader* existing = nullptr;
+    // Content of another page size never matches, but be explicit: a ref
+    // must point at a pack of this snapshot's page size.
+    if (it->second.pack == id_ || (store_->GetPack(it->second.pack, &existing).ok() &&
+                                   existing->page_size() == page_size_)) {
+      refs_[pgno - 1] = it->second;
+      return Status::OK();
+    }
+  }
+  if (!pack_) {
+    SNAPSHOT_RETURN_IF_ERROR(PackWriter::Create(store_->env(), JoinPath(store_->dir(), kPackDirName), id_,
+                                                page_size_, store_->options_.file_mode,
+                                                store_->options_.compress, &pack_));
+  }
+  const PageRef ref{id_, pack_->page_count()};
+  SNAPSHOT_RETURN_IF_ERROR(pack_->AddPage(data, h));
+  store_->dedup_[h] = ref;
+  refs_[pgno - 1] = ref;
+  pages_new_++;
+  return Status::OK();
+}
+
+Status SnapshotBuilder::Commit(const std::string& label, uint64_t* id) {
+  SNAPSHOT_RETURN_IF_ERROR(ValidateLabel(label));
+  const uint32_t lock_page = LockBytePage(page_size_);
+  for (uint32_t i = 0; i < refs_.size(); i++) {
+    if (refs_[i].pack != kUnsetPack) continue;
+    if (i + 1 != lock_page) return Status::InvalidArgument("internal: page " + std::to_string(i + 1) + " was never added");
+    refs_[i] = PageRef{0, 0};
+  }
+  Manifest m;
+  m.info.id = id_;
+  m.info.created_ms = store_->env()->NowMillis();
+  m.info.label = label;
+  m.info.page_size = page_size_;
+  m.info.pages_new = pages_new_;
+  if (pack_) {
+    SNAPSHOT_RETURN_IF_ERROR(pack_->Finish(&m.info.bytes_new));
+    pack_.reset();
+  }
+  m.SetPageMap(refs_);
+  const std::string encoded = m.Encode();
+  m.info.bytes_new += encoded.size();
+  SNAPSHOT_RETURN_IF_ERROR(store_->WriteManifest(m));
+  *id = id_;
+  return Status::OK();
+}
+
+Status Store::OpenImage(uint64_t id, std::unique_ptr<SnapshotImage>* out) {
+  std::unique_ptr<SnapshotImage> image(new SnapshotImage);
+  image->store_ = this;
+  SNAPSHOT_RETURN_IF_ERROR(ReadManifest(id, &image->manifest_));
+  std::set<uint64_t> packs;
+  for (const Extent& e : image->manifest_.extents) {
+    if (e.pack == 0) continue;
+    packs.insert(e.pack);
+    const PackReader* pack;
+    SNAPSHOT_RETURN_IF_ERROR(GetPack(e.pack, &pack));
+    if (pack->page_size() != image->manifest_.info.page_size ||
+        uint64_t(e.first_index) + e.page_count > pack->page_count()) {
+      return Status::Corruption("snapshot " + std::to_string(id) + " refers to pages that pack " +
+                                std::to_string(e.pack) + " does not hold");
+    }
+  }
+  // Pages come back in page order; an incremental pack's frames each cover a
+  // contiguous stretch of it, so one frame per pack is live at a time.
+  image->cache_capacity_ = std::max<size_t>(64, packs.size() * 2 + 8);
+  *out = std::move(image);
+  return Status::OK();
+}
+
+Status SnapshotImage::ReadPage(uint32_t pgno, uint8_t* out) {
+  const uint32_t page_size = manifest_.info.page_size;
+  PageRef ref;
+  if (!manifest_.Lookup(pgno, &ref)) return Status::InvalidArgument("page " + std::to_string(pgno) + " is past the end");
+  if (ref.pack == 0) {
+    std::memset(out, 0, page_size);
+    return Status::OK();
+  }
+  const PackReader* pack;
+  SNAPSHOT_RETURN_IF_ERROR(store_->GetPack(ref.pack, &pack));
+  const uint32_t f = pack->FrameOf(ref.index);
+  auto key = std::make_pair(ref.pack, f);
+  auto it = cache_.find(key);
+  if (it == cache_.end()) {
+    if (cache_.size() >= cache_capacity_) {
+      auto oldest = std::min_element(cache_.begin(), cache_.end(), [](const auto& a, const auto& b) {
+        return a.second.last_use < b.second.last_use;
+      });
+      cache_.erase(oldest);
+    }
+    CachedFrame frame;
+    SNAPSHOT_RETURN_IF_ERROR(pack->ReadFrame(f, &frame.pages));
+    it = cache_.emplace(key, std::move(frame)).first;
+  }
+  it->second.last_use = ++clock_;
+  const size_t slot = ref.index - pack->frames()[f].first_index;
+  std::memcpy(out, it->second.pages.data() + slot * page_size, page_size);
+  return Status::OK();
+}
+
+Status SnapshotImage::Read(uint64_t offset, size_t n, uint8_t* out) {
+  const uint32_t page_size = manifest_.info.page_size;
+  std::string page(page_size, '\0');
+  while (n > 0) {
+    const uint32_t pgno = static_cast<uint32_t>(offset / page_size) + 1;
+    const size_t in_page = static_cast<size_t>(offset % page_size);
+    const size_t take = std::min(n, size_t(page_size) - in_page);
+    if (pgno > manifest_.info.page_count) {
+      std::memset(out, 0, n);  // past the end reads as zeros, like a short file
+      return Status::OK();
+    }
+    SNAPSHOT_RETURN_IF_ERROR(ReadPage(pgno, reinterpret_cast<uint8_t*>(&page[0])));
+    std::memcpy(out, page.data() + in_page, take);
+    out += take;
+    offset += take;
+    n -= take;
+  }
+  return Status::OK();
+}
+
+Status Store::Verify(uint64_t id) {
+  std::vector<uint64_t> ids;
+  if (id != 0) {
+    ids.push_back(id);
+    if (!options_.env->FileExists(ManifestPath(id))) return Status::NotFound("no snapshot with id " + std::to_string(id));
+  } else {
+    SNAPSHOT_RETURN_IF_ERROR(ScanIds(&ids, nullptr));
+  }
+  // Each frame is read once however many snapshots share it.
+  std::map<std::pair<uint64_t, uint32_t>, std::string> frame_errors;
+  std::map<uint64_t, std::string> pack_errors;
+  std::vector<std::string> damaged;
+  for (uint64_t sid : ids) {
+    Manifest m;
+    Status s = ReadManifest(sid, &m);
+    std::string problem;
+    if (!s.ok()) problem = s.message();
+    for (size_t i = 0; problem.empty() && i < m.extents.size(); i++) {
+      const Extent& e = m.extents[i];
+      if (e.pack == 0) continue;
+      auto pe = pack_errors.find(e.pack);
+      const PackReader* pack = nullptr;
+      if (pe == pack_errors.end()) {
+        Status ps = GetPack(e.pack, &pack);
+        if (!ps.ok()) pe = pack_errors.emplace(e.pack, ps.message()).first;
+      }
+      if (pe != pack_errors.end()) {
+        problem = pe->second;
+        break;
+      }
+      if (pack->page_size() != m.info.page_size || uint64_t(e.first_index) + e.page_count > pack->page_count()) {
+        problem = "refers to pages that pack " + std::to_string(e.pack) + " does not hold";
+        break;
+      }
+      for (uint32_t f = pack->FrameOf(e.first_index); f <= pack->FrameOf(e.first_index + e.page_count - 1); f++) {
+        auto key = std::make_pair(e.pack, f);
+        auto fe = frame_errors.find(key);
+        if (fe == frame_errors.end()) {
+          std::string pages;
+          Status fs = pack->ReadFrame(f, &pages);
+          fe = frame_errors.emplace(key, fs.ok() ? std::string() : fs.message()).first;
+        }
+        if (!fe->second.empty()) {
+          problem = fe->second;
+          break;
+        }
+      }
+    }
+    if (!problem.empty()) damaged.push_back("snapshot " + std::to_string(sid) + " (" + problem + ")");
+  }
+  if (damaged.empty()) return Status::OK();
+  std::string msg = "snapshot verification failed: " + std::to_string(damaged.size()) + " damaged: ";
+  for (size_t i = 0; i < damaged.size(); i++) msg += (i ? "; " : "") + damaged[i];
+  return Status::Corruption(msg);
+}
+
+Status Store::StoredBytes(uint64_t* bytes) {
+  std::vector<uint64_t> m, p;
+  SNAPSHOT_RETURN_IF_ERROR(ScanIds(&m, &p));
+  *bytes = 0;
+  for (uint64_t id : m) {
+    uint64_t n = 0;
+    if (options_.env->GetFileSize(ManifestPath(id), &n).ok()) *bytes += n;
+  }
+  for (uint64_t id : p) {
+    uint64_t n = 0;
+    if (options_.env->GetFileSize(PackPath(id), &n).ok()) *bytes += n;
+  }
+  return Status::OK();
+}
+
+// Copies the live pages of a pack into a new pack and points every manifest
+// at the copies. Each manifest is replaced atomically and the old pack is
+// removed last, so a crash at any step leaves every snapshot readable.
+Status Store::CompactPack(uint64_t pack_id, const std::vector<bool>& live, std::vector<Manifest>* manifests,
+                          std::map<uint64_t, bool>* rewritten, uint64_t* new_pack_bytes) {
+  const PackReader* old_pack;
+  SNAPSHOT_RETURN_IF_ERROR(GetPack(pack_id, &old_pack));
+  uint64_t new_id;
+  SNAPSHOT_RETURN_IF_ERROR(NextId(&new_id));
+  std::unique_ptr<PackWriter> writer;
+  SNAPSHOT_RETURN_IF_ERROR(PackWriter::Create(options_.env, JoinPath(options_.dir, kPackDirName), new_id,
+                                              old_pack->page_size(), options_.file_mode, options_.compress, &writer));
+  std::vector<uint32_t> new_index(live.size(), UINT32_MAX);
+  std::string pages;
+  for (uint32_t f = 0; f < old_pack->frames().size(); f++) {
+    const FrameEntry& fe = old_pack->frames()[f];
+    bool any = false;
+    for (uint32_t i = 0; i < fe.page_count; i++) any = any || live[fe.first_index + i];
+    if (!any) continue;
+    SNAPSHOT_RETURN_IF_ERROR(old_pack->ReadFrame(f, &pages));
+    for (uint32_t i = 0; i < fe.page_count; i++) {
+      const uint32_t idx = fe.first_index + i;
+      if (!live[idx]) continue;
+      new_index[idx] = writer->page_count();
+      SNAPSHOT_RETURN_IF_ERROR(writer->AddPage(
+          reinterpret_cast<const uint8_t*>(pages.data()) + size_t(i) * old_pack->page_size(), old_pack->hash(idx)));
+    }
+  }
+  SNAPSHOT_RETURN_IF_ERROR(writer->Finish(new_pack_bytes));
+  for (Manifest& m : *manifests) {
+    bool uses = false;
+    for (const Extent& e : m.extents) uses = uses || e.pack == pack_id;
+    if (!uses) continue;
+    std::vector<PageRef> refs(m.info.page_count);
+    for (const Extent& e : m.extents) {
+      for (uint32_t i = 0; i < e.page_count; i++) {
+        PageRef r{e.pack, e.pack == 0 ? 0 : e.first_index + i};
+        if (r.pack == pack_id) r = PageRef{new_id, new_index[r.index]};
+        refs[e.first_pgno - 1 + i] = r;
+      }
+    }
+    m.SetPageMap(refs);
+    SNAPSHOT_RETURN_IF_ERROR(WriteManifest(m));
+    (*rewritten)[m.info.id] = true;
+  }
+  packs_.erase(pack_id);
+  return options_.env->RemoveFile(PackPath(pack_id));
+}
+
+Status Store::Prune(int64_t keep_last, int64_t keep_ms, PruneResult* result) {
+  if (!options_.exclusive) return Status::InvalidArgument("internal: snapshot store opened read-only");
+  if (keep_last < 0 && keep_ms < 0) {
+    return Status::InvalidArgument("snapshot_prune needs a rule: how many snapshots to keep, and/or for how many days");
+  }
+  *result = PruneResult();
+  std::vector<uint64_t> ids, pack_ids;
+  SNAPSHOT_RETURN_IF_ERROR(ScanIds(&ids, &pack_ids));
+  std::vector<Manifest> kept;
+  std::vector<uint64_t> doomed;
+  const int64_t now = options_.env->NowMillis();
+  int64_t rank = 0;  // 0 = newest valid snapshot
+  for (auto it = ids.rbegin(); it != ids.rend(); ++it) {
+    Manifest m;
+    if (!ReadManifest(*it, &m).ok()) continue;  // damaged: left for the operator, see verify
+    const bool keep = rank == 0 || (keep_last >= 0 && rank < keep_last) ||
+                      (keep_ms >= 0 && now - m.info.created_ms <= keep_ms);
+    rank++;
+    if (keep) {
+      kept.push_back(std::move(m));
+    } else {
+      doomed.push_back(*it);
+    }
+  }
+  for (uint64_t id : doomed) {
+    uint64_t n = 0;
+    options_.env->GetFileSize(ManifestPath(id), &n);
+    SNAPSHOT_RETURN_IF_ERROR(options_.env->RemoveFile(ManifestPath(id)));
+    result->bytes_reclaimed += n;
+    result->deleted.push_back(id);
+  }
+  SNAPSHOT_RETURN_IF_ERROR(options_.env->SyncDir(JoinPath(options_.dir, kSnapshotDirName)));
+  std::sort(result->deleted.begin(), result->deleted.end());
+
+  // Which pages of which packs do the remaining snapshots still need?
+  std::map<uint64_t, std::vector<bool>> live;
+  for (uint64_t pid : pack_ids) {
+    const PackReader* pack;
+    if (GetPack(pid, &pack).ok()) live[pid].assign(pack->page_count(), false);
+  }
+  for (const Manifest& m : kept) {
+    for (const Extent& e : m.extents) {
+      auto it = live.find(e.pack);
+      if (it == live.end()) continue;
+      for (uint32_t i = 0; i < e.page_count && e.first_index + i < it->second.size(); i++) {
+        it->second[e.first_index + i] = true;
+      }
+    }
+  }
+  std::map<uint64_t, bool> rewritten;
+  for (auto& [pid, bits] : live) {
+    const uint64_t n_live = static_cast<uint64_t>(std::count(bits.begin(), bits.end(), true));
+    const PackReader* pack;
+    SNAPSHOT_RETURN_IF_ERROR(GetPack(pid, &pack));
+    const uint64_t old_bytes = pack->file_size();
+    if (n_live == 0) {
+      packs_.erase(pid);
+      SNAPSHOT_RETURN_IF_ERROR(options_.env->RemoveFile(PackPath(pid)));
+      result->bytes_reclaimed += old_bytes;
+    } else if (n_live * 4 < uint64_t(bits.size()) * 3) {
+      // Over a quarter of the pack is dead: rewrite it. Below that, the
+      // rewrite would cost more I/O than the space is worth.
+      uint64_t new_bytes = 0;
+      SNAPSHOT_RETURN_IF_ERROR(CompactPack(pid, bits, &kept, &rewritten, &new_bytes));
+      if (old_bytes > new_bytes) result->bytes_reclaimed += old_bytes - new_bytes;
+    }
+  }
+  dedup_loaded_ = false;
+  dedup_.clear();
+  return options_.env->SyncDir(JoinPath(options_.dir, kPackDirName));
+}
+
+}  // namespace snapshot

@@ -1,0 +1,175 @@
+// Store: a directory of incremental, deduplicated, compressed page snapshots
+// of one SQLite database. Independent of SQLite: it deals in pages.
+//
+//   <dir>/STORE                  identity: format version, database name, hash key
+//   <dir>/LOCK                   flock: shared to read, exclusive to change
+//   <dir>/packs/NNNNNNNNNN.pack  compressed pages added by one snapshot
+//   <dir>/snapshots/NNNNNNNNNN.snap   one snapshot's metadata and page map
+//
+// Writing a snapshot: NewSnapshot() returns a SnapshotBuilder; feed it pages
+// (all of them, or only those that may have changed, when the caller knows
+// the others are as in the base snapshot); Commit() publishes it. A page whose
+// content the store already holds is referenced, not stored again. Packs are
+// made durable before the manifest that refers to them, and a manifest is
+// published by an atomic rename, so a crash leaves every listed snapshot whole
+// and at worst an unreferenced pack that the next prune removes.
+//
+// Typical use:
+//   std::unique_ptr<Store> store;
+//   StoreOptions o; o.dir = "app.db-snapshots"; o.db_name = "app.db";
+//   Store::Open(o, &store);
+//   std::unique_ptr<SnapshotBuilder> b;
+//   store->NewSnapshot(4096, page_count, nullptr, &b);
+//   for (pgno ...) b->AddPage(pgno, data);
+//   uint64_t id; b->Commit("nightly", &id);
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "store/env.h"
+#include "store/hash.h"
+#include "store/manifest.h"
+#include "store/pack.h"
+#include "store/status.h"
+
+namespace snapshot {
+
+struct StoreOptions {
+  Env* env = Env::Default();
+  std::string dir;
+  // The database's file name (no directory): a store refuses to serve a
+  // database of another name, so two databases never share one by mistake.
+  std::string db_name;
+  bool create_if_missing = false;  // also create <dir> itself if absent
+  bool exclusive = false;          // lock for writing (backup, restore, prune)
+  int lock_timeout_ms = 30000;
+  unsigned file_mode = 0600;       // permission bits of files the store creates
+  CompressOptions compress;
+};
+
+class SnapshotBuilder;
+class SnapshotImage;
+
+struct PruneResult {
+  std::vector<uint64_t> deleted;  // snapshot ids
+  uint64_t bytes_reclaimed = 0;
+};
+
+class Store {
+ public:
+  ~Store();
+  static Status Open(const StoreOptions& options, std::unique_ptr<Store>* out);
+
+  const std::string& dir() const { return options_.dir; }
+  Env* env() const { return options_.env; }
+
+  // Every complete snapshot, oldest first.
+  Status List(std::vector<SnapshotInfo>* out);
+  // NotFound when the store holds no snapshot.
+  Status LatestId(uint64_t* id);
+  Status ReadManifest(uint64_t id, Manifest* out);
+
+  // Starts a snapshot of page_count pages of page_size bytes. With `base`
+  // (an existing snapshot of the same page size), pages never added are taken
+  // from it; without, every page must be added. Needs an exclusive store.
+  Status NewSnapshot(uint32_t page_size, uint32_t page_count, const Manifest* base,
+                     std::unique_ptr<SnapshotBuilder>* out);
+
+  // Opens snapshot `id` for reading pages. Needs the store lock held while used.
+  Status OpenImage(uint64_t id, std::unique_ptr<SnapshotImage>* out);
+
+  // Re-reads and checks every byte snapshot `id` depends on (all snapshots
+  // when id is 0). OK, or Corruption naming each damaged snapshot.
+  Status Verify(uint64_t id);
+
+  // Deletes snapshots that are neither among the newest keep_last (< 0: rule
+  // unused) nor newer than keep_ms milliseconds (< 0: unused); the newest
+  // snapshot is always kept. Then deletes packs no snapshot needs and
+  // rewrites packs that are mostly unneeded, so their space is reclaimed.
+  Status Prune(int64_t keep_last, int64_t keep_ms, PruneResult* result);
+
+  // Sum of the sizes of all packs and manifests.
+  Status StoredBytes(uint64_t* bytes);
+
+ private:
+  friend class SnapshotBuilder;
+  friend class SnapshotImage;
+  explicit Store(const StoreOptions& o) : options_(o) {}
+  Status Init();
+  Status CreateStoreFile(const std::string& path);
+  Status ReadStoreFile(const std::string& path);
+  Status RemoveDebris();
+  Status ScanIds(std::vector<uint64_t>* manifests, std::vector<uint64_t>* packs);
+  Status NextId(uint64_t* id);
+  Status GetPack(uint64_t id, const PackReader** out);
+  Status LoadDedupIndex();
+  Status WriteManifest(const Manifest& m);
+  Status CompactPack(uint64_t pack_id, const std::vector<bool>& live,
+                     std::vector<Manifest>* manifests, std::map<uint64_t, bool>* rewritten,
+                     uint64_t* new_pack_bytes);
+  std::string PackPath(uint64_t id) const;
+  std::string ManifestPath(uint64_t id) const;
+
+  StoreOptions options_;
+  std::unique_ptr<FileLock> lock_;
+  uint8_t secret_[kHashSecretSize] = {};
+  std::map<uint64_t, std::unique_ptr<PackReader>> packs_;  // opened lazily
+  // Content hash -> where the store keeps that content; loaded for backups.
+  std::unordered_map<PageHash, PageRef, PageHashStd> dedup_;
+  bool dedup_loaded_ = false;
+};
+
+class SnapshotBuilder {
+ public:
+  ~SnapshotBuilder();
+  // Adds page pgno (1-based). Pages may come in any order; a page added twice
+  // keeps its last content. The lock-byte page may be skipped (it reads as
+  // zeros).
+  Status AddPage(uint32_t pgno, const uint8_t* data);
+  // Publishes the snapshot durably; *id is its id.
+  Status Commit(const std::string& label, uint64_t* id);
+  uint32_t page_size() const { return page_size_; }
+  uint32_t page_count() const { return static_cast<uint32_t>(refs_.size()); }
+
+ private:
+  friend class Store;
+  SnapshotBuilder() = default;
+  Store* store_ = nullptr;
+  uint64_t id_ = 0;
+  uint32_t page_size_ = 0;
+  std::vector<PageRef> refs_;
+  std::unique_ptr<PackWriter> pack_;
+  uint64_t pages_new_ = 0;
+};
+
+// Reads the pages of one snapshot, verifying each against its hash.
+class SnapshotImage {
+ public:
+  const SnapshotInfo& info() const { return manifest_.info; }
+  // Copies page pgno into out (page_size bytes).
+  Status ReadPage(uint32_t pgno, uint8_t* out);
+  // Copies `n` bytes at byte offset `offset` of the database image.
+  Status Read(uint64_t offset, size_t n, uint8_t* out);
+
+ private:
+  friend class Store;
+  struct CachedFrame {
+    std::string pages;
+    uint64_t last_use = 0;
+  };
+  Store* store_ = nullptr;
+  Manifest manifest_;
+  std::map<std::pair<uint64_t, uint32_t>, CachedFrame> cache_;
+  size_t cache_capacity_ = 64;
+  uint64_t clock_ = 0;
+};
+
+// ISO 8601 UTC with milliseconds, e.g. 2026-11-25T14:34:25.123Z.
+std::string FormatTimestamp(int64_t unix_ms);
+
+}  // namespace snapshot

@@ -1,0 +1,39 @@
+// Reading a database's committed image straight from its files, as SQLite
+// would after a crash: the database file, overlaid in WAL mode with the
+// frames of the last complete commit in the -wal file.
+//
+// The caller must keep the image still while reading: in rollback-journal
+// mode by holding a lock that stops writers (SHARED or more); in WAL mode by
+// holding the WAL write lock, so no frame is appended and the WAL is not
+// restarted. (A concurrent checkpoint only copies frames into the database
+// file; every page it touches is read from the WAL here anyway.)
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <unordered_map>
+
+#include "ext/sqlite_api.h"
+#include "store/status.h"
+
+namespace snapshot {
+
+struct DbImageLayout {
+  uint32_t page_size = 0;
+  uint32_t page_count = 0;
+  bool wal = false;
+  // Page number -> file offset of its page data in the WAL (newest frame
+  // within the last commit).
+  std::unordered_map<uint32_t, uint64_t> wal_pages;
+};
+
+// Works out page size, page count and (with `wal` non-null) which pages come
+// from the WAL.
+Status ReadDbLayout(sqlite3_file* db, sqlite3_file* wal, DbImageLayout* out);
+
+// Calls fn(pgno, page) for pages 1..page_count in order, skipping the
+// lock-byte page.
+Status ReadDbPages(sqlite3_file* db, sqlite3_file* wal, const DbImageLayout& layout,
+                   const std::function<Status(uint32_t, const uint8_t*)>& fn);
+
+}  // namespace snapshot
