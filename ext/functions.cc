@@ -162,6 +162,13 @@ void RestoreFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   if (s.ok() && !sqlite3_get_autocommit(db)) {
     s = Status::InvalidArgument("cannot restore inside a transaction; COMMIT or ROLLBACK first");
   }
+  if (s.ok() && sqlite3_txn_state(db, schema) > SQLITE_TXN_NONE) {
+    // The calling statement (or another one still running on this
+    // connection) reads the database, and a restore must replace it.
+    s = Status::InvalidArgument(
+        "call snapshot_restore() in a statement of its own (SELECT snapshot_restore(...);), with no other statement "
+        "of this connection still reading the database");
+  }
   std::unique_ptr<Store> store;
   if (s.ok()) s = OpenStore(db, schema, *Settings(ctx), /*exclusive=*/true, &store);
   if (s.IsNotFound() && requested == 0) s = Status::NotFound("no snapshot has been taken yet");

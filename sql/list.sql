@@ -1,0 +1,7 @@
+-- The snapshots of a database, newest last:
+--   sqlite3 /path/to/db.sqlite3 < sql/list.sql
+.bail on
+.load snapshot
+.mode column
+.headers on
+SELECT id, created, label, page_count, pages_new, bytes_new, db_bytes FROM snapshot_list;

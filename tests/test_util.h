@@ -1,0 +1,108 @@
+// Helpers shared by the tests: temporary directories, real SQLite databases
+// on disk with the extension loaded, and one-line queries.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace snapshot_test {
+
+// A fresh directory under $TMPDIR, removed with its contents at the end.
+class TempDir {
+ public:
+  TempDir() {
+    const char* base = getenv("TMPDIR");
+    std::string templ = std::string(base && *base ? base : "/tmp") + "/snapshot-test-XXXXXX";
+    std::vector<char> buf(templ.begin(), templ.end());
+    buf.push_back('\0');
+    path_ = mkdtemp(buf.data());
+  }
+  ~TempDir() { (void)!system(("rm -rf '" + path_ + "'").c_str()); }
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Opens `path` and loads build/snapshot.so into the connection.
+inline sqlite3* OpenDb(const std::string& path, bool load = true) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(SQLITE_OK, sqlite3_open(path.c_str(), &db)) << sqlite3_errmsg(db);
+  if (load) {
+    sqlite3_enable_load_extension(db, 1);
+    char* err = nullptr;
+    EXPECT_EQ(SQLITE_OK, sqlite3_load_extension(db, SNAPSHOT_EXTENSION_PATH, "sqlite3_snapshot_init", &err))
+        << (err ? err : "");
+    sqlite3_free(err);
+  }
+  return db;
+}
+
+// Runs SQL; returns "" on success or the error message.
+inline std::string Exec(sqlite3* db, const std::string& sql) {
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  std::string msg = rc == SQLITE_OK ? "" : (err ? err : sqlite3_errstr(rc));
+  sqlite3_free(err);
+  return msg;
+}
+
+// First column of the first row as text ("" when no row; "ERROR: msg" on error).
+inline std::string Query(sqlite3* db, const std::string& sql) {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
+    return std::string("ERROR: ") + sqlite3_errmsg(db);
+  }
+  std::string out;
+  int rc = sqlite3_step(stmt);
+  if (rc == SQLITE_ROW) {
+    const unsigned char* t = sqlite3_column_text(stmt, 0);
+    out = t ? reinterpret_cast<const char*>(t) : "NULL";
+  } else if (rc != SQLITE_DONE) {
+    out = std::string("ERROR: ") + sqlite3_errmsg(db);
+  }
+  sqlite3_finalize(stmt);
+  return out;
+}
+
+inline int64_t QueryInt(sqlite3* db, const std::string& sql) {
+  const std::string s = Query(db, sql);
+  EXPECT_EQ(s.rfind("ERROR", 0), std::string::npos) << sql << ": " << s;
+  return std::strtoll(s.c_str(), nullptr, 10);
+}
+
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// Compares two database images page by page, ignoring the header fields
+// that SQLite itself rewrites whenever pages are copied into a live file
+// (change counter 24..27, schema cookie 40..43, version-valid-for and
+// SQLite version 92..99). Returns "" when equal, else a description.
+inline std::string ComparePages(const std::string& a, const std::string& b, uint32_t page_size) {
+  if (a.size() != b.size()) return "sizes differ: " + std::to_string(a.size()) + " vs " + std::to_string(b.size());
+  for (size_t off = 0; off < a.size(); off += page_size) {
+    std::string pa = a.substr(off, page_size), pb = b.substr(off, page_size);
+    if (off == 0) {
+      for (size_t i : {24, 25, 26, 27, 40, 41, 42, 43, 92, 93, 94, 95, 96, 97, 98, 99}) {
+        if (i < pa.size()) pa[i] = pb[i] = 0;
+      }
+    }
+    if (pa != pb) return "page " + std::to_string(off / page_size + 1) + " differs";
+  }
+  return "";
+}
+
+}  // namespace snapshot_test
