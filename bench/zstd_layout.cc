@@ -72,11 +72,18 @@ int main(int argc, char** argv) {
   // The store's PackWriter: hashing, framing, compression on worker threads,
   // writing the pack (to /tmp, no fsync cost hidden: it is included).
   uint8_t secret[snapshot::kHashSecretSize] = {1, 2, 3};
-  for (int threads : {1, 2}) {
-    for (int level : {1, 3}) {
+  struct Choice {
+    int threads, level;
+    size_t frame_pages;
+  };
+  for (Choice c : {Choice{2, 1, 64}, Choice{2, 3, 64}, Choice{2, 1, 256}, Choice{2, 2, 256}, Choice{2, 3, 256},
+                   Choice{1, 3, 64}}) {
+    {
+      const int level = c.level, threads = c.threads;
       snapshot::CompressOptions o;
       o.level = level;
       o.threads = threads;
+      o.frame_bytes = c.frame_pages * page;
       std::unique_ptr<snapshot::PackWriter> w;
       t0 = Clock::now();
       snapshot::Status s =
@@ -93,7 +100,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "%s\n", s.message().c_str());
         return 1;
       }
-      std::printf("store pack, level %d, %d thread(s)   %12llu %8.3f %8.2f  (%.0f MB/s)\n", level, threads,
+      std::printf("pack: %3zu-page frames, level %d, %d thr %12llu %8.3f %8.2f  (%.0f MB/s)\n", c.frame_pages, level, threads,
                   (unsigned long long)bytes, double(bytes) / double(whole3), secs, data.size() / secs / 1e6);
     }
   }

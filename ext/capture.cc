@@ -26,12 +26,6 @@ Status PinReadTransaction(sqlite3* db, const char* schema, int timeout_ms, State
   return Status::OK();
 }
 
-sqlite3_file* FilePointer(sqlite3* db, const char* schema, int op) {
-  sqlite3_file* file = nullptr;
-  if (sqlite3_file_control(db, schema, op, &file) != SQLITE_OK) return nullptr;
-  return file != nullptr && file->pMethods != nullptr ? file : nullptr;
-}
-
 // Reads the committed image from the files (the caller holds a lock that
 // keeps it still; see vfs/db_files.h).
 Status CaptureFromFiles(sqlite3* db, const char* schema, Store* store, bool include_wal,

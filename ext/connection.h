@@ -16,7 +16,7 @@ namespace snapshot {
 // connection's functions (reference counted: freed with the last of them).
 struct ConnectionSettings {
   std::string dir;            // store directory for schema main; empty: default
-  int level = 3;              // zstd level
+  int level = 2;              // zstd level
   int threads = 2;            // compression threads
   int busy_timeout_ms = 30000;  // waiting for store and database locks
   std::atomic<int> refs{0};

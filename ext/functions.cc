@@ -11,6 +11,7 @@
 #include "ext/sql_util.h"
 #include "store/format.h"
 #include "vfs/internal_vfs.h"
+#include "vfs/journal_commit.h"
 
 namespace snapshot {
 namespace {
@@ -111,9 +112,85 @@ Status PageSizeMismatch() {
       "switch it to PRAGMA journal_mode=DELETE first, or use snapshot_restore_to()");
 }
 
-// Restores snapshot `id` into `schema` through sqlite3_backup, after recording
-// the current state as a 'pre-restore' snapshot. Both happen under the write
-// lock the backup takes first, so no commit can slip in between.
+uint32_t Get32BE(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
+void Put32BE(uint8_t* p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = uint8_t(v >> (24 - 8 * i));
+}
+
+// Whether a restore may write only the pages that differ, through its own
+// rollback journal (see vfs/journal_commit.h): rollback-journal modes that
+// keep a journal on disk, and a connection that re-reads the file header
+// when it next locks the database (not locking_mode=EXCLUSIVE).
+bool CanCommitThroughJournal(sqlite3* db, const char* schema) {
+  const std::string q = "PRAGMA \"" + QuoteIdentifier(schema) + "\".";
+  std::string journal_mode, locking_mode;
+  if (!QueryText(db, q + "journal_mode", &journal_mode).ok()) return false;
+  if (!QueryText(db, q + "locking_mode", &locking_mode).ok()) return false;
+  const bool journaled = sqlite3_stricmp(journal_mode.c_str(), "delete") == 0 ||
+                         sqlite3_stricmp(journal_mode.c_str(), "truncate") == 0 ||
+                         sqlite3_stricmp(journal_mode.c_str(), "persist") == 0;
+  return journaled && sqlite3_stricmp(locking_mode.c_str(), "normal") == 0;
+}
+
+// Writes snapshot `image` over the live file, changing only pages whose
+// content differs from the state just recorded as snapshot `current` (taken
+// under the same EXCLUSIVE lock), as one journaled commit.
+Status RestoreThroughJournal(sqlite3* db, const char* schema, Store* store, SnapshotImage* image,
+                             uint64_t current_id) {
+  Manifest current;
+  SNAPSHOT_RETURN_IF_ERROR(store->ReadManifest(current_id, &current));
+  sqlite3_file* file = FilePointer(db, schema, SQLITE_FCNTL_FILE_POINTER);
+  sqlite3_vfs* vfs = nullptr;
+  sqlite3_file_control(db, schema, SQLITE_FCNTL_VFS_POINTER, &vfs);
+  const char* db_name = sqlite3_db_filename(db, schema);
+  if (file == nullptr || vfs == nullptr || db_name == nullptr) return Status::IOError("cannot reach the database file");
+  uint8_t live_header[100];
+  int rc = file->pMethods->xRead(file, live_header, sizeof live_header, 0);
+  if (rc != SQLITE_OK) return SqliteStatus(nullptr, rc, "cannot read the database header");
+
+  const Manifest& target = image->manifest();
+  JournalCommit c;
+  c.vfs = vfs;
+  c.journal_name = sqlite3_filename_journal(db_name);
+  c.db = file;
+  c.page_size = target.info.page_size;
+  c.old_page_count = current.info.page_count;
+  c.new_page_count = target.info.page_count;
+  const uint32_t lock_page = uint32_t(0x40000000ull / c.page_size) + 1;
+  for (uint32_t p = 1; p <= c.new_page_count; p++) {
+    if (p == lock_page) continue;
+    PageRef now, then;
+    // Equal references mean equal content: the store keeps one copy of each.
+    const bool same = p != 1 && current.Lookup(p, &now) && target.Lookup(p, &then) && now.pack == then.pack &&
+                      now.index == then.index;
+    if (!same) c.pages.push_back(p);
+  }
+  c.new_content = [&](uint32_t pgno, uint8_t* out) -> Status {
+    SNAPSHOT_RETURN_IF_ERROR(image->ReadPage(pgno, out));
+    if (pgno == 1) {
+      // What SQLite's own commit would write: the next change counter (so
+      // every other connection drops its cache), a new schema cookie (so
+      // each re-reads the schema), the page count, this library's version,
+      // and the live file's journal-mode bytes.
+      const uint32_t counter = Get32BE(live_header + 24) + 1;
+      Put32BE(out + 24, counter);
+      Put32BE(out + 92, counter);
+      Put32BE(out + 96, uint32_t(sqlite3_libversion_number()));
+      Put32BE(out + 28, c.new_page_count);
+      Put32BE(out + 40, Get32BE(live_header + 40) + 1);
+      out[18] = live_header[18];
+      out[19] = live_header[19];
+    }
+    return Status::OK();
+  };
+  return CommitThroughJournal(c);
+}
+
+// Restores snapshot `id` into `schema`, after recording the current state as
+// a 'pre-restore' snapshot; both under the write lock that sqlite3_backup
+// takes first, so no commit can slip in between. In rollback-journal mode
+// only the pages that differ are written (RestoreThroughJournal); otherwise
+// sqlite3_backup copies every page.
 Status RestoreInto(sqlite3* db, const char* schema, Store* store, const ConnectionSettings& settings, uint64_t id,
                    uint64_t* pre_restore_id) {
   std::unique_ptr<SnapshotImage> image;
@@ -123,6 +200,7 @@ Status RestoreInto(sqlite3* db, const char* schema, Store* store, const Connecti
     // state it replaces could be recorded: record it first instead.
     SNAPSHOT_RETURN_IF_ERROR(BackupTo(db, schema, store, settings, kPreRestoreLabel, pre_restore_id));
   }
+  const bool journal_path = image->info().page_count > 0 && CanCommitThroughJournal(db, schema);
   ImageDatabase source;
   SNAPSHOT_RETURN_IF_ERROR(source.Open(image.get()));
   sqlite3_backup* backup = sqlite3_backup_init(db, schema, source.db(), "main");
@@ -130,6 +208,7 @@ Status RestoreInto(sqlite3* db, const char* schema, Store* store, const Connecti
   // Zero pages: takes the destination's write lock and copies nothing.
   int rc = RetryWhileBusy(settings.busy_timeout_ms, [&] { return sqlite3_backup_step(backup, 0); });
   Status s;
+  bool copied = false;
   if (rc == SQLITE_READONLY) {
     s = PageSizeMismatch();
   } else if (rc != SQLITE_OK && rc != SQLITE_DONE) {
@@ -138,9 +217,14 @@ Status RestoreInto(sqlite3* db, const char* schema, Store* store, const Connecti
     std::unique_ptr<SnapshotBuilder> builder;
     s = CaptureUnderWriteLock(db, schema, store, &builder);
     if (s.ok()) s = builder->Commit(kPreRestoreLabel, pre_restore_id);
-    if (s.ok()) rc = sqlite3_backup_step(backup, -1);
+    if (s.ok() && journal_path && builder->page_size() == image->info().page_size) {
+      s = RestoreThroughJournal(db, schema, store, image.get(), *pre_restore_id);
+      copied = true;
+    } else if (s.ok()) {
+      rc = sqlite3_backup_step(backup, -1);
+    }
   }
-  if (s.ok() && rc != SQLITE_DONE) {
+  if (s.ok() && !copied && rc != SQLITE_DONE) {
     if (!source.ReadError().ok()) {
       s = Status::Corruption(source.ReadError().message() + "; the database was not changed");
     } else if (rc == SQLITE_READONLY) {
@@ -149,6 +233,8 @@ Status RestoreInto(sqlite3* db, const char* schema, Store* store, const Connecti
       s = SqliteStatus(db, rc, "the restore failed and was rolled back");
     }
   }
+  // After RestoreThroughJournal this ends the backup's (empty) transaction
+  // and releases the lock; otherwise it commits or rolls back the copy.
   sqlite3_backup_finish(backup);
   return s;
 }

@@ -32,6 +32,12 @@ Status QueryText(sqlite3* db, const std::string& sql, std::string* out) {
   return Status::OK();
 }
 
+sqlite3_file* FilePointer(sqlite3* db, const char* schema, int op) {
+  sqlite3_file* file = nullptr;
+  if (sqlite3_file_control(db, schema, op, &file) != SQLITE_OK) return nullptr;
+  return file != nullptr && file->pMethods != nullptr ? file : nullptr;
+}
+
 std::string QuoteIdentifier(const char* name) {
   char* q = sqlite3_mprintf("%w", name);
   std::string s = q ? q : "";

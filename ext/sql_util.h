@@ -29,6 +29,10 @@ Status SqliteStatus(sqlite3* db, int rc, const std::string& context);
 Status QueryInt(sqlite3* db, const std::string& sql, int64_t* out);
 Status QueryText(sqlite3* db, const std::string& sql, std::string* out);
 
+// The sqlite3_file behind `schema` (op: SQLITE_FCNTL_FILE_POINTER or
+// SQLITE_FCNTL_JOURNAL_POINTER); nullptr when there is none open.
+sqlite3_file* FilePointer(sqlite3* db, const char* schema, int op);
+
 // "%w"-quotes an identifier for use inside double quotes.
 std::string QuoteIdentifier(const char* name);
 

@@ -133,7 +133,7 @@ Status PackWriter::Create(Env* env, const std::string& dir, uint64_t id, uint32_
   w->env_ = env;
   w->id_ = id;
   w->page_size_ = page_size;
-  w->pages_per_frame_ = PagesPerFrame(page_size);
+  w->pages_per_frame_ = PagesPerFrame(page_size, std::min(options.frame_bytes, kMaxFrameBytes));
   w->final_path_ = JoinPath(dir, FileNameForId(id, kPackSuffix));
   w->tmp_path_ = w->final_path_ + kTempSuffix;
   SNAPSHOT_RETURN_IF_ERROR(env->NewWritableFile(w->tmp_path_, mode, &w->file_));
@@ -296,7 +296,7 @@ Status PackReader::Open(Env* env, const std::string& path, uint64_t id, const ui
     ir.U32(&e.compressed_size);
     ir.U32(&e.page_count);
     ir.U64(&e.checksum);
-    if (e.offset != expect_offset || e.page_count == 0 || e.page_count > PagesPerFrame(r->page_size_)) {
+    if (e.offset != expect_offset || e.page_count == 0 || e.page_count > PagesPerFrame(r->page_size_, kMaxFrameBytes)) {
       return bad("frame table is inconsistent");
     }
     e.first_index = first_index;

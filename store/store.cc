@@ -320,7 +320,15 @@ Status SnapshotBuilder::Commit(const std::string& label, uint64_t* id) {
   m.SetPageMap(refs_);
   const std::string encoded = m.Encode();
   m.info.bytes_new += encoded.size();
-  SNAPSHOT_RETURN_IF_ERROR(store_->WriteManifest(m));
+  Status s = store_->WriteManifest(m);
+  if (!s.ok()) {
+    // The pack is durable but nothing refers to it: take it back now rather
+    // than leave it for the next prune (best effort; prune removes it if not).
+    if (m.info.pages_new > 0) store_->env()->RemoveFile(store_->PackPath(id_));
+    store_->dedup_loaded_ = false;
+    store_->dedup_.clear();
+    return s;
+  }
   *id = id_;
   return Status::OK();
 }

@@ -151,6 +151,7 @@ class SnapshotBuilder {
 class SnapshotImage {
  public:
   const SnapshotInfo& info() const { return manifest_.info; }
+  const Manifest& manifest() const { return manifest_; }
   // Copies page pgno into out (page_size bytes).
   Status ReadPage(uint32_t pgno, uint8_t* out);
   // Copies `n` bytes at byte offset `offset` of the database image.

@@ -1,0 +1,133 @@
+#include "vfs/journal_commit.h"
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <string>
+
+namespace snapshot {
+namespace {
+
+const uint8_t kJournalMagic[8] = {0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7};
+
+void Put32BE(uint8_t* p, uint32_t v) {
+  p[0] = uint8_t(v >> 24);
+  p[1] = uint8_t(v >> 16);
+  p[2] = uint8_t(v >> 8);
+  p[3] = uint8_t(v);
+}
+
+Status IoStatus(int rc, const char* what) {
+  return Status::IOError(std::string(what) + ": " + sqlite3_errstr(rc));
+}
+
+// The pager's checksum: the nonce plus every 200th byte, from the end.
+uint32_t JournalChecksum(uint32_t nonce, const uint8_t* page, uint32_t page_size) {
+  uint32_t sum = nonce;
+  for (int i = int(page_size) - 200; i > 0; i -= 200) sum += page[i];
+  return sum;
+}
+
+// The journal header size the pager would use for this database file.
+uint32_t SectorSize(sqlite3_file* db) {
+  if (db->pMethods->xDeviceCharacteristics(db) & SQLITE_IOCAP_POWERSAFE_OVERWRITE) return 512;
+  int s = db->pMethods->xSectorSize(db);
+  if (s < 32) return 512;
+  return uint32_t(std::min(s, 65536));
+}
+
+class JournalFile {
+ public:
+  explicit JournalFile(sqlite3_vfs* vfs) : vfs_(vfs), mem_(new uint8_t[size_t(vfs->szOsFile)]()) {}
+  ~JournalFile() { Close(); }
+  sqlite3_file* file() { return reinterpret_cast<sqlite3_file*>(mem_.get()); }
+  int Open(const char* name) {
+    int out = 0;
+    int rc = vfs_->xOpen(vfs_, name, file(), SQLITE_OPEN_MAIN_JOURNAL | SQLITE_OPEN_CREATE | SQLITE_OPEN_READWRITE,
+                         &out);
+    open_ = rc == SQLITE_OK;
+    return rc;
+  }
+  void Close() {
+    if (open_ && file()->pMethods) file()->pMethods->xClose(file());
+    open_ = false;
+  }
+
+ private:
+  sqlite3_vfs* vfs_;
+  std::unique_ptr<uint8_t[]> mem_;
+  bool open_ = false;
+};
+
+}  // namespace
+
+Status CommitThroughJournal(const JournalCommit& c) {
+  const uint32_t ps = c.page_size;
+  JournalFile journal(c.vfs);
+  int rc = journal.Open(c.journal_name);
+  if (rc != SQLITE_OK) return IoStatus(rc, "cannot create the rollback journal");
+  sqlite3_file* jf = journal.file();
+  // A persisted journal (journal_mode=PERSIST) may have an old tail that
+  // the pager would misread (e.g. a super-journal name): start empty.
+  rc = jf->pMethods->xTruncate(jf, 0);
+
+  // 1. The journal: header padded to a sector, then one record per page
+  //    that exists now and will be overwritten.
+  const uint32_t sector = SectorSize(c.db);
+  uint32_t nonce;
+  sqlite3_randomness(sizeof nonce, &nonce);
+  uint32_t records = 0;
+  for (uint32_t p : c.pages) records += p <= c.old_page_count ? 1 : 0;
+  std::vector<uint8_t> header(sector, 0);
+  std::memcpy(header.data(), kJournalMagic, 8);
+  Put32BE(&header[8], records);
+  Put32BE(&header[12], nonce);
+  Put32BE(&header[16], c.old_page_count);
+  Put32BE(&header[20], sector);
+  Put32BE(&header[24], ps);
+  if (rc == SQLITE_OK) rc = jf->pMethods->xWrite(jf, header.data(), int(sector), 0);
+  sqlite3_int64 offset = sector;
+  std::vector<uint8_t> record(ps + 8);
+  for (size_t i = 0; rc == SQLITE_OK && i < c.pages.size(); i++) {
+    const uint32_t p = c.pages[i];
+    if (p > c.old_page_count) continue;
+    Put32BE(record.data(), p);
+    rc = c.db->pMethods->xRead(c.db, record.data() + 4, int(ps), sqlite3_int64(p - 1) * ps);
+    if (rc == SQLITE_IOERR_SHORT_READ) rc = SQLITE_OK;  // beyond the file's end: zeros, like the pager
+    if (rc != SQLITE_OK) break;
+    Put32BE(record.data() + 4 + ps, JournalChecksum(nonce, record.data() + 4, ps));
+    rc = jf->pMethods->xWrite(jf, record.data(), int(record.size()), offset);
+    offset += sqlite3_int64(record.size());
+  }
+  if (rc == SQLITE_OK) rc = jf->pMethods->xSync(jf, SQLITE_SYNC_FULL);
+  if (rc != SQLITE_OK) {
+    // Nothing in the database changed yet: the journal is just removed.
+    journal.Close();
+    c.vfs->xDelete(c.vfs, c.journal_name, 0);
+    return IoStatus(rc, "cannot write the rollback journal; the database was not changed");
+  }
+
+  // 2. The new pages. From here on a failure leaves the journal hot, and
+  //    SQLite rolls the database back at its next access.
+  std::vector<uint8_t> page(ps);
+  for (uint32_t p : c.pages) {
+    Status s = c.new_content(p, page.data());
+    if (!s.ok()) return Status::IOError(s.message() + "; SQLite will roll the database back from its journal");
+    rc = c.db->pMethods->xWrite(c.db, page.data(), int(ps), sqlite3_int64(p - 1) * ps);
+    if (rc != SQLITE_OK) return IoStatus(rc, "cannot write the database; SQLite will roll it back from its journal");
+  }
+  if (c.new_page_count < c.old_page_count) {
+    rc = c.db->pMethods->xTruncate(c.db, sqlite3_int64(c.new_page_count) * ps);
+    if (rc != SQLITE_OK) return IoStatus(rc, "cannot truncate the database; SQLite will roll it back from its journal");
+  }
+  rc = c.db->pMethods->xSync(c.db, SQLITE_SYNC_FULL);
+  if (rc != SQLITE_OK) return IoStatus(rc, "cannot sync the database; SQLite will roll it back from its journal");
+
+  // 3. Commit.
+  journal.Close();
+  rc = c.vfs->xDelete(c.vfs, c.journal_name, 1);
+  if (rc != SQLITE_OK) return IoStatus(rc, "cannot delete the rollback journal");
+  return Status::OK();
+}
+
+}  // namespace snapshot
