@@ -28,15 +28,16 @@ Status LocateStore(sqlite3* db, const char* schema, const ConnectionSettings& se
   return Status::OK();
 }
 
-Status OpenStore(sqlite3* db, const char* schema, const ConnectionSettings& settings, bool exclusive,
+Status OpenStore(sqlite3* db, const char* schema, const ConnectionSettings& settings, StoreAccess access,
                  std::unique_ptr<Store>* out, StoreLocation* location) {
   StoreLocation loc;
   SNAPSHOT_RETURN_IF_ERROR(LocateStore(db, schema, settings, &loc));
   StoreOptions o;
   o.dir = loc.store_dir;
   o.db_name = BaseName(loc.db_path);
-  o.exclusive = exclusive;
-  o.create_if_missing = exclusive && loc.default_dir;
+  o.exclusive = access != StoreAccess::kRead;
+  o.create_store = access == StoreAccess::kCreate;
+  o.create_if_missing = access == StoreAccess::kCreate && loc.default_dir;
   o.file_mode = loc.file_mode;
   o.lock_timeout_ms = settings.busy_timeout_ms;
   o.compress.level = settings.level;

@@ -34,9 +34,15 @@ struct StoreLocation {
 // $SNAPSHOT_DIR for main, else "<database file>-snapshots".
 Status LocateStore(sqlite3* db, const char* schema, const ConnectionSettings& settings, StoreLocation* out);
 
-// Opens the store of `schema`. For writing, the default directory is created
-// if missing; an explicitly configured one must exist.
-Status OpenStore(sqlite3* db, const char* schema, const ConnectionSettings& settings, bool exclusive,
+enum class StoreAccess {
+  kRead,    // list, verify, restore_to: shared lock; no store is NotFound
+  kWrite,   // restore, prune: exclusive lock; no store is NotFound
+  kCreate,  // backup: exclusive lock; starts the store (and the default
+            // directory) if missing; an explicitly configured directory
+            // must exist
+};
+
+Status OpenStore(sqlite3* db, const char* schema, const ConnectionSettings& settings, StoreAccess access,
                  std::unique_ptr<Store>* out, StoreLocation* location = nullptr);
 
 }  // namespace snapshot

@@ -3,6 +3,9 @@
 
 #include <zstd.h>
 
+#include <limits.h>
+#include <stdlib.h>
+
 #include <cmath>
 #include <string>
 
@@ -66,7 +69,7 @@ void BackupFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   const char* schema = SchemaArg(argc, argv, 1);
   Status s = ValidateLabel(label ? label : "");
   std::unique_ptr<Store> store;
-  if (s.ok()) s = OpenStore(db, schema, *Settings(ctx), /*exclusive=*/true, &store);
+  if (s.ok()) s = OpenStore(db, schema, *Settings(ctx), StoreAccess::kCreate, &store);
   uint64_t id = 0;
   if (s.ok()) s = BackupTo(db, schema, store.get(), *Settings(ctx), label ? label : "", &id);
   if (!s.ok()) return ResultStatus(ctx, "snapshot_backup", s);
@@ -147,6 +150,10 @@ Status RestoreThroughJournal(sqlite3* db, const char* schema, Store* store, Snap
   uint8_t live_header[100];
   int rc = file->pMethods->xRead(file, live_header, sizeof live_header, 0);
   if (rc != SQLITE_OK) return SqliteStatus(nullptr, rc, "cannot read the database header");
+  if (live_header[18] != 1 || live_header[19] != 1) {
+    // Switched to WAL since the restore looked: not for this path.
+    return Status::NotSupported("the database is no longer in rollback-journal mode");
+  }
 
   const Manifest& target = image->manifest();
   JournalCommit c;
@@ -193,6 +200,10 @@ Status RestoreThroughJournal(sqlite3* db, const char* schema, Store* store, Snap
 // sqlite3_backup copies every page.
 Status RestoreInto(sqlite3* db, const char* schema, Store* store, const ConnectionSettings& settings, uint64_t id,
                    uint64_t* pre_restore_id) {
+  // Every byte the snapshot needs is checked before anything is written, so
+  // a damaged snapshot is reported and nothing, not even the pre-restore
+  // snapshot, is changed.
+  SNAPSHOT_RETURN_IF_ERROR(store->Verify(id));
   std::unique_ptr<SnapshotImage> image;
   SNAPSHOT_RETURN_IF_ERROR(store->OpenImage(id, &image));
   if (image->info().page_count == 0) {
@@ -219,10 +230,10 @@ Status RestoreInto(sqlite3* db, const char* schema, Store* store, const Connecti
     if (s.ok()) s = builder->Commit(kPreRestoreLabel, pre_restore_id);
     if (s.ok() && journal_path && builder->page_size() == image->info().page_size) {
       s = RestoreThroughJournal(db, schema, store, image.get(), *pre_restore_id);
-      copied = true;
-    } else if (s.ok()) {
-      rc = sqlite3_backup_step(backup, -1);
+      copied = s.code() != Status::Code::kNotSupported;
+      if (!copied) s = Status::OK();
     }
+    if (s.ok() && !copied) rc = sqlite3_backup_step(backup, -1);
   }
   if (s.ok() && !copied && rc != SQLITE_DONE) {
     if (!source.ReadError().ok()) {
@@ -248,6 +259,13 @@ void RestoreFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   if (s.ok() && !sqlite3_get_autocommit(db)) {
     s = Status::InvalidArgument("cannot restore inside a transaction; COMMIT or ROLLBACK first");
   }
+  if (s.ok() && sqlite3_db_readonly(db, schema) == 1) {
+    s = Status::InvalidArgument("this connection opened the database read-only; a restore must write it");
+  }
+  int64_t query_only = 0;
+  if (s.ok() && QueryInt(db, "PRAGMA query_only", &query_only).ok() && query_only != 0) {
+    s = Status::InvalidArgument("this connection is read-only (PRAGMA query_only); a restore must write the database");
+  }
   if (s.ok() && sqlite3_txn_state(db, schema) > SQLITE_TXN_NONE) {
     // The calling statement (or another one still running on this
     // connection) reads the database, and a restore must replace it.
@@ -256,12 +274,20 @@ void RestoreFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
         "of this connection still reading the database");
   }
   std::unique_ptr<Store> store;
-  if (s.ok()) s = OpenStore(db, schema, *Settings(ctx), /*exclusive=*/true, &store);
-  if (s.IsNotFound() && requested == 0) s = Status::NotFound("no snapshot has been taken yet");
+  if (s.ok()) s = OpenStore(db, schema, *Settings(ctx), StoreAccess::kWrite, &store);
   if (s.ok()) s = ResolveId(store.get(), requested, &id);
   if (s.ok()) s = RestoreInto(db, schema, store.get(), *Settings(ctx), id, &pre_id);
   if (!s.ok()) return ResultStatus(ctx, "snapshot_restore", s);
   sqlite3_result_int64(ctx, sqlite3_int64(id));
+}
+
+// Whether directory `dir` is `root` or below it (both resolved; false when
+// either does not exist, since then nothing can be inside it).
+bool IsInside(const std::string& dir, const std::string& root) {
+  char a[PATH_MAX], b[PATH_MAX];
+  if (realpath(dir.c_str(), a) == nullptr || realpath(root.c_str(), b) == nullptr) return false;
+  const std::string d(a), r(b);
+  return d == r || (d.size() > r.size() && d.compare(0, r.size(), r) == 0 && d[r.size()] == '/');
 }
 
 // snapshot_restore_to(path [, id [, schema]]) -> id restored into a new file
@@ -278,13 +304,20 @@ void RestoreToFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   if (s.ok() && env->FileExists(path)) {
     s = Status::InvalidArgument(std::string(path) + " already exists; snapshot_restore_to() only creates new files");
   }
+  if (s.ok() && IsInside(DirName(path), loc.store_dir)) {
+    s = Status::InvalidArgument(std::string(path) + " is inside the snapshot store; choose a path outside " +
+                                loc.store_dir);
+  }
   std::unique_ptr<Store> store;
-  if (s.ok()) s = OpenStore(db, schema, *Settings(ctx), /*exclusive=*/false, &store);
+  if (s.ok()) s = OpenStore(db, schema, *Settings(ctx), StoreAccess::kRead, &store);
   if (s.ok()) s = ResolveId(store.get(), requested, &id);
   std::unique_ptr<SnapshotImage> image;
   if (s.ok()) s = store->OpenImage(id, &image);
   if (s.ok()) {
-    const std::string tmp = std::string(path) + kTempSuffix;
+    // A name nobody else uses, so that nothing of the user's is truncated.
+    uint64_t nonce;
+    sqlite3_randomness(sizeof nonce, &nonce);
+    const std::string tmp = std::string(path) + ".snapshot-" + std::to_string(nonce) + kTempSuffix;
     std::unique_ptr<WritableFile> out;
     s = env->NewWritableFile(tmp, loc.file_mode, &out);
     std::string page(image->info().page_size, '\0');
@@ -311,7 +344,7 @@ void VerifyFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   uint64_t id;
   Status s = IdArg(argc, argv, 0, &id);
   std::unique_ptr<Store> store;
-  if (s.ok()) s = OpenStore(db, SchemaArg(argc, argv, 1), *Settings(ctx), /*exclusive=*/false, &store);
+  if (s.ok()) s = OpenStore(db, SchemaArg(argc, argv, 1), *Settings(ctx), StoreAccess::kRead, &store);
   if (s.ok()) s = store->Verify(id);
   if (!s.ok()) return ResultStatus(ctx, "snapshot_verify", s);
   sqlite3_result_text(ctx, "ok", -1, SQLITE_STATIC);
@@ -337,7 +370,7 @@ void PruneFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
     keep_ms = int64_t(std::llround(days * 86400000.0));
   }
   std::unique_ptr<Store> store;
-  if (s.ok()) s = OpenStore(db, SchemaArg(argc, argv, 2), *Settings(ctx), /*exclusive=*/true, &store);
+  if (s.ok()) s = OpenStore(db, SchemaArg(argc, argv, 2), *Settings(ctx), StoreAccess::kWrite, &store);
   PruneResult result;
   if (s.ok()) s = store->Prune(keep_last, keep_ms, &result);
   if (!s.ok()) return ResultStatus(ctx, "snapshot_prune", s);

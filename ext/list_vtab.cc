@@ -85,7 +85,7 @@ int Filter(sqlite3_vtab_cursor* cur, int idx_num, const char*, int argc, sqlite3
     schema = reinterpret_cast<const char*>(sqlite3_value_text(argv[0]));
   }
   std::unique_ptr<Store> store;
-  Status s = OpenStore(t->db, schema, *t->settings, /*exclusive=*/false, &store);
+  Status s = OpenStore(t->db, schema, *t->settings, StoreAccess::kRead, &store);
   if (s.IsNotFound()) return SQLITE_OK;  // no store yet: no snapshots
   if (s.ok()) s = store->List(&c->rows);
   if (!s.ok()) {

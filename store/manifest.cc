@@ -95,6 +95,7 @@ Status Manifest::Decode(const std::string& bytes, const std::string& name, Manif
   uint64_t created;
   Manifest m;
   if (!r.U32(&version)) return bad("truncated");
+  if (version == 0) return bad("format version 0");
   if (version > kFormatVersion) {
     return Status::NotSupported("snapshot file " + name + " has format version " + std::to_string(version) +
                                 ", newer than this build reads (" + std::to_string(kFormatVersion) + "); upgrade the extension");

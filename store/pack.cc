@@ -259,6 +259,7 @@ Status PackReader::Open(Env* env, const std::string& path, uint64_t id, const ui
   hr.U64(&header_sum);
   if (std::string(magic, 8) != std::string(kPackMagic, 8)) return bad("bad magic number");
   if (Checksum64(header, 24) != header_sum) return bad("header checksum mismatch");
+  if (version == 0) return bad("format version 0");
   if (version > kFormatVersion) {
     return Status::NotSupported("pack " + path + " has format version " + std::to_string(version) +
                                 ", newer than this build reads; upgrade the extension");
@@ -280,7 +281,9 @@ Status PackReader::Open(Env* env, const std::string& path, uint64_t id, const ui
   if (std::string(magic, 8) != std::string(kPackEndMagic, 8)) return bad("bad footer magic number (incomplete pack?)");
   if (Checksum64(footer, 24) != footer_sum) return bad("footer checksum mismatch");
   const uint64_t index_size = uint64_t(n_frames) * kFrameEntrySize + uint64_t(n_pages) * 16;
-  if (index_offset < kPackHeaderSize || index_offset + index_size + kPackFooterSize != size) {
+  // Compared without sums that a hostile footer could make wrap around.
+  if (index_size > size - kPackHeaderSize - kPackFooterSize ||
+      index_offset != size - kPackFooterSize - index_size) {
     return bad("index does not fit the file");
   }
   std::string index(index_size, '\0');

@@ -57,22 +57,26 @@ Status Store::Init() {
     if (env->FileExists(dir)) return Status::InvalidArgument("snapshot store " + dir + " is not a directory");
     if (!options_.create_if_missing) {
       return Status::NotFound("snapshot store directory " + dir + " does not exist" +
-                              (options_.exclusive ? "; create it first (an explicitly chosen store is never created, "
-                                                    "so that an unmounted backup volume is noticed)"
-                                                  : " (no snapshot has been taken yet)"));
+                              (options_.create_store ? "; create it first (a store directory you chose is never "
+                                                       "created, so that an unmounted backup volume is noticed)"
+                                                     : " (no snapshot has been taken yet)"));
     }
     SNAPSHOT_RETURN_IF_ERROR(env->CreateDir(dir, DirModeFor(options_.file_mode)));
     SNAPSHOT_RETURN_IF_ERROR(env->SyncDir(DirName(dir)));
   }
   const std::string store_file = JoinPath(dir, kStoreFileName);
-  if (!options_.exclusive && !env->FileExists(store_file)) {
-    return Status::NotFound("no snapshot has been taken yet (the store " + dir + " is empty)");
+  if (!env->FileExists(store_file)) {
+    if (!(options_.create_store || options_.create_if_missing) || !options_.exclusive) {
+      return Status::NotFound("no snapshot has been taken yet (" + dir + " holds no snapshot store)");
+    }
+    SNAPSHOT_RETURN_IF_ERROR(CheckDirIsOurs());
   }
   SNAPSHOT_RETURN_IF_ERROR(env->LockFile(JoinPath(dir, kLockFileName), options_.exclusive,
                                          options_.lock_timeout_ms, options_.file_mode, &lock_));
   if (env->FileExists(store_file)) {
     SNAPSHOT_RETURN_IF_ERROR(ReadStoreFile(store_file));
   } else {
+    SNAPSHOT_RETURN_IF_ERROR(CheckDirIsOurs());  // again, now under the lock
     SNAPSHOT_RETURN_IF_ERROR(CreateStoreFile(store_file));
   }
   if (options_.exclusive) {
@@ -81,6 +85,25 @@ Status Store::Init() {
     }
     SNAPSHOT_RETURN_IF_ERROR(env->SyncDir(dir));
     SNAPSHOT_RETURN_IF_ERROR(RemoveDebris());
+  }
+  return Status::OK();
+}
+
+// A directory that holds anything but the store's own (empty) layout is
+// somebody else's: never turn it into a store, never clean up in it.
+Status Store::CheckDirIsOurs() {
+  Env* env = options_.env;
+  std::vector<std::string> names;
+  SNAPSHOT_RETURN_IF_ERROR(env->GetChildren(options_.dir, &names));
+  for (const std::string& n : names) {
+    std::vector<std::string> inner;
+    const bool ours = n == kLockFileName || n == std::string(kStoreFileName) + kTempSuffix ||
+                      ((n == kPackDirName || n == kSnapshotDirName) &&
+                       env->GetChildren(JoinPath(options_.dir, n), &inner).ok() && inner.empty());
+    if (!ours) {
+      return Status::InvalidArgument("the directory " + options_.dir +
+                                     " is not empty and holds no snapshot store; choose an empty or new directory");
+    }
   }
   return Status::OK();
 }
@@ -106,21 +129,24 @@ Status Store::ReadStoreFile(const std::string& path) {
   if (data.size() < 16 || data.compare(0, 8, kStoreMagic) != 0) {
     return Status::InvalidArgument(options_.dir + " is not a snapshot store (its STORE file has no store magic number)");
   }
-  ByteReader r(data.data() + 8, data.size() - 8);
+  uint64_t sum;
+  ByteReader tail(data.data() + data.size() - 8, 8);
+  tail.U64(&sum);
+  if (Checksum64(data.data(), data.size() - 8) != sum) return bad("checksum mismatch");
+  ByteReader r(data.data() + 8, data.size() - 16);
   uint32_t version, flags;
-  uint64_t created, sum;
+  uint64_t created;
   std::string db_name;
-  if (!r.U32(&version)) return bad("truncated");
+  if (!r.U32(&version) || version == 0) return bad("no valid format version");
   if (version > kFormatVersion) {
     return Status::NotSupported("the snapshot store " + options_.dir + " was written by a newer version (format " +
                                 std::to_string(version) + "; this build reads up to " + std::to_string(kFormatVersion) +
                                 "); upgrade the extension");
   }
   if (!(r.U32(&flags) && r.U64(&created) && r.String(&db_name, 4096) && r.Bytes(secret_, sizeof secret_) &&
-        r.U64(&sum) && r.remaining() == 0)) {
+        r.remaining() == 0)) {
     return bad("truncated");
   }
-  if (Checksum64(data.data(), data.size() - 8) != sum) return bad("checksum mismatch");
   if (!options_.db_name.empty() && db_name != options_.db_name) {
     return Status::InvalidArgument("the snapshot store " + options_.dir + " belongs to database '" + db_name +
                                    "', not '" + options_.db_name + "'; choose another store directory");
@@ -130,16 +156,19 @@ Status Store::ReadStoreFile(const std::string& path) {
 
 // Temporary files are left only by a crash or a failure mid-write; under the
 // exclusive lock nobody else can be writing them.
+// Only names the store itself writes are removed: a store may share its
+// directory's parent with anything.
 Status Store::RemoveDebris() {
-  for (const char* sub : {kPackDirName, kSnapshotDirName, ""}) {
+  SNAPSHOT_RETURN_IF_ERROR(options_.env->RemoveFile(JoinPath(options_.dir, std::string(kStoreFileName) + kTempSuffix)));
+  for (const auto& [sub, suffix] : {std::make_pair(kPackDirName, kPackSuffix),
+                                    std::make_pair(kSnapshotDirName, kManifestSuffix)}) {
     const std::string d = JoinPath(options_.dir, sub);
+    const std::string tmp_suffix = std::string(suffix) + kTempSuffix;
     std::vector<std::string> names;
     SNAPSHOT_RETURN_IF_ERROR(options_.env->GetChildren(d, &names));
     for (const std::string& n : names) {
-      const size_t k = std::strlen(kTempSuffix);
-      if (n.size() > k && n.compare(n.size() - k, k, kTempSuffix) == 0) {
-        SNAPSHOT_RETURN_IF_ERROR(options_.env->RemoveFile(JoinPath(d, n)));
-      }
+      uint64_t id;
+      if (ParseFileId(n, tmp_suffix.c_str(), &id)) SNAPSHOT_RETURN_IF_ERROR(options_.env->RemoveFile(JoinPath(d, n)));
     }
   }
   return Status::OK();
@@ -526,6 +555,12 @@ Status Store::CompactPack(uint64_t pack_id, const std::vector<bool>& live, std::
   return options_.env->RemoveFile(PackPath(pack_id));
 }
 
+static std::string IdList(const std::vector<uint64_t>& ids) {
+  std::string out;
+  for (uint64_t id : ids) out += (out.empty() ? "" : ", ") + std::to_string(id);
+  return out.empty() ? "(none)" : out;
+}
+
 Status Store::Prune(int64_t keep_last, int64_t keep_ms, PruneResult* result) {
   if (!options_.exclusive) return Status::InvalidArgument("internal: snapshot store opened read-only");
   if (keep_last < 0 && keep_ms < 0) {
@@ -540,7 +575,13 @@ Status Store::Prune(int64_t keep_last, int64_t keep_ms, PruneResult* result) {
   int64_t rank = 0;  // 0 = newest valid snapshot
   for (auto it = ids.rbegin(); it != ids.rend(); ++it) {
     Manifest m;
-    if (!ReadManifest(*it, &m).ok()) continue;  // damaged: left for the operator, see verify
+    Status ms = ReadManifest(*it, &m);
+    if (!ms.ok()) {
+      // Which packs an unreadable snapshot needs is unknown, so nothing may
+      // be deleted until the operator has looked (snapshot_verify names it).
+      return Status::Corruption("prune changed nothing: snapshot " + std::to_string(*it) +
+                                " cannot be read (" + ms.message() + ")");
+    }
     const bool keep = rank == 0 || (keep_last >= 0 && rank < keep_last) ||
                       (keep_ms >= 0 && now - m.info.created_ms <= keep_ms);
     rank++;
@@ -568,11 +609,16 @@ Status Store::Prune(int64_t keep_last, int64_t keep_ms, PruneResult* result) {
   }
   for (const Manifest& m : kept) {
     for (const Extent& e : m.extents) {
+      if (e.pack == 0) continue;
       auto it = live.find(e.pack);
-      if (it == live.end()) continue;
-      for (uint32_t i = 0; i < e.page_count && e.first_index + i < it->second.size(); i++) {
-        it->second[e.first_index + i] = true;
+      const PackReader* pack;
+      if (it == live.end() || !GetPack(e.pack, &pack).ok() || pack->page_size() != m.info.page_size ||
+          uint64_t(e.first_index) + e.page_count > it->second.size()) {
+        return Status::Corruption("prune deleted snapshots " + IdList(result->deleted) + " but reclaimed no space: snapshot " +
+                                  std::to_string(m.info.id) + " refers to pages that pack " + std::to_string(e.pack) +
+                                  " does not hold (see snapshot_verify)");
       }
+      for (uint32_t i = 0; i < e.page_count; i++) it->second[e.first_index + i] = true;
     }
   }
   std::map<uint64_t, bool> rewritten;

@@ -45,7 +45,9 @@ struct StoreOptions {
   // The database's file name (no directory): a store refuses to serve a
   // database of another name, so two databases never share one by mistake.
   std::string db_name;
-  bool create_if_missing = false;  // also create <dir> itself if absent
+  bool create_if_missing = false;  // create <dir> if absent, and a store in it
+  bool create_store = false;       // start a new store in an existing, empty <dir>
+                                   // (both need exclusive)
   bool exclusive = false;          // lock for writing (backup, restore, prune)
   int lock_timeout_ms = 30000;
   unsigned file_mode = 0600;       // permission bits of files the store creates
@@ -101,6 +103,7 @@ class Store {
   friend class SnapshotImage;
   explicit Store(const StoreOptions& o) : options_(o) {}
   Status Init();
+  Status CheckDirIsOurs();
   Status CreateStoreFile(const std::string& path);
   Status ReadStoreFile(const std::string& path);
   Status RemoveDebris();

@@ -1,6 +1,6 @@
 // Reading a database's committed image straight from its files, as SQLite
-// would after a crash: the database file, overlaid in WAL mode with the
-// frames of the last complete commit in the -wal file.
+// would after a crash: the database file, overlaid in WAL mode with every
+// frame of the -wal file up to and including its last commit frame.
 //
 // The caller must keep the image still while reading: in rollback-journal
 // mode by holding a lock that stops writers (SHARED or more); in WAL mode by
@@ -22,8 +22,8 @@ struct DbImageLayout {
   uint32_t page_size = 0;
   uint32_t page_count = 0;
   bool wal = false;
-  // Page number -> file offset of its page data in the WAL (newest frame
-  // within the last commit).
+  // Page number -> file offset of its page data in the WAL (its newest
+  // frame up to the last commit frame).
   std::unordered_map<uint32_t, uint64_t> wal_pages;
 };
 

@@ -76,8 +76,17 @@ Status CommitThroughJournal(const JournalCommit& c) {
   const uint32_t sector = SectorSize(c.db);
   uint32_t nonce;
   sqlite3_randomness(sizeof nonce, &nonce);
-  uint32_t records = 0;
-  for (uint32_t p : c.pages) records += p <= c.old_page_count ? 1 : 0;
+  // Every page that exists now and will be overwritten or cut off by the
+  // truncation: rollback restores the old size, but only journaled content.
+  std::vector<uint32_t> saved;
+  for (uint32_t p : c.pages) {
+    if (p <= c.old_page_count) saved.push_back(p);
+  }
+  const uint32_t lock_page = uint32_t(0x40000000ull / ps) + 1;
+  for (uint32_t p = c.new_page_count + 1; p <= c.old_page_count; p++) {
+    if (p != lock_page) saved.push_back(p);
+  }
+  const uint32_t records = uint32_t(saved.size());
   std::vector<uint8_t> header(sector, 0);
   std::memcpy(header.data(), kJournalMagic, 8);
   Put32BE(&header[8], records);
@@ -88,9 +97,8 @@ Status CommitThroughJournal(const JournalCommit& c) {
   if (rc == SQLITE_OK) rc = jf->pMethods->xWrite(jf, header.data(), int(sector), 0);
   sqlite3_int64 offset = sector;
   std::vector<uint8_t> record(ps + 8);
-  for (size_t i = 0; rc == SQLITE_OK && i < c.pages.size(); i++) {
-    const uint32_t p = c.pages[i];
-    if (p > c.old_page_count) continue;
+  for (size_t i = 0; rc == SQLITE_OK && i < saved.size(); i++) {
+    const uint32_t p = saved[i];
     Put32BE(record.data(), p);
     rc = c.db->pMethods->xRead(c.db, record.data() + 4, int(ps), sqlite3_int64(p - 1) * ps);
     if (rc == SQLITE_IOERR_SHORT_READ) rc = SQLITE_OK;  // beyond the file's end: zeros, like the pager

@@ -3,7 +3,8 @@
 //
 // The caller holds the database's EXCLUSIVE lock (restore takes it through
 // sqlite3_backup). Then:
-//   1. the original content of every page to be overwritten goes into
+//   1. the original content of every page to be overwritten or cut off by
+//      a truncation goes into
 //      <db>-journal (header, then records of page number, data, checksum:
 //      SQLite's file format, section 4) and the journal is synced; the
 //      VFS syncs the directory too, since the journal is new;
