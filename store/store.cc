@@ -351,9 +351,15 @@ Status SnapshotBuilder::Commit(const std::string& label, uint64_t* id) {
   m.info.bytes_new += encoded.size();
   Status s = store_->WriteManifest(m);
   if (!s.ok()) {
-    // The pack is durable but nothing refers to it: take it back now rather
-    // than leave it for the next prune (best effort; prune removes it if not).
-    if (m.info.pages_new > 0) store_->env()->RemoveFile(store_->PackPath(id_));
+    // The manifest may already be in place (only the directory fsync
+    // failed): a failed call must not leave a listed snapshot, so take the
+    // manifest back, and the pack only once nothing can refer to it.
+    // Whatever cannot be removed now, the next prune removes.
+    Env* env = store_->env();
+    const std::string manifest = store_->ManifestPath(id_);
+    if (env->RemoveFile(manifest).ok() && !env->FileExists(manifest) && m.info.pages_new > 0) {
+      env->RemoveFile(store_->PackPath(id_));
+    }
     store_->dedup_loaded_ = false;
     store_->dedup_.clear();
     return s;
