@@ -197,30 +197,42 @@ Status RestoreThroughJournal(sqlite3* db, const char* schema, Store* store, Snap
 // a 'pre-restore' snapshot; both under the write lock that sqlite3_backup
 // takes first, so no commit can slip in between. In rollback-journal mode
 // only the pages that differ are written (RestoreThroughJournal); otherwise
-// sqlite3_backup copies every page.
+// sqlite3_backup copies every page. If the restore fails, the pre-restore
+// snapshot is taken back: a failed call changes nothing.
 Status RestoreInto(sqlite3* db, const char* schema, Store* store, const ConnectionSettings& settings, uint64_t id,
                    uint64_t* pre_restore_id) {
-  // Every byte the snapshot needs is checked before anything is written, so
-  // a damaged snapshot is reported and nothing, not even the pre-restore
-  // snapshot, is changed.
+  // Every byte the snapshot needs is checked before anything is written.
   SNAPSHOT_RETURN_IF_ERROR(store->Verify(id));
   std::unique_ptr<SnapshotImage> image;
   SNAPSHOT_RETURN_IF_ERROR(store->OpenImage(id, &image));
+  bool recorded = false;
   if (image->info().page_count == 0) {
     // sqlite3_backup copies an empty source at its first step, before the
-    // state it replaces could be recorded: record it first instead.
+    // state it replaces could be recorded, so record it first (outside the
+    // lock: a commit landing in between is not in it). Refuse up front what
+    // that step would refuse.
+    std::string mode;
+    int64_t page_size = 0;
+    const std::string q = "PRAGMA \"" + QuoteIdentifier(schema) + "\".";
+    if (QueryText(db, q + "journal_mode", &mode).ok() && sqlite3_stricmp(mode.c_str(), "wal") == 0 &&
+        QueryInt(db, q + "page_size", &page_size).ok() && uint32_t(page_size) != image->info().page_size) {
+      return PageSizeMismatch();
+    }
     SNAPSHOT_RETURN_IF_ERROR(BackupTo(db, schema, store, settings, kPreRestoreLabel, pre_restore_id));
+    recorded = true;
   }
   const bool journal_path = image->info().page_count > 0 && CanCommitThroughJournal(db, schema);
   ImageDatabase source;
-  SNAPSHOT_RETURN_IF_ERROR(source.Open(image.get()));
-  sqlite3_backup* backup = sqlite3_backup_init(db, schema, source.db(), "main");
-  if (backup == nullptr) return SqliteStatus(db, sqlite3_errcode(db), "cannot start the restore");
+  Status s = source.Open(image.get());
+  sqlite3_backup* backup = s.ok() ? sqlite3_backup_init(db, schema, source.db(), "main") : nullptr;
+  if (s.ok() && backup == nullptr) s = SqliteStatus(db, sqlite3_errcode(db), "cannot start the restore");
   // Zero pages: takes the destination's write lock and copies nothing.
-  int rc = RetryWhileBusy(settings.busy_timeout_ms, [&] { return sqlite3_backup_step(backup, 0); });
-  Status s;
+  int rc = !s.ok() ? SQLITE_ERROR
+                   : RetryWhileBusy(settings.busy_timeout_ms, [&] { return sqlite3_backup_step(backup, 0); });
   bool copied = false;
-  if (rc == SQLITE_READONLY) {
+  if (!s.ok()) {
+    // reported below
+  } else if (rc == SQLITE_READONLY) {
     s = PageSizeMismatch();
   } else if (rc != SQLITE_OK && rc != SQLITE_DONE) {
     s = SqliteStatus(db, rc, "cannot lock the database for the restore");
@@ -228,6 +240,7 @@ Status RestoreInto(sqlite3* db, const char* schema, Store* store, const Connecti
     std::unique_ptr<SnapshotBuilder> builder;
     s = CaptureUnderWriteLock(db, schema, store, &builder);
     if (s.ok()) s = builder->Commit(kPreRestoreLabel, pre_restore_id);
+    recorded = recorded || s.ok();
     if (s.ok() && journal_path && builder->page_size() == image->info().page_size) {
       s = RestoreThroughJournal(db, schema, store, image.get(), *pre_restore_id);
       copied = s.code() != Status::Code::kNotSupported;
@@ -246,7 +259,8 @@ Status RestoreInto(sqlite3* db, const char* schema, Store* store, const Connecti
   }
   // After RestoreThroughJournal this ends the backup's (empty) transaction
   // and releases the lock; otherwise it commits or rolls back the copy.
-  sqlite3_backup_finish(backup);
+  if (backup != nullptr) sqlite3_backup_finish(backup);
+  if (!s.ok() && recorded) store->Discard(*pre_restore_id);
   return s;
 }
 

@@ -322,14 +322,28 @@ uint32_t PackReader::FrameOf(uint32_t index) const {
   return static_cast<uint32_t>((it - frames_.begin()) - 1);
 }
 
+Status PackReader::ReadCompressed(uint32_t f, std::string* compressed) const {
+  const FrameEntry& e = frames_[f];
+  compressed->assign(e.compressed_size, '\0');
+  if (e.compressed_size > 0) SNAPSHOT_RETURN_IF_ERROR(file_->Read(e.offset, e.compressed_size, &(*compressed)[0]));
+  if (Checksum64(compressed->data(), compressed->size()) != e.checksum) {
+    return Status::Corruption("pack " + path_ + " is damaged: frame " + std::to_string(f) + " checksum mismatch");
+  }
+  return Status::OK();
+}
+
+Status PackReader::CheckFrame(uint32_t f) const {
+  std::string compressed;
+  return ReadCompressed(f, &compressed);
+}
+
 Status PackReader::ReadFrame(uint32_t f, std::string* pages) const {
   const FrameEntry& e = frames_[f];
   auto bad = [&](const std::string& why) {
     return Status::Corruption("pack " + path_ + " is damaged: frame " + std::to_string(f) + " " + why);
   };
-  std::string compressed(e.compressed_size, '\0');
-  if (e.compressed_size > 0) SNAPSHOT_RETURN_IF_ERROR(file_->Read(e.offset, e.compressed_size, &compressed[0]));
-  if (Checksum64(compressed.data(), compressed.size()) != e.checksum) return bad("checksum mismatch");
+  std::string compressed;
+  SNAPSHOT_RETURN_IF_ERROR(ReadCompressed(f, &compressed));
   const size_t raw_size = size_t(e.page_count) * page_size_;
   pages->resize(raw_size);
   size_t n = ZSTD_decompress(&(*pages)[0], raw_size, compressed.data(), compressed.size());

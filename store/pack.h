@@ -109,9 +109,13 @@ class PackReader {
   // Reads frame `f`, checks its checksum, decompresses it into *pages and
   // checks every page against its hash. Thread-safe.
   Status ReadFrame(uint32_t f, std::string* pages) const;
+  // Reads frame `f`'s compressed bytes and checks their checksum only: a
+  // frame that passes decompresses to the pages its index hashed.
+  Status CheckFrame(uint32_t f) const;
 
  private:
   PackReader() = default;
+  Status ReadCompressed(uint32_t f, std::string* compressed) const;
   Env* env_ = nullptr;
   std::string path_;
   uint64_t id_ = 0;

@@ -265,6 +265,30 @@ Status Store::LoadDedupIndex() {
   return Status::OK();
 }
 
+// Whether stored content may be referenced by a new snapshot: its pack has
+// this page size and its frame passes its checksum. Each frame is read once
+// per store opening, so a frame that has rotted since it was written is
+// never built upon: the page is stored again instead.
+bool Store::FrameIsSound(const PageRef& ref, uint32_t page_size) {
+  const PackReader* pack;
+  if (!GetPack(ref.pack, &pack).ok() || pack->page_size() != page_size || ref.index >= pack->page_count()) return false;
+  const auto key = std::make_pair(ref.pack, pack->FrameOf(ref.index));
+  auto it = frame_sound_.find(key);
+  if (it == frame_sound_.end()) it = frame_sound_.emplace(key, pack->CheckFrame(key.second).ok()).first;
+  return it->second;
+}
+
+Status Store::Discard(uint64_t id) {
+  if (!options_.exclusive) return Status::InvalidArgument("internal: snapshot store opened read-only");
+  SNAPSHOT_RETURN_IF_ERROR(options_.env->RemoveFile(ManifestPath(id)));
+  SNAPSHOT_RETURN_IF_ERROR(options_.env->SyncDir(JoinPath(options_.dir, kSnapshotDirName)));
+  packs_.erase(id);
+  frame_sound_.clear();
+  dedup_loaded_ = false;
+  dedup_.clear();
+  return options_.env->RemoveFile(PackPath(id));
+}
+
 Status Store::WriteManifest(const Manifest& m) {
   return WriteFileAtomically(options_.env, ManifestPath(m.info.id), m.Encode(), options_.file_mode);
 }
@@ -305,15 +329,9 @@ Status SnapshotBuilder::AddPage(uint32_t pgno, const uint8_t* data) {
   }
   const PageHash h = HashPage(store_->secret_, data, page_size_);
   auto it = store_->dedup_.find(h);
-  if (it != store_->dedup_.end()) {
-    const PackReader* existing = nullptr;
-    // Content of another page size never matches, but be explicit: a ref
-    // must point at a pack of this snapshot's page size.
-    if (it->second.pack == id_ || (store_->GetPack(it->second.pack, &existing).ok() &&
-                                   existing->page_size() == page_size_)) {
-      refs_[pgno - 1] = it->second;
-      return Status::OK();
-    }
+  if (it != store_->dedup_.end() && (it->second.pack == id_ || store_->FrameIsSound(it->second, page_size_))) {
+    refs_[pgno - 1] = it->second;
+    return Status::OK();
   }
   if (!pack_) {
     SNAPSHOT_RETURN_IF_ERROR(PackWriter::Create(store_->env(), JoinPath(store_->dir(), kPackDirName), id_,
@@ -647,6 +665,7 @@ Status Store::Prune(int64_t keep_last, int64_t keep_ms, PruneResult* result) {
   }
   dedup_loaded_ = false;
   dedup_.clear();
+  frame_sound_.clear();
   return options_.env->SyncDir(JoinPath(options_.dir, kPackDirName));
 }
 

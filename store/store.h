@@ -95,6 +95,11 @@ class Store {
   // rewrites packs that are mostly unneeded, so their space is reclaimed.
   Status Prune(int64_t keep_last, int64_t keep_ms, PruneResult* result);
 
+  // Removes snapshot `id` and its own pack, which must be the one just
+  // committed through this Store (nothing else can refer to its pack yet).
+  // Used to take back a 'pre-restore' snapshot when the restore fails.
+  Status Discard(uint64_t id);
+
   // Sum of the sizes of all packs and manifests.
   Status StoredBytes(uint64_t* bytes);
 
@@ -111,6 +116,7 @@ class Store {
   Status NextId(uint64_t* id);
   Status GetPack(uint64_t id, const PackReader** out);
   Status LoadDedupIndex();
+  bool FrameIsSound(const PageRef& ref, uint32_t page_size);
   Status WriteManifest(const Manifest& m);
   Status CompactPack(uint64_t pack_id, const std::vector<bool>& live,
                      std::vector<Manifest>* manifests, std::map<uint64_t, bool>* rewritten,
@@ -125,6 +131,7 @@ class Store {
   // Content hash -> where the store keeps that content; loaded for backups.
   std::unordered_map<PageHash, PageRef, PageHashStd> dedup_;
   bool dedup_loaded_ = false;
+  std::map<std::pair<uint64_t, uint32_t>, bool> frame_sound_;  // (pack, frame) -> checksum ok
 };
 
 class SnapshotBuilder {
