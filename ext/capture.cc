@@ -1,6 +1,5 @@
 #include "ext/capture.h"
 
-
 #include <cstring>
 #include <vector>
 
@@ -9,10 +8,7 @@
 #include "vfs/internal_vfs.h"
 
 namespace snapshot {
-namespace {
 
-// Starts a read transaction on `schema` that lasts while `pin` is not reset:
-// a SELECT that has returned a row keeps its transaction open.
 Status PinReadTransaction(sqlite3* db, const char* schema, int timeout_ms, Statement* pin) {
   const std::string sql = "SELECT count(*) FROM \"" + QuoteIdentifier(schema) + "\".sqlite_schema";
   int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, pin->out(), nullptr);
@@ -25,6 +21,8 @@ Status PinReadTransaction(sqlite3* db, const char* schema, int timeout_ms, State
   if (rc != SQLITE_ROW) return SqliteStatus(db, rc, "cannot start a read transaction");
   return Status::OK();
 }
+
+namespace {
 
 // Reads the committed image from the files (the caller holds a lock that
 // keeps it still; see vfs/db_files.h).

@@ -13,10 +13,16 @@
 
 #include <memory>
 
+#include "ext/sql_util.h"
 #include "store/status.h"
 #include "store/store.h"
 
 namespace snapshot {
+
+// Starts a read transaction on `schema` that lasts until `pin` is finalized
+// (a SELECT that has returned a row keeps its transaction open). Callers pin
+// before they lock the store: database lock first, store lock second.
+Status PinReadTransaction(sqlite3* db, const char* schema, int timeout_ms, Statement* pin);
 
 struct CaptureOptions {
   int busy_timeout_ms = 30000;

@@ -53,12 +53,28 @@ Status IdArg(int argc, sqlite3_value** argv, int i, uint64_t* id) {
   return Status::OK();
 }
 
-Status BackupTo(sqlite3* db, const char* schema, Store* store, const ConnectionSettings& settings,
-                const std::string& label, uint64_t* id) {
+// Takes a snapshot of `schema` and publishes it in its store. The order of
+// locks is the same everywhere: the database's first, the store's second,
+// and no store lock is ever held while waiting for a database lock. (The
+// other order deadlocks against a reader that lists snapshots inside its
+// read transaction while a writer waits.)
+Status TakeSnapshot(sqlite3* db, const char* schema, const ConnectionSettings& settings, StoreAccess access,
+                    const std::string& label, uint64_t* id) {
+  StoreLocation where;  // first, so a bad schema is named as such
+  SNAPSHOT_RETURN_IF_ERROR(LocateStore(db, schema, settings, &where));
+  if (sqlite3_txn_state(db, schema) == SQLITE_TXN_WRITE) {
+    return Status::InvalidArgument(
+        "cannot take a snapshot inside a write transaction (it would contain uncommitted changes); COMMIT first");
+  }
+  Statement pin;
+  SNAPSHOT_RETURN_IF_ERROR(PinReadTransaction(db, schema, settings.busy_timeout_ms, &pin));
+  std::unique_ptr<Store> store;
+  SNAPSHOT_RETURN_IF_ERROR(OpenStore(db, schema, settings, access, &store));
   CaptureOptions options;
   options.busy_timeout_ms = settings.busy_timeout_ms;
   std::unique_ptr<SnapshotBuilder> builder;
-  SNAPSHOT_RETURN_IF_ERROR(CaptureSnapshot(db, schema, store, options, &builder));
+  SNAPSHOT_RETURN_IF_ERROR(CaptureSnapshot(db, schema, store.get(), options, &builder));
+  pin.Finalize();  // every page is read: writers may go on while it is made durable
   return builder->Commit(label, id);
 }
 
@@ -68,10 +84,8 @@ void BackupFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   const char* label = TextArg(argc, argv, 0);
   const char* schema = SchemaArg(argc, argv, 1);
   Status s = ValidateLabel(label ? label : "");
-  std::unique_ptr<Store> store;
-  if (s.ok()) s = OpenStore(db, schema, *Settings(ctx), StoreAccess::kCreate, &store);
   uint64_t id = 0;
-  if (s.ok()) s = BackupTo(db, schema, store.get(), *Settings(ctx), label ? label : "", &id);
+  if (s.ok()) s = TakeSnapshot(db, schema, *Settings(ctx), StoreAccess::kCreate, label ? label : "", &id);
   if (!s.ok()) return ResultStatus(ctx, "snapshot_backup", s);
   sqlite3_result_int64(ctx, sqlite3_int64(id));
 }
@@ -199,18 +213,15 @@ Status RestoreThroughJournal(sqlite3* db, const char* schema, Store* store, Snap
 // only the pages that differ are written (RestoreThroughJournal); otherwise
 // sqlite3_backup copies every page. If the restore fails, the pre-restore
 // snapshot is taken back: a failed call changes nothing.
-Status RestoreInto(sqlite3* db, const char* schema, Store* store, const ConnectionSettings& settings, uint64_t id,
+Status RestoreInto(sqlite3* db, const char* schema, const ConnectionSettings& settings, SnapshotImage* image,
                    uint64_t* pre_restore_id) {
-  // Every byte the snapshot needs is checked before anything is written.
-  SNAPSHOT_RETURN_IF_ERROR(store->Verify(id));
-  std::unique_ptr<SnapshotImage> image;
-  SNAPSHOT_RETURN_IF_ERROR(store->OpenImage(id, &image));
+  std::unique_ptr<Store> store;  // locked exclusively once the database is
   bool recorded = false;
   if (image->info().page_count == 0) {
     // sqlite3_backup copies an empty source at its first step, before the
     // state it replaces could be recorded, so record it first (outside the
-    // lock: a commit landing in between is not in it). Refuse up front what
-    // that step would refuse.
+    // write lock: a commit landing in between is not in it). Refuse up front
+    // what that step would refuse.
     std::string mode;
     int64_t page_size = 0;
     const std::string q = "PRAGMA \"" + QuoteIdentifier(schema) + "\".";
@@ -218,12 +229,12 @@ Status RestoreInto(sqlite3* db, const char* schema, Store* store, const Connecti
         QueryInt(db, q + "page_size", &page_size).ok() && uint32_t(page_size) != image->info().page_size) {
       return PageSizeMismatch();
     }
-    SNAPSHOT_RETURN_IF_ERROR(BackupTo(db, schema, store, settings, kPreRestoreLabel, pre_restore_id));
+    SNAPSHOT_RETURN_IF_ERROR(TakeSnapshot(db, schema, settings, StoreAccess::kWrite, kPreRestoreLabel, pre_restore_id));
     recorded = true;
   }
   const bool journal_path = image->info().page_count > 0 && CanCommitThroughJournal(db, schema);
   ImageDatabase source;
-  Status s = source.Open(image.get());
+  Status s = source.Open(image);
   sqlite3_backup* backup = s.ok() ? sqlite3_backup_init(db, schema, source.db(), "main") : nullptr;
   if (s.ok() && backup == nullptr) s = SqliteStatus(db, sqlite3_errcode(db), "cannot start the restore");
   // Zero pages: takes the destination's write lock and copies nothing.
@@ -236,17 +247,22 @@ Status RestoreInto(sqlite3* db, const char* schema, Store* store, const Connecti
     s = PageSizeMismatch();
   } else if (rc != SQLITE_OK && rc != SQLITE_DONE) {
     s = SqliteStatus(db, rc, "cannot lock the database for the restore");
-  } else if (rc == SQLITE_OK) {
-    std::unique_ptr<SnapshotBuilder> builder;
-    s = CaptureUnderWriteLock(db, schema, store, &builder);
-    if (s.ok()) s = builder->Commit(kPreRestoreLabel, pre_restore_id);
-    recorded = recorded || s.ok();
-    if (s.ok() && journal_path && builder->page_size() == image->info().page_size) {
-      s = RestoreThroughJournal(db, schema, store, image.get(), *pre_restore_id);
-      copied = s.code() != Status::Code::kNotSupported;
-      if (!copied) s = Status::OK();
+  } else {
+    // The database's write lock is held (or the empty copy is done): now
+    // the store's lock.
+    s = OpenStore(db, schema, settings, StoreAccess::kWrite, &store);
+    if (s.ok() && rc == SQLITE_OK) {
+      std::unique_ptr<SnapshotBuilder> builder;
+      s = CaptureUnderWriteLock(db, schema, store.get(), &builder);
+      if (s.ok()) s = builder->Commit(kPreRestoreLabel, pre_restore_id);
+      recorded = recorded || s.ok();
+      if (s.ok() && journal_path && builder->page_size() == image->info().page_size) {
+        s = RestoreThroughJournal(db, schema, store.get(), image, *pre_restore_id);
+        copied = s.code() != Status::Code::kNotSupported;
+        if (!copied) s = Status::OK();
+      }
+      if (s.ok() && !copied) rc = sqlite3_backup_step(backup, -1);
     }
-    if (s.ok() && !copied) rc = sqlite3_backup_step(backup, -1);
   }
   if (s.ok() && !copied && rc != SQLITE_DONE) {
     if (!source.ReadError().ok()) {
@@ -260,7 +276,10 @@ Status RestoreInto(sqlite3* db, const char* schema, Store* store, const Connecti
   // After RestoreThroughJournal this ends the backup's (empty) transaction
   // and releases the lock; otherwise it commits or rolls back the copy.
   if (backup != nullptr) sqlite3_backup_finish(backup);
-  if (!s.ok() && recorded) store->Discard(*pre_restore_id);
+  if (!s.ok() && recorded) {
+    if (!store) OpenStore(db, schema, settings, StoreAccess::kWrite, &store);
+    if (store) store->Discard(*pre_restore_id);
+  }
   return s;
 }
 
@@ -287,10 +306,18 @@ void RestoreFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
         "call snapshot_restore() in a statement of its own (SELECT snapshot_restore(...);), with no other statement "
         "of this connection still reading the database");
   }
-  std::unique_ptr<Store> store;
-  if (s.ok()) s = OpenStore(db, schema, *Settings(ctx), StoreAccess::kWrite, &store);
-  if (s.ok()) s = ResolveId(store.get(), requested, &id);
-  if (s.ok()) s = RestoreInto(db, schema, store.get(), *Settings(ctx), id, &pre_id);
+  // First, under the store's shared lock alone: find the snapshot, check
+  // every byte it needs (a damaged snapshot changes nothing), and open its
+  // files. Then the lock is dropped, since RestoreInto must wait for the
+  // database's write lock holding no store lock; the open files stay valid.
+  std::unique_ptr<Store> reader;
+  std::unique_ptr<SnapshotImage> image;
+  if (s.ok()) s = OpenStore(db, schema, *Settings(ctx), StoreAccess::kRead, &reader);
+  if (s.ok()) s = ResolveId(reader.get(), requested, &id);
+  if (s.ok()) s = reader->Verify(id);
+  if (s.ok()) s = reader->OpenImage(id, &image);
+  if (s.ok()) reader->ReleaseLock();
+  if (s.ok()) s = RestoreInto(db, schema, *Settings(ctx), image.get(), &pre_id);
   if (!s.ok()) return ResultStatus(ctx, "snapshot_restore", s);
   sqlite3_result_int64(ctx, sqlite3_int64(id));
 }

@@ -68,6 +68,12 @@ class Store {
   static Status Open(const StoreOptions& options, std::unique_ptr<Store>* out);
 
   const std::string& dir() const { return options_.dir; }
+
+  // Drops the store lock while keeping the files already open readable
+  // (store files are never changed in place, only replaced or unlinked).
+  // Restore reads its snapshot so while it waits for the database's write
+  // lock, since no store lock may be held while waiting for a database lock.
+  void ReleaseLock() { lock_.reset(); }
   Env* env() const { return options_.env; }
 
   // Every complete snapshot, oldest first.
