@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "ext/sql_util.h"
+#include "store/coding.h"
 #include "vfs/db_files.h"
 #include "vfs/internal_vfs.h"
 
@@ -69,7 +70,7 @@ Status CaptureThroughPager(sqlite3* db, const char* schema, SnapshotBuilder* bui
   // The backup API gives its destination a schema cookie of its own; put
   // back the source's, so the snapshot's header is the database's.
   uint8_t* p = reinterpret_cast<uint8_t*>(&sink.page1[0]);
-  for (int i = 0; i < 4; i++) p[40 + i] = uint8_t(uint32_t(schema_cookie) >> (24 - 8 * i));
+  StoreU32BE(p + 40, uint32_t(schema_cookie));
   return builder->AddPage(1, p);
 }
 

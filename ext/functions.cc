@@ -12,6 +12,7 @@
 #include "ext/capture.h"
 #include "ext/connection.h"
 #include "ext/sql_util.h"
+#include "store/coding.h"
 #include "store/format.h"
 #include "vfs/internal_vfs.h"
 #include "vfs/journal_commit.h"
@@ -129,11 +130,6 @@ Status PageSizeMismatch() {
       "switch it to PRAGMA journal_mode=DELETE first, or use snapshot_restore_to()");
 }
 
-uint32_t Get32BE(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
-void Put32BE(uint8_t* p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = uint8_t(v >> (24 - 8 * i));
-}
-
 // Whether a restore may write only the pages that differ, through its own
 // rollback journal (see vfs/journal_commit.h): rollback-journal modes that
 // keep a journal on disk, and a connection that re-reads the file header
@@ -177,7 +173,7 @@ Status RestoreThroughJournal(sqlite3* db, const char* schema, Store* store, Snap
   c.page_size = target.info.page_size;
   c.old_page_count = current.info.page_count;
   c.new_page_count = target.info.page_count;
-  const uint32_t lock_page = uint32_t(0x40000000ull / c.page_size) + 1;
+  const uint32_t lock_page = LockBytePage(c.page_size);
   for (uint32_t p = 1; p <= c.new_page_count; p++) {
     if (p == lock_page) continue;
     PageRef now, then;
@@ -193,12 +189,12 @@ Status RestoreThroughJournal(sqlite3* db, const char* schema, Store* store, Snap
       // every other connection drops its cache), a new schema cookie (so
       // each re-reads the schema), the page count, this library's version,
       // and the live file's journal-mode bytes.
-      const uint32_t counter = Get32BE(live_header + 24) + 1;
-      Put32BE(out + 24, counter);
-      Put32BE(out + 92, counter);
-      Put32BE(out + 96, uint32_t(sqlite3_libversion_number()));
-      Put32BE(out + 28, c.new_page_count);
-      Put32BE(out + 40, Get32BE(live_header + 40) + 1);
+      const uint32_t counter = LoadU32BE(live_header + 24) + 1;
+      StoreU32BE(out + 24, counter);
+      StoreU32BE(out + 92, counter);
+      StoreU32BE(out + 96, uint32_t(sqlite3_libversion_number()));
+      StoreU32BE(out + 28, c.new_page_count);
+      StoreU32BE(out + 40, LoadU32BE(live_header + 40) + 1);
       out[18] = live_header[18];
       out[19] = live_header[19];
     }

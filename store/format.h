@@ -29,6 +29,11 @@ inline bool IsValidPageSize(uint32_t n) {
   return n >= kMinPageSize && n <= kMaxPageSize && (n & (n - 1)) == 0;
 }
 
+// SQLite never reads or writes the page that holds byte offset 2^30 (its
+// lock bytes live there): snapshots store no content for it, and it reads
+// back as zeros.
+inline uint32_t LockBytePage(uint32_t page_size) { return uint32_t(0x40000000ull / page_size) + 1; }
+
 // "0000000042.pack" for (42, ".pack"); ParseFileId undoes it.
 std::string FileNameForId(uint64_t id, const char* suffix);
 bool ParseFileId(const std::string& name, const char* suffix, uint64_t* id);

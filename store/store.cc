@@ -14,12 +14,6 @@ namespace {
 
 // A page the builder has not been given yet.
 constexpr uint64_t kUnsetPack = UINT64_MAX;
-// SQLite never reads or writes the page holding byte offset 2^30 (its lock
-// bytes live there); it reads back as zeros.
-constexpr uint64_t kLockBytePageOffset = 0x40000000ull;
-
-uint32_t LockBytePage(uint32_t page_size) { return static_cast<uint32_t>(kLockBytePageOffset / page_size) + 1; }
-
 unsigned DirModeFor(unsigned file_mode) { return file_mode | ((file_mode & 0444u) >> 2); }
 
 }  // namespace

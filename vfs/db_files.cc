@@ -5,15 +5,16 @@
 #include <string>
 #include <vector>
 
+#include "store/coding.h"
+#include "store/format.h"
+
 namespace snapshot {
 namespace {
 
-constexpr uint64_t kLockBytePageOffset = 0x40000000ull;
 constexpr size_t kWalHeaderSize = 32;
 constexpr size_t kWalFrameHeaderSize = 24;
 constexpr size_t kReadChunkBytes = 1 << 20;
 
-uint32_t Get32BE(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
 uint32_t Get32LE(const uint8_t* p) { return uint32_t(p[3]) << 24 | uint32_t(p[2]) << 16 | uint32_t(p[1]) << 8 | p[0]; }
 
 Status ReadAt(sqlite3_file* f, uint64_t offset, size_t n, void* out, bool allow_short) {
@@ -26,8 +27,8 @@ Status ReadAt(sqlite3_file* f, uint64_t offset, size_t n, void* out, bool allow_
 // 32-bit words, in the byte order the WAL header's magic number names.
 void WalChecksum(bool big_endian, const uint8_t* p, size_t n, uint32_t* s1, uint32_t* s2) {
   for (size_t i = 0; i + 8 <= n; i += 8) {
-    const uint32_t x0 = big_endian ? Get32BE(p + i) : Get32LE(p + i);
-    const uint32_t x1 = big_endian ? Get32BE(p + i + 4) : Get32LE(p + i + 4);
+    const uint32_t x0 = big_endian ? LoadU32BE(p + i) : Get32LE(p + i);
+    const uint32_t x1 = big_endian ? LoadU32BE(p + i + 4) : Get32LE(p + i + 4);
     *s1 += x0 + *s2;
     *s2 += x1 + *s1;
   }
@@ -47,26 +48,26 @@ Status ScanWal(sqlite3_file* wal, DbImageLayout* out, bool* has_commit) {
   if (uint64_t(size) < kWalHeaderSize) return Status::OK();
   uint8_t h[kWalHeaderSize];
   SNAPSHOT_RETURN_IF_ERROR(ReadAt(wal, 0, sizeof h, h, false));
-  const uint32_t magic = Get32BE(h);
+  const uint32_t magic = LoadU32BE(h);
   if ((magic & 0xFFFFFFFE) != 0x377f0682) return Status::OK();  // not (yet) a WAL: no frames
   const bool big_endian = (magic & 1) != 0;
-  const uint32_t page_size = Get32BE(h + 8);
+  const uint32_t page_size = LoadU32BE(h + 8);
   if (page_size < 512 || page_size > 65536 || (page_size & (page_size - 1)) != 0) return Status::OK();
   uint32_t s1 = 0, s2 = 0;
   WalChecksum(big_endian, h, 24, &s1, &s2);
-  if (s1 != Get32BE(h + 24) || s2 != Get32BE(h + 28)) return Status::OK();  // a header never completed
-  const uint32_t salt1 = Get32BE(h + 16), salt2 = Get32BE(h + 20);
+  if (s1 != LoadU32BE(h + 24) || s2 != LoadU32BE(h + 28)) return Status::OK();  // a header never completed
+  const uint32_t salt1 = LoadU32BE(h + 16), salt2 = LoadU32BE(h + 20);
 
   std::unordered_map<uint32_t, uint64_t> pending;  // frames since the last commit
   std::vector<uint8_t> frame(kWalFrameHeaderSize + page_size);
   for (uint64_t off = kWalHeaderSize; off + frame.size() <= uint64_t(size); off += frame.size()) {
     SNAPSHOT_RETURN_IF_ERROR(ReadAt(wal, off, frame.size(), frame.data(), false));
     const uint8_t* fh = frame.data();
-    const uint32_t pgno = Get32BE(fh), commit_pages = Get32BE(fh + 4);
-    if (pgno == 0 || Get32BE(fh + 8) != salt1 || Get32BE(fh + 12) != salt2) break;
+    const uint32_t pgno = LoadU32BE(fh), commit_pages = LoadU32BE(fh + 4);
+    if (pgno == 0 || LoadU32BE(fh + 8) != salt1 || LoadU32BE(fh + 12) != salt2) break;
     WalChecksum(big_endian, fh, 8, &s1, &s2);
     WalChecksum(big_endian, fh + kWalFrameHeaderSize, page_size, &s1, &s2);
-    if (s1 != Get32BE(fh + 16) || s2 != Get32BE(fh + 20)) break;
+    if (s1 != LoadU32BE(fh + 16) || s2 != LoadU32BE(fh + 20)) break;
     pending[pgno] = off + kWalFrameHeaderSize;
     if (commit_pages != 0) {
       for (const auto& [p, o] : pending) out->wal_pages[p] = o;
@@ -104,7 +105,7 @@ Status ReadDbLayout(sqlite3_file* db, sqlite3_file* wal, DbImageLayout* out) {
   }
   // SQLite trusts the in-header size only while the change counter matches
   // the version-valid-for number; otherwise the file size decides.
-  const uint32_t header_pages = Get32BE(h + 28);
+  const uint32_t header_pages = LoadU32BE(h + 28);
   if (header_pages != 0 && std::memcmp(h + 24, h + 92, 4) == 0) {
     out->page_count = header_pages;
   } else {
@@ -116,7 +117,7 @@ Status ReadDbLayout(sqlite3_file* db, sqlite3_file* wal, DbImageLayout* out) {
 Status ReadDbPages(sqlite3_file* db, sqlite3_file* wal, const DbImageLayout& layout,
                    const std::function<Status(uint32_t, const uint8_t*)>& fn) {
   const uint32_t page_size = layout.page_size;
-  const uint32_t lock_page = uint32_t(kLockBytePageOffset / page_size) + 1;
+  const uint32_t lock_page = LockBytePage(page_size);
   const uint32_t chunk = std::max<uint32_t>(1, uint32_t(kReadChunkBytes / page_size));
   std::vector<uint8_t> buf(size_t(chunk) * page_size);
   for (uint32_t first = 1; first <= layout.page_count; first += chunk) {

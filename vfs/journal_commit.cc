@@ -5,17 +5,13 @@
 #include <memory>
 #include <string>
 
+#include "store/coding.h"
+#include "store/format.h"
+
 namespace snapshot {
 namespace {
 
 const uint8_t kJournalMagic[8] = {0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7};
-
-void Put32BE(uint8_t* p, uint32_t v) {
-  p[0] = uint8_t(v >> 24);
-  p[1] = uint8_t(v >> 16);
-  p[2] = uint8_t(v >> 8);
-  p[3] = uint8_t(v);
-}
 
 Status IoStatus(int rc, const char* what) {
   return Status::IOError(std::string(what) + ": " + sqlite3_errstr(rc));
@@ -82,28 +78,28 @@ Status CommitThroughJournal(const JournalCommit& c) {
   for (uint32_t p : c.pages) {
     if (p <= c.old_page_count) saved.push_back(p);
   }
-  const uint32_t lock_page = uint32_t(0x40000000ull / ps) + 1;
+  const uint32_t lock_page = LockBytePage(ps);
   for (uint32_t p = c.new_page_count + 1; p <= c.old_page_count; p++) {
     if (p != lock_page) saved.push_back(p);
   }
   const uint32_t records = uint32_t(saved.size());
   std::vector<uint8_t> header(sector, 0);
   std::memcpy(header.data(), kJournalMagic, 8);
-  Put32BE(&header[8], records);
-  Put32BE(&header[12], nonce);
-  Put32BE(&header[16], c.old_page_count);
-  Put32BE(&header[20], sector);
-  Put32BE(&header[24], ps);
+  StoreU32BE(&header[8], records);
+  StoreU32BE(&header[12], nonce);
+  StoreU32BE(&header[16], c.old_page_count);
+  StoreU32BE(&header[20], sector);
+  StoreU32BE(&header[24], ps);
   if (rc == SQLITE_OK) rc = jf->pMethods->xWrite(jf, header.data(), int(sector), 0);
   sqlite3_int64 offset = sector;
   std::vector<uint8_t> record(ps + 8);
   for (size_t i = 0; rc == SQLITE_OK && i < saved.size(); i++) {
     const uint32_t p = saved[i];
-    Put32BE(record.data(), p);
+    StoreU32BE(record.data(), p);
     rc = c.db->pMethods->xRead(c.db, record.data() + 4, int(ps), sqlite3_int64(p - 1) * ps);
     if (rc == SQLITE_IOERR_SHORT_READ) rc = SQLITE_OK;  // beyond the file's end: zeros, like the pager
     if (rc != SQLITE_OK) break;
-    Put32BE(record.data() + 4 + ps, JournalChecksum(nonce, record.data() + 4, ps));
+    StoreU32BE(record.data() + 4 + ps, JournalChecksum(nonce, record.data() + 4, ps));
     rc = jf->pMethods->xWrite(jf, record.data(), int(record.size()), offset);
     offset += sqlite3_int64(record.size());
   }
