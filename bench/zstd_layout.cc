@@ -4,8 +4,9 @@
 //   build/zstd_layout DB_FILE [PAGE_SIZE]
 //
 // Prints, for each layout, compressed bytes, the ratio to whole-file zstd -3,
-// and single-thread time; then the store's own PackWriter (the chosen layout)
-// with 1 and 2 threads.
+// and single-thread time; then the store's own PackWriter (hashing, framing,
+// compression on worker threads, writing the pack) for several frame sizes,
+// levels and thread counts.
 #include <zstd.h>
 
 #include <chrono>

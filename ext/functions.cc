@@ -150,8 +150,8 @@ bool CanCommitThroughJournal(sqlite3* db, const char* schema) {
 // under the same EXCLUSIVE lock), as one journaled commit.
 Status RestoreThroughJournal(sqlite3* db, const char* schema, Store* store, SnapshotImage* image,
                              uint64_t current_id) {
-  Manifest current;
-  SNAPSHOT_RETURN_IF_ERROR(store->ReadManifest(current_id, &current));
+  std::unique_ptr<SnapshotImage> current;
+  SNAPSHOT_RETURN_IF_ERROR(store->OpenImage(current_id, &current));
   sqlite3_file* file = FilePointer(db, schema, SQLITE_FCNTL_FILE_POINTER);
   sqlite3_vfs* vfs = nullptr;
   sqlite3_file_control(db, schema, SQLITE_FCNTL_VFS_POINTER, &vfs);
@@ -165,21 +165,20 @@ Status RestoreThroughJournal(sqlite3* db, const char* schema, Store* store, Snap
     return Status::NotSupported("the database is no longer in rollback-journal mode");
   }
 
-  const Manifest& target = image->manifest();
   JournalCommit c;
   c.vfs = vfs;
   c.journal_name = sqlite3_filename_journal(db_name);
   c.db = file;
-  c.page_size = target.info.page_size;
-  c.old_page_count = current.info.page_count;
-  c.new_page_count = target.info.page_count;
+  c.page_size = image->info().page_size;
+  c.old_page_count = current->info().page_count;
+  c.new_page_count = image->info().page_count;
   const uint32_t lock_page = LockBytePage(c.page_size);
   for (uint32_t p = 1; p <= c.new_page_count; p++) {
     if (p == lock_page) continue;
-    PageRef now, then;
-    // Equal references mean equal content: the store keeps one copy of each.
-    const bool same = p != 1 && current.Lookup(p, &now) && target.Lookup(p, &then) && now.pack == then.pack &&
-                      now.index == then.index;
+    // Compared by content hash, not by (pack, index): the target was opened
+    // before the store lock was taken again, and ids can be reused since.
+    PageHash now, then;
+    const bool same = p != 1 && current->StoredHash(p, &now) && image->StoredHash(p, &then) && now == then;
     if (!same) c.pages.push_back(p);
   }
   c.new_content = [&](uint32_t pgno, uint8_t* out) -> Status {
@@ -243,11 +242,11 @@ Status RestoreInto(sqlite3* db, const char* schema, const ConnectionSettings& se
     s = PageSizeMismatch();
   } else if (rc != SQLITE_OK && rc != SQLITE_DONE) {
     s = SqliteStatus(db, rc, "cannot lock the database for the restore");
-  } else {
-    // The database's write lock is held (or the empty copy is done): now
-    // the store's lock.
+  } else if (rc == SQLITE_OK) {
+    // The database's write lock is held: now the store's lock. (SQLITE_DONE
+    // means the empty copy is already committed, its pre-restore recorded.)
     s = OpenStore(db, schema, settings, StoreAccess::kWrite, &store);
-    if (s.ok() && rc == SQLITE_OK) {
+    if (s.ok()) {
       std::unique_ptr<SnapshotBuilder> builder;
       s = CaptureUnderWriteLock(db, schema, store.get(), &builder);
       if (s.ok()) s = builder->Commit(kPreRestoreLabel, pre_restore_id);

@@ -36,7 +36,7 @@ struct SnapshotInfo {
   uint32_t page_size = 0;
   uint32_t page_count = 0;
   uint64_t pages_new = 0;  // pages this snapshot added to the store
-  uint64_t bytes_new = 0;  // bytes this snapshot added (its pack file)
+  uint64_t bytes_new = 0;  // bytes this snapshot added (its pack and manifest files)
   uint64_t db_bytes() const { return uint64_t(page_size) * page_count; }
 };
 

@@ -293,7 +293,7 @@ Status PackReader::Open(Env* env, const std::string& path, uint64_t id, const ui
   ByteReader ir(index);
   r->frames_.resize(n_frames);
   uint64_t expect_offset = kPackHeaderSize;
-  uint32_t first_index = 0;
+  uint64_t first_index = 0;  // 64 bits: a hostile table must not wrap it
   for (FrameEntry& e : r->frames_) {
     ir.U64(&e.offset);
     ir.U32(&e.compressed_size);
@@ -302,7 +302,8 @@ Status PackReader::Open(Env* env, const std::string& path, uint64_t id, const ui
     if (e.offset != expect_offset || e.page_count == 0 || e.page_count > PagesPerFrame(r->page_size_, kMaxFrameBytes)) {
       return bad("frame table is inconsistent");
     }
-    e.first_index = first_index;
+    if (first_index + e.page_count > n_pages) return bad("frame table is inconsistent");
+    e.first_index = uint32_t(first_index);
     first_index += e.page_count;
     expect_offset += e.compressed_size;
   }

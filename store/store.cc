@@ -369,7 +369,8 @@ Status SnapshotBuilder::Commit(const std::string& label, uint64_t* id) {
     // Whatever cannot be removed now, the next prune removes.
     Env* env = store_->env();
     const std::string manifest = store_->ManifestPath(id_);
-    if (env->RemoveFile(manifest).ok() && !env->FileExists(manifest) && m.info.pages_new > 0) {
+    if (env->RemoveFile(manifest).ok() && !env->FileExists(manifest) &&
+        env->SyncDir(DirName(manifest)).ok() && m.info.pages_new > 0) {
       env->RemoveFile(store_->PackPath(id_));
     }
     store_->dedup_loaded_ = false;
@@ -431,6 +432,17 @@ Status SnapshotImage::ReadPage(uint32_t pgno, uint8_t* out) {
   const size_t slot = ref.index - pack->frames()[f].first_index;
   std::memcpy(out, it->second.pages.data() + slot * page_size, page_size);
   return Status::OK();
+}
+
+bool SnapshotImage::StoredHash(uint32_t pgno, PageHash* out) {
+  PageRef ref;
+  const PackReader* pack;
+  if (!manifest_.Lookup(pgno, &ref) || ref.pack == 0 || !store_->GetPack(ref.pack, &pack).ok() ||
+      ref.index >= pack->page_count()) {
+    return false;
+  }
+  *out = pack->hash(ref.index);
+  return true;
 }
 
 Status SnapshotImage::Read(uint64_t offset, size_t n, uint8_t* out) {

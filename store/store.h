@@ -172,6 +172,9 @@ class SnapshotImage {
   Status ReadPage(uint32_t pgno, uint8_t* out);
   // Copies `n` bytes at byte offset `offset` of the database image.
   Status Read(uint64_t offset, size_t n, uint8_t* out);
+  // The keyed hash of page pgno's content, from its pack's index (no
+  // decompression); the zero page (the lock-byte page) has none: false.
+  bool StoredHash(uint32_t pgno, PageHash* out);
 
  private:
   friend class Store;

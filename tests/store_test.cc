@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -17,7 +18,6 @@
 #include <map>
 #include <mutex>
 #include <random>
-#include <regex>
 #include <set>
 #include <string>
 #include <thread>
@@ -208,9 +208,13 @@ SnapshotInfo InfoOf(Store* store, uint64_t id) {
 // Snapshot ids a Verify() message names ("snapshot 3 (...)").
 std::set<uint64_t> NamedIds(const std::string& msg) {
   std::set<uint64_t> ids;
-  static const std::regex re("snapshot ([0-9]+) \\(");
-  for (std::sregex_iterator it(msg.begin(), msg.end(), re), end; it != end; ++it) {
-    ids.insert(std::stoull((*it)[1].str()));
+  const std::string word = "snapshot ";
+  for (size_t at = msg.find(word); at != std::string::npos; at = msg.find(word, at + 1)) {
+    size_t end = at + word.size();
+    while (end < msg.size() && std::isdigit(static_cast<unsigned char>(msg[end]))) end++;
+    if (end > at + word.size() && end + 1 < msg.size() && msg[end] == ' ' && msg[end + 1] == '(') {
+      ids.insert(std::stoull(msg.substr(at + word.size(), end - at - word.size())));
+    }
   }
   return ids;
 }

@@ -130,7 +130,14 @@ Status CommitThroughJournal(const JournalCommit& c) {
   // 3. Commit.
   journal.Close();
   rc = c.vfs->xDelete(c.vfs, c.journal_name, 1);
-  if (rc != SQLITE_OK) return IoStatus(rc, "cannot delete the rollback journal");
+  if (rc != SQLITE_OK) {
+    // Once the journal is gone the commit has happened, even if syncing the
+    // directory failed afterwards; only a journal still there is a failure.
+    int exists = 1;
+    if (c.vfs->xAccess(c.vfs, c.journal_name, SQLITE_ACCESS_EXISTS, &exists) != SQLITE_OK || exists) {
+      return IoStatus(rc, "cannot delete the rollback journal; SQLite will roll the database back from it");
+    }
+  }
   return Status::OK();
 }
 
