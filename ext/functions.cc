@@ -5,6 +5,7 @@
 
 #include <limits.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <cmath>
 #include <string>
@@ -59,22 +60,27 @@ Status IdArg(int argc, sqlite3_value** argv, int i, uint64_t* id) {
 // and no store lock is ever held while waiting for a database lock. (The
 // other order deadlocks against a reader that lists snapshots inside its
 // read transaction while a writer waits.)
+//
+// The pages come from schema `schema` of `db`, or, for an import, from the
+// main schema of `source`, another connection.
 Status TakeSnapshot(sqlite3* db, const char* schema, const ConnectionSettings& settings, StoreAccess access,
-                    const std::string& label, uint64_t* id) {
+                    const std::string& label, uint64_t* id, sqlite3* source = nullptr) {
   StoreLocation where;  // first, so a bad schema is named as such
   SNAPSHOT_RETURN_IF_ERROR(LocateStore(db, schema, settings, &where));
-  if (sqlite3_txn_state(db, schema) == SQLITE_TXN_WRITE) {
+  sqlite3* from = source ? source : db;
+  const char* from_schema = source ? "main" : schema;
+  if (sqlite3_txn_state(from, from_schema) == SQLITE_TXN_WRITE) {
     return Status::InvalidArgument(
         "cannot take a snapshot inside a write transaction (it would contain uncommitted changes); COMMIT first");
   }
   Statement pin;
-  SNAPSHOT_RETURN_IF_ERROR(PinReadTransaction(db, schema, settings.busy_timeout_ms, &pin));
+  SNAPSHOT_RETURN_IF_ERROR(PinReadTransaction(from, from_schema, settings.busy_timeout_ms, &pin));
   std::unique_ptr<Store> store;
   SNAPSHOT_RETURN_IF_ERROR(OpenStore(db, schema, settings, access, &store));
   CaptureOptions options;
   options.busy_timeout_ms = settings.busy_timeout_ms;
   std::unique_ptr<SnapshotBuilder> builder;
-  SNAPSHOT_RETURN_IF_ERROR(CaptureSnapshot(db, schema, store.get(), options, &builder));
+  SNAPSHOT_RETURN_IF_ERROR(CaptureSnapshot(from, from_schema, store.get(), options, &builder));
   pin.Finalize();  // every page is read: writers may go on while it is made durable
   return builder->Commit(label, id);
 }
@@ -374,6 +380,54 @@ void RestoreToFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   sqlite3_result_int64(ctx, sqlite3_int64(id));
 }
 
+// snapshot_import(path [, label [, schema]]) -> id of the new snapshot
+//
+// Takes a full-copy backup file (what `cp db.sqlite3 backups/...` scripts
+// made) into the store as a snapshot, deduplicated against everything the
+// store holds, labelled by default with the file's modification time. A copy
+// that SQLite's quick_check finds damaged (a torn copy of a live database)
+// is refused, not stored.
+void ImportFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  sqlite3* db = sqlite3_context_db_handle(ctx);
+  const char* path = TextArg(argc, argv, 0);
+  const char* schema = SchemaArg(argc, argv, 2);
+  std::string label = TextArg(argc, argv, 1) ? TextArg(argc, argv, 1) : "";
+  StoreLocation loc;
+  Status s = LocateStore(db, schema, *Settings(ctx), &loc);
+  struct stat st;
+  if (s.ok() && (path == nullptr || ::stat(path, &st) != 0 || !S_ISREG(st.st_mode))) {
+    s = Status::InvalidArgument(std::string(path ? path : "(null)") + " is not a readable file");
+  }
+  struct stat live;
+  if (s.ok() && ::stat(loc.db_path.c_str(), &live) == 0 && live.st_dev == st.st_dev && live.st_ino == st.st_ino) {
+    s = Status::InvalidArgument(std::string(path) + " is the live database; use snapshot_backup()");
+  }
+  if (s.ok() && label.empty()) label = FormatTimestamp(int64_t(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000);
+  if (s.ok()) s = ValidateLabel(label);
+  sqlite3* source = nullptr;
+  if (s.ok()) {
+    // Read-only: a backup file is only read, and checked first.
+    int rc = sqlite3_open_v2(path, &source, SQLITE_OPEN_READONLY, nullptr);
+    std::string check;
+    if (rc == SQLITE_OK) {
+      sqlite3_busy_timeout(source, Settings(ctx)->busy_timeout_ms);
+      Status q = QueryText(source, "PRAGMA quick_check", &check);
+      if (!q.ok()) {
+        s = Status::InvalidArgument(std::string(path) + " cannot be read as a SQLite database (" + q.message() + ")");
+      } else if (check != "ok") {
+        s = Status::Corruption(std::string(path) + " is damaged (quick_check: " + check + "); it was not imported");
+      }
+    } else {
+      s = SqliteStatus(source, rc, std::string("cannot open ") + path);
+    }
+  }
+  uint64_t id = 0;
+  if (s.ok()) s = TakeSnapshot(db, schema, *Settings(ctx), StoreAccess::kCreate, label, &id, source);
+  sqlite3_close(source);
+  if (!s.ok()) return ResultStatus(ctx, "snapshot_import", s);
+  sqlite3_result_int64(ctx, sqlite3_int64(id));
+}
+
 // snapshot_verify([id [, schema]]) -> 'ok', or an error naming the damage
 void VerifyFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   sqlite3* db = sqlite3_context_db_handle(ctx);
@@ -474,6 +528,7 @@ int RegisterSnapshotFunctions(sqlite3* db) {
       {"snapshot_backup", 0, 2, BackupFunc, true},
       {"snapshot_restore", 0, 2, RestoreFunc, true},
       {"snapshot_restore_to", 1, 3, RestoreToFunc, true},
+      {"snapshot_import", 1, 3, ImportFunc, true},
       {"snapshot_verify", 0, 2, VerifyFunc, true},
       {"snapshot_prune", 1, 3, PruneFunc, true},
       {"snapshot_config", 1, 2, ConfigFunc, true},
