@@ -27,7 +27,7 @@ namespace {
 
 // Reads the committed image from the files (the caller holds a lock that
 // keeps it still; see vfs/db_files.h).
-Status CaptureFromFiles(sqlite3* db, const char* schema, Store* store, bool include_wal,
+Status CaptureFromFiles(sqlite3* db, const char* schema, Store* store, bool include_wal, bool interruptible,
                         std::unique_ptr<SnapshotBuilder>* builder) {
   sqlite3_file* file = FilePointer(db, schema, SQLITE_FCNTL_FILE_POINTER);
   if (file == nullptr) return Status::IOError("cannot reach the database file");
@@ -36,7 +36,11 @@ Status CaptureFromFiles(sqlite3* db, const char* schema, Store* store, bool incl
   SNAPSHOT_RETURN_IF_ERROR(ReadDbLayout(file, wal, &layout));
   SNAPSHOT_RETURN_IF_ERROR(store->NewSnapshot(layout.page_size, layout.page_count, nullptr, builder));
   SnapshotBuilder* b = builder->get();
-  return ReadDbPages(file, wal, layout, [b](uint32_t pgno, const uint8_t* page) { return b->AddPage(pgno, page); });
+  InterruptCheck interrupt(db);
+  return ReadDbPages(file, wal, layout, [&](uint32_t pgno, const uint8_t* page) {
+    SNAPSHOT_RETURN_IF_ERROR(interruptible ? interrupt.Poll() : Status::OK());
+    return b->AddPage(pgno, page);
+  });
 }
 
 Status CaptureThroughPager(sqlite3* db, const char* schema, SnapshotBuilder* builder, int64_t schema_cookie) {
@@ -57,9 +61,15 @@ Status CaptureThroughPager(sqlite3* db, const char* schema, SnapshotBuilder* bui
     if (backup == nullptr) {
       result = SqliteStatus(dst, sqlite3_errcode(dst), "cannot start reading the database");
     } else {
-      rc = sqlite3_backup_step(backup, -1);
+      // In steps, so that an interrupt is noticed; the pinned read
+      // transaction keeps every step at the same commit.
+      InterruptCheck interrupt(db);
+      do {
+        rc = sqlite3_backup_step(backup, 1024);
+        if (rc == SQLITE_OK) result = interrupt.Poll(1);
+      } while (rc == SQLITE_OK && result.ok());
       sqlite3_backup_finish(backup);
-      if (rc != SQLITE_DONE) result = SqliteStatus(db, rc, "cannot read the database");
+      if (result.ok() && rc != SQLITE_DONE) result = SqliteStatus(db, rc, "cannot read the database");
     }
   }
   sqlite3_close(dst);
@@ -90,7 +100,7 @@ Status CaptureSnapshot(sqlite3* db, const char* schema, Store* store, const Capt
   std::string journal_mode;
   SNAPSHOT_RETURN_IF_ERROR(QueryText(db, q + "journal_mode", &journal_mode));
   if (sqlite3_stricmp(journal_mode.c_str(), "wal") != 0) {
-    return CaptureFromFiles(db, schema, store, /*include_wal=*/false, builder);
+    return CaptureFromFiles(db, schema, store, /*include_wal=*/false, /*interruptible=*/true, builder);
   }
   int64_t page_size, page_count, schema_cookie;
   SNAPSHOT_RETURN_IF_ERROR(QueryInt(db, q + "page_size", &page_size));
@@ -102,7 +112,8 @@ Status CaptureSnapshot(sqlite3* db, const char* schema, Store* store, const Capt
 
 Status CaptureUnderWriteLock(sqlite3* db, const char* schema, Store* store,
                              std::unique_ptr<SnapshotBuilder>* builder) {
-  return CaptureFromFiles(db, schema, store, /*include_wal=*/true, builder);
+  // Under the restore's write lock: short, and not interrupted half-way.
+  return CaptureFromFiles(db, schema, store, /*include_wal=*/true, /*interruptible=*/false, builder);
 }
 
 }  // namespace snapshot

@@ -31,6 +31,7 @@ void ResultStatus(sqlite3_context* ctx, const char* function, const Status& s) {
   const std::string msg = std::string(function) + ": " + s.message();
   sqlite3_result_error(ctx, msg.c_str(), -1);
   if (s.code() == Status::Code::kBusy) sqlite3_result_error_code(ctx, SQLITE_BUSY);
+  if (s.code() == Status::Code::kInterrupted) sqlite3_result_error_code(ctx, SQLITE_INTERRUPT);
 }
 
 // Optional argument i as text; nullptr when absent or NULL.
@@ -363,8 +364,10 @@ void RestoreToFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
     std::unique_ptr<WritableFile> out;
     s = env->NewWritableFile(tmp, loc.file_mode, &out);
     std::string page(image->info().page_size, '\0');
+    InterruptCheck interrupt(db);
     for (uint32_t pgno = 1; s.ok() && pgno <= image->info().page_count; pgno++) {
-      s = image->ReadPage(pgno, reinterpret_cast<uint8_t*>(&page[0]));
+      s = interrupt.Poll();
+      if (s.ok()) s = image->ReadPage(pgno, reinterpret_cast<uint8_t*>(&page[0]));
       if (s.ok()) s = out->Append(page.data(), page.size());
     }
     if (s.ok()) s = out->Sync();
