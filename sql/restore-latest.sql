@@ -5,6 +5,11 @@
 .load snapshot
 .mode list
 .headers off
-SELECT printf('restored snapshot %d', snapshot_restore());
-SELECT printf('the state it replaced is snapshot %d; to undo: SELECT snapshot_restore(%d);', id, id)
-  FROM snapshot_list WHERE label = 'pre-restore' ORDER BY id DESC LIMIT 1;
+CREATE TEMP TABLE IF NOT EXISTS snapshot_restored(id INTEGER);
+DELETE FROM temp.snapshot_restored;
+INSERT INTO temp.snapshot_restored SELECT snapshot_restore();
+SELECT printf('%s restore database=%s store=%s snapshot=%d; the state it replaced is snapshot %d; to undo: sqlite3 %s "SELECT snapshot_restore(%d)"',
+              strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), db.file, snapshot_dir(), r.id, p.id, db.file, p.id)
+  FROM temp.snapshot_restored AS r, pragma_database_list AS db,
+       (SELECT max(id) AS id FROM snapshot_list WHERE label = 'pre-restore') AS p
+ WHERE db.name = 'main';

@@ -4,4 +4,6 @@
 .load snapshot
 .mode list
 .headers off
-SELECT printf('verify: %s', snapshot_verify());
+SELECT printf('%s verify database=%s store=%s snapshots=%d result=%s',
+              strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), (SELECT file FROM pragma_database_list WHERE name = 'main'),
+              snapshot_dir(), (SELECT count(*) FROM snapshot_list), snapshot_verify());
