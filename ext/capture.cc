@@ -3,6 +3,7 @@
 #include <cstring>
 #include <vector>
 
+#include "ext/progress.h"
 #include "ext/sql_util.h"
 #include "store/coding.h"
 #include "vfs/db_files.h"
@@ -28,7 +29,7 @@ namespace {
 // Reads the committed image from the files (the caller holds a lock that
 // keeps it still; see vfs/db_files.h).
 Status CaptureFromFiles(sqlite3* db, const char* schema, Store* store, bool include_wal, bool interruptible,
-                        std::unique_ptr<SnapshotBuilder>* builder) {
+                        ProgressFile* progress, std::unique_ptr<SnapshotBuilder>* builder) {
   sqlite3_file* file = FilePointer(db, schema, SQLITE_FCNTL_FILE_POINTER);
   if (file == nullptr) return Status::IOError("cannot reach the database file");
   sqlite3_file* wal = include_wal ? FilePointer(db, schema, SQLITE_FCNTL_JOURNAL_POINTER) : nullptr;
@@ -39,11 +40,13 @@ Status CaptureFromFiles(sqlite3* db, const char* schema, Store* store, bool incl
   InterruptCheck interrupt(db);
   return ReadDbPages(file, wal, layout, [&](uint32_t pgno, const uint8_t* page) {
     SNAPSHOT_RETURN_IF_ERROR(interruptible ? interrupt.Poll() : Status::OK());
+    if (progress) progress->Update(pgno, layout.page_count);
     return b->AddPage(pgno, page);
   });
 }
 
-Status CaptureThroughPager(sqlite3* db, const char* schema, SnapshotBuilder* builder, int64_t schema_cookie) {
+Status CaptureThroughPager(sqlite3* db, const char* schema, SnapshotBuilder* builder, int64_t schema_cookie,
+                           ProgressFile* progress) {
   CaptureSink sink;
   sink.builder = builder;
   ScopedToken<CaptureSink> token(&CaptureRegistry(), &sink);
@@ -66,6 +69,10 @@ Status CaptureThroughPager(sqlite3* db, const char* schema, SnapshotBuilder* bui
       InterruptCheck interrupt(db);
       do {
         rc = sqlite3_backup_step(backup, 1024);
+        if (progress) {
+          const int total = sqlite3_backup_pagecount(backup);
+          progress->Update(uint64_t(total - sqlite3_backup_remaining(backup)), uint64_t(total));
+        }
         if (rc == SQLITE_OK) result = interrupt.Poll(1);
       } while (rc == SQLITE_OK && result.ok());
       sqlite3_backup_finish(backup);
@@ -100,20 +107,21 @@ Status CaptureSnapshot(sqlite3* db, const char* schema, Store* store, const Capt
   std::string journal_mode;
   SNAPSHOT_RETURN_IF_ERROR(QueryText(db, q + "journal_mode", &journal_mode));
   if (sqlite3_stricmp(journal_mode.c_str(), "wal") != 0) {
-    return CaptureFromFiles(db, schema, store, /*include_wal=*/false, /*interruptible=*/true, builder);
+    return CaptureFromFiles(db, schema, store, /*include_wal=*/false, /*interruptible=*/true, options.progress,
+                            builder);
   }
   int64_t page_size, page_count, schema_cookie;
   SNAPSHOT_RETURN_IF_ERROR(QueryInt(db, q + "page_size", &page_size));
   SNAPSHOT_RETURN_IF_ERROR(QueryInt(db, q + "page_count", &page_count));
   SNAPSHOT_RETURN_IF_ERROR(QueryInt(db, q + "schema_version", &schema_cookie));
   SNAPSHOT_RETURN_IF_ERROR(store->NewSnapshot(uint32_t(page_size), uint32_t(page_count), nullptr, builder));
-  return CaptureThroughPager(db, schema, builder->get(), schema_cookie);
+  return CaptureThroughPager(db, schema, builder->get(), schema_cookie, options.progress);
 }
 
 Status CaptureUnderWriteLock(sqlite3* db, const char* schema, Store* store,
                              std::unique_ptr<SnapshotBuilder>* builder) {
   // Under the restore's write lock: short, and not interrupted half-way.
-  return CaptureFromFiles(db, schema, store, /*include_wal=*/true, /*interruptible=*/false, builder);
+  return CaptureFromFiles(db, schema, store, /*include_wal=*/true, /*interruptible=*/false, nullptr, builder);
 }
 
 }  // namespace snapshot

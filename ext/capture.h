@@ -24,8 +24,11 @@ namespace snapshot {
 // before they lock the store: database lock first, store lock second.
 Status PinReadTransaction(sqlite3* db, const char* schema, int timeout_ms, Statement* pin);
 
+class ProgressFile;
+
 struct CaptureOptions {
   int busy_timeout_ms = 30000;
+  ProgressFile* progress = nullptr;  // updated as pages are read, if set
 };
 
 // On success *builder holds every page; Commit() it after this returns, so the

@@ -12,6 +12,7 @@
 
 #include "ext/capture.h"
 #include "ext/connection.h"
+#include "ext/progress.h"
 #include "ext/sql_util.h"
 #include "store/coding.h"
 #include "store/format.h"
@@ -65,7 +66,7 @@ Status IdArg(int argc, sqlite3_value** argv, int i, uint64_t* id) {
 // The pages come from schema `schema` of `db`, or, for an import, from the
 // main schema of `source`, another connection.
 Status TakeSnapshot(sqlite3* db, const char* schema, const ConnectionSettings& settings, StoreAccess access,
-                    const std::string& label, uint64_t* id, sqlite3* source = nullptr) {
+                    const char* operation, const std::string& label, uint64_t* id, sqlite3* source = nullptr) {
   StoreLocation where;  // first, so a bad schema is named as such
   SNAPSHOT_RETURN_IF_ERROR(LocateStore(db, schema, settings, &where));
   sqlite3* from = source ? source : db;
@@ -77,9 +78,12 @@ Status TakeSnapshot(sqlite3* db, const char* schema, const ConnectionSettings& s
   Statement pin;
   SNAPSHOT_RETURN_IF_ERROR(PinReadTransaction(from, from_schema, settings.busy_timeout_ms, &pin));
   std::unique_ptr<Store> store;
-  SNAPSHOT_RETURN_IF_ERROR(OpenStore(db, schema, settings, access, &store));
+  StoreLocation loc;
+  SNAPSHOT_RETURN_IF_ERROR(OpenStore(db, schema, settings, access, &store, &loc));
+  ProgressFile progress(store->dir(), operation, loc.file_mode);
   CaptureOptions options;
   options.busy_timeout_ms = settings.busy_timeout_ms;
+  options.progress = &progress;
   std::unique_ptr<SnapshotBuilder> builder;
   SNAPSHOT_RETURN_IF_ERROR(CaptureSnapshot(from, from_schema, store.get(), options, &builder));
   pin.Finalize();  // every page is read: writers may go on while it is made durable
@@ -93,7 +97,7 @@ void BackupFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   const char* schema = SchemaArg(argc, argv, 1);
   Status s = ValidateLabel(label ? label : "");
   uint64_t id = 0;
-  if (s.ok()) s = TakeSnapshot(db, schema, *Settings(ctx), StoreAccess::kCreate, label ? label : "", &id);
+  if (s.ok()) s = TakeSnapshot(db, schema, *Settings(ctx), StoreAccess::kCreate, "backup", label ? label : "", &id);
   if (!s.ok()) return ResultStatus(ctx, "snapshot_backup", s);
   sqlite3_result_int64(ctx, sqlite3_int64(id));
 }
@@ -156,7 +160,7 @@ bool CanCommitThroughJournal(sqlite3* db, const char* schema) {
 // content differs from the state just recorded as snapshot `current` (taken
 // under the same EXCLUSIVE lock), as one journaled commit.
 Status RestoreThroughJournal(sqlite3* db, const char* schema, Store* store, SnapshotImage* image,
-                             uint64_t current_id) {
+                             uint64_t current_id, ProgressFile* progress) {
   std::unique_ptr<SnapshotImage> current;
   SNAPSHOT_RETURN_IF_ERROR(store->OpenImage(current_id, &current));
   sqlite3_file* file = FilePointer(db, schema, SQLITE_FCNTL_FILE_POINTER);
@@ -188,7 +192,9 @@ Status RestoreThroughJournal(sqlite3* db, const char* schema, Store* store, Snap
     const bool same = p != 1 && current->StoredHash(p, &now) && image->StoredHash(p, &then) && now == then;
     if (!same) c.pages.push_back(p);
   }
+  size_t written = 0;
   c.new_content = [&](uint32_t pgno, uint8_t* out) -> Status {
+    progress->Update(++written, c.pages.size());
     SNAPSHOT_RETURN_IF_ERROR(image->ReadPage(pgno, out));
     if (pgno == 1) {
       // What SQLite's own commit would write: the next change counter (so
@@ -231,7 +237,7 @@ Status RestoreInto(sqlite3* db, const char* schema, const ConnectionSettings& se
         QueryInt(db, q + "page_size", &page_size).ok() && uint32_t(page_size) != image->info().page_size) {
       return PageSizeMismatch();
     }
-    SNAPSHOT_RETURN_IF_ERROR(TakeSnapshot(db, schema, settings, StoreAccess::kWrite, kPreRestoreLabel, pre_restore_id));
+    SNAPSHOT_RETURN_IF_ERROR(TakeSnapshot(db, schema, settings, StoreAccess::kWrite, "pre-restore", kPreRestoreLabel, pre_restore_id));
     recorded = true;
   }
   const bool journal_path = image->info().page_count > 0 && CanCommitThroughJournal(db, schema);
@@ -252,18 +258,24 @@ Status RestoreInto(sqlite3* db, const char* schema, const ConnectionSettings& se
   } else if (rc == SQLITE_OK) {
     // The database's write lock is held: now the store's lock. (SQLITE_DONE
     // means the empty copy is already committed, its pre-restore recorded.)
-    s = OpenStore(db, schema, settings, StoreAccess::kWrite, &store);
+    StoreLocation loc;
+    s = OpenStore(db, schema, settings, StoreAccess::kWrite, &store, &loc);
+    std::unique_ptr<ProgressFile> progress;
+    if (s.ok()) progress.reset(new ProgressFile(store->dir(), "restore", loc.file_mode));
     if (s.ok()) {
       std::unique_ptr<SnapshotBuilder> builder;
       s = CaptureUnderWriteLock(db, schema, store.get(), &builder);
       if (s.ok()) s = builder->Commit(kPreRestoreLabel, pre_restore_id);
       recorded = recorded || s.ok();
       if (s.ok() && journal_path && builder->page_size() == image->info().page_size) {
-        s = RestoreThroughJournal(db, schema, store.get(), image, *pre_restore_id);
+        s = RestoreThroughJournal(db, schema, store.get(), image, *pre_restore_id, progress.get());
         copied = s.code() != Status::Code::kNotSupported;
         if (!copied) s = Status::OK();
       }
-      if (s.ok() && !copied) rc = sqlite3_backup_step(backup, -1);
+      while (s.ok() && !copied && (rc = sqlite3_backup_step(backup, 1024)) == SQLITE_OK) {
+        const int total = sqlite3_backup_pagecount(backup);
+        progress->Update(uint64_t(total - sqlite3_backup_remaining(backup)), uint64_t(total));
+      }
     }
   }
   if (s.ok() && !copied && rc != SQLITE_DONE) {
@@ -365,7 +377,9 @@ void RestoreToFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
     s = env->NewWritableFile(tmp, loc.file_mode, &out);
     std::string page(image->info().page_size, '\0');
     InterruptCheck interrupt(db);
+    ProgressFile progress(loc.store_dir, "restore_to", loc.file_mode);
     for (uint32_t pgno = 1; s.ok() && pgno <= image->info().page_count; pgno++) {
+      progress.Update(pgno, image->info().page_count);
       s = interrupt.Poll();
       if (s.ok()) s = image->ReadPage(pgno, reinterpret_cast<uint8_t*>(&page[0]));
       if (s.ok()) s = out->Append(page.data(), page.size());
@@ -425,7 +439,7 @@ void ImportFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
     }
   }
   uint64_t id = 0;
-  if (s.ok()) s = TakeSnapshot(db, schema, *Settings(ctx), StoreAccess::kCreate, label, &id, source);
+  if (s.ok()) s = TakeSnapshot(db, schema, *Settings(ctx), StoreAccess::kCreate, "import", label, &id, source);
   sqlite3_close(source);
   if (!s.ok()) return ResultStatus(ctx, "snapshot_import", s);
   sqlite3_result_int64(ctx, sqlite3_int64(id));
@@ -509,6 +523,17 @@ void DirFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   sqlite3_result_text(ctx, loc.store_dir.c_str(), -1, SQLITE_TRANSIENT);
 }
 
+// snapshot_progress([schema]) -> what a backup, import or restore of this
+// database is doing now, in any process; NULL when nothing runs.
+void ProgressFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  StoreLocation loc;
+  Status s = LocateStore(sqlite3_context_db_handle(ctx), SchemaArg(argc, argv, 0), *Settings(ctx), &loc);
+  if (!s.ok()) return ResultStatus(ctx, "snapshot_progress", s);
+  std::string line;
+  if (!ReadProgress(loc.store_dir, &line).ok()) return sqlite3_result_null(ctx);
+  sqlite3_result_text(ctx, line.c_str(), -1, SQLITE_TRANSIENT);
+}
+
 void VersionFunc(sqlite3_context* ctx, int, sqlite3_value**) {
   sqlite3_result_text(ctx, kVersion, -1, SQLITE_STATIC);
 }
@@ -536,6 +561,7 @@ int RegisterSnapshotFunctions(sqlite3* db) {
       {"snapshot_prune", 1, 3, PruneFunc, true},
       {"snapshot_config", 1, 2, ConfigFunc, true},
       {"snapshot_dir", 0, 1, DirFunc, true},
+      {"snapshot_progress", 0, 1, ProgressFunc, true},
       {"snapshot_version", 0, 0, VersionFunc, false},
   };
   auto* settings = new ConnectionSettings;

@@ -17,6 +17,7 @@ constexpr char kManifestMagic[9] = "SQSNSNAP";
 
 constexpr char kStoreFileName[] = "STORE";
 constexpr char kLockFileName[] = "LOCK";
+constexpr char kProgressFileName[] = "PROGRESS";  // see ext/progress.h; removed as debris
 constexpr char kPackDirName[] = "packs";
 constexpr char kSnapshotDirName[] = "snapshots";
 constexpr char kPackSuffix[] = ".pack";

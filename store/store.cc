@@ -153,7 +153,10 @@ Status Store::ReadStoreFile(const std::string& path) {
 // Only names the store itself writes are removed: a store may share its
 // directory's parent with anything.
 Status Store::RemoveDebris() {
-  SNAPSHOT_RETURN_IF_ERROR(options_.env->RemoveFile(JoinPath(options_.dir, std::string(kStoreFileName) + kTempSuffix)));
+  for (const std::string& name : {std::string(kStoreFileName) + kTempSuffix, std::string(kProgressFileName),
+                                  std::string(kProgressFileName) + kTempSuffix}) {
+    SNAPSHOT_RETURN_IF_ERROR(options_.env->RemoveFile(JoinPath(options_.dir, name)));
+  }
   for (const auto& [sub, suffix] : {std::make_pair(kPackDirName, kPackSuffix),
                                     std::make_pair(kSnapshotDirName, kManifestSuffix)}) {
     const std::string d = JoinPath(options_.dir, sub);
