@@ -3,7 +3,7 @@
 # Does nothing when everything is already there; uses sudo when not root.
 set -euo pipefail
 packages=(cmake g++ make pkg-config libsqlite3-dev sqlite3 libzstd-dev zstd libxxhash-dev
-          libgtest-dev lz4 python3)
+          libgtest-dev lz4 python3 python3-django)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,64 @@
+import os
+import sys
+
+from django.apps import AppConfig
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
+from django.db.backends.signals import connection_created
+from django.db.models.signals import pre_migrate
+
+
+def extension_path():
+    return getattr(settings, "SNAPSHOT_EXTENSION", None) or os.environ.get("SNAPSHOT_EXTENSION") or "snapshot"
+
+
+def store_dir_setting():
+    return getattr(settings, "SNAPSHOT_DIR", None) or os.environ.get("SNAPSHOT_DIR") or None
+
+
+def load_extension(sender, connection, **kwargs):
+    """connection_created: give every new SQLite connection the snapshot_* functions."""
+    if connection.vendor != "sqlite":
+        return
+    raw, path = connection.connection, extension_path()
+    raw.enable_load_extension(True)
+    try:
+        try:
+            raw.load_extension(path, entrypoint="sqlite3_snapshot_init")  # Python >= 3.12
+        except TypeError:
+            raw.load_extension(path)  # file name 'snapshot' -> sqlite3_snapshot_init
+    except Exception as e:
+        raise ImproperlyConfigured(
+            f"snapshot_django: cannot load the SQLite extension {path!r} ({e}); "
+            "set SNAPSHOT_EXTENSION to the path of snapshot.so"
+        ) from e
+    finally:
+        raw.enable_load_extension(False)
+    store_dir = store_dir_setting()
+    if store_dir:
+        raw.execute("SELECT snapshot_config('dir', ?)", (str(store_dir),)).fetchall()
+
+
+def snapshot_before_migrate(sender, using, plan=None, verbosity=1, **kwargs):
+    """pre_migrate: one 'pre-migrate' snapshot when migrate has something to apply."""
+    connection = connections[using]
+    if not plan or connection.vendor != "sqlite" or connection.is_in_memory_db():
+        return
+    if not getattr(settings, "SNAPSHOT_BEFORE_MIGRATE", True):
+        return
+    from .db import backup, describe
+
+    snap = backup(connection, "pre-migrate")
+    if verbosity >= 1:
+        (kwargs.get("stdout") or sys.stdout).write(describe(connection, snap) + "\n")
+
+
+class SnapshotConfig(AppConfig):
+    name = "snapshot_django"
+    verbose_name = "SQLite snapshots"
+
+    def ready(self):
+        connection_created.connect(load_extension, dispatch_uid="snapshot_django.load_extension")
+        # sender=self: pre_migrate is sent once per app per migrate run.
+        pre_migrate.connect(snapshot_before_migrate, sender=self, dispatch_uid="snapshot_django.pre_migrate")

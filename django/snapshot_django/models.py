@@ -1,0 +1,2 @@
+# No models. The module exists because Django sends pre_migrate only to apps
+# that have one (see apps.py).
