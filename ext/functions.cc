@@ -237,7 +237,8 @@ Status RestoreInto(sqlite3* db, const char* schema, const ConnectionSettings& se
         QueryInt(db, q + "page_size", &page_size).ok() && uint32_t(page_size) != image->info().page_size) {
       return PageSizeMismatch();
     }
-    SNAPSHOT_RETURN_IF_ERROR(TakeSnapshot(db, schema, settings, StoreAccess::kWrite, "pre-restore", kPreRestoreLabel, pre_restore_id));
+    SNAPSHOT_RETURN_IF_ERROR(
+        TakeSnapshot(db, schema, settings, StoreAccess::kWrite, "pre-restore", kPreRestoreLabel, pre_restore_id));
     recorded = true;
   }
   const bool journal_path = image->info().page_count > 0 && CanCommitThroughJournal(db, schema);
