@@ -1,0 +1,133 @@
+// The `snapshot` VFS records every page written through it (vfs/snapshot_vfs.h).
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "tests/test_util.h"
+
+namespace snapshot_test {
+namespace {
+
+// Pages whose bit is set in <db>-snaptrack.
+std::set<uint32_t> MarkedPages(const std::string& db) {
+  const std::string data = ReadFile(db + "-snaptrack");
+  std::set<uint32_t> pages;
+  EXPECT_EQ(0, data.compare(0, 8, "SQSNTRK0"));
+  for (size_t b = 4096; b < data.size(); b++) {
+    for (int k = 0; k < 8; k++) {
+      if (static_cast<unsigned char>(data[b]) >> k & 1) pages.insert(uint32_t(8 * (b - 4096) + k + 1));
+    }
+  }
+  return pages;
+}
+
+// Forgets every mark (as a snapshot will once it has used them).
+void ClearMarks(const std::string& db) {
+  std::string data = ReadFile(db + "-snaptrack");
+  std::fill(data.begin() + 4096, data.end(), '\0');
+  std::ofstream(db + "-snaptrack", std::ios::binary | std::ios::trunc) << data;
+}
+
+// Pages whose content differs between two images of a database.
+std::set<uint32_t> ChangedPages(const std::string& a, const std::string& b, uint32_t page_size) {
+  std::set<uint32_t> out;
+  auto page = [page_size](const std::string& s, size_t off) { return off < s.size() ? s.substr(off, page_size) : ""; };
+  for (size_t off = 0; off < std::max(a.size(), b.size()); off += page_size) {
+    if (page(a, off) != page(b, off)) out.insert(uint32_t(off / page_size + 1));
+  }
+  return out;
+}
+
+sqlite3* OpenThroughVfs(const std::string& path) {
+  sqlite3* loader = OpenDb(":memory:");  // registers the VFS
+  sqlite3_close(loader);
+  sqlite3* db = nullptr;
+  EXPECT_EQ(SQLITE_OK, sqlite3_open_v2(("file:" + path + "?vfs=snapshot").c_str(), &db,
+                                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI, nullptr));
+  return db;
+}
+
+class VfsTracking : public ::testing::TestWithParam<std::string> {
+ protected:
+  bool wal() const { return GetParam() == "WAL"; }
+  TempDir dir_;
+};
+
+TEST_P(VfsTracking, EveryChangedPageIsMarked) {
+  const std::string path = dir_ / "app.db";
+  sqlite3* db = OpenThroughVfs(path);
+  ASSERT_EQ("", Exec(db, "PRAGMA journal_mode=" + GetParam() + "; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=20"));
+  ASSERT_EQ("", Exec(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); CREATE INDEX tv ON t(v);"
+                         "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<4000) "
+                         "INSERT INTO t(v) SELECT hex(randomblob(100)) FROM c"));
+  const int64_t pages = QueryInt(db, "PRAGMA page_count");
+  std::set<uint32_t> all;
+  for (uint32_t p = 1; p <= pages; p++) all.insert(p);
+  const std::set<uint32_t> marked_at_creation = MarkedPages(path);
+  for (uint32_t p : all) EXPECT_TRUE(marked_at_creation.count(p)) << "page " << p << " written but not marked";
+  ASSERT_EQ("", Exec(db, "PRAGMA wal_checkpoint(TRUNCATE)"));
+
+  // A scattered change, a transaction that spills its cache and rolls back,
+  // and another commit: the marks must cover every page whose content
+  // changed, and not much more.
+  ClearMarks(path);
+  const std::string before = ReadFile(path);
+  ASSERT_EQ("", Exec(db, "BEGIN; UPDATE t SET v = hex(randomblob(100)); ROLLBACK;"));
+  ASSERT_EQ("", Exec(db, "UPDATE t SET v = 'x' || v WHERE id % 97 = 0"));
+  ASSERT_EQ("", Exec(db, "PRAGMA wal_checkpoint(TRUNCATE)"));
+  const std::set<uint32_t> changed = ChangedPages(before, ReadFile(path), 4096);
+  const std::set<uint32_t> marked = MarkedPages(path);
+  ASSERT_FALSE(changed.empty());
+  for (uint32_t p : changed) EXPECT_TRUE(marked.count(p)) << "page " << p << " changed but not marked";
+  EXPECT_EQ("ok", Query(db, "PRAGMA integrity_check"));
+  sqlite3_close(db);
+}
+
+TEST_P(VfsTracking, MarksSurviveAKilledWriter) {
+  const std::string path = dir_ / "app.db";
+  {
+    sqlite3* db = OpenThroughVfs(path);
+    ASSERT_EQ("", Exec(db, "PRAGMA journal_mode=" + GetParam() + "; CREATE TABLE t(v)"));
+    sqlite3_close(db);
+  }
+  ClearMarks(path);
+  pid_t child = fork();
+  if (child == 0) {
+    sqlite3* db = OpenThroughVfs(path);
+    Exec(db, "PRAGMA wal_autocheckpoint=0; WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<200) INSERT INTO t SELECT hex(randomblob(3000)) FROM c");
+    kill(getpid(), SIGKILL);  // no clean-up of any kind
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(child, waitpid(child, &status, 0));
+  ASSERT_TRUE(WIFSIGNALED(status));
+  EXPECT_GE(MarkedPages(path).size(), 100u) << "the killed writer's marks were lost";
+}
+
+// Snapshots taken and restored through the VFS are exact.
+TEST_P(VfsTracking, SnapshotsWorkThroughIt) {
+  const std::string path = dir_ / "app.db";
+  sqlite3* db = OpenThroughVfs(path);
+  ASSERT_EQ("", Exec(db, "PRAGMA journal_mode=" + GetParam() + "; CREATE TABLE t(v);"
+                         "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<3000) "
+                         "INSERT INTO t SELECT hex(randomblob(300)) FROM c"));
+  EXPECT_EQ("1", Query(db, "SELECT snapshot_backup()"));
+  const int64_t rows = QueryInt(db, "SELECT count(*) FROM t");
+  ASSERT_EQ("", Exec(db, "DELETE FROM t WHERE rowid % 3 = 0"));
+  EXPECT_EQ("1", Query(db, "SELECT snapshot_restore(1)"));
+  EXPECT_EQ(rows, QueryInt(db, "SELECT count(*) FROM t"));
+  EXPECT_EQ("ok", Query(db, "PRAGMA integrity_check"));
+  EXPECT_EQ("1", Query(db, "SELECT snapshot_restore_to('" + dir_ / "copy.db" + "', 1)"));
+  sqlite3* copy = OpenDb(dir_ / "copy.db", false);
+  EXPECT_EQ(rows, QueryInt(copy, "SELECT count(*) FROM t"));
+  sqlite3_close(copy);
+  sqlite3_close(db);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, VfsTracking, ::testing::Values("DELETE", "WAL"),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+}  // namespace
+}  // namespace snapshot_test
