@@ -1,0 +1,73 @@
+#!/usr/bin/python3
+"""What the `snapshot` VFS costs with no snapshot running (issue 4, section 4).
+
+    bench/vfs_overhead.py [--so build/snapshot.so] [--reps 5]
+
+Runs the same write-heavy workloads on a fresh database through the default
+VFS and through `?vfs=snapshot`, alternating, and prints medians and the
+ratio. Workloads: many small transactions (synchronous=NORMAL in WAL mode,
+so fsync does not hide the VFS), a bulk insert, and a mixed read/write loop.
+"""
+import argparse, os, shutil, sqlite3, statistics, tempfile, time
+
+p = argparse.ArgumentParser()
+p.add_argument("--so", default=os.path.join(os.path.dirname(__file__), "..", "build", "snapshot.so"))
+p.add_argument("--reps", type=int, default=5)
+args = p.parse_args()
+
+loader = sqlite3.connect(":memory:")
+loader.enable_load_extension(True)
+loader.load_extension(os.path.abspath(args.so))  # registers the VFS for the process
+
+TEXT = open("/usr/share/common-licenses/GPL-3").read()
+
+
+def connect(path, vfs):
+    uri = f"file:{path}" + ("?vfs=snapshot" if vfs else "")
+    return sqlite3.connect(uri, uri=True, isolation_level=None)
+
+
+def small_transactions(db):
+    for i in range(3000):
+        db.execute("INSERT INTO doc(body) VALUES (?)", (TEXT[i % 5000:(i % 5000) + 300],))
+
+
+def bulk_insert(db):
+    db.execute("BEGIN")
+    db.executemany("INSERT INTO doc(body) VALUES (?)", ((TEXT[i % 9000:(i % 9000) + 400],) for i in range(60000)))
+    db.execute("COMMIT")
+
+
+def mixed(db):
+    for i in range(3000):
+        db.execute("SELECT count(*), max(length(body)) FROM doc WHERE id BETWEEN ? AND ?", (i * 7, i * 7 + 50)).fetchone()
+        db.execute("UPDATE doc SET body = body || 'x' WHERE id = ?", (i * 13 % 60000 + 1,))
+
+
+def run(workload, vfs, journal):
+    d = tempfile.mkdtemp(prefix="vfsbench-")
+    try:
+        db = connect(os.path.join(d, "b.db"), vfs)
+        db.execute(f"PRAGMA journal_mode={journal}")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("CREATE TABLE doc(id INTEGER PRIMARY KEY, body TEXT)")
+        if workload is mixed:
+            bulk_insert(db)
+        t = time.perf_counter()
+        workload(db)
+        elapsed = time.perf_counter() - t
+        db.close()
+        return elapsed
+    finally:
+        shutil.rmtree(d)
+
+
+print(f"{'workload':28} {'default VFS':>12} {'snapshot VFS':>13} {'ratio':>7}")
+for journal in ("wal", "delete"):
+    for workload in (small_transactions, bulk_insert, mixed):
+        base, shim = [], []
+        for _ in range(args.reps):  # alternate so drift hits both alike
+            base.append(run(workload, False, journal))
+            shim.append(run(workload, True, journal))
+        b, s = statistics.median(base), statistics.median(shim)
+        print(f"{workload.__name__ + ' (' + journal + ')':28} {b:11.3f}s {s:12.3f}s {s / b:7.3f}")
