@@ -5,6 +5,11 @@
 
 namespace snapshot {
 
+void ReleaseSettings(void* p) {
+  auto* st = static_cast<ConnectionSettings*>(p);
+  if (--st->refs == 0) delete st;
+}
+
 Status LocateStore(sqlite3* db, const char* schema, const ConnectionSettings& settings, StoreLocation* out) {
   const char* file = sqlite3_db_filename(db, schema);
   if (file == nullptr) return Status::InvalidArgument(std::string("no such database schema: ") + schema);

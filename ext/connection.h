@@ -22,6 +22,10 @@ struct ConnectionSettings {
   std::atomic<int> refs{0};
 };
 
+// Drops one reference to a ConnectionSettings (the destructor callback of
+// every function and module that shares it).
+void ReleaseSettings(void* settings);
+
 // Where a schema's database file and store are.
 struct StoreLocation {
   std::string db_path;

@@ -539,11 +539,6 @@ void VersionFunc(sqlite3_context* ctx, int, sqlite3_value**) {
   sqlite3_result_text(ctx, kVersion, -1, SQLITE_STATIC);
 }
 
-void ReleaseSettings(void* p) {
-  auto* st = static_cast<ConnectionSettings*>(p);
-  if (--st->refs == 0) delete st;
-}
-
 }  // namespace
 
 int RegisterSnapshotFunctions(sqlite3* db) {

@@ -147,17 +147,12 @@ sqlite3_module MakeModule() {
   return m;
 }
 
-void ReleaseModuleSettings(void* p) {
-  auto* st = static_cast<ConnectionSettings*>(p);
-  if (--st->refs == 0) delete st;
-}
-
 }  // namespace
 
 int RegisterListModule(sqlite3* db, ConnectionSettings* settings) {
   static const sqlite3_module kModule = MakeModule();
   settings->refs++;
-  return sqlite3_create_module_v2(db, "snapshot_list", &kModule, settings, ReleaseModuleSettings);
+  return sqlite3_create_module_v2(db, "snapshot_list", &kModule, settings, ReleaseSettings);
 }
 
 }  // namespace snapshot

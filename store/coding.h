@@ -80,10 +80,6 @@ class ByteReader {
   bool failed_ = false;
 };
 
-inline uint32_t LoadU32LE(const uint8_t* p) {
-  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
-}
-
 // SQLite's own files (database header, journal, WAL) are big-endian.
 inline uint32_t LoadU32BE(const uint8_t* p) {
   return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | uint32_t(p[3]);

@@ -543,7 +543,7 @@ Status Store::StoredBytes(uint64_t* bytes) {
 // at the copies. Each manifest is replaced atomically and the old pack is
 // removed last, so a crash at any step leaves every snapshot readable.
 Status Store::CompactPack(uint64_t pack_id, const std::vector<bool>& live, std::vector<Manifest>* manifests,
-                          std::map<uint64_t, bool>* rewritten, uint64_t* new_pack_bytes) {
+                          uint64_t* new_pack_bytes) {
   const PackReader* old_pack;
   SNAPSHOT_RETURN_IF_ERROR(GetPack(pack_id, &old_pack));
   uint64_t new_id;
@@ -582,7 +582,6 @@ Status Store::CompactPack(uint64_t pack_id, const std::vector<bool>& live, std::
     }
     m.SetPageMap(refs);
     SNAPSHOT_RETURN_IF_ERROR(WriteManifest(m));
-    (*rewritten)[m.info.id] = true;
   }
   packs_.erase(pack_id);
   return options_.env->RemoveFile(PackPath(pack_id));
@@ -654,7 +653,6 @@ Status Store::Prune(int64_t keep_last, int64_t keep_ms, PruneResult* result) {
       for (uint32_t i = 0; i < e.page_count; i++) it->second[e.first_index + i] = true;
     }
   }
-  std::map<uint64_t, bool> rewritten;
   for (auto& [pid, bits] : live) {
     const uint64_t n_live = static_cast<uint64_t>(std::count(bits.begin(), bits.end(), true));
     const PackReader* pack;
@@ -668,7 +666,7 @@ Status Store::Prune(int64_t keep_last, int64_t keep_ms, PruneResult* result) {
       // Over a quarter of the pack is dead: rewrite it. Below that, the
       // rewrite would cost more I/O than the space is worth.
       uint64_t new_bytes = 0;
-      SNAPSHOT_RETURN_IF_ERROR(CompactPack(pid, bits, &kept, &rewritten, &new_bytes));
+      SNAPSHOT_RETURN_IF_ERROR(CompactPack(pid, bits, &kept, &new_bytes));
       if (old_bytes > new_bytes) result->bytes_reclaimed += old_bytes - new_bytes;
     }
   }

@@ -125,7 +125,7 @@ class Store {
   bool FrameIsSound(const PageRef& ref, uint32_t page_size);
   Status WriteManifest(const Manifest& m);
   Status CompactPack(uint64_t pack_id, const std::vector<bool>& live,
-                     std::vector<Manifest>* manifests, std::map<uint64_t, bool>* rewritten,
+                     std::vector<Manifest>* manifests,
                      uint64_t* new_pack_bytes);
   std::string PackPath(uint64_t id) const;
   std::string ManifestPath(uint64_t id) const;
@@ -167,7 +167,6 @@ class SnapshotBuilder {
 class SnapshotImage {
  public:
   const SnapshotInfo& info() const { return manifest_.info; }
-  const Manifest& manifest() const { return manifest_; }
   // Copies page pgno into out (page_size bytes).
   Status ReadPage(uint32_t pgno, uint8_t* out);
   // Copies `n` bytes at byte offset `offset` of the database image.

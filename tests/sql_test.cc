@@ -123,16 +123,7 @@ std::string QueryArgs(sqlite3* db, const std::string& sql, const std::vector<Arg
       case Arg::kBlob: sqlite3_bind_blob(stmt, n, a.s.data(), int(a.s.size()), SQLITE_TRANSIENT); break;
     }
   }
-  std::string out;
-  int rc = sqlite3_step(stmt);
-  if (rc == SQLITE_ROW) {
-    const unsigned char* t = sqlite3_column_text(stmt, 0);
-    out = t ? reinterpret_cast<const char*>(t) : "NULL";
-  } else if (rc != SQLITE_DONE) {
-    out = std::string("ERROR: ") + sqlite3_errmsg(db);
-  }
-  sqlite3_finalize(stmt);
-  return out;
+  return StepFirstColumn(db, stmt);
 }
 
 int64_t Backup(sqlite3* db, const std::string& label = "") {

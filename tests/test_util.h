@@ -57,11 +57,9 @@ inline std::string Exec(sqlite3* db, const std::string& sql) {
 }
 
 // First column of the first row as text ("" when no row; "ERROR: msg" on error).
-inline std::string Query(sqlite3* db, const std::string& sql) {
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
-    return std::string("ERROR: ") + sqlite3_errmsg(db);
-  }
+// Steps a prepared statement once and finalizes it: the first column of its
+// first row as text ("" when no row; "ERROR: msg" on error).
+inline std::string StepFirstColumn(sqlite3* db, sqlite3_stmt* stmt) {
   std::string out;
   int rc = sqlite3_step(stmt);
   if (rc == SQLITE_ROW) {
@@ -72,6 +70,14 @@ inline std::string Query(sqlite3* db, const std::string& sql) {
   }
   sqlite3_finalize(stmt);
   return out;
+}
+
+inline std::string Query(sqlite3* db, const std::string& sql) {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
+    return std::string("ERROR: ") + sqlite3_errmsg(db);
+  }
+  return StepFirstColumn(db, stmt);
 }
 
 inline int64_t QueryInt(sqlite3* db, const std::string& sql) {

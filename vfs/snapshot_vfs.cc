@@ -136,7 +136,6 @@ struct ShimFile {
   sqlite3_file* real;  // the underlying VFS's file, allocated right after this
   Kind kind;
   Tracker* tracker;  // owned reference for kMainDb; borrowed for kWal
-  std::string* db_path;
 };
 
 sqlite3_vfs* Real(sqlite3_vfs* vfs) { return static_cast<sqlite3_vfs*>(vfs->pAppData); }
@@ -146,9 +145,7 @@ int ShimClose(sqlite3_file* f) {
   ShimFile* s = reinterpret_cast<ShimFile*>(f);
   int rc = s->real->pMethods ? s->real->pMethods->xClose(s->real) : SQLITE_OK;
   if (s->kind == Kind::kMainDb && s->tracker != nullptr) Tracker::Release(s->tracker);
-  delete s->db_path;
   s->tracker = nullptr;
-  s->db_path = nullptr;
   return rc;
 }
 
@@ -160,9 +157,7 @@ int ShimWrite(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offse
     s->tracker->Mark(uint32_t(first));
   } else if (s->kind == Kind::kWal && amount == 24 && offset >= 32) {
     // A WAL frame header: its first 4 bytes name the page that follows.
-    Tracker* t = s->tracker != nullptr ? s->tracker : (s->db_path ? Tracker::Find(*s->db_path) : nullptr);
-    s->tracker = t;
-    if (t != nullptr) t->Mark(LoadU32BE(static_cast<const uint8_t*>(data)));
+    if (s->tracker != nullptr) s->tracker->Mark(LoadU32BE(static_cast<const uint8_t*>(data)));
   }
   return s->real->pMethods->xWrite(s->real, data, amount, offset);
 }
@@ -212,11 +207,12 @@ int ShimOpen(sqlite3_vfs* vfs, const char* name, sqlite3_file* f, int flags, int
   s->kind = Kind::kOther;
   if ((flags & SQLITE_OPEN_MAIN_DB) && name != nullptr) {
     s->kind = Kind::kMainDb;
-    s->db_path = new std::string(name);
-    s->tracker = Tracker::Acquire(*s->db_path);
+    s->tracker = Tracker::Acquire(name);
   } else if ((flags & SQLITE_OPEN_WAL) && name != nullptr) {
+    // The pager opens the WAL after the database and closes it first, so
+    // the database's tracker outlives this borrowed reference.
     s->kind = Kind::kWal;
-    s->db_path = new std::string(sqlite3_filename_database(name));
+    s->tracker = Tracker::Find(sqlite3_filename_database(name));
   }
   f->pMethods = MethodsFor(s->real->pMethods->iVersion);
   return SQLITE_OK;
