@@ -8,16 +8,20 @@
 #include <sys/stat.h>
 
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include "ext/capture.h"
 #include "ext/connection.h"
 #include "ext/progress.h"
 #include "ext/sql_util.h"
+#include "ext/tracked_capture.h"
 #include "store/coding.h"
 #include "store/format.h"
 #include "vfs/internal_vfs.h"
 #include "vfs/journal_commit.h"
+#include "vfs/snapshot_vfs.h"
+#include "vfs/tracker.h"
 
 namespace snapshot {
 namespace {
@@ -75,6 +79,12 @@ Status TakeSnapshot(sqlite3* db, const char* schema, const ConnectionSettings& s
     return Status::InvalidArgument(
         "cannot take a snapshot inside a write transaction (it would contain uncommitted changes); COMMIT first");
   }
+  if (source == nullptr) {
+    // Reads only what changed, and never stops writers (ext/tracked_capture.h).
+    Status s = TakeTrackedSnapshot(db, schema, settings, access, operation, label, id);
+    if (s.code() != Status::Code::kNotSupported) return s;
+  }
+  // Under a read transaction on the caller's connection: every page.
   Statement pin;
   SNAPSHOT_RETURN_IF_ERROR(PinReadTransaction(from, from_schema, settings.busy_timeout_ms, &pin));
   std::unique_ptr<Store> store;
@@ -246,6 +256,9 @@ Status RestoreInto(sqlite3* db, const char* schema, const ConnectionSettings& se
   Status s = source.Open(image);
   sqlite3_backup* backup = s.ok() ? sqlite3_backup_init(db, schema, source.db(), "main") : nullptr;
   if (s.ok() && backup == nullptr) s = SqliteStatus(db, sqlite3_errcode(db), "cannot start the restore");
+  // The restore may write without the snapshot VFS: the next snapshot must
+  // not trust the record of changed pages.
+  if (s.ok()) DistrustTracking(sqlite3_db_filename(db, schema), kRestored);
   // Zero pages: takes the destination's write lock and copies nothing.
   int rc = !s.ok() ? SQLITE_ERROR
                    : RetryWhileBusy(settings.busy_timeout_ms, [&] { return sqlite3_backup_step(backup, 0); });
@@ -513,7 +526,20 @@ void ConfigFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   if (name == "level") return int_setting(&st->level, 1, ZSTD_maxCLevel());
   if (name == "threads") return int_setting(&st->threads, 0, 16);
   if (name == "busy_timeout") return int_setting(&st->busy_timeout_ms, 0, 3600 * 1000);
-  sqlite3_result_error(ctx, "snapshot_config: unknown setting (known: dir, level, threads, busy_timeout)", -1);
+  if (name == "default_vfs") {
+    // Process-wide: connections opened from now on use the snapshot VFS.
+    if (set) {
+      if (sqlite3_value_numeric_type(argv[1]) != SQLITE_INTEGER || sqlite3_value_int64(argv[1]) != 1) {
+        return sqlite3_result_error(ctx, "snapshot_config: default_vfs can only be set to 1", -1);
+      }
+      const int rc = MakeSnapshotVfsDefault();
+      if (rc != SQLITE_OK) return sqlite3_result_error_code(ctx, rc);
+    }
+    sqlite3_vfs* def = sqlite3_vfs_find(nullptr);
+    return sqlite3_result_int(ctx, def != nullptr && std::strcmp(def->zName, kSnapshotVfsName) == 0);
+  }
+  sqlite3_result_error(ctx, "snapshot_config: unknown setting (known: dir, level, threads, busy_timeout, default_vfs)",
+                       -1);
 }
 
 // snapshot_dir([schema]) -> the store directory the functions would use
@@ -533,6 +559,15 @@ void ProgressFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   std::string line;
   if (!ReadProgress(loc.store_dir, &line).ok()) return sqlite3_result_null(ctx);
   sqlite3_result_text(ctx, line.c_str(), -1, SQLITE_TRANSIENT);
+}
+
+// snapshot_tracking([schema]) -> whether the next backup reads only the pages
+// the snapshot VFS saw change ("tracked: ...") or every page ("untracked: why").
+void TrackingFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  std::string text;
+  Status s = DescribeTracking(sqlite3_context_db_handle(ctx), SchemaArg(argc, argv, 0), *Settings(ctx), &text);
+  if (!s.ok()) return ResultStatus(ctx, "snapshot_tracking", s);
+  sqlite3_result_text(ctx, text.c_str(), -1, SQLITE_TRANSIENT);
 }
 
 void VersionFunc(sqlite3_context* ctx, int, sqlite3_value**) {
@@ -558,6 +593,7 @@ int RegisterSnapshotFunctions(sqlite3* db) {
       {"snapshot_config", 1, 2, ConfigFunc, true},
       {"snapshot_dir", 0, 1, DirFunc, true},
       {"snapshot_progress", 0, 1, ProgressFunc, true},
+      {"snapshot_tracking", 0, 1, TrackingFunc, true},
       {"snapshot_version", 0, 0, VersionFunc, false},
   };
   auto* settings = new ConnectionSettings;

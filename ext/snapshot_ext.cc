@@ -16,6 +16,9 @@
 #include <sqlite3ext.h>
 SQLITE_EXTENSION_INIT1
 
+#include <cstdlib>
+#include <cstring>
+
 #include "ext/functions.h"
 #include "vfs/internal_vfs.h"
 #include "vfs/snapshot_vfs.h"
@@ -40,6 +43,10 @@ __attribute__((visibility("default"))) int sqlite3_snapshot_init(sqlite3* db, ch
   SQLITE_EXTENSION_INIT2(api);
   int rc = InitConnection(db, error);
   if (rc != SQLITE_OK) return rc;
+  // SNAPSHOT_DEFAULT_VFS=1: connections opened from now on (Django's, a
+  // shell's .open) go through the snapshot VFS without asking for it.
+  const char* default_vfs = getenv("SNAPSHOT_DEFAULT_VFS");
+  if (default_vfs != nullptr && std::strcmp(default_vfs, "1") == 0) snapshot::MakeSnapshotVfsDefault();
   rc = sqlite3_auto_extension(reinterpret_cast<void (*)(void)>(AutoInit));
   return rc == SQLITE_OK ? SQLITE_OK_LOAD_PERMANENTLY : rc;
 }

@@ -32,10 +32,14 @@ class Statement {
 // SQLITE_INTERRUPT instead, and ending it never ends a transaction.
 class InterruptCheck {
  public:
-  explicit InterruptCheck(sqlite3* db) { sqlite3_prepare_v2(db, "SELECT 1", -1, stmt_.out(), nullptr); }
+  explicit InterruptCheck(sqlite3* db) {
+    // Preparing fails too once the connection is interrupted.
+    interrupted_ = sqlite3_prepare_v2(db, "SELECT 1", -1, stmt_.out(), nullptr) == SQLITE_INTERRUPT;
+  }
   // Interrupted status when the connection was interrupted; checks every
   // `every`-th call only (a step costs about a microsecond).
   Status Poll(unsigned every = 256) {
+    if (interrupted_) return Status::Interrupted("interrupted; nothing was changed");
     if (++calls_ % every != 0 || stmt_.get() == nullptr) return Status::OK();
     const int rc = sqlite3_step(stmt_.get());
     sqlite3_reset(stmt_.get());
@@ -46,6 +50,7 @@ class InterruptCheck {
  private:
   Statement stmt_;
   unsigned calls_ = 0;
+  bool interrupted_ = false;
 };
 
 // An SQLite failure as a Status, keeping the connection's message.

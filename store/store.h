@@ -68,6 +68,10 @@ class Store {
   static Status Open(const StoreOptions& options, std::unique_ptr<Store>* out);
 
   const std::string& dir() const { return options_.dir; }
+  // Tells this store from any other (derived from its random hash key), so
+  // a record of "changes since snapshot N" is never applied to another
+  // store's snapshot N.
+  uint64_t tag() const { return Checksum64(secret_, sizeof secret_); }
 
   // Drops the store lock while keeping the files already open readable
   // (store files are never changed in place, only replaced or unlinked).

@@ -1374,7 +1374,8 @@ TEST_F(SqlBadInput, RestoreToNeverOverwrites) {
   // Not inside the store.
   ExpectRefused(a, "SELECT snapshot_restore_to(?, 1)", {"inside the snapshot store"}, StoreDir(),
                 {Arg::Text(StoreDir() + "/packs/x.db")});
-  EXPECT_EQ(std::vector<std::string>({"app.db", "app.db-snapshots", "existing.db"}), FilesIn(dir_.path()));
+  EXPECT_EQ(std::vector<std::string>({"app.db", "app.db-snapshots", "app.db-snaptrack", "existing.db"}),
+            FilesIn(dir_.path()));
 }
 
 // snapshot_restore_to() writes "<path>.tmp" and renames it; a file of that

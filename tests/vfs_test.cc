@@ -10,14 +10,21 @@
 namespace snapshot_test {
 namespace {
 
+// The tracking file's layout (vfs/tracker.h; the tests do not include the
+// extension's headers, which use the loadable-extension API).
+constexpr char kTrackMagic[] = "SQSNTRK1";
+constexpr size_t kTrackBitmapOffset = 4096 + 16384 * 16;
+
 // Pages whose bit is set in <db>-snaptrack.
 std::set<uint32_t> MarkedPages(const std::string& db) {
   const std::string data = ReadFile(db + "-snaptrack");
   std::set<uint32_t> pages;
-  EXPECT_EQ(0, data.compare(0, 8, "SQSNTRK0"));
-  for (size_t b = 4096; b < data.size(); b++) {
+  EXPECT_EQ(0, data.compare(0, 8, kTrackMagic));
+  for (size_t b = kTrackBitmapOffset; b < data.size(); b++) {
     for (int k = 0; k < 8; k++) {
-      if (static_cast<unsigned char>(data[b]) >> k & 1) pages.insert(uint32_t(8 * (b - 4096) + k + 1));
+      if (static_cast<unsigned char>(data[b]) >> k & 1) {
+        pages.insert(uint32_t(8 * (b - kTrackBitmapOffset) + k + 1));
+      }
     }
   }
   return pages;
@@ -26,7 +33,7 @@ std::set<uint32_t> MarkedPages(const std::string& db) {
 // Forgets every mark (as a snapshot will once it has used them).
 void ClearMarks(const std::string& db) {
   std::string data = ReadFile(db + "-snaptrack");
-  std::fill(data.begin() + 4096, data.end(), '\0');
+  std::fill(data.begin() + kTrackBitmapOffset, data.end(), '\0');
   std::ofstream(db + "-snaptrack", std::ios::binary | std::ios::trunc) << data;
 }
 

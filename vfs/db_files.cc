@@ -57,6 +57,7 @@ Status ScanWal(sqlite3_file* wal, DbImageLayout* out, bool* has_commit) {
   WalChecksum(big_endian, h, 24, &s1, &s2);
   if (s1 != LoadU32BE(h + 24) || s2 != LoadU32BE(h + 28)) return Status::OK();  // a header never completed
   const uint32_t salt1 = LoadU32BE(h + 16), salt2 = LoadU32BE(h + 20);
+  std::memcpy(out->wal_salt, h + 16, 8);
 
   std::unordered_map<uint32_t, uint64_t> pending;  // frames since the last commit
   std::vector<uint8_t> frame(kWalFrameHeaderSize + page_size);

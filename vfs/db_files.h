@@ -22,6 +22,7 @@ struct DbImageLayout {
   uint32_t page_size = 0;
   uint32_t page_count = 0;
   bool wal = false;
+  uint8_t wal_salt[8] = {};  // of the WAL generation the frames below belong to
   // Page number -> file offset of its page data in the WAL (its newest
   // frame up to the last commit frame).
   std::unordered_map<uint32_t, uint64_t> wal_pages;

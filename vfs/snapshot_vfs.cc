@@ -1,131 +1,14 @@
 #include "vfs/snapshot_vfs.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
+#include <algorithm>
 #include <cstring>
-#include <map>
-#include <memory>
-#include <mutex>
-#include <shared_mutex>
+#include <string>
 
 #include "ext/sqlite_api.h"
-#include "store/coding.h"
+#include "vfs/tracker.h"
 
 namespace snapshot {
 namespace {
-
-// One database's tracking file, shared by all connections of this process.
-class Tracker {
- public:
-  static Tracker* Acquire(const std::string& db_path);  // nullptr if it cannot be opened
-  static Tracker* Find(const std::string& db_path);     // an acquired one, or nullptr
-  static void Release(Tracker* t);
-
-  // Sets page pgno's bit, growing the file and the mapping when needed.
-  void Mark(uint32_t pgno) {
-    if (pgno == 0) return;
-    const uint64_t byte = kTrackHeaderSize + (uint64_t(pgno) - 1) / 8;
-    const uint8_t bit = uint8_t(1u << ((pgno - 1) % 8));
-    for (;;) {
-      {
-        std::shared_lock<std::shared_mutex> l(map_mu_);
-        if (byte < mapped_) {
-          __atomic_fetch_or(base_ + byte, bit, __ATOMIC_SEQ_CST);
-          return;
-        }
-      }
-      if (!Grow(byte + 1)) return;  // best effort: a snapshot then finds the bits untrustworthy
-    }
-  }
-
- private:
-  explicit Tracker(int fd) : fd_(fd) {}
-  ~Tracker() {
-    if (base_ != nullptr) munmap(base_, mapped_);
-    close(fd_);
-  }
-  bool Grow(uint64_t need) {
-    std::unique_lock<std::shared_mutex> l(map_mu_);
-    if (need <= mapped_) return true;
-    struct stat st;
-    if (fstat(fd_, &st) != 0) return false;
-    // Another process may have grown the file already; grow in 1 MiB steps.
-    uint64_t size = uint64_t(st.st_size);
-    if (size < need) {
-      size = (need + (1 << 20) - 1) & ~uint64_t((1 << 20) - 1);
-      if (ftruncate(fd_, off_t(size)) != 0) return false;
-    }
-    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
-    if (p == MAP_FAILED) return false;
-    if (base_ != nullptr) munmap(base_, mapped_);
-    base_ = static_cast<uint8_t*>(p);
-    mapped_ = size;
-    return true;
-  }
-
-  static std::mutex& RegistryMutex() {
-    static auto* mu = new std::mutex;
-    return *mu;
-  }
-  static std::map<std::string, std::pair<Tracker*, int>>& Registry() {
-    static auto* r = new std::map<std::string, std::pair<Tracker*, int>>;
-    return *r;
-  }
-
-  int fd_;
-  std::shared_mutex map_mu_;
-  uint8_t* base_ = nullptr;
-  uint64_t mapped_ = 0;
-};
-
-Tracker* Tracker::Acquire(const std::string& db_path) {
-  std::lock_guard<std::mutex> l(RegistryMutex());
-  auto& reg = Registry();
-  auto it = reg.find(db_path);
-  if (it != reg.end()) {
-    it->second.second++;
-    return it->second.first;
-  }
-  const std::string path = db_path + kTrackSuffix;
-  struct stat db_st;
-  const mode_t mode = stat(db_path.c_str(), &db_st) == 0 ? (db_st.st_mode & 0666) : 0600;
-  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, mode);
-  if (fd < 0) return nullptr;
-  struct stat st;
-  if (fstat(fd, &st) == 0 && st.st_size == 0) {
-    // A new file: the header, written once (concurrent creators write the
-    // same bytes). The bitmap follows at kTrackHeaderSize.
-    uint8_t header[kTrackHeaderSize] = {};
-    std::memcpy(header, kTrackMagic, 8);
-    if (pwrite(fd, header, sizeof header, 0) != ssize_t(sizeof header)) {
-      close(fd);
-      return nullptr;
-    }
-  }
-  auto* t = new Tracker(fd);
-  reg[db_path] = {t, 1};
-  return t;
-}
-
-Tracker* Tracker::Find(const std::string& db_path) {
-  std::lock_guard<std::mutex> l(RegistryMutex());
-  auto it = Registry().find(db_path);
-  return it == Registry().end() ? nullptr : it->second.first;
-}
-
-void Tracker::Release(Tracker* t) {
-  std::lock_guard<std::mutex> l(RegistryMutex());
-  for (auto it = Registry().begin(); it != Registry().end(); ++it) {
-    if (it->second.first == t && --it->second.second == 0) {
-      delete t;
-      Registry().erase(it);
-      return;
-    }
-  }
-}
 
 // ---- the shim -------------------------------------------------------------
 
@@ -136,6 +19,7 @@ struct ShimFile {
   sqlite3_file* real;  // the underlying VFS's file, allocated right after this
   Kind kind;
   Tracker* tracker;  // owned reference for kMainDb; borrowed for kWal
+  int lock;          // kMainDb: the lock this connection holds on the file
 };
 
 sqlite3_vfs* Real(sqlite3_vfs* vfs) { return static_cast<sqlite3_vfs*>(vfs->pAppData); }
@@ -149,26 +33,43 @@ int ShimClose(sqlite3_file* f) {
   return rc;
 }
 
+// The tracker hears of every change before it is passed on (vfs/tracker.h).
 int ShimWrite(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offset) {
   ShimFile* s = reinterpret_cast<ShimFile*>(f);
-  if (s->kind == Kind::kMainDb && s->tracker != nullptr && amount > 0) {
-    // The pager writes whole pages, at multiples of the page size.
-    const uint64_t first = uint64_t(offset) / uint64_t(amount) + 1;
-    s->tracker->Mark(uint32_t(first));
-  } else if (s->kind == Kind::kWal && amount == 24 && offset >= 32) {
-    // A WAL frame header: its first 4 bytes name the page that follows.
-    if (s->tracker != nullptr) s->tracker->Mark(LoadU32BE(static_cast<const uint8_t*>(data)));
+  if (s->tracker != nullptr) {
+    if (s->kind == Kind::kMainDb) {
+      // Without EXCLUSIVE, the write is a WAL checkpoint copying frames
+      // already marked: the database's content does not change.
+      s->tracker->OnDbWrite(s->real, data, amount, offset, /*content_changes=*/s->lock == SQLITE_LOCK_EXCLUSIVE);
+    }
+    if (s->kind == Kind::kWal) s->tracker->OnWalWrite(s->real, data, amount, offset);
   }
   return s->real->pMethods->xWrite(s->real, data, amount, offset);
 }
 
+int ShimTruncate(sqlite3_file* f, sqlite3_int64 size) {
+  ShimFile* s = reinterpret_cast<ShimFile*>(f);
+  if (s->tracker != nullptr) {
+    if (s->kind == Kind::kMainDb) s->tracker->OnDbTruncate(s->real, size);
+    if (s->kind == Kind::kWal) s->tracker->OnWalTruncate(s->real, size);
+  }
+  return s->real->pMethods->xTruncate(s->real, size);
+}
+
 // Everything else passes through.
 int ShimRead(sqlite3_file* f, void* p, int n, sqlite3_int64 o) { return R(f)->pMethods->xRead(R(f), p, n, o); }
-int ShimTruncate(sqlite3_file* f, sqlite3_int64 n) { return R(f)->pMethods->xTruncate(R(f), n); }
 int ShimSync(sqlite3_file* f, int flags) { return R(f)->pMethods->xSync(R(f), flags); }
 int ShimFileSize(sqlite3_file* f, sqlite3_int64* n) { return R(f)->pMethods->xFileSize(R(f), n); }
-int ShimLock(sqlite3_file* f, int l) { return R(f)->pMethods->xLock(R(f), l); }
-int ShimUnlock(sqlite3_file* f, int l) { return R(f)->pMethods->xUnlock(R(f), l); }
+int ShimLock(sqlite3_file* f, int l) {
+  const int rc = R(f)->pMethods->xLock(R(f), l);
+  if (rc == SQLITE_OK) reinterpret_cast<ShimFile*>(f)->lock = l;
+  return rc;
+}
+int ShimUnlock(sqlite3_file* f, int l) {
+  const int rc = R(f)->pMethods->xUnlock(R(f), l);
+  if (rc == SQLITE_OK) reinterpret_cast<ShimFile*>(f)->lock = l;
+  return rc;
+}
 int ShimCheckReservedLock(sqlite3_file* f, int* out) { return R(f)->pMethods->xCheckReservedLock(R(f), out); }
 int ShimFileControl(sqlite3_file* f, int op, void* arg) { return R(f)->pMethods->xFileControl(R(f), op, arg); }
 int ShimSectorSize(sqlite3_file* f) { return R(f)->pMethods->xSectorSize(R(f)); }
@@ -218,7 +119,16 @@ int ShimOpen(sqlite3_vfs* vfs, const char* name, sqlite3_file* f, int flags, int
   return SQLITE_OK;
 }
 
-int ShimDelete(sqlite3_vfs* v, const char* n, int d) { return Real(v)->xDelete(Real(v), n, d); }
+int ShimDelete(sqlite3_vfs* v, const char* name, int sync_dir) {
+  // A WAL ends (its last connection closed, or the journal mode changed):
+  // check it before it goes.
+  const std::string path = name != nullptr ? name : "";
+  const size_t n = path.size();
+  if (n > 4 && path.compare(n - 4, 4, "-wal") == 0) {
+    if (Tracker* t = Tracker::Find(path.substr(0, n - 4))) t->OnWalDelete(path);
+  }
+  return Real(v)->xDelete(Real(v), name, sync_dir);
+}
 int ShimAccess(sqlite3_vfs* v, const char* n, int fl, int* o) { return Real(v)->xAccess(Real(v), n, fl, o); }
 int ShimFullPathname(sqlite3_vfs* v, const char* n, int sz, char* o) {
   return Real(v)->xFullPathname(Real(v), n, sz, o);
@@ -260,6 +170,12 @@ int RegisterSnapshotVfs() {
   vfs.xGetLastError = ShimGetLastError;
   vfs.xCurrentTimeInt64 = ShimCurrentTimeInt64;
   return sqlite3_vfs_register(&vfs, 0);
+}
+
+int MakeSnapshotVfsDefault() {
+  int rc = RegisterSnapshotVfs();
+  if (rc != SQLITE_OK) return rc;
+  return sqlite3_vfs_register(sqlite3_vfs_find(kSnapshotVfsName), 1);
 }
 
 }  // namespace snapshot

@@ -1,0 +1,296 @@
+#include "ext/tracked_capture.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "ext/capture.h"
+#include "ext/progress.h"
+#include "ext/sql_util.h"
+#include "store/coding.h"
+#include "store/format.h"
+#include "vfs/cow.h"
+#include "vfs/db_files.h"
+#include "vfs/snapshot_vfs.h"
+#include "vfs/tracker.h"
+
+namespace snapshot {
+namespace {
+
+constexpr uint32_t kRunPages = 256;  // pages read from the database file at once
+
+// A private connection through the snapshot VFS.
+class PrivateConnection {
+ public:
+  ~PrivateConnection() { sqlite3_close_v2(db_); }
+  bool Open(const char* filename) {
+    return sqlite3_open_v2(filename, &db_, SQLITE_OPEN_READWRITE, kSnapshotVfsName) == SQLITE_OK;
+  }
+  sqlite3* db() const { return db_; }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+// The state a snapshot pinned under the write lock (steps 2 and 3).
+struct Pin {
+  DbImageLayout layout;
+  uint32_t verdict = kNoBase;  // Tracker::Evaluate's, before the marks were taken
+  uint64_t old_tag = 0, old_base = 0;
+  std::vector<uint32_t> marks;
+  std::unique_ptr<CowArea> cow;  // rollback mode
+  std::string cow_path;
+  Statement read;                // WAL mode: R's read transaction
+};
+
+// Ends the copy-on-write, if any: writers stop preserving pages.
+void EndCow(Tracker* t, Pin* pin) {
+  if (pin->cow == nullptr) return;
+  t->SetCowGeneration(0);
+  pin->cow.reset();
+  unlink(pin->cow_path.c_str());
+}
+
+// A snapshot that took the marks did not finish: put them back and make the
+// old base current again, so the next snapshot still sees every change.
+// (Untrusted marks are not worth keeping: base_id stays 0, the next snapshot
+// reads every page.)
+void Abandon(Tracker* t, Pin* pin) {
+  pin->read.Finalize();
+  EndCow(t, pin);
+  if (pin->verdict == kTrusted) {
+    t->ReturnMarks(pin->marks);
+    t->SetBase(pin->old_tag, pin->old_base);
+  }
+}
+
+Status PinState(sqlite3* w, sqlite3* r, Tracker* t, bool force_full, int timeout_ms, unsigned mode, Pin* pin) {
+  int rc = RetryWhileBusy(timeout_ms, [&] { return sqlite3_exec(w, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr); });
+  if ((rc & 0xff) == SQLITE_READONLY || (rc & 0xff) == SQLITE_CANTOPEN) return Status::NotSupported("read-only");
+  if (rc != SQLITE_OK) return SqliteStatus(w, rc, "cannot lock the database to pin a snapshot");
+  Status s;
+  sqlite3_file* file = FilePointer(w, "main", SQLITE_FCNTL_FILE_POINTER);
+  sqlite3_file* journal = FilePointer(w, "main", SQLITE_FCNTL_JOURNAL_POINTER);
+  if (file == nullptr) s = Status::IOError("cannot reach the database file");
+  if (s.ok()) s = ReadDbLayout(file, journal, &pin->layout);
+  bool marks_taken = false;
+  if (s.ok()) {
+    sqlite3_file* wal = pin->layout.wal ? journal : nullptr;
+    TrackHeader* h = t->header();
+    pin->verdict = force_full ? uint32_t(kNoBase) : t->Evaluate(file, wal, pin->layout.page_size);
+    pin->old_tag = h->store_tag;
+    pin->old_base = h->base_id;
+    s = t->TakeMarks(&pin->marks);
+    marks_taken = s.ok();
+    if (s.ok()) s = t->Reset(file, wal, pin->layout.page_size);
+    if (s.ok() && !pin->layout.wal) {
+      const bool tracked = pin->verdict == kTrusted;
+      const uint32_t generation = h->cow_last_generation + 1 == 0 ? 1 : h->cow_last_generation + 1;
+      h->cow_last_generation = generation;
+      pin->cow_path = t->db_path() + kCowSuffix;
+      s = CowArea::Create(pin->cow_path, generation, pin->layout.page_size, pin->layout.page_count,
+                          tracked ? &pin->marks : nullptr, mode, &pin->cow);
+      if (s.ok()) t->SetCowGeneration(generation);
+    } else if (s.ok()) {
+      s = PinReadTransaction(r, "main", timeout_ms, &pin->read);
+    }
+  }
+  sqlite3_exec(w, "ROLLBACK", nullptr, nullptr, nullptr);
+  if (!s.ok() && marks_taken) Abandon(t, pin);
+  return s;
+}
+
+// Reads `pages` (sorted) at the pinned state into the builder: from the WAL
+// frames of the pinned commit or the database file (WAL mode), or from the
+// database file unless a writer preserved the page first (rollback mode).
+Status ReadPinnedPages(sqlite3_file* file, sqlite3_file* wal, Pin* pin, const std::vector<uint32_t>& pages,
+                       SnapshotBuilder* builder, InterruptCheck* interrupt, ProgressFile* progress) {
+  const DbImageLayout& layout = pin->layout;
+  const uint32_t ps = layout.page_size;
+  std::vector<uint8_t> run(size_t(kRunPages) * ps), frame_header(24);
+  size_t done = 0;
+  for (size_t i = 0; i < pages.size();) {
+    // A run of consecutive pages, read with one call.
+    size_t n = 1;
+    while (i + n < pages.size() && n < kRunPages && pages[i + n] == pages[i] + n) n++;
+    const uint32_t first = pages[i];
+    int rc = file->pMethods->xRead(file, run.data(), int(n * ps), sqlite3_int64(first - 1) * ps);
+    if (rc != SQLITE_OK && rc != SQLITE_IOERR_SHORT_READ) return Status::IOError("cannot read the database file");
+    for (size_t k = 0; k < n; k++) {
+      const uint32_t pgno = first + uint32_t(k);
+      uint8_t* page = run.data() + k * ps;
+      auto it = wal != nullptr ? layout.wal_pages.find(pgno) : layout.wal_pages.end();
+      if (it != layout.wal_pages.end()) {
+        // The frame's data, then its header: if the header still belongs to
+        // the pinned generation, the data read before it did too. If the WAL
+        // was restarted since, the pinned state is all in the database file.
+        std::vector<uint8_t> data(ps);
+        if (wal->pMethods->xRead(wal, data.data(), int(ps), sqlite3_int64(it->second)) == SQLITE_OK &&
+            wal->pMethods->xRead(wal, frame_header.data(), 24, sqlite3_int64(it->second - 24)) == SQLITE_OK &&
+            LoadU32BE(frame_header.data()) == pgno && std::memcmp(frame_header.data() + 8, layout.wal_salt, 8) == 0) {
+          std::memcpy(page, data.data(), ps);
+        }
+      }
+      if (pin->cow != nullptr) SNAPSHOT_RETURN_IF_ERROR(pin->cow->Settle(pgno, page));
+      SNAPSHOT_RETURN_IF_ERROR(interrupt->Poll());
+      SNAPSHOT_RETURN_IF_ERROR(builder->AddPage(pgno, page));
+      progress->Update(++done, pages.size());
+    }
+    i += n;
+  }
+  return Status::OK();
+}
+
+// The pages to read: the marked ones and any beyond the base (or all).
+std::vector<uint32_t> PagesToRead(const Pin& pin, const Manifest* base) {
+  const uint32_t count = pin.layout.page_count;
+  const uint32_t lock_page = LockBytePage(pin.layout.page_size);
+  std::vector<uint32_t> out;
+  if (base == nullptr) {
+    out.reserve(count);
+    for (uint32_t p = 1; p <= count; p++) {
+      if (p != lock_page) out.push_back(p);
+    }
+    return out;
+  }
+  for (uint32_t p : pin.marks) {
+    if (p <= count && p != lock_page && p <= base->info.page_count) out.push_back(p);
+  }
+  for (uint32_t p = base->info.page_count + 1; p <= count; p++) {
+    if (p != lock_page) out.push_back(p);
+  }
+  return out;
+}
+
+bool CanTrack(sqlite3* db, const char* schema, const char* filename) {
+  if (filename == nullptr || filename[0] == '\0') return false;
+  sqlite3_vfs* vfs = nullptr;
+  sqlite3_file_control(db, schema, SQLITE_FCNTL_VFS_POINTER, &vfs);
+  sqlite3_vfs* ours = sqlite3_vfs_find(kSnapshotVfsName);
+  if (vfs == nullptr || ours == nullptr || (vfs != ours && vfs != ours->pAppData)) return false;  // other locks
+  std::string locking_mode;
+  const std::string q = "PRAGMA \"" + QuoteIdentifier(schema) + "\".locking_mode";
+  return QueryText(db, q, &locking_mode).ok() && sqlite3_stricmp(locking_mode.c_str(), "normal") == 0;
+}
+
+}  // namespace
+
+Status TakeTrackedSnapshot(sqlite3* db, const char* schema, const ConnectionSettings& settings, StoreAccess access,
+                           const char* operation, const std::string& label, uint64_t* id) {
+  const char* filename = sqlite3_db_filename(db, schema);
+  if (!CanTrack(db, schema, filename)) return Status::NotSupported("cannot track this database");
+  if (sqlite3_txn_state(db, schema) != SQLITE_TXN_NONE) {
+    // Inside a read transaction the snapshot is what that transaction sees.
+    return Status::NotSupported("inside a transaction");
+  }
+  InterruptCheck interrupt(db);  // before anything slow: an interrupt stops even preparing
+  StoreLocation where;
+  SNAPSHOT_RETURN_IF_ERROR(LocateStore(db, schema, settings, &where));
+  PrivateConnection w, r;
+  if (!w.Open(filename) || !r.Open(filename)) return Status::NotSupported("cannot open the database again");
+  Tracker* t = Tracker::Find(sqlite3_db_filename(w.db(), "main"));  // W holds it open
+  if (t == nullptr) return Status::NotSupported("cannot open the tracking file");
+  std::unique_ptr<SnapshotLock> lock;
+  SNAPSHOT_RETURN_IF_ERROR(SnapshotLock::Acquire(t->db_path(), settings.busy_timeout_ms, &lock));
+
+  for (int attempt = 0;; attempt++) {
+    Pin pin;
+    SNAPSHOT_RETURN_IF_ERROR(
+        PinState(w.db(), r.db(), t, attempt > 0, settings.busy_timeout_ms, where.file_mode, &pin));
+    // The database's state is pinned and its lock released: now the store's.
+    std::unique_ptr<Store> store;
+    StoreLocation loc;
+    Status s = OpenStore(db, schema, settings, access, &store, &loc);
+    if (!s.ok()) {
+      Abandon(t, &pin);
+      return s;
+    }
+    Manifest base;
+    const bool tracked = pin.verdict == kTrusted && store->tag() == pin.old_tag &&
+                         store->ReadManifest(pin.old_base, &base).ok() &&
+                         base.info.page_size == pin.layout.page_size;
+    if (!tracked && pin.verdict == kTrusted && pin.cow != nullptr && attempt == 0) {
+      // The marks are sound but relative to a snapshot this store does not
+      // have, and the copy-on-write area covers only them: pin again, whole.
+      Abandon(t, &pin);
+      continue;
+    }
+    ProgressFile progress(store->dir(), operation, loc.file_mode);
+    std::unique_ptr<SnapshotBuilder> builder;
+    s = store->NewSnapshot(pin.layout.page_size, pin.layout.page_count, tracked ? &base : nullptr, &builder);
+    if (s.ok()) {
+      sqlite3_file* file = FilePointer(w.db(), "main", SQLITE_FCNTL_FILE_POINTER);
+      sqlite3_file* wal = pin.layout.wal ? FilePointer(r.db(), "main", SQLITE_FCNTL_JOURNAL_POINTER) : nullptr;
+      s = ReadPinnedPages(file, wal, &pin, PagesToRead(pin, tracked ? &base : nullptr), builder.get(), &interrupt,
+                          &progress);
+      if (s.ok() && pin.cow != nullptr && !t->UntouchedSinceReset(file, pin.cow->generation())) {
+        // A writer that bypassed the VFS changed pages without preserving
+        // them: what was read may mix two states.
+        s = Status::NotSupported("a connection without the snapshot VFS wrote while the snapshot read");
+      }
+    }
+    pin.read.Finalize();
+    EndCow(t, &pin);
+    if (s.ok()) s = builder->Commit(label, id);
+    if (!s.ok()) {
+      builder.reset();
+      Abandon(t, &pin);
+      return s;
+    }
+    t->SetBase(store->tag(), *id);
+    return Status::OK();
+  }
+}
+
+Status DescribeTracking(sqlite3* db, const char* schema, const ConnectionSettings& settings, std::string* out) {
+  const char* filename = sqlite3_db_filename(db, schema);
+  if (!CanTrack(db, schema, filename)) {
+    *out = "untracked: this database cannot be tracked (in memory, temporary, another VFS, or exclusive locking mode)";
+    return Status::OK();
+  }
+  Tracker* t = Tracker::AcquireExisting(filename);
+  if (t == nullptr) {
+    *out = "untracked: no snapshot has been taken through the snapshot VFS yet";
+    return Status::OK();
+  }
+  sqlite3_file* file = FilePointer(db, schema, SQLITE_FCNTL_FILE_POINTER);
+  sqlite3_file* journal = FilePointer(db, schema, SQLITE_FCNTL_JOURNAL_POINTER);
+  DbImageLayout layout;
+  Status s = file != nullptr ? ReadDbLayout(file, journal, &layout) : Status::IOError("cannot reach the database file");
+  uint32_t verdict = kNoBase;
+  uint64_t base_id = 0, tag = 0, marked = 0;
+  if (s.ok()) {
+    verdict = t->Evaluate(file, layout.wal ? journal : nullptr, layout.page_size);
+    base_id = t->header()->base_id;
+    tag = t->header()->store_tag;
+    marked = t->CountMarks();
+  }
+  Tracker::Release(t);
+  SNAPSHOT_RETURN_IF_ERROR(s);
+  if (verdict == kTrusted) {
+    std::unique_ptr<Store> store;
+    Manifest base;
+    if (!OpenStore(db, schema, settings, StoreAccess::kRead, &store).ok() || store->tag() != tag ||
+        !store->ReadManifest(base_id, &base).ok()) {
+      verdict = kOtherStore;
+    }
+  }
+  if (verdict != kTrusted) {
+    *out = std::string("untracked: ") + UntrustedReasonText(verdict);
+  } else {
+    *out = "tracked: " + std::to_string(marked) + " pages changed since snapshot " + std::to_string(base_id);
+  }
+  return Status::OK();
+}
+
+void DistrustTracking(const std::string& db_path, uint32_t reason) {
+  Tracker* t = Tracker::AcquireExisting(db_path);
+  if (t == nullptr) return;
+  t->SetUntrusted(reason);
+  Tracker::Release(t);
+}
+
+}  // namespace snapshot

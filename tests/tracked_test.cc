@@ -1,0 +1,284 @@
+// Snapshots that read only the pages the snapshot VFS saw change, and the
+// cases where they must not trust that record (issue 4, section 2): a plain
+// sqlite3 without the extension writing between two snapshots, a writer
+// killed with kill -9 in the middle of a transaction, a database file
+// replaced by another, a reboot, a restore. In each case the next snapshot,
+// restored into a new file, must equal the database page for page.
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "tests/test_util.h"
+
+namespace snapshot_test {
+namespace {
+
+constexpr size_t kBootIdOffset = 32;  // TrackHeader::boot_id (vfs/tracker.h)
+
+sqlite3* OpenThroughVfs(const std::string& path) {
+  sqlite3_close(OpenDb(":memory:"));  // loads the extension, which registers the VFS
+  sqlite3* db = nullptr;
+  EXPECT_EQ(SQLITE_OK, sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, "snapshot"));
+  sqlite3_busy_timeout(db, 5000);
+  return db;
+}
+
+// Runs SQL in the real sqlite3 shell, which does not load the extension: a
+// writer the VFS never sees.
+void PlainShell(const std::string& db, const std::string& sql) {
+  FILE* p = popen(("sqlite3 -batch -bail '" + db + "' >/dev/null").c_str(), "w");
+  ASSERT_NE(nullptr, p);
+  std::fputs((".timeout 5000\n" + sql + "\n").c_str(), p);
+  ASSERT_EQ(0, pclose(p)) << sql;
+}
+
+bool StartsWith(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+
+class Tracked : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    path_ = dir_ / "app.db";
+    db_ = OpenThroughVfs(path_);
+    ASSERT_EQ("", Exec(db_, "PRAGMA journal_mode=" + GetParam()));
+    ASSERT_EQ("", Exec(db_, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); CREATE INDEX tv ON t(v);"
+                            "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<6000) "
+                            "INSERT INTO t(v) SELECT hex(randomblob(150)) FROM c"));
+  }
+  void TearDown() override { sqlite3_close(db_); }
+
+  std::string Tracking() { return Query(db_, "SELECT snapshot_tracking()"); }
+  int64_t Backup() { return QueryInt(db_, "SELECT snapshot_backup()"); }
+  void Change(sqlite3* db, int every) {
+    ASSERT_EQ("", Exec(db, "UPDATE t SET v = hex(randomblob(150)) WHERE id % " + std::to_string(every) + " = 0"));
+  }
+
+  // Snapshot `id`, restored into a new file, equals the database now, page
+  // for page (after a checkpoint that leaves the WAL in place).
+  void ExpectSnapshotIsLive(int64_t id) {
+    ASSERT_EQ("", Exec(db_, "PRAGMA wal_checkpoint(FULL)"));
+    const std::string copy = dir_ / ("copy" + std::to_string(id) + ".db");
+    ASSERT_EQ(std::to_string(id), Query(db_, "SELECT snapshot_restore_to('" + copy + "', " + std::to_string(id) + ")"));
+    const int64_t pages = QueryInt(db_, "PRAGMA page_count");
+    EXPECT_EQ("", ComparePages(ReadFile(path_).substr(0, size_t(pages) * 4096), ReadFile(copy), 4096))
+        << "snapshot " << id << " is not the database";
+  }
+
+  TempDir dir_;
+  std::string path_;
+  sqlite3* db_ = nullptr;
+};
+
+TEST_P(Tracked, ReadsOnlyTheChangedPages) {
+  EXPECT_TRUE(StartsWith(Tracking(), "untracked: ")) << Tracking();
+  EXPECT_EQ(1, Backup());
+  EXPECT_EQ("tracked: 0 pages changed since snapshot 1", Tracking());
+  Change(db_, 500);  // 12 rows
+  const std::string tracking = Tracking();
+  ASSERT_TRUE(StartsWith(tracking, "tracked: ")) << tracking;
+  const int64_t marked = std::strtoll(tracking.c_str() + 9, nullptr, 10);
+  const int64_t pages = QueryInt(db_, "PRAGMA page_count");
+  EXPECT_GT(marked, 0);
+  EXPECT_LT(marked, pages / 10) << "far more pages marked than changed";
+  EXPECT_EQ(2, Backup());
+  EXPECT_LE(QueryInt(db_, "SELECT pages_new FROM snapshot_list WHERE id = 2"), marked);
+  ExpectSnapshotIsLive(2);
+  EXPECT_EQ("tracked: 0 pages changed since snapshot 2", Tracking());
+  // Several rounds, with the database growing and shrinking.
+  for (int round = 0; round < 4; round++) {
+    Change(db_, 37 + round);
+    ASSERT_EQ("", Exec(db_, round % 2 ? "DELETE FROM t WHERE id % 9 = 0"
+                                      : "INSERT INTO t(v) SELECT hex(randomblob(300)) FROM t WHERE id % 5 = 0"));
+    EXPECT_TRUE(StartsWith(Tracking(), "tracked: ")) << Tracking();
+    const int64_t id = Backup();
+    ExpectSnapshotIsLive(id);
+  }
+}
+
+TEST_P(Tracked, PlainSqliteWritesAreNoticed) {
+  EXPECT_EQ(1, Backup());
+  Change(db_, 300);
+  // A plain sqlite3 writes while a tracked connection is open...
+  PlainShell(path_, "UPDATE t SET v = 'plain' WHERE id % 211 = 0;");
+  Change(db_, 301);
+  EXPECT_TRUE(StartsWith(Tracking(), "untracked: ")) << Tracking();
+  EXPECT_EQ(2, Backup());
+  ExpectSnapshotIsLive(2);
+  EXPECT_TRUE(StartsWith(Tracking(), "tracked: ")) << Tracking();
+
+  // ...and while none is (it is then the last to close, and in WAL mode
+  // checkpoints and deletes the WAL it wrote).
+  sqlite3_close(db_);
+  PlainShell(path_, "UPDATE t SET v = 'plain again' WHERE id % 213 = 0;");
+  db_ = OpenThroughVfs(path_);
+  Change(db_, 302);
+  EXPECT_TRUE(StartsWith(Tracking(), "untracked: ")) << Tracking();
+  EXPECT_EQ(3, Backup());
+  ExpectSnapshotIsLive(3);
+
+  // A plain write that is the only change.
+  PlainShell(path_, "UPDATE t SET v = 'only' WHERE id = 17;");
+  EXPECT_TRUE(StartsWith(Tracking(), "untracked: ")) << Tracking();
+  EXPECT_EQ(4, Backup());
+  ExpectSnapshotIsLive(4);
+}
+
+// A tracked writer is killed with kill -9 inside a transaction that has
+// spilled pages into the database file (rollback mode) or written frames
+// (WAL mode); whoever recovers, with or without the VFS, the next snapshot
+// is the database.
+TEST_P(Tracked, WriterKilledMidTransaction) {
+  for (bool plain_recovery : {false, true}) {
+    SCOPED_TRACE(plain_recovery ? "recovered by a plain sqlite3" : "recovered through the VFS");
+    const int64_t before = Backup();
+    Change(db_, 400);
+    pid_t child = fork();
+    if (child == 0) {
+      sqlite3* w = OpenThroughVfs(path_);
+      Exec(w, "PRAGMA cache_size=10; BEGIN; UPDATE t SET v = hex(randomblob(150)) WHERE id % 3 = 0;"
+              "INSERT INTO t(v) SELECT v FROM t WHERE id % 7 = 0;");
+      kill(getpid(), SIGKILL);  // inside the transaction, no clean-up of any kind
+      _exit(0);
+    }
+    int status = 0;
+    ASSERT_EQ(child, waitpid(child, &status, 0));
+    ASSERT_TRUE(WIFSIGNALED(status));
+    if (!GetParam().compare("DELETE")) {
+      struct stat st;
+      ASSERT_EQ(0, stat((path_ + "-journal").c_str(), &st)) << "the killed writer left no hot journal";
+    }
+    if (plain_recovery) {
+      sqlite3_close(db_);
+      PlainShell(path_, "SELECT count(*) FROM t;");  // rolls the hot journal back
+      db_ = OpenThroughVfs(path_);
+    }
+    const int64_t id = Backup();
+    EXPECT_GT(id, before);
+    ExpectSnapshotIsLive(id);
+    EXPECT_EQ("ok", Query(db_, "PRAGMA integrity_check"));
+  }
+}
+
+TEST_P(Tracked, ReplacedDatabaseFileIsNoticed) {
+  EXPECT_EQ(1, Backup());
+  // Another database of the same schema, moved over this one while no
+  // connection is open (the old -wal goes with the old file).
+  const std::string other = dir_ / "other.db";
+  PlainShell(other, "PRAGMA journal_mode=" + GetParam() + "; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);"
+                    "CREATE INDEX tv ON t(v); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c "
+                    "WHERE i<5000) INSERT INTO t(v) SELECT 'other' || i FROM c;");
+  sqlite3_close(db_);
+  unlink((path_ + "-wal").c_str());
+  unlink((path_ + "-shm").c_str());
+  ASSERT_EQ(0, rename(other.c_str(), path_.c_str()));
+  db_ = OpenThroughVfs(path_);
+  EXPECT_TRUE(StartsWith(Tracking(), "untracked: the database file was replaced")) << Tracking();
+  EXPECT_EQ(2, Backup());
+  ExpectSnapshotIsLive(2);
+  EXPECT_EQ("other1", Query(db_, "SELECT v FROM t WHERE id = 1"));
+}
+
+TEST_P(Tracked, RebootIsNoticed) {
+  EXPECT_EQ(1, Backup());
+  Change(db_, 100);
+  // Bits still in the page cache may be lost with the machine: a tracking
+  // file from another boot is not trusted.
+  FILE* f = std::fopen((path_ + "-snaptrack").c_str(), "r+b");
+  ASSERT_NE(nullptr, f);
+  std::fseek(f, long(kBootIdOffset), SEEK_SET);
+  std::fputc(0x5a, f);
+  std::fclose(f);
+  EXPECT_EQ("untracked: the machine restarted since the last snapshot", Tracking());
+  EXPECT_EQ(2, Backup());
+  ExpectSnapshotIsLive(2);
+  EXPECT_TRUE(StartsWith(Tracking(), "tracked: ")) << Tracking();
+}
+
+TEST_P(Tracked, RestoreAndPruneAreNoticed) {
+  EXPECT_EQ(1, Backup());
+  Change(db_, 50);
+  EXPECT_EQ(2, Backup());
+  EXPECT_EQ("1", Query(db_, "SELECT snapshot_restore(1)"));  // records 3, pre-restore
+  EXPECT_TRUE(StartsWith(Tracking(), "untracked: the database was restored")) << Tracking();
+  EXPECT_EQ(4, Backup());
+  ExpectSnapshotIsLive(4);
+  // The base snapshot pruned away: every page is read again.
+  Change(db_, 60);
+  ASSERT_EQ("", Exec(db_, "PRAGMA wal_checkpoint(FULL)"));
+  EXPECT_EQ(5, Backup());
+  Change(db_, 61);
+  const std::string store = path_ + "-snapshots";
+  ASSERT_EQ(0, unlink((store + "/snapshots/0000000005.snap").c_str()));
+  EXPECT_TRUE(StartsWith(Tracking(), "untracked: ")) << Tracking();
+  const int64_t id = Backup();
+  ExpectSnapshotIsLive(id);
+}
+
+// The copy-on-write of rollback mode: a writer with no busy timeout at all
+// commits while a snapshot reads, and the snapshot is the state it pinned.
+TEST_P(Tracked, WritersCommitWhileASnapshotReads) {
+  ASSERT_EQ("", Exec(db_, "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<40000) "
+                          "INSERT INTO t(v) SELECT hex(randomblob(700)) FROM c"));  // ~60 MB
+  const int64_t rows = QueryInt(db_, "SELECT count(*) FROM t");
+  int ready[2];
+  ASSERT_EQ(0, pipe(ready));
+  pid_t child = fork();
+  if (child == 0) {
+    // A writer process: waits until the snapshot reads (its progress is
+    // published), then commits with no busy timeout.
+    close(ready[0]);
+    sqlite3* w = OpenThroughVfs(path_);
+    sqlite3_busy_timeout(w, 0);
+    sqlite3* probe = OpenDb(path_);
+    std::string progress;
+    for (int i = 0; i < 20000 && progress.find("backup") == std::string::npos; i++) {
+      progress = Query(probe, "SELECT snapshot_progress()");
+      usleep(100);
+    }
+    int committed = 0;
+    if (progress.find("backup") != std::string::npos) {
+      for (int i = 0; i < 20; i++) {
+        if (Exec(w, "UPDATE t SET v = 'during' WHERE id % 1000 = " + std::to_string(i)).empty()) committed++;
+      }
+    }
+    if (write(ready[1], &committed, sizeof committed) != sizeof committed) _exit(2);
+    _exit(0);
+  }
+  close(ready[1]);
+  EXPECT_EQ(1, Backup());
+  int committed = -1;
+  ASSERT_EQ(ssize_t(sizeof committed), read(ready[0], &committed, sizeof committed));
+  close(ready[0]);
+  int status = 0;
+  waitpid(child, &status, 0);
+  EXPECT_EQ(20, committed) << "writers could not commit while the snapshot read";
+  // The snapshot holds none of those commits.
+  const std::string copy = dir_ / "copy.db";
+  ASSERT_EQ("1", Query(db_, "SELECT snapshot_restore_to('" + copy + "', 1)"));
+  sqlite3* c = OpenDb(copy, false);
+  EXPECT_EQ(rows, QueryInt(c, "SELECT count(*) FROM t"));
+  EXPECT_EQ(0, QueryInt(c, "SELECT count(*) FROM t WHERE v = 'during'"));
+  EXPECT_EQ("ok", Query(c, "PRAGMA integrity_check"));
+  sqlite3_close(c);
+  EXPECT_EQ(20, QueryInt(db_, "SELECT count(*) FROM t WHERE v = 'during'") > 0 ? 20 : 0);
+}
+
+// The tracking file is no more readable than the database.
+TEST_P(Tracked, TrackingFileHasTheDatabasesMode) {
+  sqlite3_close(db_);
+  ASSERT_EQ(0, chmod(path_.c_str(), 0600));
+  unlink((path_ + "-snaptrack").c_str());
+  db_ = OpenThroughVfs(path_);
+  EXPECT_EQ(1, Backup());
+  struct stat st;
+  ASSERT_EQ(0, stat((path_ + "-snaptrack").c_str(), &st));
+  EXPECT_EQ(0600u, st.st_mode & 0777);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, Tracked, ::testing::Values("DELETE", "WAL"),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+}  // namespace
+}  // namespace snapshot_test

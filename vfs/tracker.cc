@@ -1,0 +1,557 @@
+#include "vfs/tracker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <thread>
+
+#include "store/coding.h"
+#include "vfs/cow.h"
+
+namespace snapshot {
+namespace {
+
+constexpr uint64_t kWalHeaderSize = 32;
+constexpr uint64_t kWalFrameHeaderSize = 24;
+constexpr uint64_t kGrowStep = 1 << 20;
+// A write later than this after the recorded mtime gets a later mtime (git's
+// "racy clean" rule; file timestamps advance in clock ticks, not instantly).
+constexpr int64_t kRacyNs = 100 * 1000 * 1000;
+
+using ReadFn = Tracker::ReadFn;
+
+ReadFn ReaderOf(sqlite3_file* f) {
+  return [f](uint64_t offset, void* out, size_t n) {
+    return f->pMethods->xRead(f, out, int(n), sqlite3_int64(offset)) == SQLITE_OK;
+  };
+}
+
+// An OFD lock on byte 0 of the tracking file, held while its size changes:
+// two processes growing it at once must not shrink it under each other's
+// mapping. (Not flock: the snapshot lock is a flock on the same file.)
+class SizeLock {
+ public:
+  explicit SizeLock(int fd) : fd_(fd) { Set(F_WRLCK); }
+  ~SizeLock() { Set(F_UNLCK); }
+
+ private:
+  void Set(short type) {
+    struct flock fl;
+    std::memset(&fl, 0, sizeof fl);
+    fl.l_type = type;
+    fl.l_whence = SEEK_SET;
+    fl.l_len = 1;
+    while (fcntl(fd_, F_OFD_SETLKW, &fl) != 0 && errno == EINTR) {
+    }
+  }
+  int fd_;
+};
+
+bool HeaderIsCurrent(const TrackHeader* h) {
+  return std::memcmp(h->magic, kTrackMagic, 8) == 0 && h->version == kTrackVersion;
+}
+
+int64_t MtimeNs(const struct stat& st) { return int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec; }
+
+std::mutex& RegistryMutex() {
+  static auto* mu = new std::mutex;
+  return *mu;
+}
+std::map<std::string, std::pair<Tracker*, int>>& Registry() {
+  static auto* r = new std::map<std::string, std::pair<Tracker*, int>>;
+  return *r;
+}
+
+}  // namespace
+
+const char* UntrustedReasonText(uint32_t reason) {
+  switch (reason) {
+    case kTrusted: return "trusted";
+    case kForeignCommit: return "the database was changed by a connection that does not use the snapshot VFS";
+    case kForeignWal: return "the WAL was written or ended by a connection that does not use the snapshot VFS";
+    case kOddWrite: return "a write that was not one whole page (the page size changed?)";
+    case kRestored: return "the database was restored from a snapshot";
+    case kMarkFailed: return "a changed page could not be recorded";
+    case kNoBase: return "no snapshot has used the change record yet";
+    case kOtherFile: return "the database file was replaced";
+    case kRebooted: return "the machine restarted since the last snapshot";
+    case kPageSizeChanged: return "the page size changed";
+    case kOtherStore: return "the change record is relative to a snapshot this store does not hold";
+    case kNewFormat: return "the change record is of another format";
+  }
+  return "unknown";
+}
+
+void CurrentBootId(uint8_t out[16]) {
+  std::memset(out, 0, 16);
+  char text[64] = {};
+  int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = read(fd, text, sizeof text - 1);
+  close(fd);
+  int k = 0;
+  for (ssize_t i = 0; i < n && k < 32; i++) {
+    const char c = text[i];
+    int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (v < 0) continue;
+    out[k / 2] = uint8_t(out[k / 2] | (k % 2 == 0 ? v << 4 : v));
+    k++;
+  }
+}
+
+// ---- opening and mapping ----------------------------------------------------
+
+Tracker::~Tracker() {
+  if (base_ != nullptr) munmap(base_, mapped_);
+  if (header_ != nullptr) munmap(header_, kTrackBitmapOffset);
+  close(fd_);
+}
+
+Tracker* Tracker::Open(const std::string& db_path, bool create) {
+  const std::string path = db_path + kTrackSuffix;
+  struct stat db_st;
+  const mode_t mode = stat(db_path.c_str(), &db_st) == 0 ? (db_st.st_mode & 0666) : 0600;
+  int fd = open(path.c_str(), O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), mode);
+  if (fd < 0) return nullptr;
+  {
+    SizeLock l(fd);
+    struct stat st;
+    TrackHeader h;
+    std::memset(&h, 0, sizeof h);
+    if (fstat(fd, &st) != 0) {
+      close(fd);
+      return nullptr;
+    }
+    if (uint64_t(st.st_size) >= sizeof h && pread(fd, &h, sizeof h, 0) != ssize_t(sizeof h)) std::memset(&h, 0, sizeof h);
+    if (uint64_t(st.st_size) < kTrackBitmapOffset || !HeaderIsCurrent(&h)) {
+      // New, or of another format: start over with no base, so the next
+      // snapshot hashes every page (and resets the file).
+      std::string fresh(kTrackBitmapOffset, '\0');
+      std::memset(&h, 0, sizeof h);
+      std::memcpy(h.magic, kTrackMagic, 8);
+      h.version = kTrackVersion;
+      std::memcpy(&fresh[0], &h, sizeof h);
+      if (uint64_t(st.st_size) < kTrackBitmapOffset + kGrowStep && ftruncate(fd, off_t(kTrackBitmapOffset + kGrowStep)) != 0) {
+        close(fd);
+        return nullptr;
+      }
+      if (pwrite(fd, fresh.data(), fresh.size(), 0) != ssize_t(fresh.size())) {
+        close(fd);
+        return nullptr;
+      }
+    }
+  }
+  void* header = mmap(nullptr, kTrackBitmapOffset, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (header == MAP_FAILED) {
+    close(fd);
+    return nullptr;
+  }
+  auto* t = new Tracker(db_path, fd);
+  t->header_ = static_cast<TrackHeader*>(header);
+  return t;
+}
+
+Tracker* Tracker::Acquire(const std::string& db_path) {
+  std::lock_guard<std::mutex> l(RegistryMutex());
+  auto& reg = Registry();
+  auto it = reg.find(db_path);
+  if (it != reg.end()) {
+    it->second.second++;
+    return it->second.first;
+  }
+  Tracker* t = Open(db_path, /*create=*/true);
+  if (t != nullptr) reg[db_path] = {t, 1};
+  return t;
+}
+
+Tracker* Tracker::AcquireExisting(const std::string& db_path) {
+  std::lock_guard<std::mutex> l(RegistryMutex());
+  auto& reg = Registry();
+  auto it = reg.find(db_path);
+  if (it != reg.end()) {
+    it->second.second++;
+    return it->second.first;
+  }
+  Tracker* t = Open(db_path, /*create=*/false);
+  if (t != nullptr) reg[db_path] = {t, 1};
+  return t;
+}
+
+Tracker* Tracker::Find(const std::string& db_path) {
+  std::lock_guard<std::mutex> l(RegistryMutex());
+  auto it = Registry().find(db_path);
+  return it == Registry().end() ? nullptr : it->second.first;
+}
+
+void Tracker::Release(Tracker* t) {
+  std::lock_guard<std::mutex> l(RegistryMutex());
+  for (auto it = Registry().begin(); it != Registry().end(); ++it) {
+    if (it->second.first == t && --it->second.second == 0) {
+      delete t;
+      Registry().erase(it);
+      return;
+    }
+  }
+}
+
+bool Tracker::Grow(uint64_t need) {
+  std::unique_lock<std::shared_mutex> l(map_mu_);
+  if (need <= mapped_) return true;
+  struct stat st;
+  uint64_t size;
+  {
+    SizeLock size_lock(fd_);
+    if (fstat(fd_, &st) != 0) return false;
+    size = uint64_t(st.st_size);
+    if (size < need) {
+      size = (need + kGrowStep - 1) / kGrowStep * kGrowStep;
+      if (ftruncate(fd_, off_t(size)) != 0) return false;
+    }
+  }
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+  if (p == MAP_FAILED) return false;
+  if (base_ != nullptr) munmap(base_, mapped_);
+  base_ = static_cast<uint8_t*>(p);
+  mapped_ = size;
+  return true;
+}
+
+// ---- the bitmap ---------------------------------------------------------------
+
+void Tracker::Mark(uint32_t pgno) {
+  if (pgno == 0) return;
+  const uint64_t byte = kTrackBitmapOffset + (uint64_t(pgno) - 1) / 8;
+  const uint8_t bit = uint8_t(1u << ((pgno - 1) % 8));
+  for (;;) {
+    {
+      std::shared_lock<std::shared_mutex> l(map_mu_);
+      if (byte < mapped_) {
+        __atomic_fetch_or(base_ + byte, bit, __ATOMIC_SEQ_CST);
+        return;
+      }
+    }
+    if (!Grow(byte + 1)) {
+      SetUntrusted(kMarkFailed);
+      return;
+    }
+  }
+}
+
+Status Tracker::TakeMarks(std::vector<uint32_t>* pages) {
+  pages->clear();
+  struct stat st;
+  if (fstat(fd_, &st) != 0) return Status::IOError("cannot size the tracking file");
+  if (!Grow(uint64_t(st.st_size))) return Status::IOError("cannot map the tracking file");
+  std::shared_lock<std::shared_mutex> l(map_mu_);
+  for (uint64_t off = kTrackBitmapOffset; off + 8 <= mapped_; off += 8) {
+    uint64_t* word = reinterpret_cast<uint64_t*>(base_ + off);
+    if (__atomic_load_n(word, __ATOMIC_RELAXED) == 0) continue;
+    const uint64_t bits = __atomic_exchange_n(word, uint64_t(0), __ATOMIC_SEQ_CST);
+    const uint8_t* bytes = reinterpret_cast<const uint8_t*>(&bits);
+    for (int b = 0; b < 8; b++) {
+      for (int k = 0; k < 8; k++) {
+        if (bytes[b] >> k & 1) pages->push_back(uint32_t(8 * (off - kTrackBitmapOffset + b) + k + 1));
+      }
+    }
+  }
+  return Status::OK();
+}
+
+void Tracker::ReturnMarks(const std::vector<uint32_t>& pages) {
+  for (uint32_t p : pages) Mark(p);
+}
+
+uint64_t Tracker::CountMarks() {
+  struct stat st;
+  if (fstat(fd_, &st) != 0 || !Grow(uint64_t(st.st_size))) return 0;
+  std::shared_lock<std::shared_mutex> l(map_mu_);
+  uint64_t n = 0;
+  for (uint64_t off = kTrackBitmapOffset; off + 8 <= mapped_; off += 8) {
+    n += uint64_t(__builtin_popcountll(__atomic_load_n(reinterpret_cast<uint64_t*>(base_ + off), __ATOMIC_RELAXED)));
+  }
+  return n;
+}
+
+void Tracker::SetUntrusted(uint32_t reason) {
+  uint32_t expected = kTrusted;
+  __atomic_compare_exchange_n(&header()->untrusted, &expected, reason, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
+// ---- the WAL's evidence -----------------------------------------------------------
+
+bool Tracker::WalIsTracked(const ReadFn& read, bool* valid) {
+  uint8_t h[kWalHeaderSize];
+  *valid = read(0, h, sizeof h) && (LoadU32BE(h) & 0xFFFFFFFE) == 0x377f0682;
+  if (!*valid) return true;
+  TrackHeader* th = header();
+  if (std::memcmp(h + 16, th->wal_salt, 8) != 0) return false;
+  const uint32_t page_size = LoadU32BE(h + 8);
+  const uint64_t stride = kWalFrameHeaderSize + page_size;
+  for (uint32_t j = 1;; j++) {
+    uint8_t fh[kWalFrameHeaderSize];
+    if (!read(kWalHeaderSize + (j - 1) * stride, fh, sizeof fh)) return true;
+    if (LoadU32BE(fh) == 0 || std::memcmp(fh + 8, th->wal_salt, 8) != 0) return true;
+    const FrameRecord& r = ring()[j % kFrameRingSize];
+    if (r.frame != j || std::memcmp(r.checksum, fh + 16, 8) != 0) return false;
+  }
+}
+
+void Tracker::RecordWalEnded() {
+  TrackHeader* h = header();
+  struct stat st;
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  if (stat(db_path_.c_str(), &st) != 0) {
+    h->ended_racy = 1;
+  } else {
+    h->ended_mtime_ns = MtimeNs(st);
+    h->ended_size = int64_t(st.st_size);
+    h->ended_racy = int64_t(now.tv_sec) * 1000000000 + now.tv_nsec - h->ended_mtime_ns < kRacyNs;
+  }
+  h->wal_state = kWalEnded;
+}
+
+bool Tracker::DbUnchangedSinceWalEnded() {
+  const TrackHeader* h = header();
+  struct stat st;
+  return h->ended_racy == 0 && stat(db_path_.c_str(), &st) == 0 && MtimeNs(st) == h->ended_mtime_ns &&
+         int64_t(st.st_size) == h->ended_size;
+}
+
+// ---- writer hooks -------------------------------------------------------------------
+
+void Tracker::OnDbWrite(sqlite3_file* real, const void* data, int amount, int64_t offset, bool content_changes) {
+  if (amount <= 0) return;
+  TrackHeader* h = header();
+  const uint32_t ps = page_size();
+  if (ps != 0 && uint32_t(amount) != ps) SetUntrusted(kOddWrite);
+  const uint32_t pgno = uint32_t(uint64_t(offset) / uint64_t(amount) + 1);
+  if (content_changes) Mark(pgno);
+  if (offset == 0 && amount >= 100) {
+    const uint8_t* page = static_cast<const uint8_t*>(data);
+    if (page[18] == 1) {
+      // Rollback mode: every commit writes the next change counter here. The
+      // one in the file must be the one a tracked writer left, or someone
+      // else committed in between.
+      uint8_t now[4];
+      if (real->pMethods->xRead(real, now, 4, 24) == SQLITE_OK &&
+          LoadU32BE(now) != __atomic_load_n(&h->change_counter, __ATOMIC_RELAXED)) {
+        SetUntrusted(kForeignCommit);
+      }
+    }
+    __atomic_store_n(&h->change_counter, LoadU32BE(page + 24), __ATOMIC_RELAXED);
+  }
+  const uint32_t generation = __atomic_load_n(&h->cow_generation, __ATOMIC_ACQUIRE);
+  if (generation != 0) PreserveForSnapshot(real, pgno, pgno);
+}
+
+void Tracker::OnDbTruncate(sqlite3_file* real, int64_t size) {
+  const uint32_t generation = __atomic_load_n(&header()->cow_generation, __ATOMIC_ACQUIRE);
+  const uint32_t ps = page_size();
+  if (generation == 0 || ps == 0) return;
+  // Pages cut off are pages overwritten as far as the snapshot is concerned.
+  PreserveForSnapshot(real, uint32_t((uint64_t(size) + ps - 1) / ps + 1), UINT32_MAX);
+}
+
+void Tracker::PreserveForSnapshot(sqlite3_file* real, uint32_t first, uint32_t last) {
+  TrackHeader* h = header();
+  const uint32_t generation = __atomic_load_n(&h->cow_generation, __ATOMIC_ACQUIRE);
+  std::shared_ptr<CowArea> cow;
+  {
+    std::lock_guard<std::mutex> l(cow_mu_);
+    if (cow_ == nullptr || cow_->generation() != generation) {
+      cow_ = CowArea::Map(db_path_ + kCowSuffix, generation);
+    }
+    cow = cow_;
+  }
+  bool ok = cow != nullptr;
+  for (uint32_t p = first; ok && p <= last && p <= cow->page_count(); p++) ok = cow->Preserve(real, p).ok();
+  if (!ok && __atomic_load_n(&h->cow_generation, __ATOMIC_ACQUIRE) == generation) {
+    // The snapshot cannot rely on this write having left its page alone; it
+    // notices this and starts again.
+    __atomic_store_n(&h->cow_broken, generation, __ATOMIC_SEQ_CST);
+  }
+}
+
+void Tracker::OnWalWrite(sqlite3_file* real_wal, const void* data, int amount, int64_t offset) {
+  TrackHeader* h = header();
+  const uint8_t* d = static_cast<const uint8_t*>(data);
+  if (offset == 0 && amount == int(kWalHeaderSize)) {
+    // A new WAL generation. The one it replaces must have been written by
+    // tracked writers only; its frames are about to be overwritten.
+    bool valid = false;
+    if (h->wal_state == kWalLive) {
+      if (!WalIsTracked(ReaderOf(real_wal), &valid) || !valid) SetUntrusted(kForeignWal);
+    } else if (h->wal_state == kWalEnded && !DbUnchangedSinceWalEnded()) {
+      SetUntrusted(kForeignWal);
+    }
+    std::memcpy(h->wal_salt, d + 16, 8);
+    h->wal_frames = 0;
+    h->wal_state = kWalLive;
+    return;
+  }
+  if (amount != int(kWalFrameHeaderSize) || offset < int64_t(kWalHeaderSize)) return;
+  Mark(LoadU32BE(d));  // a frame header: its first 4 bytes name the page that follows
+  const uint32_t ps = page_size();
+  if (ps == 0) return;
+  // Salt and checksum left zero: SQLite rewrote an earlier frame of this
+  // transaction and will write this header again, complete, at commit.
+  static const uint8_t kPending[16] = {};
+  if (std::memcmp(d + 8, kPending, 16) == 0) return;
+  if (h->wal_state != kWalLive || std::memcmp(d + 8, h->wal_salt, 8) != 0) SetUntrusted(kForeignWal);
+  const uint32_t frame = uint32_t((uint64_t(offset) - kWalHeaderSize) / (kWalFrameHeaderSize + ps) + 1);
+  FrameRecord& r = ring()[frame % kFrameRingSize];
+  r.frame = frame;
+  std::memcpy(r.checksum, d + 16, 8);
+  if (frame > h->wal_frames) h->wal_frames = frame;
+}
+
+void Tracker::OnWalTruncate(sqlite3_file* real_wal, int64_t size) {
+  // Truncated to a size limit, the header stays: the next generation's
+  // header write checks this one.
+  if (size <= 0) EndWal(ReaderOf(real_wal));
+}
+
+void Tracker::OnWalDelete(const std::string& wal_path) {
+  int fd = open(wal_path.c_str(), O_RDONLY | O_CLOEXEC);
+  EndWal([fd](uint64_t offset, void* out, size_t n) {
+    return fd >= 0 && pread(fd, out, n, off_t(offset)) == ssize_t(n);
+  });
+  if (fd >= 0) close(fd);
+}
+
+void Tracker::EndWal(const ReadFn& read_wal) {
+  TrackHeader* h = header();
+  if (h->wal_state == kWalLive) {
+    bool valid = false;
+    if (!WalIsTracked(read_wal, &valid) || !valid) SetUntrusted(kForeignWal);
+  }
+  RecordWalEnded();
+}
+
+// ---- snapshot side --------------------------------------------------------------------
+
+uint32_t Tracker::Evaluate(sqlite3_file* db, sqlite3_file* wal, uint32_t page_size) {
+  TrackHeader* h = header();
+  if (!HeaderIsCurrent(h)) return kNewFormat;
+  if (h->base_id == 0) return kNoBase;
+  if (h->page_size != page_size) return kPageSizeChanged;
+  struct stat st;
+  if (stat(db_path_.c_str(), &st) != 0 || uint64_t(st.st_dev) != h->dev || uint64_t(st.st_ino) != h->ino) {
+    return kOtherFile;
+  }
+  uint8_t boot[16];
+  CurrentBootId(boot);
+  if (std::memcmp(boot, h->boot_id, 16) != 0) return kRebooted;
+  const uint32_t untrusted = __atomic_load_n(&h->untrusted, __ATOMIC_SEQ_CST);
+  if (untrusted != kTrusted) return untrusted;
+  uint8_t dbh[100] = {};
+  if (db->pMethods->xRead(db, dbh, sizeof dbh, 0) != SQLITE_OK) return kOtherFile;
+  if (wal == nullptr || dbh[18] != 2) {
+    return LoadU32BE(dbh + 24) == h->change_counter ? kTrusted : kForeignCommit;
+  }
+  bool valid = false;
+  if (h->wal_state == kWalLive) return WalIsTracked(ReaderOf(wal), &valid) && valid ? kTrusted : kForeignWal;
+  if (h->wal_state == kWalEnded) {
+    WalIsTracked(ReaderOf(wal), &valid);  // only to learn whether a generation began since
+    return !valid && DbUnchangedSinceWalEnded() ? kTrusted : kForeignWal;
+  }
+  return kNoBase;
+}
+
+Status Tracker::Reset(sqlite3_file* db, sqlite3_file* wal, uint32_t page_size) {
+  TrackHeader* h = header();
+  struct stat st;
+  if (stat(db_path_.c_str(), &st) != 0) return Status::IOError("cannot stat the database file");
+  uint8_t dbh[100] = {};
+  if (db->pMethods->xRead(db, dbh, sizeof dbh, 0) != SQLITE_OK && st.st_size >= 100) {
+    return Status::IOError("cannot read the database header");
+  }
+  __atomic_store_n(&h->base_id, uint64_t(0), __ATOMIC_SEQ_CST);
+  h->page_size = page_size;
+  h->dev = uint64_t(st.st_dev);
+  h->ino = uint64_t(st.st_ino);
+  CurrentBootId(h->boot_id);
+  h->change_counter = LoadU32BE(dbh + 24);
+  h->cow_broken = 0;
+  uint8_t wh[kWalHeaderSize];
+  ReadFn read = wal != nullptr ? ReaderOf(wal) : ReadFn();
+  if (wal != nullptr && dbh[18] == 2 && read(0, wh, sizeof wh) && (LoadU32BE(wh) & 0xFFFFFFFE) == 0x377f0682) {
+    // The frames now in the WAL are part of the state this snapshot reads:
+    // record them as known.
+    std::memcpy(h->wal_salt, wh + 16, 8);
+    const uint64_t stride = kWalFrameHeaderSize + LoadU32BE(wh + 8);
+    uint32_t frames = 0;
+    for (uint32_t j = 1;; j++) {
+      uint8_t fh[kWalFrameHeaderSize];
+      if (!read(kWalHeaderSize + (j - 1) * stride, fh, sizeof fh)) break;
+      if (LoadU32BE(fh) == 0 || std::memcmp(fh + 8, wh + 16, 8) != 0) break;
+      FrameRecord& r = ring()[j % kFrameRingSize];
+      r.frame = j;
+      std::memcpy(r.checksum, fh + 16, 8);
+      frames = j;
+    }
+    h->wal_frames = frames;
+    h->wal_state = kWalLive;
+  } else {
+    RecordWalEnded();
+  }
+  __atomic_store_n(&h->untrusted, uint32_t(kTrusted), __ATOMIC_SEQ_CST);
+  return Status::OK();
+}
+
+bool Tracker::UntouchedSinceReset(sqlite3_file* db, uint32_t cow_generation) {
+  TrackHeader* h = header();
+  if (__atomic_load_n(&h->cow_broken, __ATOMIC_SEQ_CST) == cow_generation) return false;
+  if (__atomic_load_n(&h->untrusted, __ATOMIC_SEQ_CST) != kTrusted) return false;
+  uint8_t counter[4];
+  // A commit without the VFS moved the counter past the last tracked one.
+  return db->pMethods->xRead(db, counter, 4, 24) == SQLITE_OK &&
+         LoadU32BE(counter) == __atomic_load_n(&h->change_counter, __ATOMIC_SEQ_CST);
+}
+
+void Tracker::SetBase(uint64_t store_tag, uint64_t base_id) {
+  TrackHeader* h = header();
+  h->store_tag = store_tag;
+  __atomic_store_n(&h->base_id, base_id, __ATOMIC_SEQ_CST);
+}
+
+void Tracker::SetCowGeneration(uint32_t generation) {
+  __atomic_store_n(&header()->cow_generation, generation, __ATOMIC_SEQ_CST);
+}
+
+// ---- the snapshot lock -------------------------------------------------------------------
+
+SnapshotLock::~SnapshotLock() { close(fd_); }
+
+Status SnapshotLock::Acquire(const std::string& db_path, int timeout_ms, std::unique_ptr<SnapshotLock>* out) {
+  const std::string path = db_path + kTrackSuffix;
+  int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return Status::IOError("cannot open " + path + ": " + std::strerror(errno));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK && errno != EINTR) {
+      const int err = errno;
+      close(fd);
+      return Status::IOError("cannot lock " + path + ": " + std::strerror(err));
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      close(fd);
+      return Status::Busy("another snapshot of this database is running");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  out->reset(new SnapshotLock(fd));
+  return Status::OK();
+}
+
+}  // namespace snapshot

@@ -1,0 +1,194 @@
+// The tracking file, <db>-snaptrack: which pages of a database changed since
+// its last snapshot, and the evidence needed to trust that record.
+//
+// Every process that opens the database through the `snapshot` VFS maps the
+// file MAP_SHARED (like SQLite's -shm), so what one process writes every other
+// sees at once, and what is written survives the process being killed (the
+// kernel holds the page). Layout, native byte order (the file never leaves
+// the machine):
+//
+//   offset 0      TrackHeader (below), padded to 4096 bytes
+//   offset 4096   the WAL frame ring: for frame i, entry i % kFrameRingSize
+//                 holds i and the checksum a tracked writer wrote in its header
+//   kTrackBitmapOffset  the bitmap: bit k of byte b is page 8b + k + 1
+//
+// Writers (vfs/snapshot_vfs.cc) call the On* hooks before passing a write
+// on: the page's bit is set first, so a write that reaches the file is never
+// unmarked. They also keep the evidence a snapshot checks before it trusts
+// the bits (docs/VFS.md, section 3): the change counter they last wrote
+// (rollback mode), the salts and highest frame of the WAL they write (WAL
+// mode), and an `untrusted` flag they raise when they see that someone else
+// wrote. A snapshot (ext/tracked_capture.cc) takes the bits under the
+// database's write lock, so the set it takes is exactly "changed since the
+// base snapshot, up to this commit".
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "ext/sqlite_api.h"
+#include "store/status.h"
+
+namespace snapshot {
+
+constexpr char kTrackSuffix[] = "-snaptrack";
+constexpr char kCowSuffix[] = "-snapcow";
+constexpr uint64_t kTrackHeaderSize = 4096;
+constexpr uint32_t kFrameRingSize = 16384;
+struct FrameRecord {
+  uint32_t frame;  // 0: empty
+  uint32_t unused;
+  uint8_t checksum[8];  // bytes 16..23 of the frame's header
+};
+constexpr uint64_t kTrackBitmapOffset = kTrackHeaderSize + kFrameRingSize * sizeof(FrameRecord);
+constexpr char kTrackMagic[9] = "SQSNTRK1";
+constexpr uint32_t kTrackVersion = 1;
+
+// Why the bits cannot be trusted (TrackHeader::untrusted); 0 means trusted.
+enum UntrustedReason : uint32_t {
+  kTrusted = 0,
+  kForeignCommit = 1,     // the change counter moved without a tracked writer
+  kForeignWal = 2,        // WAL frames or a WAL generation no tracked writer wrote
+  kOddWrite = 3,          // a write that is not one whole page of the known size
+  kRestored = 4,          // snapshot_restore rewrote the database
+  kMarkFailed = 5,        // a bit could not be set (the file could not grow)
+  kNoBase = 6,            // no snapshot has used the bits yet, or one did not finish
+  kOtherFile = 7,         // the database file was replaced
+  kRebooted = 8,          // the machine restarted since the bits were reset
+  kPageSizeChanged = 9,
+  kOtherStore = 10,       // the base snapshot is not in this store (or was pruned)
+  kNewFormat = 11,        // a tracking file of another format
+};
+const char* UntrustedReasonText(uint32_t reason);
+
+enum WalState : uint32_t {
+  kWalUnknown = 0,
+  kWalLive = 1,   // wal_salt and wal_frames describe the current -wal
+  kWalEnded = 2,  // a tracked connection ended the WAL (deleted or truncated it)
+};
+
+struct TrackHeader {
+  char magic[8];
+  uint32_t version;
+  uint32_t page_size;        // the database's page size when the bits were reset
+  uint64_t dev, ino;         // the database file the bits are about
+  uint8_t boot_id[16];       // bits not yet written back are lost on a crash of the machine
+  uint64_t store_tag;        // Store::tag() of the store holding base_id
+  uint64_t base_id;          // the bits are "changed since snapshot base_id"; 0: no base
+  uint32_t untrusted;        // an UntrustedReason; set by writers, cleared by a reset
+  uint32_t change_counter;   // file change counter last written to page 1 by a tracked writer
+  uint8_t wal_salt[8];       // salts of the WAL generation tracked writers write
+  uint32_t wal_frames;       // highest frame of that generation a tracked writer wrote
+  uint32_t wal_state;        // a WalState
+  int64_t ended_mtime_ns;    // the database file's mtime and size when the WAL ended,
+  int64_t ended_size;        // and whether a later write could share that mtime
+  uint32_t ended_racy;
+  uint32_t cow_generation;   // nonzero while a copy-on-write snapshot reads (vfs/cow.h)
+  uint32_t cow_broken;       // a generation for which a writer could not preserve a page
+  uint32_t cow_last_generation;  // the last generation handed out (each is new)
+};
+static_assert(sizeof(TrackHeader) <= kTrackHeaderSize, "header fits its block");
+
+class CowArea;
+
+// One database's tracking file, shared by all connections of this process.
+class Tracker {
+ public:
+  using ReadFn = std::function<bool(uint64_t offset, void* out, size_t n)>;
+  // Opens (creating it, with the database's permission bits) and maps the
+  // tracking file of the database at db_path; nullptr if it cannot.
+  static Tracker* Acquire(const std::string& db_path);
+  // The same, only if the file exists already (never creates one).
+  static Tracker* AcquireExisting(const std::string& db_path);
+  static Tracker* Find(const std::string& db_path);  // an acquired one, or nullptr
+  static void Release(Tracker* t);
+
+  const std::string& db_path() const { return db_path_; }
+  // Mapped once, apart from the bitmap, so it never moves.
+  TrackHeader* header() const { return header_; }
+
+  // ---- writer hooks (the snapshot VFS) -------------------------------------
+  // A write to the database file; `real` is the underlying file. A write
+  // whose content does not change the database (a WAL checkpoint) is not
+  // marked, but still preserved for a running copy-on-write snapshot.
+  void OnDbWrite(sqlite3_file* real, const void* data, int amount, int64_t offset, bool content_changes);
+  void OnDbTruncate(sqlite3_file* real, int64_t size);
+  // A write to the -wal file.
+  void OnWalWrite(sqlite3_file* real_wal, const void* data, int amount, int64_t offset);
+  // The WAL is about to be truncated to `size`, or deleted (the file at
+  // wal_path, about to be unlinked).
+  void OnWalTruncate(sqlite3_file* real_wal, int64_t size);
+  void OnWalDelete(const std::string& wal_path);
+  void SetUntrusted(uint32_t reason);
+
+  // ---- snapshot side (under the snapshot lock and the database write lock) --
+  // Whether the bits hold every page changed since snapshot base_id:
+  // kTrusted, or an UntrustedReason. `wal` is the -wal file (WAL mode) or null.
+  uint32_t Evaluate(sqlite3_file* db, sqlite3_file* wal, uint32_t page_size);
+  // Starts a new tracking period at the database's current state: records
+  // its identity and the evidence writers keep, clears `untrusted`, and sets
+  // base_id to 0 until SetBase names the snapshot of this state.
+  Status Reset(sqlite3_file* db, sqlite3_file* wal, uint32_t page_size);
+  void SetBase(uint64_t store_tag, uint64_t base_id);
+  // Announces (generation != 0) or ends (0) a copy-on-write snapshot.
+  void SetCowGeneration(uint32_t generation);
+  // Atomically takes every set bit (they read as clear afterwards) into
+  // *pages, sorted.
+  Status TakeMarks(std::vector<uint32_t>* pages);
+  // Sets the bits of `pages` again (a snapshot that used them failed).
+  void ReturnMarks(const std::vector<uint32_t>& pages);
+  uint64_t CountMarks();
+  // After a copy-on-write read (rollback mode): whether every write since
+  // Reset went through the VFS and preserved what the snapshot needed.
+  bool UntouchedSinceReset(sqlite3_file* db, uint32_t cow_generation);
+
+ private:
+  Tracker(std::string db_path, int fd) : db_path_(std::move(db_path)), fd_(fd) {}
+  ~Tracker();
+  static Tracker* Open(const std::string& db_path, bool create);
+  void Mark(uint32_t pgno);
+  bool Grow(uint64_t need);
+  uint32_t page_size() const { return __atomic_load_n(&header()->page_size, __ATOMIC_RELAXED); }
+  void PreserveForSnapshot(sqlite3_file* real, uint32_t first, uint32_t last);
+  FrameRecord* ring() const { return reinterpret_cast<FrameRecord*>(reinterpret_cast<uint8_t*>(header_) + kTrackHeaderSize); }
+  // Whether every frame of the WAL's current generation is one a tracked
+  // writer wrote (by the checksums in the ring); *valid: it has a header.
+  bool WalIsTracked(const ReadFn& read_wal, bool* valid);
+  void EndWal(const ReadFn& read_wal);
+  // Records the database file's mtime and size as the WAL ends.
+  void RecordWalEnded();
+  bool DbUnchangedSinceWalEnded();
+
+  std::string db_path_;
+  int fd_;
+  TrackHeader* header_ = nullptr;
+  std::shared_mutex map_mu_;  // guards base_ and mapped_ against Grow
+  uint8_t* base_ = nullptr;
+  uint64_t mapped_ = 0;
+  std::mutex cow_mu_;
+  std::shared_ptr<CowArea> cow_;  // the generation writers preserve pages for
+};
+
+// Holds the tracking file's snapshot lock (flock on a descriptor of its own):
+// one tracked snapshot of a database at a time, across threads and processes.
+class SnapshotLock {
+ public:
+  ~SnapshotLock();
+  static Status Acquire(const std::string& db_path, int timeout_ms, std::unique_ptr<SnapshotLock>* out);
+
+ private:
+  explicit SnapshotLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+// This boot of the machine (/proc/sys/kernel/random/boot_id), as 16 bytes.
+void CurrentBootId(uint8_t out[16]);
+
+}  // namespace snapshot
