@@ -277,6 +277,58 @@ TEST_P(Tracked, TrackingFileHasTheDatabasesMode) {
   EXPECT_EQ(0600u, st.st_mode & 0777);
 }
 
+// The VFS a connection uses.
+std::string VfsOf(sqlite3* db) {
+  sqlite3_vfs* vfs = nullptr;
+  sqlite3_file_control(db, "main", SQLITE_FCNTL_VFS_POINTER, &vfs);
+  return vfs != nullptr ? vfs->zName : "";
+}
+
+// snapshot_config('default_vfs', 1): connections opened afterwards, without
+// naming a VFS (as Django opens them), are tracked. Process-wide, so each
+// case runs in a child process.
+TEST(DefaultVfs, ConfigMakesLaterConnectionsTracked) {
+  TempDir dir;
+  const std::string path = dir / "app.db";
+  pid_t child = fork();
+  if (child == 0) {
+    sqlite3* loader = OpenDb(":memory:");
+    int failures = 0;
+    failures += Query(loader, "SELECT snapshot_config('default_vfs')") != "0";
+    failures += Query(loader, "SELECT snapshot_config('default_vfs', 0)").rfind("ERROR", 0) != 0;
+    failures += Query(loader, "SELECT snapshot_config('default_vfs', 'yes')").rfind("ERROR", 0) != 0;
+    failures += Query(loader, "SELECT snapshot_config('default_vfs', 1)") != "1";
+    sqlite3* db = nullptr;
+    sqlite3_open(path.c_str(), &db);  // as any library would
+    failures += VfsOf(db) != "snapshot";
+    failures += !Exec(db, "CREATE TABLE t(v); INSERT INTO t VALUES (randomblob(5000))").empty();
+    failures += Query(db, "SELECT snapshot_backup()") != "1";
+    failures += !Exec(db, "INSERT INTO t VALUES (randomblob(5000))").empty();
+    failures += Query(db, "SELECT snapshot_tracking()").rfind("tracked: ", 0) != 0;
+    _exit(failures);
+  }
+  int status = 0;
+  ASSERT_EQ(child, waitpid(child, &status, 0));
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(0, WEXITSTATUS(status));
+}
+
+TEST(DefaultVfs, EnvironmentVariableAtLoad) {
+  TempDir dir;
+  pid_t child = fork();
+  if (child == 0) {
+    setenv("SNAPSHOT_DEFAULT_VFS", "1", 1);
+    sqlite3_close(OpenDb(":memory:"));
+    sqlite3* db = nullptr;
+    sqlite3_open((dir / "app.db").c_str(), &db);
+    _exit(VfsOf(db) == "snapshot" ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(child, waitpid(child, &status, 0));
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(0, WEXITSTATUS(status)) << "SNAPSHOT_DEFAULT_VFS=1 did not make the snapshot VFS the default";
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, Tracked, ::testing::Values("DELETE", "WAL"),
                          [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
 

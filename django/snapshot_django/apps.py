@@ -17,6 +17,31 @@ def store_dir_setting():
     return getattr(settings, "SNAPSHOT_DIR", None) or os.environ.get("SNAPSHOT_DIR") or None
 
 
+def make_snapshot_vfs_default():
+    """Before Django opens a database: load the extension once in this process
+    and make its copy-on-write VFS the default, so every connection Django
+    opens afterwards records the pages it changes (the next snapshot reads
+    only those) and never waits for a running snapshot."""
+    import sqlite3
+
+    path = extension_path()
+    con = sqlite3.connect(":memory:")
+    try:
+        con.enable_load_extension(True)
+        try:
+            con.load_extension(path, entrypoint="sqlite3_snapshot_init")  # Python >= 3.12
+        except TypeError:
+            con.load_extension(path)
+        con.execute("SELECT snapshot_config('default_vfs', 1)").fetchall()
+    except Exception as e:
+        raise ImproperlyConfigured(
+            f"snapshot_django: cannot load the SQLite extension {path!r} ({e}); "
+            "set SNAPSHOT_EXTENSION to the path of snapshot.so"
+        ) from e
+    finally:
+        con.close()  # the extension stays loaded (SQLITE_OK_LOAD_PERMANENTLY)
+
+
 def load_extension(sender, connection, **kwargs):
     """connection_created: give every new SQLite connection the snapshot_* functions."""
     if connection.vendor != "sqlite":
@@ -59,6 +84,12 @@ class SnapshotConfig(AppConfig):
     verbose_name = "SQLite snapshots"
 
     def ready(self):
+        # SNAPSHOT_VFS = False keeps SQLite's default VFS: snapshots then
+        # read every page, and in rollback-journal mode writers wait for them.
+        if getattr(settings, "SNAPSHOT_VFS", True) and any(
+            db.get("ENGINE") == "django.db.backends.sqlite3" for db in settings.DATABASES.values()
+        ):
+            make_snapshot_vfs_default()
         connection_created.connect(load_extension, dispatch_uid="snapshot_django.load_extension")
         # sender=self: pre_migrate is sent once per app per migrate run.
         pre_migrate.connect(snapshot_before_migrate, sender=self, dispatch_uid="snapshot_django.pre_migrate")

@@ -214,6 +214,10 @@ def run(tmp):
         )
         acks = workers.pause()
         check("every worker wrote during the backups", all(a["ops"] > 0 for a in acks), acks)
+        with connection.cursor() as c:
+            tracking = c.execute("SELECT snapshot_tracking()").fetchone()[0]
+        check("every Django connection writes through the snapshot VFS (the next backup reads only changed pages)",
+              tracking.startswith("tracked: "), tracking)
 
         # 3. Checkpoint: workers paused, record the data, back up.
         recorded = digest()
