@@ -40,6 +40,7 @@ struct Pin {
   DbImageLayout layout;
   uint32_t verdict = kNoBase;  // Tracker::Evaluate's, before the marks were taken
   uint64_t old_tag = 0, old_base = 0;
+  uint32_t old_base_pages = 0;
   std::vector<uint32_t> marks;
   std::unique_ptr<CowArea> cow;  // rollback mode
   std::string cow_path;
@@ -63,8 +64,24 @@ void Abandon(Tracker* t, Pin* pin) {
   EndCow(t, pin);
   if (pin->verdict == kTrusted) {
     t->ReturnMarks(pin->marks);
-    t->SetBase(pin->old_tag, pin->old_base);
+    t->SetBase(pin->old_tag, pin->old_base, pin->old_base_pages);
   }
+}
+
+// The pages a snapshot reads: with trusted marks, the marked ones and any
+// beyond the base snapshot's end; otherwise all of them.
+std::vector<uint32_t> PagesToRead(const Pin& pin, bool tracked) {
+  const uint32_t count = pin.layout.page_count;
+  const uint32_t lock_page = LockBytePage(pin.layout.page_size);
+  const uint32_t from_base = tracked ? std::min(pin.old_base_pages, count) : 0;
+  std::vector<uint32_t> out;
+  for (uint32_t p : pin.marks) {
+    if (p <= from_base && p != lock_page) out.push_back(p);
+  }
+  for (uint32_t p = from_base + 1; p <= count; p++) {
+    if (p != lock_page) out.push_back(p);
+  }
+  return out;
 }
 
 Status PinState(sqlite3* w, sqlite3* r, Tracker* t, bool force_full, int timeout_ms, unsigned mode, Pin* pin) {
@@ -83,6 +100,7 @@ Status PinState(sqlite3* w, sqlite3* r, Tracker* t, bool force_full, int timeout
     pin->verdict = force_full ? uint32_t(kNoBase) : t->Evaluate(file, wal, pin->layout.page_size);
     pin->old_tag = h->store_tag;
     pin->old_base = h->base_id;
+    pin->old_base_pages = h->base_page_count;
     s = t->TakeMarks(&pin->marks);
     marks_taken = s.ok();
     if (s.ok()) s = t->Reset(file, wal, pin->layout.page_size);
@@ -91,8 +109,9 @@ Status PinState(sqlite3* w, sqlite3* r, Tracker* t, bool force_full, int timeout
       const uint32_t generation = h->cow_last_generation + 1 == 0 ? 1 : h->cow_last_generation + 1;
       h->cow_last_generation = generation;
       pin->cow_path = t->db_path() + kCowSuffix;
-      s = CowArea::Create(pin->cow_path, generation, pin->layout.page_size, pin->layout.page_count,
-                          tracked ? &pin->marks : nullptr, mode, &pin->cow);
+      const std::vector<uint32_t> needed = PagesToRead(*pin, tracked);
+      s = CowArea::Create(pin->cow_path, generation, pin->layout.page_size, pin->layout.page_count, &needed, mode,
+                          &pin->cow);
       if (s.ok()) t->SetCowGeneration(generation);
     } else if (s.ok()) {
       s = PinReadTransaction(r, "main", timeout_ms, &pin->read);
@@ -144,27 +163,6 @@ Status ReadPinnedPages(sqlite3_file* file, sqlite3_file* wal, Pin* pin, const st
   return Status::OK();
 }
 
-// The pages to read: the marked ones and any beyond the base (or all).
-std::vector<uint32_t> PagesToRead(const Pin& pin, const Manifest* base) {
-  const uint32_t count = pin.layout.page_count;
-  const uint32_t lock_page = LockBytePage(pin.layout.page_size);
-  std::vector<uint32_t> out;
-  if (base == nullptr) {
-    out.reserve(count);
-    for (uint32_t p = 1; p <= count; p++) {
-      if (p != lock_page) out.push_back(p);
-    }
-    return out;
-  }
-  for (uint32_t p : pin.marks) {
-    if (p <= count && p != lock_page && p <= base->info.page_count) out.push_back(p);
-  }
-  for (uint32_t p = base->info.page_count + 1; p <= count; p++) {
-    if (p != lock_page) out.push_back(p);
-  }
-  return out;
-}
-
 bool CanTrack(sqlite3* db, const char* schema, const char* filename) {
   if (filename == nullptr || filename[0] == '\0') return false;
   sqlite3_vfs* vfs = nullptr;
@@ -211,7 +209,7 @@ Status TakeTrackedSnapshot(sqlite3* db, const char* schema, const ConnectionSett
     Manifest base;
     const bool tracked = pin.verdict == kTrusted && store->tag() == pin.old_tag &&
                          store->ReadManifest(pin.old_base, &base).ok() &&
-                         base.info.page_size == pin.layout.page_size;
+                         base.info.page_size == pin.layout.page_size && base.info.page_count == pin.old_base_pages;
     if (!tracked && pin.verdict == kTrusted && pin.cow != nullptr && attempt == 0) {
       // The marks are sound but relative to a snapshot this store does not
       // have, and the copy-on-write area covers only them: pin again, whole.
@@ -224,7 +222,7 @@ Status TakeTrackedSnapshot(sqlite3* db, const char* schema, const ConnectionSett
     if (s.ok()) {
       sqlite3_file* file = FilePointer(w.db(), "main", SQLITE_FCNTL_FILE_POINTER);
       sqlite3_file* wal = pin.layout.wal ? FilePointer(r.db(), "main", SQLITE_FCNTL_JOURNAL_POINTER) : nullptr;
-      s = ReadPinnedPages(file, wal, &pin, PagesToRead(pin, tracked ? &base : nullptr), builder.get(), &interrupt,
+      s = ReadPinnedPages(file, wal, &pin, PagesToRead(pin, tracked), builder.get(), &interrupt,
                           &progress);
       if (s.ok() && pin.cow != nullptr && !t->UntouchedSinceReset(file, pin.cow->generation())) {
         // A writer that bypassed the VFS changed pages without preserving
@@ -240,7 +238,7 @@ Status TakeTrackedSnapshot(sqlite3* db, const char* schema, const ConnectionSett
       Abandon(t, &pin);
       return s;
     }
-    t->SetBase(store->tag(), *id);
+    t->SetBase(store->tag(), *id, pin.layout.page_count);
     return Status::OK();
   }
 }

@@ -519,9 +519,10 @@ bool Tracker::UntouchedSinceReset(sqlite3_file* db, uint32_t cow_generation) {
          LoadU32BE(counter) == __atomic_load_n(&h->change_counter, __ATOMIC_SEQ_CST);
 }
 
-void Tracker::SetBase(uint64_t store_tag, uint64_t base_id) {
+void Tracker::SetBase(uint64_t store_tag, uint64_t base_id, uint32_t base_page_count) {
   TrackHeader* h = header();
   h->store_tag = store_tag;
+  h->base_page_count = base_page_count;
   __atomic_store_n(&h->base_id, base_id, __ATOMIC_SEQ_CST);
 }
 

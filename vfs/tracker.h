@@ -82,6 +82,7 @@ struct TrackHeader {
   uint8_t boot_id[16];       // bits not yet written back are lost on a crash of the machine
   uint64_t store_tag;        // Store::tag() of the store holding base_id
   uint64_t base_id;          // the bits are "changed since snapshot base_id"; 0: no base
+  uint32_t base_page_count;  // that snapshot's page count
   uint32_t untrusted;        // an UntrustedReason; set by writers, cleared by a reset
   uint32_t change_counter;   // file change counter last written to page 1 by a tracked writer
   uint8_t wal_salt[8];       // salts of the WAL generation tracked writers write
@@ -136,7 +137,7 @@ class Tracker {
   // its identity and the evidence writers keep, clears `untrusted`, and sets
   // base_id to 0 until SetBase names the snapshot of this state.
   Status Reset(sqlite3_file* db, sqlite3_file* wal, uint32_t page_size);
-  void SetBase(uint64_t store_tag, uint64_t base_id);
+  void SetBase(uint64_t store_tag, uint64_t base_id, uint32_t base_page_count);
   // Announces (generation != 0) or ends (0) a copy-on-write snapshot.
   void SetCowGeneration(uint32_t generation);
   // Atomically takes every set bit (they read as clear afterwards) into
