@@ -101,6 +101,9 @@ Status PinState(sqlite3* w, sqlite3* r, Tracker* t, bool force_full, int timeout
     pin->old_tag = h->store_tag;
     pin->old_base = h->base_id;
     pin->old_base_pages = h->base_page_count;
+    // No base before the marks are taken: if this process dies between the
+    // two, the next snapshot must not trust a record missing those marks.
+    t->SetBase(0, 0, 0);
     s = t->TakeMarks(&pin->marks);
     marks_taken = s.ok();
     if (s.ok()) s = t->Reset(file, wal, pin->layout.page_size);

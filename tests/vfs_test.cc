@@ -13,7 +13,7 @@ namespace {
 // The tracking file's layout (vfs/tracker.h; the tests do not include the
 // extension's headers, which use the loadable-extension API).
 constexpr char kTrackMagic[] = "SQSNTRK1";
-constexpr size_t kTrackBitmapOffset = 4096 + 16384 * 16;
+constexpr size_t kTrackBitmapOffset = 4096 + 65536 * 16;
 
 // Pages whose bit is set in <db>-snaptrack.
 std::set<uint32_t> MarkedPages(const std::string& db) {

@@ -476,7 +476,6 @@ Status Tracker::Reset(sqlite3_file* db, sqlite3_file* wal, uint32_t page_size) {
   if (db->pMethods->xRead(db, dbh, sizeof dbh, 0) != SQLITE_OK && st.st_size >= 100) {
     return Status::IOError("cannot read the database header");
   }
-  __atomic_store_n(&h->base_id, uint64_t(0), __ATOMIC_SEQ_CST);
   h->page_size = page_size;
   h->dev = uint64_t(st.st_dev);
   h->ino = uint64_t(st.st_ino);

@@ -41,7 +41,7 @@ namespace snapshot {
 constexpr char kTrackSuffix[] = "-snaptrack";
 constexpr char kCowSuffix[] = "-snapcow";
 constexpr uint64_t kTrackHeaderSize = 4096;
-constexpr uint32_t kFrameRingSize = 16384;
+constexpr uint32_t kFrameRingSize = 65536;  // a 256 MiB WAL of 4 KiB pages; a longer one is not trusted
 struct FrameRecord {
   uint32_t frame;  // 0: empty
   uint32_t unused;
@@ -134,8 +134,9 @@ class Tracker {
   // kTrusted, or an UntrustedReason. `wal` is the -wal file (WAL mode) or null.
   uint32_t Evaluate(sqlite3_file* db, sqlite3_file* wal, uint32_t page_size);
   // Starts a new tracking period at the database's current state: records
-  // its identity and the evidence writers keep, clears `untrusted`, and sets
-  // base_id to 0 until SetBase names the snapshot of this state.
+  // its identity and the evidence writers keep, and clears `untrusted`.
+  // (The caller has set base_id to 0 before taking the marks, until SetBase
+  // names the snapshot of this state.)
   Status Reset(sqlite3_file* db, sqlite3_file* wal, uint32_t page_size);
   void SetBase(uint64_t store_tag, uint64_t base_id, uint32_t base_page_count);
   // Announces (generation != 0) or ends (0) a copy-on-write snapshot.
