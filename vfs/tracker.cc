@@ -160,20 +160,11 @@ Tracker* Tracker::Open(const std::string& db_path, bool create) {
   return t;
 }
 
-Tracker* Tracker::Acquire(const std::string& db_path) {
-  std::lock_guard<std::mutex> l(RegistryMutex());
-  auto& reg = Registry();
-  auto it = reg.find(db_path);
-  if (it != reg.end()) {
-    it->second.second++;
-    return it->second.first;
-  }
-  Tracker* t = Open(db_path, /*create=*/true);
-  if (t != nullptr) reg[db_path] = {t, 1};
-  return t;
-}
+Tracker* Tracker::Acquire(const std::string& db_path) { return AcquireImpl(db_path, /*create=*/true); }
 
-Tracker* Tracker::AcquireExisting(const std::string& db_path) {
+Tracker* Tracker::AcquireExisting(const std::string& db_path) { return AcquireImpl(db_path, /*create=*/false); }
+
+Tracker* Tracker::AcquireImpl(const std::string& db_path, bool create) {
   std::lock_guard<std::mutex> l(RegistryMutex());
   auto& reg = Registry();
   auto it = reg.find(db_path);
@@ -181,7 +172,7 @@ Tracker* Tracker::AcquireExisting(const std::string& db_path) {
     it->second.second++;
     return it->second.first;
   }
-  Tracker* t = Open(db_path, /*create=*/false);
+  Tracker* t = Open(db_path, create);
   if (t != nullptr) reg[db_path] = {t, 1};
   return t;
 }

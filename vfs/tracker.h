@@ -155,6 +155,7 @@ class Tracker {
   Tracker(std::string db_path, int fd) : db_path_(std::move(db_path)), fd_(fd) {}
   ~Tracker();
   static Tracker* Open(const std::string& db_path, bool create);
+  static Tracker* AcquireImpl(const std::string& db_path, bool create);
   void Mark(uint32_t pgno);
   bool Grow(uint64_t need);
   uint32_t page_size() const { return __atomic_load_n(&header()->page_size, __ATOMIC_RELAXED); }

@@ -17,36 +17,9 @@ def store_dir_setting():
     return getattr(settings, "SNAPSHOT_DIR", None) or os.environ.get("SNAPSHOT_DIR") or None
 
 
-def make_snapshot_vfs_default():
-    """Before Django opens a database: load the extension once in this process
-    and make its copy-on-write VFS the default, so every connection Django
-    opens afterwards records the pages it changes (the next snapshot reads
-    only those) and never waits for a running snapshot."""
-    import sqlite3
-
+def load_into(raw):
+    """Loads the extension into one sqlite3 connection."""
     path = extension_path()
-    con = sqlite3.connect(":memory:")
-    try:
-        con.enable_load_extension(True)
-        try:
-            con.load_extension(path, entrypoint="sqlite3_snapshot_init")  # Python >= 3.12
-        except TypeError:
-            con.load_extension(path)
-        con.execute("SELECT snapshot_config('default_vfs', 1)").fetchall()
-    except Exception as e:
-        raise ImproperlyConfigured(
-            f"snapshot_django: cannot load the SQLite extension {path!r} ({e}); "
-            "set SNAPSHOT_EXTENSION to the path of snapshot.so"
-        ) from e
-    finally:
-        con.close()  # the extension stays loaded (SQLITE_OK_LOAD_PERMANENTLY)
-
-
-def load_extension(sender, connection, **kwargs):
-    """connection_created: give every new SQLite connection the snapshot_* functions."""
-    if connection.vendor != "sqlite":
-        return
-    raw, path = connection.connection, extension_path()
     raw.enable_load_extension(True)
     try:
         try:
@@ -60,6 +33,29 @@ def load_extension(sender, connection, **kwargs):
         ) from e
     finally:
         raw.enable_load_extension(False)
+
+
+def make_snapshot_vfs_default():
+    """Before Django opens a database: load the extension once in this process
+    and make its copy-on-write VFS the default, so every connection Django
+    opens afterwards records the pages it changes (the next snapshot reads
+    only those) and never waits for a running snapshot."""
+    import sqlite3
+
+    con = sqlite3.connect(":memory:")
+    try:
+        load_into(con)
+        con.execute("SELECT snapshot_config('default_vfs', 1)").fetchall()
+    finally:
+        con.close()  # the extension stays loaded (SQLITE_OK_LOAD_PERMANENTLY)
+
+
+def load_extension(sender, connection, **kwargs):
+    """connection_created: give every new SQLite connection the snapshot_* functions."""
+    if connection.vendor != "sqlite":
+        return
+    raw = connection.connection
+    load_into(raw)
     store_dir = store_dir_setting()
     if store_dir:
         raw.execute("SELECT snapshot_config('dir', ?)", (str(store_dir),)).fetchall()
