@@ -3,6 +3,9 @@
 -- Prints one line for the log: when, which database, which store, the
 -- snapshot id, what it added, and the exact command that restores it.
 .bail on
+-- Wait for a writer's commit instead of failing on "database is locked"
+-- (the shell reads the schema before any snapshot function runs).
+.timeout 30000
 .load snapshot
 .mode list
 .headers off

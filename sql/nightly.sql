@@ -4,6 +4,9 @@
 -- LD_LIBRARY_PATH=/path/to/build). Stops at the first error and exits
 -- non-zero, so cron mails the failure. One log line per action.
 .bail on
+-- Wait for a writer's commit instead of failing on "database is locked"
+-- (the shell reads the schema before any snapshot function runs).
+.timeout 30000
 .load snapshot
 .mode list
 .headers off

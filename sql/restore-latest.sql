@@ -2,6 +2,9 @@
 -- keeps running. The replaced state is kept as a 'pre-restore' snapshot:
 --   sqlite3 /path/to/db.sqlite3 < sql/restore-latest.sql
 .bail on
+-- Wait for a writer's commit instead of failing on "database is locked"
+-- (the shell reads the schema before any snapshot function runs).
+.timeout 30000
 .load snapshot
 .mode list
 .headers off

@@ -1,6 +1,9 @@
 -- Re-read and check every byte of every snapshot; exits non-zero on damage:
 --   sqlite3 /path/to/db.sqlite3 < sql/verify.sql
 .bail on
+-- Wait for a writer's commit instead of failing on "database is locked"
+-- (the shell reads the schema before any snapshot function runs).
+.timeout 30000
 .load snapshot
 .mode list
 .headers off

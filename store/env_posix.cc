@@ -37,7 +37,9 @@ class PosixWritableFile : public WritableFile {
       }
       p += w;
       n -= static_cast<size_t>(w);
+      appended_ += static_cast<uint64_t>(w);
     }
+    PaceWriteback();
     return Status::OK();
   }
   Status WriteAt(uint64_t offset, const void* data, size_t n) override {
@@ -67,7 +69,27 @@ class PosixWritableFile : public WritableFile {
   }
 
  private:
+  // A pack of hundreds of megabytes left dirty until its one fsync would
+  // flush them all at once, and every other fsync on the disk (the
+  // database's writers' commits) would queue behind it. So, as appended data
+  // passes each chunk, its write-back is started, and the chunk before is
+  // waited for: little is left dirty, and the final fsync is short. Only
+  // pacing: durability still comes from Sync().
+  void PaceWriteback() {
+    constexpr uint64_t kChunk = 8 << 20;
+    while (appended_ - started_ >= kChunk) {
+      ::sync_file_range(fd_, off64_t(started_), off64_t(kChunk), SYNC_FILE_RANGE_WRITE);
+      if (started_ >= kChunk) {
+        ::sync_file_range(fd_, off64_t(started_ - kChunk), off64_t(kChunk),
+                          SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+      }
+      started_ += kChunk;
+    }
+  }
+
   std::string path_;
+  uint64_t appended_ = 0;  // bytes appended (WriteAt does not move it)
+  uint64_t started_ = 0;   // write-back started up to here
   int fd_;
 };
 

@@ -1,5 +1,8 @@
 #include "store/pack.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <zstd.h>
 
 #include <algorithm>
@@ -89,6 +92,9 @@ class FrameCompressor {
   }
 
   void WorkerLoop() {
+    // Backups are background work: on a busy machine the database's own
+    // writers get the CPU first (nice 10 for this thread only).
+    setpriority(PRIO_PROCESS, pid_t(syscall(SYS_gettid)), 10);
     Ctx ctx;
     for (;;) {
       Job* job;
