@@ -294,7 +294,15 @@ Status Store::NewSnapshot(uint32_t page_size, uint32_t page_count, const Manifes
                           std::unique_ptr<SnapshotBuilder>* out) {
   if (!options_.exclusive) return Status::InvalidArgument("internal: snapshot store opened read-only");
   if (!IsValidPageSize(page_size)) return Status::InvalidArgument("invalid page size " + std::to_string(page_size));
-  SNAPSHOT_RETURN_IF_ERROR(LoadDedupIndex());
+  if (base == nullptr || base->info.page_size != page_size) {
+    // Every page comes in: deduplicate against everything the store holds.
+    SNAPSHOT_RETURN_IF_ERROR(LoadDedupIndex());
+  } else if (!dedup_loaded_) {
+    // Only the changed pages come in (a tracked snapshot): they are compared
+    // with the base's page of the same number and with each other, not with
+    // an index of the whole store, whose cost would grow with the database.
+    dedup_.clear();
+  }
   std::unique_ptr<SnapshotBuilder> b(new SnapshotBuilder);
   b->store_ = this;
   b->page_size_ = page_size;
@@ -325,6 +333,15 @@ Status SnapshotBuilder::AddPage(uint32_t pgno, const uint8_t* data) {
     return Status::InvalidArgument("internal: page " + std::to_string(pgno) + " is outside the snapshot");
   }
   const PageHash h = HashPage(store_->secret_, data, page_size_);
+  // Added again with the content the base snapshot already has for it (a
+  // page written but not changed): keep the base's reference, as for every
+  // page not added at all.
+  const PageRef old = refs_[pgno - 1];
+  const PackReader* old_pack;
+  if (old.pack != kUnsetPack && old.pack != 0 && old.pack != id_ && store_->GetPack(old.pack, &old_pack).ok() &&
+      old_pack->page_size() == page_size_ && old.index < old_pack->page_count() && old_pack->hash(old.index) == h) {
+    return Status::OK();
+  }
   auto it = store_->dedup_.find(h);
   if (it != store_->dedup_.end() && (it->second.pack == id_ || store_->FrameIsSound(it->second, page_size_))) {
     refs_[pgno - 1] = it->second;

@@ -88,7 +88,10 @@ class Store {
 
   // Starts a snapshot of page_count pages of page_size bytes. With `base`
   // (an existing snapshot of the same page size), pages never added are taken
-  // from it; without, every page must be added. Needs an exclusive store.
+  // from it, and a page added is stored unless the base or this snapshot
+  // already has its content: the cost follows the pages added, not the
+  // store's size. Without, every page must be added, and each is looked up
+  // among all the store holds. Needs an exclusive store.
   Status NewSnapshot(uint32_t page_size, uint32_t page_count, const Manifest* base,
                      std::unique_ptr<SnapshotBuilder>* out);
 

@@ -614,6 +614,33 @@ TEST(StoreRoundTrip, PageAddedTwiceKeepsLastContent) {
   EXPECT_TRUE(ReadsBack(store.get(), id, img));
 }
 
+// With a base (a tracked snapshot: only changed pages are added), a page is
+// compared with the base's page of the same number, not with an index of the
+// whole store, so the cost follows the pages added.
+TEST(StoreRoundTrip, SnapshotWithBaseComparesWithTheBasePage) {
+  TempDir tmp;
+  Image img = MakeImage(4096, 50, 1);
+  uint64_t first = 0, second = 0;
+  {
+    auto store = OpenOrDie(Options(tmp / "s"));
+    ASSERT_NE(store, nullptr);
+    ASSERT_OK(Snap(store.get(), img, "full", &first));
+  }
+  auto store = OpenOrDie(Options(tmp / "s"));  // a new opening: no index loaded
+  ASSERT_NE(store, nullptr);
+  Manifest base;
+  ASSERT_OK(store->ReadManifest(first, &base));
+  Image next = img;
+  next.pages[9] = TextPage(4096, 777, 3);  // page 10 changed
+  next.pages[19] = img.pages[29];          // page 20 now holds page 30's content
+  std::vector<uint32_t> added = {5, 10, 20};  // page 5 written but unchanged
+  ASSERT_OK(Snap(store.get(), next, "incremental", &second, &base, &added));
+  EXPECT_EQ(2u, InfoOf(store.get(), second).pages_new) << "page 5 is the base's; pages 10 and 20 are stored";
+  EXPECT_TRUE(ReadsBack(store.get(), second, next));
+  EXPECT_TRUE(ReadsBack(store.get(), first, img));
+  EXPECT_OK(store->Verify(0));
+}
+
 TEST(StoreRoundTrip, StoresOfDifferentPageSizesCoexist) {
   TempDir tmp;
   auto store = OpenOrDie(Options(tmp / "s"));
