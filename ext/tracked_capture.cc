@@ -1,8 +1,16 @@
 #include "ext/tracked_capture.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -129,7 +137,7 @@ Status PinState(sqlite3* w, sqlite3* r, Tracker* t, bool force_full, int timeout
 // frames of the pinned commit or the database file (WAL mode), or from the
 // database file unless a writer preserved the page first (rollback mode).
 Status ReadPinnedPages(sqlite3_file* file, sqlite3_file* wal, Pin* pin, const std::vector<uint32_t>& pages,
-                       SnapshotBuilder* builder, InterruptCheck* interrupt, ProgressFile* progress) {
+                       SnapshotBuilder* builder, const std::atomic<bool>* cancel, ProgressFile* progress) {
   const DbImageLayout& layout = pin->layout;
   const uint32_t ps = layout.page_size;
   std::vector<uint8_t> run(size_t(kRunPages) * ps), frame_header(24);
@@ -157,13 +165,41 @@ Status ReadPinnedPages(sqlite3_file* file, sqlite3_file* wal, Pin* pin, const st
         }
       }
       if (pin->cow != nullptr) SNAPSHOT_RETURN_IF_ERROR(pin->cow->Settle(pgno, page));
-      SNAPSHOT_RETURN_IF_ERROR(interrupt->Poll());
+      if (cancel->load(std::memory_order_relaxed)) return Status::Interrupted("interrupted; nothing was changed");
       SNAPSHOT_RETURN_IF_ERROR(builder->AddPage(pgno, page));
       progress->Update(++done, pages.size());
     }
     i += n;
   }
   return Status::OK();
+}
+
+// Runs `read` on a thread of its own at nice 10, so that on a busy machine
+// the database's writers get the CPU first (the calling thread cannot be
+// reniced and set back without privileges). The calling thread, which holds
+// its connection's mutex, watches for sqlite3_interrupt() meanwhile.
+Status ReadInBackground(InterruptCheck* interrupt, const std::function<Status(const std::atomic<bool>*)>& read) {
+  std::atomic<bool> cancel{false};
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  Status result;
+  std::thread reader([&] {
+    setpriority(PRIO_PROCESS, pid_t(syscall(SYS_gettid)), 10);
+    Status s = read(&cancel);
+    std::lock_guard<std::mutex> l(mu);
+    result = s;
+    done = true;
+    cv.notify_one();
+  });
+  {
+    std::unique_lock<std::mutex> l(mu);
+    while (!cv.wait_for(l, std::chrono::milliseconds(20), [&] { return done; })) {
+      if (!interrupt->Poll(1).ok()) cancel = true;
+    }
+  }
+  reader.join();
+  return result;
 }
 
 bool CanTrack(sqlite3* db, const char* schema, const char* filename) {
@@ -225,8 +261,9 @@ Status TakeTrackedSnapshot(sqlite3* db, const char* schema, const ConnectionSett
     if (s.ok()) {
       sqlite3_file* file = FilePointer(w.db(), "main", SQLITE_FCNTL_FILE_POINTER);
       sqlite3_file* wal = pin.layout.wal ? FilePointer(r.db(), "main", SQLITE_FCNTL_JOURNAL_POINTER) : nullptr;
-      s = ReadPinnedPages(file, wal, &pin, PagesToRead(pin, tracked), builder.get(), &interrupt,
-                          &progress);
+      s = ReadInBackground(&interrupt, [&](const std::atomic<bool>* cancel) {
+        return ReadPinnedPages(file, wal, &pin, PagesToRead(pin, tracked), builder.get(), cancel, &progress);
+      });
       if (s.ok() && pin.cow != nullptr && !t->UntouchedSinceReset(file, pin.cow->generation())) {
         // A writer that bypassed the VFS changed pages without preserving
         // them: what was read may mix two states.
