@@ -47,15 +47,20 @@ Status Store::Open(const StoreOptions& options, std::unique_ptr<Store>* out) {
 Status Store::Init() {
   Env* env = options_.env;
   const std::string& dir = options_.dir;
+  // Another process may be starting the same store at this moment: each step
+  // below looks again before it calls what it sees an error.
   if (!env->IsDirectory(dir)) {
-    if (env->FileExists(dir)) return Status::InvalidArgument("snapshot store " + dir + " is not a directory");
+    if (env->FileExists(dir) && !env->IsDirectory(dir)) {
+      return Status::InvalidArgument("snapshot store " + dir + " is not a directory");
+    }
     if (!options_.create_if_missing) {
       return Status::NotFound("snapshot store directory " + dir + " does not exist" +
                               (options_.create_store ? "; create it first (a store directory you chose is never "
                                                        "created, so that an unmounted backup volume is noticed)"
                                                      : " (no snapshot has been taken yet)"));
     }
-    SNAPSHOT_RETURN_IF_ERROR(env->CreateDir(dir, DirModeFor(options_.file_mode)));
+    const Status made = env->CreateDir(dir, DirModeFor(options_.file_mode));
+    if (!made.ok() && !env->IsDirectory(dir)) return made;  // not made meanwhile by another process
     SNAPSHOT_RETURN_IF_ERROR(env->SyncDir(DirName(dir)));
   }
   const std::string store_file = JoinPath(dir, kStoreFileName);
@@ -63,7 +68,8 @@ Status Store::Init() {
     if (!(options_.create_store || options_.create_if_missing) || !options_.exclusive) {
       return Status::NotFound("no snapshot has been taken yet (" + dir + " holds no snapshot store)");
     }
-    SNAPSHOT_RETURN_IF_ERROR(CheckDirIsOurs());
+    const Status ours = CheckDirIsOurs();
+    if (!ours.ok() && !env->FileExists(store_file)) return ours;  // not a store started meanwhile
   }
   SNAPSHOT_RETURN_IF_ERROR(env->LockFile(JoinPath(dir, kLockFileName), options_.exclusive,
                                          options_.lock_timeout_ms, options_.file_mode, &lock_));

@@ -50,6 +50,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/process_util.h"
 #include "tests/test_util.h"
 
 namespace snapshot_test {
@@ -57,137 +58,6 @@ namespace {
 
 // ---------------------------------------------------------------------------
 // Processes, time, shared memory
-
-int64_t NowNs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-int64_t NowMs() { return NowNs() / 1000000; }
-void SleepMs(double ms) { usleep(useconds_t(ms * 1000)); }
-
-// An object of type T in memory shared with children forked later.
-template <typename T>
-class Shared {
- public:
-  Shared() {
-    void* p = mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) abort();
-    ptr_ = new (p) T();
-  }
-  ~Shared() {
-    ptr_->~T();
-    munmap(ptr_, sizeof(T));
-  }
-  Shared(const Shared&) = delete;
-  Shared& operator=(const Shared&) = delete;
-  T* operator->() const { return ptr_; }
-  T& operator*() const { return *ptr_; }
-
- private:
-  T* ptr_;
-};
-static_assert(std::atomic<int64_t>::is_always_lock_free, "shared-memory atomics must be lock-free");
-
-void SetMsg(char* buf, size_t n, const std::string& s) {
-  std::snprintf(buf, n, "%s", s.c_str());
-}
-
-// Descriptors this process has open on `path` or its -wal/-shm/-journal.
-// Must be 0 whenever the parent forks: an SQLite connection (its locks and
-// its unix VFS inode records) must never be copied into a child. Reading
-// the file with other descriptors while a connection is open is also wrong
-// (closing any descriptor drops the process's POSIX locks on the file).
-int OpenFdsTo(const std::string& path) {
-  int n = 0;
-  FILE* p = popen(("ls -l /proc/" + std::to_string(getpid()) + "/fd 2>/dev/null").c_str(), "r");
-  if (p == nullptr) return -1;
-  char line[1024];
-  while (fgets(line, sizeof line, p)) {
-    std::string s(line);
-    const size_t arrow = s.find(" -> ");
-    if (arrow == std::string::npos) continue;
-    std::string target = s.substr(arrow + 4);
-    while (!target.empty() && target.back() == '\n') target.pop_back();
-    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
-      if (target == path + suffix) n++;
-    }
-  }
-  pclose(p);
-  return n;
-}
-
-// Children started by a test; any still running when the test ends (say,
-// after a failed ASSERT) are killed, by pid.
-class Children {
- public:
-  // With `db_path`, checks at each Spawn() that this process has nothing
-  // of that database open (see OpenFdsTo).
-  explicit Children(std::string db_path = "") : guard_(std::move(db_path)) {}
-  ~Children() {
-    for (pid_t pid : pids_) {
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-    }
-  }
-  // Runs body() in a child process; its return value is the exit code.
-  pid_t Spawn(const std::function<int()>& body) {
-    if (!guard_.empty()) {
-      const int open_fds = OpenFdsTo(guard_);
-      if (open_fds != 0) ADD_FAILURE() << "forking with " << open_fds << " descriptors open on " << guard_;
-    }
-    fflush(nullptr);
-    pid_t pid = fork();
-    if (pid < 0) {
-      perror("fork");
-      abort();
-    }
-    if (pid == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      int rc = 1;
-      try {
-        rc = body();
-      } catch (...) {
-        rc = 99;
-      }
-      _exit(rc);
-    }
-    pids_.push_back(pid);
-    return pid;
-  }
-  // Exit code; 128 + signal number when killed by a signal; -1 on timeout
-  // (the child is then killed).
-  int Wait(pid_t pid, int timeout_ms = 120000) {
-    const int64_t deadline = NowMs() + timeout_ms;
-    int status = 0;
-    for (;;) {
-      pid_t r = waitpid(pid, &status, WNOHANG);
-      if (r == pid) break;
-      if (r < 0 && errno != EINTR) return -2;
-      if (NowMs() > deadline) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        Forget(pid);
-        return -1;
-      }
-      SleepMs(2);
-    }
-    Forget(pid);
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-    return -3;
-  }
-  // SIGKILL and reap; returns the wait status code as Wait() does.
-  int Kill(pid_t pid) {
-    kill(pid, SIGKILL);
-    return Wait(pid, 30000);
-  }
-
- private:
-  void Forget(pid_t pid) { pids_.erase(std::remove(pids_.begin(), pids_.end(), pid), pids_.end()); }
-  std::string guard_;
-  std::vector<pid_t> pids_;
-};
 
 // Sanitizer runtimes this process runs with: an exec'd sqlite3 shell needs
 // them preloaded to load an instrumented extension.
@@ -245,10 +115,6 @@ std::string RunShell(Children* children, const std::string& db_path, const std::
 }
 
 bool FileExists(const std::string& path) { return access(path.c_str(), F_OK) == 0; }
-int64_t FileSize(const std::string& path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0 ? int64_t(st.st_size) : -1;
-}
 void CopyFile(const std::string& from, const std::string& to) {
   std::string data = ReadFile(from);
   std::ofstream(to, std::ios::binary | std::ios::trunc).write(data.data(), std::streamsize(data.size()));
@@ -274,16 +140,6 @@ int CountDebris(const std::string& store_dir) {
 // ---------------------------------------------------------------------------
 // SQLite helpers that are safe in children (no gtest macros).
 
-std::string Sql(const char* fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char* s = sqlite3_vmprintf(fmt, ap);
-  va_end(ap);
-  std::string out = s ? s : "";
-  sqlite3_free(s);
-  return out;
-}
-
 // Opens a connection; with `load`, loads the extension into it.
 sqlite3* OpenConn(const std::string& path, bool load, std::string* err) {
   sqlite3* db = nullptr;
@@ -306,74 +162,8 @@ sqlite3* OpenConn(const std::string& path, bool load, std::string* err) {
   return db;
 }
 
-class Stmt {
- public:
-  Stmt(sqlite3* db, const std::string& sql) : db_(db) {
-    rc_ = sqlite3_prepare_v2(db, sql.c_str(), -1, &s_, nullptr);
-  }
-  ~Stmt() { sqlite3_finalize(s_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-  bool ok() const { return rc_ == SQLITE_OK; }
-  int prepare_rc() const { return rc_; }
-  Stmt& Bind(int i, int64_t v) {
-    sqlite3_bind_int64(s_, i, v);
-    return *this;
-  }
-  Stmt& Bind(int i, const std::string& v) {
-    sqlite3_bind_text(s_, i, v.data(), int(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  int Step() { return s_ ? sqlite3_step(s_) : rc_; }
-  void Reset() { sqlite3_reset(s_); }
-  int64_t Int(int c) const { return sqlite3_column_int64(s_, c); }
-  std::string Text(int c) const {
-    const char* t = reinterpret_cast<const char*>(sqlite3_column_blob(s_, c));
-    return t ? std::string(t, size_t(sqlite3_column_bytes(s_, c))) : std::string();
-  }
-  std::string_view View(int c) const {
-    const char* t = reinterpret_cast<const char*>(sqlite3_column_blob(s_, c));
-    return t ? std::string_view(t, size_t(sqlite3_column_bytes(s_, c))) : std::string_view();
-  }
-  std::string Error() const { return sqlite3_errmsg(db_); }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* s_ = nullptr;
-  int rc_;
-};
-
-int ExecRc(sqlite3* db, const std::string& sql, std::string* err = nullptr) {
-  char* e = nullptr;
-  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &e);
-  if (rc != SQLITE_OK && err) *err = e ? e : sqlite3_errstr(rc);
-  sqlite3_free(e);
-  return rc;
-}
-
-// One integer from a query; the statement is finalized before returning, so
-// it does not keep a read transaction open.
-bool QueryI64(sqlite3* db, const std::string& sql, int64_t* out, std::string* err) {
-  Stmt s(db, sql);
-  if (s.Step() != SQLITE_ROW) {
-    *err = sql + ": " + s.Error();
-    return false;
-  }
-  *out = s.Int(0);
-  return true;
-}
-
-bool IsBusy(int rc) { return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED; }
-
 // ---------------------------------------------------------------------------
 // The data model
-
-uint64_t SplitMix(uint64_t* x) {
-  uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
 
 std::string MakePayload(uint64_t seed, size_t len) {
   std::string s(len, ' ');
@@ -867,7 +657,12 @@ TEST_P(ConcurrencyWriters, EverySnapshotIsOneCommitWhileThreeWritersRun) {
     int64_t last_id = 0;
     for (int n = 0; c->phase.load() != kStop; n++) {
       SleepMs(40);
-      if (!FileExists(path + "-snapshots/STORE")) continue;
+      // The store exists from the first backup's start; its first snapshot
+      // is listed only once that backup commits.
+      if (!FileExists(path + "-snapshots/STORE") ||
+          Query(db, "SELECT count(*) FROM snapshot_list") == "0") {
+        continue;
+      }
       const std::string v = Query(db, "SELECT snapshot_verify()");
       if (v != "ok") return die("snapshot_verify() during backups: " + v);
       const std::string out = dir / ("reader-" + std::to_string(n) + ".db");
