@@ -114,7 +114,7 @@ Status PinState(sqlite3* w, sqlite3* r, Tracker* t, bool force_full, int timeout
     t->SetBase(0, 0, 0);
     s = t->TakeMarks(&pin->marks);
     marks_taken = s.ok();
-    if (s.ok()) s = t->Reset(file, wal, pin->layout.page_size);
+    if (s.ok()) s = t->Reset(file, wal, pin->layout.page_size, pin->layout.wal_commit_frame);
     if (s.ok() && !pin->layout.wal) {
       const bool tracked = pin->verdict == kTrusted;
       const uint32_t generation = h->cow_last_generation + 1 == 0 ? 1 : h->cow_last_generation + 1;

@@ -71,6 +71,7 @@ Status ScanWal(sqlite3_file* wal, DbImageLayout* out, bool* has_commit) {
     if (s1 != LoadU32BE(fh + 16) || s2 != LoadU32BE(fh + 20)) break;
     pending[pgno] = off + kWalFrameHeaderSize;
     if (commit_pages != 0) {
+      out->wal_commit_frame = uint32_t((off - kWalHeaderSize) / frame.size() + 1);
       for (const auto& [p, o] : pending) out->wal_pages[p] = o;
       pending.clear();
       out->page_size = page_size;

@@ -23,6 +23,7 @@ struct DbImageLayout {
   uint32_t page_count = 0;
   bool wal = false;
   uint8_t wal_salt[8] = {};  // of the WAL generation the frames below belong to
+  uint32_t wal_commit_frame = 0;  // the WAL's last valid commit frame (0: none)
   // Page number -> file offset of its page data in the WAL (its newest
   // frame up to the last commit frame).
   std::unordered_map<uint32_t, uint64_t> wal_pages;

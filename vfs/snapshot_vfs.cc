@@ -20,6 +20,7 @@ struct ShimFile {
   Kind kind;
   Tracker* tracker;  // owned reference for kMainDb; borrowed for kWal
   int lock;          // kMainDb: the lock this connection holds on the file
+  const volatile void* wal_index;  // kMainDb: region 0 of the wal-index, once mapped
 };
 
 sqlite3_vfs* Real(sqlite3_vfs* vfs) { return static_cast<sqlite3_vfs*>(vfs->pAppData); }
@@ -75,11 +76,24 @@ int ShimFileControl(sqlite3_file* f, int op, void* arg) { return R(f)->pMethods-
 int ShimSectorSize(sqlite3_file* f) { return R(f)->pMethods->xSectorSize(R(f)); }
 int ShimDeviceCharacteristics(sqlite3_file* f) { return R(f)->pMethods->xDeviceCharacteristics(R(f)); }
 int ShimShmMap(sqlite3_file* f, int i, int sz, int ext, void volatile** pp) {
-  return R(f)->pMethods->xShmMap(R(f), i, sz, ext, pp);
+  const int rc = R(f)->pMethods->xShmMap(R(f), i, sz, ext, pp);
+  if (rc == SQLITE_OK && i == 0) reinterpret_cast<ShimFile*>(f)->wal_index = *pp;
+  return rc;
 }
-int ShimShmLock(sqlite3_file* f, int o, int n, int flags) { return R(f)->pMethods->xShmLock(R(f), o, n, flags); }
+int ShimShmLock(sqlite3_file* f, int offset, int n, int flags) {
+  const int rc = R(f)->pMethods->xShmLock(R(f), offset, n, flags);
+  ShimFile* s = reinterpret_cast<ShimFile*>(f);
+  // Slot 0 is SQLite's WAL write lock: a write transaction begins or ends.
+  if (rc == SQLITE_OK && offset == 0 && s->tracker != nullptr) {
+    s->tracker->OnWalWriteLock((flags & SQLITE_SHM_LOCK) ? s->wal_index : nullptr);
+  }
+  return rc;
+}
 void ShimShmBarrier(sqlite3_file* f) { R(f)->pMethods->xShmBarrier(R(f)); }
-int ShimShmUnmap(sqlite3_file* f, int del) { return R(f)->pMethods->xShmUnmap(R(f), del); }
+int ShimShmUnmap(sqlite3_file* f, int del) {
+  reinterpret_cast<ShimFile*>(f)->wal_index = nullptr;
+  return R(f)->pMethods->xShmUnmap(R(f), del);
+}
 int ShimFetch(sqlite3_file* f, sqlite3_int64 o, int n, void** pp) { return R(f)->pMethods->xFetch(R(f), o, n, pp); }
 int ShimUnfetch(sqlite3_file* f, sqlite3_int64 o, void* p) { return R(f)->pMethods->xUnfetch(R(f), o, p); }
 

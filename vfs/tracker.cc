@@ -279,20 +279,28 @@ void Tracker::SetUntrusted(uint32_t reason) {
 
 // ---- the WAL's evidence -----------------------------------------------------------
 
+bool Tracker::FrameMatchesRing(const ReadFn& read, uint64_t stride, uint32_t frame) {
+  uint8_t fh[kWalFrameHeaderSize];
+  const FrameRecord& r = ring()[frame % kFrameRingSize];
+  return read(kWalHeaderSize + (frame - 1) * stride, fh, sizeof fh) && r.frame == frame &&
+         std::memcmp(fh + 8, header()->wal_salt, 8) == 0 && std::memcmp(r.checksum, fh + 16, 8) == 0;
+}
+
 bool Tracker::WalIsTracked(const ReadFn& read, bool* valid) {
   uint8_t h[kWalHeaderSize];
   *valid = read(0, h, sizeof h) && (LoadU32BE(h) & 0xFFFFFFFE) == 0x377f0682;
   if (!*valid) return true;
   TrackHeader* th = header();
   if (std::memcmp(h + 16, th->wal_salt, 8) != 0) return false;
-  const uint32_t page_size = LoadU32BE(h + 8);
-  const uint64_t stride = kWalFrameHeaderSize + page_size;
-  for (uint32_t j = 1;; j++) {
+  const uint64_t stride = kWalFrameHeaderSize + LoadU32BE(h + 8);
+  const uint32_t commit = th->wal_commit;
+  if (commit > 0 && !FrameMatchesRing(read, stride, commit)) return false;
+  // After it: a tracked transaction's uncommitted frames, or someone else's.
+  for (uint32_t j = commit + 1;; j++) {
     uint8_t fh[kWalFrameHeaderSize];
     if (!read(kWalHeaderSize + (j - 1) * stride, fh, sizeof fh)) return true;
     if (LoadU32BE(fh) == 0 || std::memcmp(fh + 8, th->wal_salt, 8) != 0) return true;
-    const FrameRecord& r = ring()[j % kFrameRingSize];
-    if (r.frame != j || std::memcmp(r.checksum, fh + 16, 8) != 0) return false;
+    if (!FrameMatchesRing(read, stride, j)) return false;
   }
 }
 
@@ -386,7 +394,7 @@ void Tracker::OnWalWrite(sqlite3_file* real_wal, const void* data, int amount, i
       SetUntrusted(kForeignWal);
     }
     std::memcpy(h->wal_salt, d + 16, 8);
-    h->wal_frames = 0;
+    h->wal_commit = 0;
     h->wal_state = kWalLive;
     return;
   }
@@ -394,16 +402,48 @@ void Tracker::OnWalWrite(sqlite3_file* real_wal, const void* data, int amount, i
   Mark(LoadU32BE(d));  // a frame header: its first 4 bytes name the page that follows
   const uint32_t ps = page_size();
   if (ps == 0) return;
+  const uint64_t stride = kWalFrameHeaderSize + ps;
+  const uint32_t frame = uint32_t((uint64_t(offset) - kWalHeaderSize) / stride + 1);
+  // The first frame of a write transaction follows frames someone else may
+  // have written: the frame before it must be one a tracked writer wrote.
+  // (Within the transaction this process holds the WAL write lock.)
+  uint32_t first = 0;
+  const bool starts = txn_first_frame_.compare_exchange_strong(first, frame, std::memory_order_relaxed);
+  if (starts && frame > 1) {
+    const FrameRecord& before = ring()[(frame - 1) % kFrameRingSize];
+    const bool tracked = txn_base_known_ && txn_base_frame_ == frame - 1
+                             ? before.frame == frame - 1 && std::memcmp(before.checksum, txn_base_checksum_, 8) == 0
+                             : FrameMatchesRing(ReaderOf(real_wal), stride, frame - 1);
+    if (!tracked) SetUntrusted(kForeignWal);
+  }
   // Salt and checksum left zero: SQLite rewrote an earlier frame of this
   // transaction and will write this header again, complete, at commit.
   static const uint8_t kPending[16] = {};
   if (std::memcmp(d + 8, kPending, 16) == 0) return;
   if (h->wal_state != kWalLive || std::memcmp(d + 8, h->wal_salt, 8) != 0) SetUntrusted(kForeignWal);
-  const uint32_t frame = uint32_t((uint64_t(offset) - kWalHeaderSize) / (kWalFrameHeaderSize + ps) + 1);
   FrameRecord& r = ring()[frame % kFrameRingSize];
   r.frame = frame;
   std::memcpy(r.checksum, d + 16, 8);
-  if (frame > h->wal_frames) h->wal_frames = frame;
+  if (LoadU32BE(d + 4) != 0) h->wal_commit = frame;  // a commit frame
+}
+
+void Tracker::OnWalWriteLock(const volatile void* wal_index) {
+  txn_first_frame_.store(0, std::memory_order_relaxed);
+  txn_base_known_ = false;
+  if (wal_index == nullptr) return;
+  // SQLite's WalIndexHdr (first copy): mxFrame at byte 16, aFrameCksum[2]
+  // (native byte order) at 24. Nobody changes it while the lock is held.
+  const volatile uint8_t* p = static_cast<const volatile uint8_t*>(wal_index);
+  uint32_t v[3];
+  for (int i = 0; i < 3; i++) {
+    uint8_t b[4];
+    for (int k = 0; k < 4; k++) b[k] = p[(i == 0 ? 16 : 20 + 4 * i) + k];
+    std::memcpy(&v[i], b, 4);
+  }
+  txn_base_frame_ = v[0];
+  StoreU32BE(txn_base_checksum_, v[1]);
+  StoreU32BE(txn_base_checksum_ + 4, v[2]);
+  txn_base_known_ = true;
 }
 
 void Tracker::OnWalTruncate(sqlite3_file* real_wal, int64_t size) {
@@ -459,7 +499,7 @@ uint32_t Tracker::Evaluate(sqlite3_file* db, sqlite3_file* wal, uint32_t page_si
   return kNoBase;
 }
 
-Status Tracker::Reset(sqlite3_file* db, sqlite3_file* wal, uint32_t page_size) {
+Status Tracker::Reset(sqlite3_file* db, sqlite3_file* wal, uint32_t page_size, uint32_t wal_commit_frame) {
   TrackHeader* h = header();
   struct stat st;
   if (stat(db_path_.c_str(), &st) != 0) return Status::IOError("cannot stat the database file");
@@ -480,7 +520,6 @@ Status Tracker::Reset(sqlite3_file* db, sqlite3_file* wal, uint32_t page_size) {
     // record them as known.
     std::memcpy(h->wal_salt, wh + 16, 8);
     const uint64_t stride = kWalFrameHeaderSize + LoadU32BE(wh + 8);
-    uint32_t frames = 0;
     for (uint32_t j = 1;; j++) {
       uint8_t fh[kWalFrameHeaderSize];
       if (!read(kWalHeaderSize + (j - 1) * stride, fh, sizeof fh)) break;
@@ -488,9 +527,8 @@ Status Tracker::Reset(sqlite3_file* db, sqlite3_file* wal, uint32_t page_size) {
       FrameRecord& r = ring()[j % kFrameRingSize];
       r.frame = j;
       std::memcpy(r.checksum, fh + 16, 8);
-      frames = j;
     }
-    h->wal_frames = frames;
+    h->wal_commit = wal_commit_frame;
     h->wal_state = kWalLive;
   } else {
     RecordWalEnded();

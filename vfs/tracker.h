@@ -25,6 +25,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <functional>
 #include <cstdint>
 #include <memory>
@@ -70,7 +71,7 @@ const char* UntrustedReasonText(uint32_t reason);
 
 enum WalState : uint32_t {
   kWalUnknown = 0,
-  kWalLive = 1,   // wal_salt and wal_frames describe the current -wal
+  kWalLive = 1,   // wal_salt and wal_commit describe the current -wal
   kWalEnded = 2,  // a tracked connection ended the WAL (deleted or truncated it)
 };
 
@@ -86,7 +87,7 @@ struct TrackHeader {
   uint32_t untrusted;        // an UntrustedReason; set by writers, cleared by a reset
   uint32_t change_counter;   // file change counter last written to page 1 by a tracked writer
   uint8_t wal_salt[8];       // salts of the WAL generation tracked writers write
-  uint32_t wal_frames;       // highest frame of that generation a tracked writer wrote
+  uint32_t wal_commit;       // last commit frame of that generation known to be tracked
   uint32_t wal_state;        // a WalState
   int64_t ended_mtime_ns;    // the database file's mtime and size when the WAL ended,
   int64_t ended_size;        // and whether a later write could share that mtime
@@ -123,6 +124,10 @@ class Tracker {
   void OnDbTruncate(sqlite3_file* real, int64_t size);
   // A write to the -wal file.
   void OnWalWrite(sqlite3_file* real_wal, const void* data, int amount, int64_t offset);
+  // A connection of this process took (`wal_index`: its mapped wal-index
+  // header, or null) or released (null) the WAL write lock: a write
+  // transaction begins or ends.
+  void OnWalWriteLock(const volatile void* wal_index);
   // The WAL is about to be truncated to `size`, or deleted (the file at
   // wal_path, about to be unlinked).
   void OnWalTruncate(sqlite3_file* real_wal, int64_t size);
@@ -137,7 +142,8 @@ class Tracker {
   // its identity and the evidence writers keep, and clears `untrusted`.
   // (The caller has set base_id to 0 before taking the marks, until SetBase
   // names the snapshot of this state.)
-  Status Reset(sqlite3_file* db, sqlite3_file* wal, uint32_t page_size);
+  // `wal_commit_frame`: the WAL's last valid commit frame (0: none).
+  Status Reset(sqlite3_file* db, sqlite3_file* wal, uint32_t page_size, uint32_t wal_commit_frame);
   void SetBase(uint64_t store_tag, uint64_t base_id, uint32_t base_page_count);
   // Announces (generation != 0) or ends (0) a copy-on-write snapshot.
   void SetCowGeneration(uint32_t generation);
@@ -161,9 +167,14 @@ class Tracker {
   uint32_t page_size() const { return __atomic_load_n(&header()->page_size, __ATOMIC_RELAXED); }
   void PreserveForSnapshot(sqlite3_file* real, uint32_t first, uint32_t last);
   FrameRecord* ring() const { return reinterpret_cast<FrameRecord*>(reinterpret_cast<uint8_t*>(header_) + kTrackHeaderSize); }
-  // Whether every frame of the WAL's current generation is one a tracked
-  // writer wrote (by the checksums in the ring); *valid: it has a header.
+  // Whether every committed frame of the WAL's current generation is one a
+  // tracked writer wrote; *valid: it has a header. Frames up to wal_commit
+  // are known to be (each tracked transaction checked the frame before its
+  // first); this checks wal_commit itself and every frame after it, by the
+  // checksums in the ring.
   bool WalIsTracked(const ReadFn& read_wal, bool* valid);
+  // Whether frame `frame`'s header on disk is the one the ring recorded.
+  bool FrameMatchesRing(const ReadFn& read_wal, uint64_t stride, uint32_t frame);
   void EndWal(const ReadFn& read_wal);
   // Records the database file's mtime and size as the WAL ends.
   void RecordWalEnded();
@@ -177,6 +188,15 @@ class Tracker {
   uint64_t mapped_ = 0;
   std::mutex cow_mu_;
   std::shared_ptr<CowArea> cow_;  // the generation writers preserve pages for
+  // First WAL frame the current write transaction of this process wrote (0:
+  // none yet). Only one connection holds the WAL write lock at a time.
+  std::atomic<uint32_t> txn_first_frame_{0};
+  // What the wal-index said when the write lock was taken: its last frame
+  // and that frame's checksum (as the frame's header stores it). Lets a
+  // transaction's first frame check the frame before it without a read.
+  uint32_t txn_base_frame_ = 0;
+  uint8_t txn_base_checksum_[8] = {};
+  bool txn_base_known_ = false;
 };
 
 // Holds the tracking file's snapshot lock (flock on a descriptor of its own):
