@@ -177,19 +177,12 @@ std::string MakePayload(uint64_t seed, size_t len) {
 
 // FNV-1a over the other columns of an item row.
 int64_t RowChecksum(int64_t id, int64_t writer, int64_t seq, std::string_view payload) {
-  uint64_t h = 14695981039346656037ull;
-  auto mix = [&h](const void* p, size_t n) {
-    const unsigned char* b = static_cast<const unsigned char*>(p);
-    for (size_t i = 0; i < n; i++) {
-      h ^= b[i];
-      h *= 1099511628211ull;
-    }
-  };
-  mix(&id, sizeof id);
-  mix(&writer, sizeof writer);
-  mix(&seq, sizeof seq);
-  mix(payload.data(), payload.size());
-  return int64_t(h);
+  Fnv1a h;
+  h.Mix(&id, sizeof id);
+  h.Mix(&writer, sizeof writer);
+  h.Mix(&seq, sizeof seq);
+  h.Mix(payload.data(), payload.size());
+  return int64_t(h.value());
 }
 
 constexpr int64_t kIdStride = 1000000000;

@@ -73,18 +73,11 @@ std::string Payload(uint64_t seed, size_t len) {
 // The row hash: 44 bits, so that the sum over every row (at most kKeySpace)
 // cannot overflow SQLite's 64-bit sum().
 int64_t RowHash(int64_t k, int64_t tag, const void* v, size_t n) {
-  uint64_t h = 14695981039346656037ull;
-  auto mix = [&h](const void* p, size_t len) {
-    const unsigned char* b = static_cast<const unsigned char*>(p);
-    for (size_t i = 0; i < len; i++) {
-      h ^= b[i];
-      h *= 1099511628211ull;
-    }
-  };
-  mix(&k, sizeof k);
-  mix(&tag, sizeof tag);
-  mix(v, n);
-  uint64_t x = h;
+  Fnv1a h;
+  h.Mix(&k, sizeof k);
+  h.Mix(&tag, sizeof tag);
+  h.Mix(v, n);
+  uint64_t x = h.value();
   return int64_t(SplitMix(&x) & ((uint64_t(1) << 44) - 1));
 }
 int64_t RowHash(int64_t k, int64_t tag, const std::string& v) { return RowHash(k, tag, v.data(), v.size()); }

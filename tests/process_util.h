@@ -238,6 +238,22 @@ inline bool QueryI64(sqlite3* db, const std::string& sql, int64_t* out, std::str
 
 inline bool IsBusy(int rc) { return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED; }
 
+// FNV-1a over successive byte ranges (row checksums the tests recompute).
+class Fnv1a {
+ public:
+  void Mix(const void* p, size_t n) {
+    const unsigned char* b = static_cast<const unsigned char*>(p);
+    for (size_t i = 0; i < n; i++) {
+      h_ ^= b[i];
+      h_ *= 1099511628211ull;
+    }
+  }
+  uint64_t value() const { return h_; }
+
+ private:
+  uint64_t h_ = 14695981039346656037ull;
+};
+
 inline uint64_t SplitMix(uint64_t* x) {
   uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
