@@ -140,7 +140,8 @@ Status ReadPinnedPages(sqlite3_file* file, sqlite3_file* wal, Pin* pin, const st
                        SnapshotBuilder* builder, const std::atomic<bool>* cancel, ProgressFile* progress) {
   const DbImageLayout& layout = pin->layout;
   const uint32_t ps = layout.page_size;
-  std::vector<uint8_t> run(size_t(kRunPages) * ps), frame_header(24);
+  std::vector<uint8_t> run(size_t(kRunPages) * ps), frame_data(ps);
+  uint8_t frame_header[24];
   size_t done = 0;
   for (size_t i = 0; i < pages.size();) {
     // A run of consecutive pages, read with one call.
@@ -157,11 +158,10 @@ Status ReadPinnedPages(sqlite3_file* file, sqlite3_file* wal, Pin* pin, const st
         // The frame's data, then its header: if the header still belongs to
         // the pinned generation, the data read before it did too. If the WAL
         // was restarted since, the pinned state is all in the database file.
-        std::vector<uint8_t> data(ps);
-        if (wal->pMethods->xRead(wal, data.data(), int(ps), sqlite3_int64(it->second)) == SQLITE_OK &&
-            wal->pMethods->xRead(wal, frame_header.data(), 24, sqlite3_int64(it->second - 24)) == SQLITE_OK &&
-            LoadU32BE(frame_header.data()) == pgno && std::memcmp(frame_header.data() + 8, layout.wal_salt, 8) == 0) {
-          std::memcpy(page, data.data(), ps);
+        if (wal->pMethods->xRead(wal, frame_data.data(), int(ps), sqlite3_int64(it->second)) == SQLITE_OK &&
+            wal->pMethods->xRead(wal, frame_header, 24, sqlite3_int64(it->second - 24)) == SQLITE_OK &&
+            LoadU32BE(frame_header) == pgno && std::memcmp(frame_header + 8, layout.wal_salt, 8) == 0) {
+          std::memcpy(page, frame_data.data(), ps);
         }
       }
       if (pin->cow != nullptr) SNAPSHOT_RETURN_IF_ERROR(pin->cow->Settle(pgno, page));

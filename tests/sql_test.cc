@@ -2039,11 +2039,7 @@ sqlite3* OpenThroughShim(const std::string& path) {
   sqlite3* db = nullptr;
   EXPECT_EQ(SQLITE_OK, sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, "sqltest_shim"))
       << sqlite3_errmsg(db);
-  sqlite3_enable_load_extension(db, 1);
-  char* err = nullptr;
-  EXPECT_EQ(SQLITE_OK, sqlite3_load_extension(db, SNAPSHOT_EXTENSION_PATH, "sqlite3_snapshot_init", &err))
-      << (err ? err : "");
-  sqlite3_free(err);
+  LoadExtension(db);
   return db;
 }
 

@@ -33,17 +33,32 @@ class TempDir {
   std::string path_;
 };
 
+// Loads build/snapshot.so into a connection.
+inline void LoadExtension(sqlite3* db) {
+  sqlite3_enable_load_extension(db, 1);
+  char* err = nullptr;
+  EXPECT_EQ(SQLITE_OK, sqlite3_load_extension(db, SNAPSHOT_EXTENSION_PATH, "sqlite3_snapshot_init", &err))
+      << (err ? err : "");
+  sqlite3_free(err);
+}
+
 // Opens `path` and loads build/snapshot.so into the connection.
 inline sqlite3* OpenDb(const std::string& path, bool load = true) {
   sqlite3* db = nullptr;
   EXPECT_EQ(SQLITE_OK, sqlite3_open(path.c_str(), &db)) << sqlite3_errmsg(db);
-  if (load) {
-    sqlite3_enable_load_extension(db, 1);
-    char* err = nullptr;
-    EXPECT_EQ(SQLITE_OK, sqlite3_load_extension(db, SNAPSHOT_EXTENSION_PATH, "sqlite3_snapshot_init", &err))
-        << (err ? err : "");
-    sqlite3_free(err);
-  }
+  if (load) LoadExtension(db);
+  return db;
+}
+
+// Opens `path` through the extension's `snapshot` VFS (`?vfs=snapshot`), as
+// an application's writer would; the extension is loaded first, which
+// registers the VFS.
+inline sqlite3* OpenThroughVfs(const std::string& path) {
+  sqlite3_close(OpenDb(":memory:"));
+  sqlite3* db = nullptr;
+  EXPECT_EQ(SQLITE_OK, sqlite3_open_v2(("file:" + path + "?vfs=snapshot").c_str(), &db,
+                                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI, nullptr));
+  sqlite3_busy_timeout(db, 5000);
   return db;
 }
 

@@ -18,14 +18,6 @@ namespace {
 
 constexpr size_t kBootIdOffset = 32;  // TrackHeader::boot_id (vfs/tracker.h)
 
-sqlite3* OpenThroughVfs(const std::string& path) {
-  sqlite3_close(OpenDb(":memory:"));  // loads the extension, which registers the VFS
-  sqlite3* db = nullptr;
-  EXPECT_EQ(SQLITE_OK, sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, "snapshot"));
-  sqlite3_busy_timeout(db, 5000);
-  return db;
-}
-
 // Runs SQL in the real sqlite3 shell, which does not load the extension: a
 // writer the VFS never sees.
 void PlainShell(const std::string& db, const std::string& sql) {

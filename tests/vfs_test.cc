@@ -47,15 +47,6 @@ std::set<uint32_t> ChangedPages(const std::string& a, const std::string& b, uint
   return out;
 }
 
-sqlite3* OpenThroughVfs(const std::string& path) {
-  sqlite3* loader = OpenDb(":memory:");  // registers the VFS
-  sqlite3_close(loader);
-  sqlite3* db = nullptr;
-  EXPECT_EQ(SQLITE_OK, sqlite3_open_v2(("file:" + path + "?vfs=snapshot").c_str(), &db,
-                                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI, nullptr));
-  return db;
-}
-
 class VfsTracking : public ::testing::TestWithParam<std::string> {
  protected:
   bool wal() const { return GetParam() == "WAL"; }

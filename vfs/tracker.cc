@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <functional>
@@ -135,7 +136,9 @@ Tracker* Tracker::Open(const std::string& db_path, bool create) {
     if (uint64_t(st.st_size) < kTrackBitmapOffset || !HeaderIsCurrent(&h)) {
       // New, or of another format: start over with no base, so the next
       // snapshot hashes every page (and resets the file).
-      std::string fresh(kTrackBitmapOffset, '\0');
+      // A new file reads as zeros already (and stays sparse); an old one is
+      // cleared over its header and ring.
+      std::string fresh(st.st_size == 0 ? sizeof h : kTrackBitmapOffset, '\0');
       std::memset(&h, 0, sizeof h);
       std::memcpy(h.magic, kTrackMagic, 8);
       h.version = kTrackVersion;
@@ -279,11 +282,31 @@ void Tracker::SetUntrusted(uint32_t reason) {
 
 // ---- the WAL's evidence -----------------------------------------------------------
 
+bool Tracker::RingHolds(uint32_t frame, const uint8_t* frame_header) const {
+  const FrameRecord& r = ring()[frame % kFrameRingSize];
+  return r.frame == frame && std::memcmp(frame_header + 8, header()->wal_salt, 8) == 0 &&
+         std::memcmp(r.checksum, frame_header + 16, 8) == 0;
+}
+
+void Tracker::RecordFrame(uint32_t frame, const uint8_t* frame_header) {
+  FrameRecord& r = ring()[frame % kFrameRingSize];
+  r.frame = frame;
+  std::memcpy(r.checksum, frame_header + 16, 8);
+}
+
 bool Tracker::FrameMatchesRing(const ReadFn& read, uint64_t stride, uint32_t frame) {
   uint8_t fh[kWalFrameHeaderSize];
-  const FrameRecord& r = ring()[frame % kFrameRingSize];
-  return read(kWalHeaderSize + (frame - 1) * stride, fh, sizeof fh) && r.frame == frame &&
-         std::memcmp(fh + 8, header()->wal_salt, 8) == 0 && std::memcmp(r.checksum, fh + 16, 8) == 0;
+  return read(kWalHeaderSize + (frame - 1) * stride, fh, sizeof fh) && RingHolds(frame, fh);
+}
+
+bool Tracker::ForEachFrame(const ReadFn& read, uint64_t stride, uint32_t first,
+                           const std::function<bool(uint32_t, const uint8_t*)>& fn) {
+  for (uint32_t j = first;; j++) {
+    uint8_t fh[kWalFrameHeaderSize];
+    if (!read(kWalHeaderSize + (j - 1) * stride, fh, sizeof fh)) return true;
+    if (LoadU32BE(fh) == 0 || std::memcmp(fh + 8, header()->wal_salt, 8) != 0) return true;
+    if (!fn(j, fh)) return false;
+  }
 }
 
 bool Tracker::WalIsTracked(const ReadFn& read, bool* valid) {
@@ -296,12 +319,7 @@ bool Tracker::WalIsTracked(const ReadFn& read, bool* valid) {
   const uint32_t commit = th->wal_commit;
   if (commit > 0 && !FrameMatchesRing(read, stride, commit)) return false;
   // After it: a tracked transaction's uncommitted frames, or someone else's.
-  for (uint32_t j = commit + 1;; j++) {
-    uint8_t fh[kWalFrameHeaderSize];
-    if (!read(kWalHeaderSize + (j - 1) * stride, fh, sizeof fh)) return true;
-    if (LoadU32BE(fh) == 0 || std::memcmp(fh + 8, th->wal_salt, 8) != 0) return true;
-    if (!FrameMatchesRing(read, stride, j)) return false;
-  }
+  return ForEachFrame(read, stride, commit + 1, [this](uint32_t j, const uint8_t* fh) { return RingHolds(j, fh); });
 }
 
 void Tracker::RecordWalEnded() {
@@ -350,7 +368,7 @@ void Tracker::OnDbWrite(sqlite3_file* real, const void* data, int amount, int64_
     __atomic_store_n(&h->change_counter, LoadU32BE(page + 24), __ATOMIC_RELAXED);
   }
   const uint32_t generation = __atomic_load_n(&h->cow_generation, __ATOMIC_ACQUIRE);
-  if (generation != 0) PreserveForSnapshot(real, pgno, pgno);
+  if (generation != 0) PreserveForSnapshot(real, generation, pgno, pgno);
 }
 
 void Tracker::OnDbTruncate(sqlite3_file* real, int64_t size) {
@@ -358,12 +376,11 @@ void Tracker::OnDbTruncate(sqlite3_file* real, int64_t size) {
   const uint32_t ps = page_size();
   if (generation == 0 || ps == 0) return;
   // Pages cut off are pages overwritten as far as the snapshot is concerned.
-  PreserveForSnapshot(real, uint32_t((uint64_t(size) + ps - 1) / ps + 1), UINT32_MAX);
+  PreserveForSnapshot(real, generation, uint32_t((uint64_t(size) + ps - 1) / ps + 1), UINT32_MAX);
 }
 
-void Tracker::PreserveForSnapshot(sqlite3_file* real, uint32_t first, uint32_t last) {
+void Tracker::PreserveForSnapshot(sqlite3_file* real, uint32_t generation, uint32_t first, uint32_t last) {
   TrackHeader* h = header();
-  const uint32_t generation = __atomic_load_n(&h->cow_generation, __ATOMIC_ACQUIRE);
   std::shared_ptr<CowArea> cow;
   {
     std::lock_guard<std::mutex> l(cow_mu_);
@@ -421,9 +438,7 @@ void Tracker::OnWalWrite(sqlite3_file* real_wal, const void* data, int amount, i
   static const uint8_t kPending[16] = {};
   if (std::memcmp(d + 8, kPending, 16) == 0) return;
   if (h->wal_state != kWalLive || std::memcmp(d + 8, h->wal_salt, 8) != 0) SetUntrusted(kForeignWal);
-  FrameRecord& r = ring()[frame % kFrameRingSize];
-  r.frame = frame;
-  std::memcpy(r.checksum, d + 16, 8);
+  RecordFrame(frame, d);
   if (LoadU32BE(d + 4) != 0) h->wal_commit = frame;  // a commit frame
 }
 
@@ -517,17 +532,15 @@ Status Tracker::Reset(sqlite3_file* db, sqlite3_file* wal, uint32_t page_size, u
   ReadFn read = wal != nullptr ? ReaderOf(wal) : ReadFn();
   if (wal != nullptr && dbh[18] == 2 && read(0, wh, sizeof wh) && (LoadU32BE(wh) & 0xFFFFFFFE) == 0x377f0682) {
     // The frames now in the WAL are part of the state this snapshot reads:
-    // record them as known.
+    // record them as known. Only the commit frame and those after it are
+    // ever checked against the ring again (WalIsTracked, and the frame
+    // before the next transaction's first).
     std::memcpy(h->wal_salt, wh + 16, 8);
     const uint64_t stride = kWalFrameHeaderSize + LoadU32BE(wh + 8);
-    for (uint32_t j = 1;; j++) {
-      uint8_t fh[kWalFrameHeaderSize];
-      if (!read(kWalHeaderSize + (j - 1) * stride, fh, sizeof fh)) break;
-      if (LoadU32BE(fh) == 0 || std::memcmp(fh + 8, wh + 16, 8) != 0) break;
-      FrameRecord& r = ring()[j % kFrameRingSize];
-      r.frame = j;
-      std::memcpy(r.checksum, fh + 16, 8);
-    }
+    ForEachFrame(read, stride, std::max<uint32_t>(wal_commit_frame, 1), [this](uint32_t j, const uint8_t* fh) {
+      RecordFrame(j, fh);
+      return true;
+    });
     h->wal_commit = wal_commit_frame;
     h->wal_state = kWalLive;
   } else {

@@ -165,7 +165,7 @@ class Tracker {
   void Mark(uint32_t pgno);
   bool Grow(uint64_t need);
   uint32_t page_size() const { return __atomic_load_n(&header()->page_size, __ATOMIC_RELAXED); }
-  void PreserveForSnapshot(sqlite3_file* real, uint32_t first, uint32_t last);
+  void PreserveForSnapshot(sqlite3_file* real, uint32_t generation, uint32_t first, uint32_t last);
   FrameRecord* ring() const { return reinterpret_cast<FrameRecord*>(reinterpret_cast<uint8_t*>(header_) + kTrackHeaderSize); }
   // Whether every committed frame of the WAL's current generation is one a
   // tracked writer wrote; *valid: it has a header. Frames up to wal_commit
@@ -173,8 +173,15 @@ class Tracker {
   // first); this checks wal_commit itself and every frame after it, by the
   // checksums in the ring.
   bool WalIsTracked(const ReadFn& read_wal, bool* valid);
-  // Whether frame `frame`'s header on disk is the one the ring recorded.
+  // Whether a frame's header (given, or read from disk) is the one the ring
+  // recorded for it; RecordFrame records it.
+  bool RingHolds(uint32_t frame, const uint8_t* frame_header) const;
+  void RecordFrame(uint32_t frame, const uint8_t* frame_header);
   bool FrameMatchesRing(const ReadFn& read_wal, uint64_t stride, uint32_t frame);
+  // Calls fn(frame, header) for frames `first`, first+1, ... while they carry
+  // the recorded salts; false as soon as fn does.
+  bool ForEachFrame(const ReadFn& read_wal, uint64_t stride, uint32_t first,
+                    const std::function<bool(uint32_t, const uint8_t*)>& fn);
   void EndWal(const ReadFn& read_wal);
   // Records the database file's mtime and size as the WAL ends.
   void RecordWalEnded();
