@@ -123,7 +123,8 @@ def run_mode(a, base, journal):
     d = os.path.join(a.workdir, journal)
     os.makedirs(d, exist_ok=True)
     db = os.path.join(d, "bench.db")
-    store = db + "-snapshots"
+    store = os.path.join(a.store_dir, journal) if a.store_dir else db + "-snapshots"
+    env = dict(os.environ, SNAPSHOT_DIR=store) if a.store_dir else None
     rm_db_files(db)
     shutil.copyfile(base, db)
     c = sqlite3.connect(db, isolation_level=None)
@@ -154,19 +155,25 @@ def run_mode(a, base, journal):
     try:
         for rep in range(a.reps):
             shutil.rmtree(store, ignore_errors=True)  # a full snapshot: empty store
+            if a.store_dir:
+                os.makedirs(store)  # SNAPSHOT_DIR must exist
             time.sleep(a.settle)
             b0 = time.perf_counter()
             time.sleep(chunk)
             base_windows.append((b0, time.perf_counter()))
             s0 = time.perf_counter()
-            r = subprocess.run([a.sqlite3, db] + shell_timeout + [f".load {a.so_noext}"] + threads +
-                               ["SELECT snapshot_backup();"],
-                               capture_output=True, text=True)
+            if a.interferer:  # diagnosis: some other load in the snapshot's place
+                r = subprocess.run(["sh", "-c", a.interferer.format(db=db, store=store)],
+                                   capture_output=True, text=True)
+            else:
+                r = subprocess.run([a.sqlite3, db] + shell_timeout + [f".load {a.so_noext}"] +
+                                   threads + ["SELECT snapshot_backup();"],
+                                   capture_output=True, text=True, env=env)
             s1 = time.perf_counter()
             if r.returncode != 0:
                 raise RuntimeError(f"snapshot failed ({r.returncode}): {r.stderr.strip()}")
             snaps.append({"start": s0, "end": s1, "seconds": s1 - s0,
-                          "id": r.stdout.split()[-1], "store_mb": du(store) / 1e6})
+                          "id": (r.stdout.split() or ["-"])[-1], "store_mb": du(store) / 1e6})
             print(f"  {journal}: snapshot {rep + 1}/{a.reps}: {s1 - s0:.2f} s", flush=True)
         time.sleep(a.settle)
     finally:
@@ -254,6 +261,12 @@ def main():
     p.add_argument("--threads", type=int, help="the snapshot's compression threads "
                    "(snapshot_config('threads', N); default the extension's, 2)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--store-dir", help="keep the store under this directory (SNAPSHOT_DIR) "
+                   "instead of beside the database: on another device (say /dev/shm) the "
+                   "snapshot's writes no longer share the writer's disk")
+    p.add_argument("--interferer", help="diagnosis: a shell command run in the snapshot's "
+                   "place ({db} and {store} are replaced), to find which part of a snapshot "
+                   "(reading, compressing, writing) delays the writer")
     # internal: the writer process
     p.add_argument("--writer", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--db", help=argparse.SUPPRESS)
@@ -273,10 +286,14 @@ def main():
     commit = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h %s"],
                             capture_output=True, text=True).stdout.strip()
     res = [run_mode(a, base, m) for m in modes]
+    if a.store_dir or a.interferer:
+        print(f"\n(store in {a.store_dir})" if a.store_dir else "",
+              f"\n(instead of a snapshot: {a.interferer})" if a.interferer else "")
     report(res)
     out = os.path.join(a.workdir, "commit_latency.json")
     with open(out, "w") as f:
-        json.dump({"commit": commit, "mb": a.mb, "threads": a.threads, "synchronous": a.synchronous, "seconds": a.seconds, "reps": a.reps,
+        json.dump({"commit": commit, "mb": a.mb, "store_dir": a.store_dir, "interferer": a.interferer,
+                   "threads": a.threads, "synchronous": a.synchronous, "seconds": a.seconds, "reps": a.reps,
                    "interval_ms": a.interval_ms, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
                    "results": res}, f, indent=1)
     print(f"\n(commit {commit}; JSON with every latency: {out})")
