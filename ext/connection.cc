@@ -34,7 +34,7 @@ Status LocateStore(sqlite3* db, const char* schema, const ConnectionSettings& se
 }
 
 Status OpenStore(sqlite3* db, const char* schema, const ConnectionSettings& settings, StoreAccess access,
-                 std::unique_ptr<Store>* out, StoreLocation* location) {
+                 std::unique_ptr<Store>* out, StoreLocation* location, std::function<bool()> busy_elsewhere) {
   StoreLocation loc;
   SNAPSHOT_RETURN_IF_ERROR(LocateStore(db, schema, settings, &loc));
   StoreOptions o;
@@ -47,6 +47,7 @@ Status OpenStore(sqlite3* db, const char* schema, const ConnectionSettings& sett
   o.lock_timeout_ms = settings.busy_timeout_ms;
   o.compress.level = settings.level;
   o.compress.threads = settings.threads;
+  o.compress.busy_elsewhere = std::move(busy_elsewhere);
   if (location != nullptr) *location = loc;
   return Store::Open(o, out);
 }

@@ -4,6 +4,7 @@
 #include "ext/sqlite_api.h"
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -46,7 +47,9 @@ enum class StoreAccess {
             // must exist
 };
 
+// `busy_elsewhere`: CompressOptions::busy_elsewhere for the store's packs.
 Status OpenStore(sqlite3* db, const char* schema, const ConnectionSettings& settings, StoreAccess access,
-                 std::unique_ptr<Store>* out, StoreLocation* location = nullptr);
+                 std::unique_ptr<Store>* out, StoreLocation* location = nullptr,
+                 std::function<bool()> busy_elsewhere = nullptr);
 
 }  // namespace snapshot

@@ -1,7 +1,5 @@
 #include "ext/tracked_capture.h"
 
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +16,7 @@
 #include "ext/capture.h"
 #include "ext/progress.h"
 #include "ext/sql_util.h"
+#include "store/background.h"
 #include "store/coding.h"
 #include "store/format.h"
 #include "vfs/cow.h"
@@ -174,19 +173,20 @@ Status ReadPinnedPages(sqlite3_file* file, sqlite3_file* wal, Pin* pin, const st
   return Status::OK();
 }
 
-// Runs `read` on a thread of its own at nice 10, so that on a busy machine
-// the database's writers get the CPU first (the calling thread cannot be
-// reniced and set back without privileges). The calling thread, which holds
-// its connection's mutex, watches for sqlite3_interrupt() meanwhile.
-Status ReadInBackground(InterruptCheck* interrupt, const std::function<Status(const std::atomic<bool>*)>& read) {
+// Runs `work` on a thread of its own at background priority, so that the
+// database's writers get the CPU and the disk first (the calling thread
+// cannot be lowered and set back without privileges). The calling thread,
+// which holds its connection's mutex, watches for sqlite3_interrupt()
+// meanwhile and raises the cancel flag.
+Status RunInBackground(InterruptCheck* interrupt, const std::function<Status(const std::atomic<bool>*)>& work) {
   std::atomic<bool> cancel{false};
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;
   Status result;
   std::thread reader([&] {
-    setpriority(PRIO_PROCESS, pid_t(syscall(SYS_gettid)), 10);
-    Status s = read(&cancel);
+    LowerThisThreadToBackground();
+    Status s = work(&cancel);
     std::lock_guard<std::mutex> l(mu);
     result = s;
     done = true;
@@ -200,6 +200,42 @@ Status ReadInBackground(InterruptCheck* interrupt, const std::function<Status(co
   }
   reader.join();
   return result;
+}
+
+// In WAL mode the pin kept checkpoints from passing it, so the WAL has grown
+// by every commit made while the snapshot read. The first writer to commit
+// after the pin is released would copy all of that back into the database
+// file (and fsync it) inside its own commit: a stall as long as the snapshot
+// was long. Checkpointing here, at once and at background priority, takes
+// that off the writers: a writer's automatic checkpoint finds the checkpoint
+// lock taken and returns at once. PASSIVE: it never waits for or blocks a
+// writer. Failure costs nothing (the writers checkpoint as before).
+void CheckpointInBackground(InterruptCheck* interrupt, sqlite3* w) {
+  RunInBackground(interrupt, [&](const std::atomic<bool>*) {
+    sqlite3_wal_checkpoint_v2(w, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    return Status::OK();
+  });
+}
+
+// CompressOptions::busy_elsewhere for a tracked snapshot: whether the
+// database's tracked writers wrote a page in the last quarter second. Asked
+// by the reading thread before each 1 MiB frame (a few milliseconds apart).
+std::function<bool()> WritersActive(const Tracker* t) {
+  using Clock = std::chrono::steady_clock;
+  struct State {
+    uint64_t seen;
+    Clock::time_point changed;
+  };
+  auto state = std::make_shared<State>(State{t->PagesWritten(), Clock::now() - std::chrono::hours(1)});
+  return [t, state] {
+    const Clock::time_point now = Clock::now();
+    const uint64_t written = t->PagesWritten();
+    if (written != state->seen) {
+      state->seen = written;
+      state->changed = now;
+    }
+    return now - state->changed < std::chrono::milliseconds(250);
+  };
 }
 
 bool CanTrack(sqlite3* db, const char* schema, const char* filename) {
@@ -240,7 +276,7 @@ Status TakeTrackedSnapshot(sqlite3* db, const char* schema, const ConnectionSett
     // The database's state is pinned and its lock released: now the store's.
     std::unique_ptr<Store> store;
     StoreLocation loc;
-    Status s = OpenStore(db, schema, settings, access, &store, &loc);
+    Status s = OpenStore(db, schema, settings, access, &store, &loc, WritersActive(t));
     if (!s.ok()) {
       Abandon(t, &pin);
       return s;
@@ -261,7 +297,7 @@ Status TakeTrackedSnapshot(sqlite3* db, const char* schema, const ConnectionSett
     if (s.ok()) {
       sqlite3_file* file = FilePointer(w.db(), "main", SQLITE_FCNTL_FILE_POINTER);
       sqlite3_file* wal = pin.layout.wal ? FilePointer(r.db(), "main", SQLITE_FCNTL_JOURNAL_POINTER) : nullptr;
-      s = ReadInBackground(&interrupt, [&](const std::atomic<bool>* cancel) {
+      s = RunInBackground(&interrupt, [&](const std::atomic<bool>* cancel) {
         return ReadPinnedPages(file, wal, &pin, PagesToRead(pin, tracked), builder.get(), cancel, &progress);
       });
       if (s.ok() && pin.cow != nullptr && !t->UntouchedSinceReset(file, pin.cow->generation())) {
@@ -272,6 +308,7 @@ Status TakeTrackedSnapshot(sqlite3* db, const char* schema, const ConnectionSett
     }
     pin.read.Finalize();
     EndCow(t, &pin);
+    if (pin.layout.wal) CheckpointInBackground(&interrupt, w.db());
     if (s.ok()) s = builder->Commit(label, id);
     if (!s.ok()) {
       builder.reset();

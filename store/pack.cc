@@ -1,8 +1,5 @@
 #include "store/pack.h"
 
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 #include <zstd.h>
 
 #include <algorithm>
@@ -11,6 +8,7 @@
 #include <mutex>
 #include <thread>
 
+#include "store/background.h"
 #include "store/coding.h"
 #include "store/format.h"
 
@@ -20,7 +18,8 @@ namespace snapshot {
 // order, so pack layout does not depend on thread timing.
 class FrameCompressor {
  public:
-  FrameCompressor(int level, int threads) : level_(level) {
+  FrameCompressor(int level, int threads, std::function<bool()> busy_elsewhere)
+      : level_(level), busy_elsewhere_(std::move(busy_elsewhere)) {
     for (int i = 0; i < threads; i++) workers_.emplace_back([this] { WorkerLoop(); });
     max_in_flight_ = threads > 0 ? size_t(threads) * 2 : 1;
   }
@@ -40,7 +39,7 @@ class FrameCompressor {
   void Submit(std::string raw) {
     auto job = std::make_unique<Job>();
     job->raw = std::move(raw);
-    if (workers_.empty()) {
+    if (workers_.empty() || (busy_elsewhere_ && busy_elsewhere_())) {
       Compress(job.get(), &inline_ctx_);
       std::lock_guard<std::mutex> l(mu_);
       in_order_.push_back(std::move(job));
@@ -92,9 +91,7 @@ class FrameCompressor {
   }
 
   void WorkerLoop() {
-    // Backups are background work: on a busy machine the database's own
-    // writers get the CPU first (nice 10 for this thread only).
-    setpriority(PRIO_PROCESS, pid_t(syscall(SYS_gettid)), 10);
+    LowerThisThreadToBackground();
     Ctx ctx;
     for (;;) {
       Job* job;
@@ -119,6 +116,7 @@ class FrameCompressor {
   }
 
   const int level_;
+  const std::function<bool()> busy_elsewhere_;
   size_t max_in_flight_;
   Ctx inline_ctx_;
   std::mutex mu_;
@@ -153,7 +151,7 @@ Status PackWriter::Create(Env* env, const std::string& dir, uint64_t id, uint32_
   Status s = w->file_->Append(header.data(), header.size());
   if (!s.ok()) return s;  // the destructor removes the temporary file
   w->offset_ = header.size();
-  w->compressor_.reset(new FrameCompressor(options.level, options.threads));
+  w->compressor_.reset(new FrameCompressor(options.level, options.threads, options.busy_elsewhere));
   w->frame_.reserve(size_t(w->pages_per_frame_) * page_size);
   *out = std::move(w);
   return Status::OK();

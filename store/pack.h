@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -46,6 +47,12 @@ struct CompressOptions {
   int level = 2;    // zstd level
   int threads = 2;  // compression threads; 0 compresses on the caller's thread
   size_t frame_bytes = 1 << 20;  // uncompressed bytes per frame
+  // Asked before each frame is handed to a worker; while it returns true the
+  // frame is compressed on the caller's thread instead, so that the pack
+  // keeps one core busy, not threads + 1. A snapshot sets it to "the
+  // database's writers are active": they need the other cores more
+  // (store/background.h). Unset: always use the workers.
+  std::function<bool()> busy_elsewhere;
 };
 
 class FrameCompressor;

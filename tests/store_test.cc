@@ -4,8 +4,11 @@
 // failure or crash at any step leaves every listed snapshot whole, that
 // damage is reported (naming the snapshot) and never returned as data, and
 // that pruning keeps exactly what the rules say.
+#include <sched.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
+#include <unistd.h>
 #include <zstd.h>
 
 #include <algorithm>
@@ -23,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "store/background.h"
 #include "store/coding.h"
 #include "store/env.h"
 #include "store/format.h"
@@ -2144,6 +2148,44 @@ TEST(StoreLocks, WaiterGetsTheLockWhenReleased) {
   writer.reset();
   t.join();
   EXPECT_TRUE(result.ok()) << Describe(result);
+}
+
+// While busy_elsewhere() says the application needs the cores, frames are
+// compressed on the caller's thread; the pack is the same either way.
+TEST(Background, BusyElsewhereIsAskedForEveryFrameAndChangesNothingStored) {
+  const Image img = MakeImage(4096, 1280, 1);  // 5 frames of 1 MiB
+  TempDir tmp;
+  for (int mode = 0; mode < 3; mode++) {  // never, always, every other frame
+    SCOPED_TRACE("mode " + std::to_string(mode));
+    StoreOptions o = Options(tmp / ("s" + std::to_string(mode)));
+    int asked = 0;
+    o.compress.busy_elsewhere = [&] {
+      asked++;
+      return mode == 1 || (mode == 2 && asked % 2 == 0);
+    };
+    auto store = OpenOrDie(o);
+    ASSERT_NE(store, nullptr);
+    uint64_t id = 0;
+    ASSERT_OK(Snap(store.get(), img, "", &id));
+    EXPECT_TRUE(ReadsBack(store.get(), id, img));
+    EXPECT_GE(asked, 5);
+  }
+}
+
+// A snapshot's threads yield the CPU and the disk to the database's writers
+// (store/background.h); the caller's own thread is left alone.
+TEST(Background, LowersOnlyTheCallingThread) {
+  int policy = -1, io_class = -1;
+  std::thread t([&] {
+    snapshot::LowerThisThreadToBackground();
+    policy = sched_getscheduler(0);
+    const long prio = syscall(SYS_ioprio_get, 1, 0);  // IOPRIO_WHO_PROCESS, this thread
+    io_class = prio < 0 ? -1 : int(prio >> 13);
+  });
+  t.join();
+  EXPECT_EQ(SCHED_IDLE, policy);
+  EXPECT_EQ(3, io_class);  // IOPRIO_CLASS_IDLE
+  EXPECT_EQ(SCHED_OTHER, sched_getscheduler(0));
 }
 
 }  // namespace

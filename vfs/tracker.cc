@@ -223,6 +223,7 @@ bool Tracker::Grow(uint64_t need) {
 
 void Tracker::Mark(uint32_t pgno) {
   if (pgno == 0) return;
+  __atomic_fetch_add(&header()->pages_written, 1, __ATOMIC_RELAXED);
   const uint64_t byte = kTrackBitmapOffset + (uint64_t(pgno) - 1) / 8;
   const uint8_t bit = uint8_t(1u << ((pgno - 1) % 8));
   for (;;) {

@@ -95,6 +95,8 @@ struct TrackHeader {
   uint32_t cow_generation;   // nonzero while a copy-on-write snapshot reads (vfs/cow.h)
   uint32_t cow_broken;       // a generation for which a writer could not preserve a page
   uint32_t cow_last_generation;  // the last generation handed out (each is new)
+  uint32_t pad;
+  uint64_t pages_written;    // by tracked writers, ever: a hint that they are active
 };
 static_assert(sizeof(TrackHeader) <= kTrackHeaderSize, "header fits its block");
 
@@ -153,6 +155,9 @@ class Tracker {
   // Sets the bits of `pages` again (a snapshot that used them failed).
   void ReturnMarks(const std::vector<uint32_t>& pages);
   uint64_t CountMarks();
+  // Pages tracked writers have written, ever (wraps): while it moves, the
+  // database's writers are active (a snapshot then leaves them the cores).
+  uint64_t PagesWritten() const { return __atomic_load_n(&header()->pages_written, __ATOMIC_RELAXED); }
   // After a copy-on-write read (rollback mode): whether every write since
   // Reset went through the VFS and preserved what the snapshot needed.
   bool UntouchedSinceReset(sqlite3_file* db, uint32_t cow_generation);
