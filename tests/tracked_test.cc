@@ -257,6 +257,25 @@ TEST_P(Tracked, WritersCommitWhileASnapshotReads) {
   EXPECT_EQ(20, QueryInt(db_, "SELECT count(*) FROM t WHERE v = 'during'") > 0 ? 20 : 0);
 }
 
+// A snapshot killed between creating its copy-on-write file and publishing
+// it leaves "-snapcow.tmp-<pid>"; the next one removes it.
+TEST_P(Tracked, AbandonedCopyOnWriteFileIsRemoved) {
+  if (GetParam() != "DELETE") GTEST_SKIP() << "copy-on-write is for rollback mode";
+  const std::string debris = path_ + "-snapcow.tmp-999999";
+  std::FILE* f = std::fopen(debris.c_str(), "w");
+  ASSERT_NE(nullptr, f);
+  std::fputs("left by a snapshot that died", f);
+  std::fclose(f);
+  const std::string other = path_ + "-other.tmp-999999";  // not ours: kept
+  f = std::fopen(other.c_str(), "w");
+  ASSERT_NE(nullptr, f);
+  std::fclose(f);
+  EXPECT_EQ(1, Backup());
+  EXPECT_NE(0, access(debris.c_str(), F_OK)) << debris << " is still there";
+  EXPECT_EQ(0, access(other.c_str(), F_OK));
+  ExpectSnapshotIsLive(1);
+}
+
 // In WAL mode the pin holds checkpoints back; the snapshot checkpoints once
 // it lets go, so that the next writer's commit does not have to copy all
 // that was committed meanwhile (ext/tracked_capture.cc).

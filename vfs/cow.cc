@@ -1,5 +1,6 @@
 #include "vfs/cow.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -7,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <string>
 
 #include "store/format.h"
 
@@ -47,8 +49,24 @@ uint32_t* CowArea::state(uint32_t pgno) const {
 
 uint64_t CowArea::slot_offset(uint64_t slot) const { return map_size_ + slot * page_size_; }
 
+namespace {
+// Unlinks every "<path>.tmp-*" (see Create).
+void RemoveAbandonedTemporaries(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  const std::string prefix = (slash == std::string::npos ? path : path.substr(slash + 1)) + ".tmp-";
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return;
+  while (const dirent* e = readdir(d)) {
+    if (std::strncmp(e->d_name, prefix.c_str(), prefix.size()) == 0) unlink((dir + e->d_name).c_str());
+  }
+  closedir(d);
+}
+}  // namespace
+
 Status CowArea::Create(const std::string& path, uint32_t generation, uint32_t page_size, uint32_t page_count,
                        const std::vector<uint32_t>* needed, mode_t mode, std::unique_ptr<CowArea>* out) {
+  RemoveAbandonedTemporaries(path);
   const std::string tmp = path + ".tmp-" + std::to_string(getpid());
   int fd = open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return Errno("cannot create " + tmp, errno);

@@ -40,6 +40,9 @@ class CowArea {
   ~CowArea();
   // Creates the area of a snapshot of page_count pages needing `needed`
   // (sorted page numbers), or every page but the lock-byte page when null.
+  // The caller holds the database's snapshot lock (one snapshot at a time),
+  // so any `<path>.tmp-<pid>` left beside it is from a snapshot that died
+  // between creating and publishing it: removed.
   static Status Create(const std::string& path, uint32_t generation, uint32_t page_size, uint32_t page_count,
                        const std::vector<uint32_t>* needed, mode_t mode, std::unique_ptr<CowArea>* out);
   // Maps the area at `path` if it is of `generation` (writers); else null.
