@@ -34,7 +34,8 @@ Status LocateStore(sqlite3* db, const char* schema, const ConnectionSettings& se
 }
 
 Status OpenStore(sqlite3* db, const char* schema, const ConnectionSettings& settings, StoreAccess access,
-                 std::unique_ptr<Store>* out, StoreLocation* location, std::function<bool()> busy_elsewhere) {
+                 std::unique_ptr<Store>* out, StoreLocation* location,
+                 const std::function<void(CompressOptions*)>& pack_hooks) {
   StoreLocation loc;
   SNAPSHOT_RETURN_IF_ERROR(LocateStore(db, schema, settings, &loc));
   StoreOptions o;
@@ -47,7 +48,7 @@ Status OpenStore(sqlite3* db, const char* schema, const ConnectionSettings& sett
   o.lock_timeout_ms = settings.busy_timeout_ms;
   o.compress.level = settings.level;
   o.compress.threads = settings.threads;
-  o.compress.busy_elsewhere = std::move(busy_elsewhere);
+  if (pack_hooks) pack_hooks(&o.compress);
   if (location != nullptr) *location = loc;
   return Store::Open(o, out);
 }

@@ -47,9 +47,10 @@ enum class StoreAccess {
             // must exist
 };
 
-// `busy_elsewhere`: CompressOptions::busy_elsewhere for the store's packs.
+// `pack_hooks`, if set, may fill in CompressOptions' hooks for the packs the
+// store writes (a tracked snapshot makes room for the database's writers).
 Status OpenStore(sqlite3* db, const char* schema, const ConnectionSettings& settings, StoreAccess access,
                  std::unique_ptr<Store>* out, StoreLocation* location = nullptr,
-                 std::function<bool()> busy_elsewhere = nullptr);
+                 const std::function<void(CompressOptions*)>& pack_hooks = nullptr);
 
 }  // namespace snapshot

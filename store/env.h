@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +24,10 @@ class WritableFile {
   virtual Status WriteAt(uint64_t offset, const void* data, size_t n) = 0;
   virtual Status Sync() = 0;   // data and metadata durable (fsync)
   virtual Status Close() = 0;  // idempotent
+  // Called before the file starts writing back each chunk of what was
+  // appended (see PosixWritableFile); it may wait. Files that do not pace
+  // their write-back ignore it.
+  virtual void SetWritebackGate(std::function<void()> gate) { (void)gate; }
 };
 
 // A file read at arbitrary offsets; safe to share between threads.

@@ -60,6 +60,7 @@ class PosixWritableFile : public WritableFile {
     if (::fsync(fd_) != 0) return PosixError("fsync " + path_, errno);
     return Status::OK();
   }
+  void SetWritebackGate(std::function<void()> gate) override { gate_ = std::move(gate); }
   Status Close() override {
     if (fd_ < 0) return Status::OK();
     int rc = ::close(fd_);
@@ -83,6 +84,7 @@ class PosixWritableFile : public WritableFile {
   void PaceWriteback() {
     constexpr uint64_t kChunk = 256 << 10;
     while (appended_ - started_ >= kChunk) {
+      if (gate_) gate_();
       ::sync_file_range(fd_, off64_t(started_), off64_t(kChunk), SYNC_FILE_RANGE_WRITE);
       if (started_ >= kChunk) {
         ::sync_file_range(fd_, off64_t(started_ - kChunk), off64_t(kChunk),
@@ -93,6 +95,7 @@ class PosixWritableFile : public WritableFile {
   }
 
   std::string path_;
+  std::function<void()> gate_;
   uint64_t appended_ = 0;  // bytes appended (WriteAt does not move it)
   uint64_t started_ = 0;   // write-back started up to here
   int fd_;

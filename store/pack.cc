@@ -141,6 +141,7 @@ Status PackWriter::Create(Env* env, const std::string& dir, uint64_t id, uint32_
   w->final_path_ = JoinPath(dir, FileNameForId(id, kPackSuffix));
   w->tmp_path_ = w->final_path_ + kTempSuffix;
   SNAPSHOT_RETURN_IF_ERROR(env->NewWritableFile(w->tmp_path_, mode, &w->file_));
+  if (options.before_writeback) w->file_->SetWritebackGate(options.before_writeback);
   std::string header;
   ByteWriter hw(&header);
   hw.Bytes(kPackMagic, 8);

@@ -53,6 +53,10 @@ struct CompressOptions {
   // database's writers are active": they need the other cores more
   // (store/background.h). Unset: always use the workers.
   std::function<bool()> busy_elsewhere;
+  // The pack file's write-back gate (WritableFile::SetWritebackGate). A
+  // snapshot waits in it for a writer's commit to finish, so that its next
+  // chunk goes to the disk between two commits instead of in front of one.
+  std::function<void()> before_writeback;
 };
 
 class FrameCompressor;

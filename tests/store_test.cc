@@ -2172,6 +2172,30 @@ TEST(Background, BusyElsewhereIsAskedForEveryFrameAndChangesNothingStored) {
   }
 }
 
+// The pack file asks before_writeback before each 256 KiB chunk it writes
+// back (store/env_posix.cc); a snapshot waits there for a gap between the
+// database's commits.
+TEST(Background, BeforeWritebackIsAskedForEveryChunk) {
+  Image img;  // pages that do not compress: the pack is about their size
+  img.page_size = 4096;
+  std::mt19937 rng(7);
+  for (int i = 0; i < 1024; i++) {
+    std::string p(4096, '\0');
+    for (char& c : p) c = char(rng());
+    img.pages.push_back(p);
+  }
+  TempDir tmp;
+  StoreOptions o = Options(tmp / "s");
+  int asked = 0;
+  o.compress.before_writeback = [&] { asked++; };
+  auto store = OpenOrDie(o);
+  ASSERT_NE(store, nullptr);
+  uint64_t id = 0;
+  ASSERT_OK(Snap(store.get(), img, "", &id));
+  EXPECT_TRUE(ReadsBack(store.get(), id, img));
+  EXPECT_GE(asked, 15);  // 4 MiB in 256 KiB chunks
+}
+
 // A snapshot's threads yield the CPU and the disk to the database's writers
 // (store/background.h); the caller's own thread is left alone.
 TEST(Background, LowersOnlyTheCallingThread) {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 
 #include "tests/test_util.h"
 
@@ -17,6 +18,7 @@ namespace snapshot_test {
 namespace {
 
 constexpr size_t kBootIdOffset = 32;  // TrackHeader::boot_id (vfs/tracker.h)
+constexpr size_t kWritesEndedOffset = 136;  // TrackHeader::writes_ended
 
 // Runs SQL in the real sqlite3 shell, which does not load the extension: a
 // writer the VFS never sees.
@@ -255,6 +257,22 @@ TEST_P(Tracked, WritersCommitWhileASnapshotReads) {
   EXPECT_EQ("ok", Query(c, "PRAGMA integrity_check"));
   sqlite3_close(c);
   EXPECT_EQ(20, QueryInt(db_, "SELECT count(*) FROM t WHERE v = 'during'") > 0 ? 20 : 0);
+}
+
+// Tracked writers count the write transactions they end; a snapshot times
+// its own disk writes by that count (ext/tracked_capture.cc). Read
+// transactions do not count.
+TEST_P(Tracked, WriteTransactionsAreCounted) {
+  auto ended = [&] {
+    uint64_t n = 0;
+    std::memcpy(&n, ReadFile(path_ + "-snaptrack").data() + kWritesEndedOffset, sizeof n);
+    return n;
+  };
+  const uint64_t before = ended();
+  for (int i = 0; i < 5; i++) ASSERT_EQ("", Exec(db_, "UPDATE t SET v = 'x' WHERE id = " + std::to_string(i + 1)));
+  EXPECT_EQ(before + 5, ended());
+  EXPECT_EQ("6000", Query(db_, "SELECT count(*) FROM t"));
+  EXPECT_EQ(before + 5, ended());
 }
 
 // A snapshot killed between creating its copy-on-write file and publishing

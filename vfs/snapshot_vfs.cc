@@ -57,7 +57,8 @@ int ShimTruncate(sqlite3_file* f, sqlite3_int64 size) {
   return s->real->pMethods->xTruncate(s->real, size);
 }
 
-// Everything else passes through.
+// Everything else passes through (the end of a write transaction is
+// counted: Tracker::OnWriteTransactionEnd).
 int ShimRead(sqlite3_file* f, void* p, int n, sqlite3_int64 o) { return R(f)->pMethods->xRead(R(f), p, n, o); }
 int ShimSync(sqlite3_file* f, int flags) { return R(f)->pMethods->xSync(R(f), flags); }
 int ShimFileSize(sqlite3_file* f, sqlite3_int64* n) { return R(f)->pMethods->xFileSize(R(f), n); }
@@ -68,7 +69,13 @@ int ShimLock(sqlite3_file* f, int l) {
 }
 int ShimUnlock(sqlite3_file* f, int l) {
   const int rc = R(f)->pMethods->xUnlock(R(f), l);
-  if (rc == SQLITE_OK) reinterpret_cast<ShimFile*>(f)->lock = l;
+  ShimFile* s = reinterpret_cast<ShimFile*>(f);
+  if (rc != SQLITE_OK) return rc;
+  // Rollback mode: a write transaction ends when RESERVED or more is let go.
+  if (s->tracker != nullptr && s->lock >= SQLITE_LOCK_RESERVED && l < SQLITE_LOCK_RESERVED) {
+    s->tracker->OnWriteTransactionEnd();
+  }
+  s->lock = l;
   return rc;
 }
 int ShimCheckReservedLock(sqlite3_file* f, int* out) { return R(f)->pMethods->xCheckReservedLock(R(f), out); }
@@ -86,6 +93,7 @@ int ShimShmLock(sqlite3_file* f, int offset, int n, int flags) {
   // Slot 0 is SQLite's WAL write lock: a write transaction begins or ends.
   if (rc == SQLITE_OK && offset == 0 && s->tracker != nullptr) {
     s->tracker->OnWalWriteLock((flags & SQLITE_SHM_LOCK) ? s->wal_index : nullptr);
+    if (flags & SQLITE_SHM_UNLOCK) s->tracker->OnWriteTransactionEnd();
   }
   return rc;
 }

@@ -26,6 +26,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <cstddef>
 #include <functional>
 #include <cstdint>
 #include <memory>
@@ -95,10 +96,12 @@ struct TrackHeader {
   uint32_t cow_generation;   // nonzero while a copy-on-write snapshot reads (vfs/cow.h)
   uint32_t cow_broken;       // a generation for which a writer could not preserve a page
   uint32_t cow_last_generation;  // the last generation handed out (each is new)
-  uint32_t pad;
   uint64_t pages_written;    // by tracked writers, ever: a hint that they are active
+  uint64_t writes_ended;     // write transactions tracked writers ended, ever: a
+                             // snapshot starts its own disk writes right after one
 };
 static_assert(sizeof(TrackHeader) <= kTrackHeaderSize, "header fits its block");
+static_assert(offsetof(TrackHeader, writes_ended) == 136, "tests/tracked_test.cc reads it there");
 
 class CowArea;
 
@@ -158,6 +161,12 @@ class Tracker {
   // Pages tracked writers have written, ever (wraps): while it moves, the
   // database's writers are active (a snapshot then leaves them the cores).
   uint64_t PagesWritten() const { return __atomic_load_n(&header()->pages_written, __ATOMIC_RELAXED); }
+  // A tracked writer ended a write transaction: its commit's syncs (and, in
+  // rollback mode, the journal's deletion) are done. A snapshot writing its
+  // pack issues each chunk right after one, so that the chunk is not queued
+  // in front of the next commit's I/O.
+  void OnWriteTransactionEnd() { __atomic_fetch_add(&header()->writes_ended, 1, __ATOMIC_RELAXED); }
+  uint64_t WritesEnded() const { return __atomic_load_n(&header()->writes_ended, __ATOMIC_RELAXED); }
   // After a copy-on-write read (rollback mode): whether every write since
   // Reset went through the VFS and preserved what the snapshot needed.
   bool UntouchedSinceReset(sqlite3_file* db, uint32_t cow_generation);
