@@ -217,24 +217,38 @@ void CheckpointInBackground(InterruptCheck* interrupt, sqlite3* w) {
   });
 }
 
+// One of the counters tracked writers bump in the tracking header, and when
+// it was last seen to move.
+class WriterCounter {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit WriterCounter(std::function<uint64_t()> read)
+      : read_(std::move(read)), seen_(read_()), moved_(Clock::now() - std::chrono::hours(1)) {}
+  // Reads the counter at `now`; true if it moved since the last look.
+  bool Look(Clock::time_point now) {
+    const uint64_t value = read_();
+    if (value == seen_) return false;
+    seen_ = value;
+    moved_ = now;
+    return true;
+  }
+  bool MovedWithin(Clock::duration d, Clock::time_point now) const { return now - moved_ < d; }
+
+ private:
+  std::function<uint64_t()> read_;
+  uint64_t seen_;
+  Clock::time_point moved_;
+};
+
 // CompressOptions::busy_elsewhere for a tracked snapshot: whether the
 // database's tracked writers wrote a page in the last quarter second. Asked
 // by the reading thread before each 1 MiB frame (a few milliseconds apart).
 std::function<bool()> WritersActive(const Tracker* t) {
-  using Clock = std::chrono::steady_clock;
-  struct State {
-    uint64_t seen;
-    Clock::time_point changed;
-  };
-  auto state = std::make_shared<State>(State{t->PagesWritten(), Clock::now() - std::chrono::hours(1)});
-  return [t, state] {
-    const Clock::time_point now = Clock::now();
-    const uint64_t written = t->PagesWritten();
-    if (written != state->seen) {
-      state->seen = written;
-      state->changed = now;
-    }
-    return now - state->changed < std::chrono::milliseconds(250);
+  auto pages = std::make_shared<WriterCounter>([t] { return t->PagesWritten(); });
+  return [pages] {
+    const auto now = WriterCounter::Clock::now();
+    pages->Look(now);
+    return pages->MovedWithin(std::chrono::milliseconds(250), now);
   };
 }
 
@@ -245,29 +259,15 @@ std::function<bool()> WritersActive(const Tracker* t) {
 // front of one's fsyncs (bench/README.md, "Commit latency"). With no
 // writers, no wait.
 std::function<void()> AfterAWriteTransaction(const Tracker* t) {
-  using Clock = std::chrono::steady_clock;
-  struct State {
-    uint64_t seen;
-    Clock::time_point changed;
-  };
-  auto state = std::make_shared<State>(State{t->WritesEnded(), Clock::now() - std::chrono::hours(1)});
-  return [t, state] {
-    Clock::time_point now = Clock::now();
-    uint64_t ended = t->WritesEnded();
-    if (ended != state->seen) {
-      state->seen = ended;
-      state->changed = now;
-    }
-    if (now - state->changed > std::chrono::milliseconds(100)) return;  // writers quiet
-    const Clock::time_point deadline = now + std::chrono::milliseconds(10);
-    while (ended == state->seen && now < deadline) {
+  auto ended = std::make_shared<WriterCounter>([t] { return t->WritesEnded(); });
+  return [ended] {
+    auto now = WriterCounter::Clock::now();
+    ended->Look(now);
+    if (!ended->MovedWithin(std::chrono::milliseconds(100), now)) return;  // writers quiet
+    const auto deadline = now + std::chrono::milliseconds(10);
+    while (!ended->Look(now) && now < deadline) {
       std::this_thread::sleep_for(std::chrono::microseconds(200));
-      ended = t->WritesEnded();
-      now = Clock::now();
-    }
-    if (ended != state->seen) {
-      state->seen = ended;
-      state->changed = now;
+      now = WriterCounter::Clock::now();
     }
   };
 }
