@@ -272,6 +272,40 @@ std::function<void()> AfterAWriteTransaction(const Tracker* t) {
   };
 }
 
+// CompressOptions::between_blocks for a tracked snapshot: while a tracked
+// writer is inside a write transaction (more begun than ended), waits, at
+// most 5 ms a call. Even one compressing thread at SCHED_IDLE slowed a
+// rollback-mode writer's commits (bench/README.md). A count that stays
+// unequal for 50 ms (a writer that died mid-transaction, or a long one) is
+// not waited for. Called from the compressing threads, hence the mutex.
+std::function<void()> OutsideWritersTransactions(const Tracker* t) {
+  using Clock = std::chrono::steady_clock;
+  struct State {
+    std::mutex mu;
+    uint64_t begun = 0, ended = 0;
+    Clock::time_point since;
+  };
+  auto state = std::make_shared<State>();
+  return [t, state] {
+    const Clock::time_point start = Clock::now();
+    for (Clock::time_point now = start; now - start < std::chrono::milliseconds(5); now = Clock::now()) {
+      const uint64_t ended = t->WritesEnded(), begun = t->WritesBegun();
+      if (begun == ended) return;
+      {
+        std::lock_guard<std::mutex> l(state->mu);
+        if (begun != state->begun || ended != state->ended) {
+          state->begun = begun;
+          state->ended = ended;
+          state->since = now;
+        } else if (now - state->since > std::chrono::milliseconds(50)) {
+          return;  // stale, or a long transaction: do not wait for it
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+  };
+}
+
 bool CanTrack(sqlite3* db, const char* schema, const char* filename) {
   if (filename == nullptr || filename[0] == '\0') return false;
   sqlite3_vfs* vfs = nullptr;
@@ -313,6 +347,7 @@ Status TakeTrackedSnapshot(sqlite3* db, const char* schema, const ConnectionSett
     Status s = OpenStore(db, schema, settings, access, &store, &loc, [t](CompressOptions* o) {
       o->busy_elsewhere = WritersActive(t);
       o->before_writeback = AfterAWriteTransaction(t);
+      o->between_blocks = OutsideWritersTransactions(t);
     });
     if (!s.ok()) {
       Abandon(t, &pin);

@@ -18,8 +18,8 @@ namespace snapshot {
 // order, so pack layout does not depend on thread timing.
 class FrameCompressor {
  public:
-  FrameCompressor(int level, int threads, std::function<bool()> busy_elsewhere)
-      : level_(level), busy_elsewhere_(std::move(busy_elsewhere)) {
+  FrameCompressor(int level, int threads, std::function<bool()> busy_elsewhere, std::function<void()> between_blocks)
+      : level_(level), busy_elsewhere_(std::move(busy_elsewhere)), between_blocks_(std::move(between_blocks)) {
     for (int i = 0; i < threads; i++) workers_.emplace_back([this] { WorkerLoop(); });
     max_in_flight_ = threads > 0 ? size_t(threads) * 2 : 1;
   }
@@ -75,11 +75,33 @@ class FrameCompressor {
     ~Ctx() { ZSTD_freeCCtx(cctx); }
   };
 
+  // The frame in steps, with between_blocks_ called between them.
+  size_t CompressInSteps(ZSTD_CCtx* cctx, const std::string& raw, std::string* out) {
+    constexpr size_t kStep = 128 << 10;
+    ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+    size_t rc = ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level_);
+    if (!ZSTD_isError(rc)) rc = ZSTD_CCtx_setPledgedSrcSize(cctx, raw.size());
+    ZSTD_outBuffer o{&(*out)[0], out->size(), 0};
+    for (size_t pos = 0; !ZSTD_isError(rc) && pos < raw.size();) {
+      const size_t step = std::min(kStep, raw.size() - pos);
+      const bool last = pos + step == raw.size();
+      ZSTD_inBuffer in{raw.data() + pos, step, 0};
+      do {
+        rc = ZSTD_compressStream2(cctx, &o, &in, last ? ZSTD_e_end : ZSTD_e_continue);
+      } while (!ZSTD_isError(rc) && (in.pos < in.size || (last && rc != 0)));
+      pos += step;
+      if (!last) between_blocks_();
+    }
+    return ZSTD_isError(rc) ? rc : o.pos;
+  }
+
   void Compress(Job* job, Ctx* ctx) {
     if (ctx->cctx == nullptr) ctx->cctx = ZSTD_createCCtx();
     job->out.resize(ZSTD_compressBound(job->raw.size()));
-    size_t n = ctx->cctx == nullptr ? 0 : ZSTD_compressCCtx(ctx->cctx, &job->out[0], job->out.size(),
-                                                           job->raw.data(), job->raw.size(), level_);
+    size_t n = ctx->cctx == nullptr ? 0
+               : between_blocks_ ? CompressInSteps(ctx->cctx, job->raw, &job->out)
+                                 : ZSTD_compressCCtx(ctx->cctx, &job->out[0], job->out.size(), job->raw.data(),
+                                                     job->raw.size(), level_);
     if (ctx->cctx == nullptr || ZSTD_isError(n)) {
       job->status = Status::IOError(std::string("zstd compression failed: ") +
                                     (ctx->cctx ? ZSTD_getErrorName(n) : "out of memory"));
@@ -117,6 +139,7 @@ class FrameCompressor {
 
   const int level_;
   const std::function<bool()> busy_elsewhere_;
+  const std::function<void()> between_blocks_;
   size_t max_in_flight_;
   Ctx inline_ctx_;
   std::mutex mu_;
@@ -152,7 +175,8 @@ Status PackWriter::Create(Env* env, const std::string& dir, uint64_t id, uint32_
   Status s = w->file_->Append(header.data(), header.size());
   if (!s.ok()) return s;  // the destructor removes the temporary file
   w->offset_ = header.size();
-  w->compressor_.reset(new FrameCompressor(options.level, options.threads, options.busy_elsewhere));
+  w->compressor_.reset(new FrameCompressor(options.level, options.threads, options.busy_elsewhere,
+                                                options.between_blocks));
   w->frame_.reserve(size_t(w->pages_per_frame_) * page_size);
   *out = std::move(w);
   return Status::OK();

@@ -57,6 +57,11 @@ struct CompressOptions {
   // snapshot waits in it for a writer's commit to finish, so that its next
   // chunk goes to the disk between two commits instead of in front of one.
   std::function<void()> before_writeback;
+  // Called between 128 KiB steps of compressing a frame, on the compressing
+  // thread (several may call it at once); it may wait. A snapshot waits
+  // while one of the database's writers is inside a transaction. When set,
+  // frames are compressed with zstd's streaming API (same format).
+  std::function<void()> between_blocks;
 };
 
 class FrameCompressor;

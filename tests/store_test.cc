@@ -2196,6 +2196,23 @@ TEST(Background, BeforeWritebackIsAskedForEveryChunk) {
   EXPECT_GE(asked, 15);  // 4 MiB in 256 KiB chunks
 }
 
+// With between_blocks set, frames are compressed in 128 KiB steps with the
+// hook called between them (a snapshot pauses there while a writer is in a
+// transaction); the pack reads back the same.
+TEST(Background, BetweenBlocksIsCalledWithinEveryFrame) {
+  const Image img = MakeImage(4096, 1280, 1);  // 5 frames of 1 MiB
+  TempDir tmp;
+  StoreOptions o = Options(tmp / "s");
+  std::atomic<int> calls{0};
+  o.compress.between_blocks = [&] { calls++; };
+  auto store = OpenOrDie(o);
+  ASSERT_NE(store, nullptr);
+  uint64_t id = 0;
+  ASSERT_OK(Snap(store.get(), img, "", &id));
+  EXPECT_TRUE(ReadsBack(store.get(), id, img));
+  EXPECT_EQ(5 * 7, calls.load());  // 8 steps a frame, 7 gaps
+}
+
 // A snapshot's threads yield the CPU and the disk to the database's writers
 // (store/background.h); the caller's own thread is left alone.
 TEST(Background, LowersOnlyTheCallingThread) {

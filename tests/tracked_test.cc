@@ -19,6 +19,7 @@ namespace {
 
 constexpr size_t kBootIdOffset = 32;  // TrackHeader::boot_id (vfs/tracker.h)
 constexpr size_t kWritesEndedOffset = 136;  // TrackHeader::writes_ended
+constexpr size_t kWritesBegunOffset = 144;  // TrackHeader::writes_begun
 
 // Runs SQL in the real sqlite3 shell, which does not load the extension: a
 // writer the VFS never sees.
@@ -259,20 +260,27 @@ TEST_P(Tracked, WritersCommitWhileASnapshotReads) {
   EXPECT_EQ(20, QueryInt(db_, "SELECT count(*) FROM t WHERE v = 'during'") > 0 ? 20 : 0);
 }
 
-// Tracked writers count the write transactions they end; a snapshot times
-// its own disk writes by that count (ext/tracked_capture.cc). Read
-// transactions do not count.
+// Tracked writers count the write transactions they begin and end; a
+// snapshot times its own disk writes and compressing by those counts
+// (ext/tracked_capture.cc). Read transactions do not count.
 TEST_P(Tracked, WriteTransactionsAreCounted) {
-  auto ended = [&] {
+  auto counter = [&](size_t offset) {
     uint64_t n = 0;
-    std::memcpy(&n, ReadFile(path_ + "-snaptrack").data() + kWritesEndedOffset, sizeof n);
+    std::memcpy(&n, ReadFile(path_ + "-snaptrack").data() + offset, sizeof n);
     return n;
   };
-  const uint64_t before = ended();
+  const uint64_t ended = counter(kWritesEndedOffset), begun = counter(kWritesBegunOffset);
+  EXPECT_EQ(begun, ended) << "no transaction is running";
   for (int i = 0; i < 5; i++) ASSERT_EQ("", Exec(db_, "UPDATE t SET v = 'x' WHERE id = " + std::to_string(i + 1)));
-  EXPECT_EQ(before + 5, ended());
+  EXPECT_EQ(ended + 5, counter(kWritesEndedOffset));
+  EXPECT_EQ(begun + 5, counter(kWritesBegunOffset));
   EXPECT_EQ("6000", Query(db_, "SELECT count(*) FROM t"));
-  EXPECT_EQ(before + 5, ended());
+  EXPECT_EQ(ended + 5, counter(kWritesEndedOffset));
+  ASSERT_EQ("", Exec(db_, "BEGIN IMMEDIATE; UPDATE t SET v = 'y' WHERE id = 9"));
+  EXPECT_EQ(begun + 6, counter(kWritesBegunOffset)) << "inside a write transaction";
+  EXPECT_EQ(ended + 5, counter(kWritesEndedOffset));
+  ASSERT_EQ("", Exec(db_, "COMMIT"));
+  EXPECT_EQ(ended + 6, counter(kWritesEndedOffset));
 }
 
 // A snapshot killed between creating its copy-on-write file and publishing

@@ -64,7 +64,13 @@ int ShimSync(sqlite3_file* f, int flags) { return R(f)->pMethods->xSync(R(f), fl
 int ShimFileSize(sqlite3_file* f, sqlite3_int64* n) { return R(f)->pMethods->xFileSize(R(f), n); }
 int ShimLock(sqlite3_file* f, int l) {
   const int rc = R(f)->pMethods->xLock(R(f), l);
-  if (rc == SQLITE_OK) reinterpret_cast<ShimFile*>(f)->lock = l;
+  ShimFile* s = reinterpret_cast<ShimFile*>(f);
+  if (rc != SQLITE_OK) return rc;
+  // Rollback mode: a write transaction begins with RESERVED (or more).
+  if (s->tracker != nullptr && s->lock < SQLITE_LOCK_RESERVED && l >= SQLITE_LOCK_RESERVED) {
+    s->tracker->OnWriteTransactionBegin();
+  }
+  s->lock = l;
   return rc;
 }
 int ShimUnlock(sqlite3_file* f, int l) {
@@ -94,6 +100,7 @@ int ShimShmLock(sqlite3_file* f, int offset, int n, int flags) {
   if (rc == SQLITE_OK && offset == 0 && s->tracker != nullptr) {
     s->tracker->OnWalWriteLock((flags & SQLITE_SHM_LOCK) ? s->wal_index : nullptr);
     if (flags & SQLITE_SHM_UNLOCK) s->tracker->OnWriteTransactionEnd();
+    if (flags & SQLITE_SHM_LOCK) s->tracker->OnWriteTransactionBegin();
   }
   return rc;
 }

@@ -99,9 +99,11 @@ struct TrackHeader {
   uint64_t pages_written;    // by tracked writers, ever: a hint that they are active
   uint64_t writes_ended;     // write transactions tracked writers ended, ever: a
                              // snapshot starts its own disk writes right after one
+  uint64_t writes_begun;     // ... and began: while the two differ, one is running
 };
 static_assert(sizeof(TrackHeader) <= kTrackHeaderSize, "header fits its block");
-static_assert(offsetof(TrackHeader, writes_ended) == 136, "tests/tracked_test.cc reads it there");
+static_assert(offsetof(TrackHeader, writes_ended) == 136 && offsetof(TrackHeader, writes_begun) == 144,
+              "tests/tracked_test.cc reads them there");
 
 class CowArea;
 
@@ -167,6 +169,10 @@ class Tracker {
   // in front of the next commit's I/O.
   void OnWriteTransactionEnd() { __atomic_fetch_add(&header()->writes_ended, 1, __ATOMIC_RELAXED); }
   uint64_t WritesEnded() const { return __atomic_load_n(&header()->writes_ended, __ATOMIC_RELAXED); }
+  // A tracked writer began a write transaction. While more have begun than
+  // ended, a snapshot pauses its compressing.
+  void OnWriteTransactionBegin() { __atomic_fetch_add(&header()->writes_begun, 1, __ATOMIC_RELAXED); }
+  uint64_t WritesBegun() const { return __atomic_load_n(&header()->writes_begun, __ATOMIC_RELAXED); }
   // After a copy-on-write read (rollback mode): whether every write since
   // Reset went through the VFS and preserved what the snapshot needed.
   bool UntouchedSinceReset(sqlite3_file* db, uint32_t cow_generation);
