@@ -18,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <random>
@@ -2150,6 +2151,19 @@ TEST(StoreLocks, WaiterGetsTheLockWhenReleased) {
   EXPECT_TRUE(result.ok()) << Describe(result);
 }
 
+// Takes a snapshot of `img` into a new store at `dir` whose pack hooks
+// `hooks` sets, and checks that it reads back.
+void SnapWithPackHooks(const std::string& dir, const Image& img,
+                       const std::function<void(snapshot::CompressOptions*)>& hooks) {
+  StoreOptions o = Options(dir);
+  hooks(&o.compress);
+  auto store = OpenOrDie(o);
+  ASSERT_NE(store, nullptr);
+  uint64_t id = 0;
+  ASSERT_OK(Snap(store.get(), img, "", &id));
+  EXPECT_TRUE(ReadsBack(store.get(), id, img));
+}
+
 // While busy_elsewhere() says the application needs the cores, frames are
 // compressed on the caller's thread; the pack is the same either way.
 TEST(Background, BusyElsewhereIsAskedForEveryFrameAndChangesNothingStored) {
@@ -2157,17 +2171,13 @@ TEST(Background, BusyElsewhereIsAskedForEveryFrameAndChangesNothingStored) {
   TempDir tmp;
   for (int mode = 0; mode < 3; mode++) {  // never, always, every other frame
     SCOPED_TRACE("mode " + std::to_string(mode));
-    StoreOptions o = Options(tmp / ("s" + std::to_string(mode)));
     int asked = 0;
-    o.compress.busy_elsewhere = [&] {
-      asked++;
-      return mode == 1 || (mode == 2 && asked % 2 == 0);
-    };
-    auto store = OpenOrDie(o);
-    ASSERT_NE(store, nullptr);
-    uint64_t id = 0;
-    ASSERT_OK(Snap(store.get(), img, "", &id));
-    EXPECT_TRUE(ReadsBack(store.get(), id, img));
+    SnapWithPackHooks(tmp / ("s" + std::to_string(mode)), img, [&](snapshot::CompressOptions* c) {
+      c->busy_elsewhere = [&] {
+        asked++;
+        return mode == 1 || (mode == 2 && asked % 2 == 0);
+      };
+    });
     EXPECT_GE(asked, 5);
   }
 }
@@ -2185,14 +2195,8 @@ TEST(Background, BeforeWritebackIsAskedForEveryChunk) {
     img.pages.push_back(p);
   }
   TempDir tmp;
-  StoreOptions o = Options(tmp / "s");
   int asked = 0;
-  o.compress.before_writeback = [&] { asked++; };
-  auto store = OpenOrDie(o);
-  ASSERT_NE(store, nullptr);
-  uint64_t id = 0;
-  ASSERT_OK(Snap(store.get(), img, "", &id));
-  EXPECT_TRUE(ReadsBack(store.get(), id, img));
+  SnapWithPackHooks(tmp / "s", img, [&](snapshot::CompressOptions* c) { c->before_writeback = [&] { asked++; }; });
   EXPECT_GE(asked, 15);  // 4 MiB in 256 KiB chunks
 }
 
@@ -2202,14 +2206,8 @@ TEST(Background, BeforeWritebackIsAskedForEveryChunk) {
 TEST(Background, BetweenBlocksIsCalledWithinEveryFrame) {
   const Image img = MakeImage(4096, 1280, 1);  // 5 frames of 1 MiB
   TempDir tmp;
-  StoreOptions o = Options(tmp / "s");
   std::atomic<int> calls{0};
-  o.compress.between_blocks = [&] { calls++; };
-  auto store = OpenOrDie(o);
-  ASSERT_NE(store, nullptr);
-  uint64_t id = 0;
-  ASSERT_OK(Snap(store.get(), img, "", &id));
-  EXPECT_TRUE(ReadsBack(store.get(), id, img));
+  SnapWithPackHooks(tmp / "s", img, [&](snapshot::CompressOptions* c) { c->between_blocks = [&] { calls++; }; });
   EXPECT_EQ(5 * 7, calls.load());  // 8 steps a frame, 7 gaps
 }
 
