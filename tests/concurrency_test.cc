@@ -484,9 +484,7 @@ bool WaitAcks(Control* c, int timeout_ms) {
 int WriterMain(const std::string& path, bool wal, int w, Control* c) {
   WriterSlot& me = c->writer[w];
   auto die = [&](const std::string& m) {
-    SetMsg(me.msg, sizeof me.msg, "writer " + std::to_string(w) + ": " + m);
-    me.failed.store(1);
-    return 2;
+    return ReportChildFailure(me.msg, me.failed, "writer " + std::to_string(w) + ": " + m);
   };
   std::string err;
   sqlite3* db = OpenConn(path, false, &err);
@@ -598,11 +596,7 @@ TEST_P(ConcurrencyWriters, EverySnapshotIsOneCommitWhileThreeWritersRun) {
   for (int w = 0; w < kWriters; w++) writers.push_back(kids.Spawn([&, w] { return WriterMain(path, mode == "wal", w, &*c); }));
   // The backup job: a fourth process, as cron would run it.
   const pid_t backup = kids.Spawn([&]() -> int {
-    auto die = [&](const std::string& m) {
-      SetMsg(c->backup_msg, sizeof c->backup_msg, m);
-      c->backup_failed.store(1);
-      return 2;
-    };
+    auto die = [&](const std::string& m) { return ReportChildFailure(c->backup_msg, c->backup_failed, m); };
     std::string err;
     sqlite3* db = OpenConn(path, true, &err);
     if (db == nullptr) return die(err);
@@ -637,11 +631,7 @@ TEST_P(ConcurrencyWriters, EverySnapshotIsOneCommitWhileThreeWritersRun) {
   // latest snapshot restore whole, with ids only growing. (It does not read
   // snapshot_list: see ConcurrencyLockOrder for why that can deadlock.)
   const pid_t store_reader = kids.Spawn([&]() -> int {
-    auto die = [&](const std::string& m) {
-      SetMsg(c->reader_msg, sizeof c->reader_msg, m);
-      c->reader_failed.store(1);
-      return 2;
-    };
+    auto die = [&](const std::string& m) { return ReportChildFailure(c->reader_msg, c->reader_failed, m); };
     std::string err;
     sqlite3* db = OpenConn(path, true, &err);
     if (db == nullptr) return die(err);
@@ -940,11 +930,7 @@ struct KillShm {
   char msg[512];
 };
 
-int ChildFail(KillShm* k, const std::string& m) {
-  SetMsg(k->msg, sizeof k->msg, m);
-  k->failed.store(1);
-  return 2;
-}
+int ChildFail(KillShm* k, const std::string& m) { return ReportChildFailure(k->msg, k->failed, m); }
 
 TEST_P(ConcurrencyKill, KillDuringBackupLeavesEverySnapshotWhole) {
   const std::string mode = GetParam();

@@ -321,9 +321,7 @@ int WriterTxn(sqlite3* db, int w, bool large, bool announce_large, uint64_t* rng
 int WriterMain(const std::string& path, bool wal, int w, uint64_t seed, Control* c) {
   WriterSlot& me = c->writer[w];
   auto die = [&](const std::string& m) {
-    SetMsg(me.msg, sizeof me.msg, "writer " + std::to_string(w) + ": " + m);
-    me.failed.store(1);
-    return 2;
+    return ReportChildFailure(me.msg, me.failed, "writer " + std::to_string(w) + ": " + m);
   };
   std::string err;
   if (!LoadExtensionOnce(&err)) return die(err);
@@ -520,11 +518,7 @@ TEST_P(MultiWriter, EverySnapshotIsTheDatabaseAtOneCommit) {
   }
   // The snapshot process: through a VFS connection and a plain one in turn.
   const pid_t snapper = kids.Spawn([&]() -> int {
-    auto die = [&](const std::string& m) {
-      SetMsg(c->snapper_msg, sizeof c->snapper_msg, m);
-      c->snapper_failed.store(1);
-      return 2;
-    };
+    auto die = [&](const std::string& m) { return ReportChildFailure(c->snapper_msg, c->snapper_failed, m); };
     std::string e;
     if (!LoadExtensionOnce(&e)) return die(e);
     sqlite3* vdb = Open(path, true, &e);

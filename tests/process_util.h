@@ -63,6 +63,15 @@ inline void SetMsg(char* buf, size_t n, const std::string& s) {
   std::snprintf(buf, n, "%s", s.c_str());
 }
 
+// A child process reports its failure to the parent through shared memory:
+// the message, then the flag; returns the child's exit status.
+template <size_t N>
+int ReportChildFailure(char (&msg)[N], std::atomic<int>& failed, const std::string& m) {
+  SetMsg(msg, N, m);
+  failed.store(1);
+  return 2;
+}
+
 // Descriptors this process has open on `path` or its -wal/-shm/-journal.
 // Must be 0 whenever the parent forks: an SQLite connection (its locks and
 // its unix VFS inode records) must never be copied into a child. Reading

@@ -1,6 +1,5 @@
 #include "vfs/cow.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -10,6 +9,7 @@
 #include <cstring>
 #include <string>
 
+#include "store/env.h"
 #include "store/format.h"
 
 namespace snapshot {
@@ -50,17 +50,15 @@ uint32_t* CowArea::state(uint32_t pgno) const {
 uint64_t CowArea::slot_offset(uint64_t slot) const { return map_size_ + slot * page_size_; }
 
 namespace {
-// Unlinks every "<path>.tmp-*" (see Create).
+// Removes every "<path>.tmp-*" (see Create).
 void RemoveAbandonedTemporaries(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
-  const std::string prefix = (slash == std::string::npos ? path : path.substr(slash + 1)) + ".tmp-";
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return;
-  while (const dirent* e = readdir(d)) {
-    if (std::strncmp(e->d_name, prefix.c_str(), prefix.size()) == 0) unlink((dir + e->d_name).c_str());
+  Env* env = Env::Default();
+  const std::string dir = DirName(path), prefix = BaseName(path) + ".tmp-";
+  std::vector<std::string> names;
+  if (!env->GetChildren(dir, &names).ok()) return;
+  for (const std::string& name : names) {
+    if (name.compare(0, prefix.size(), prefix) == 0) env->RemoveFile(JoinPath(dir, name));
   }
-  closedir(d);
 }
 }  // namespace
 

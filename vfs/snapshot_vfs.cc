@@ -57,31 +57,24 @@ int ShimTruncate(sqlite3_file* f, sqlite3_int64 size) {
   return s->real->pMethods->xTruncate(s->real, size);
 }
 
-// Everything else passes through (the end of a write transaction is
-// counted: Tracker::OnWriteTransactionEnd).
+// Everything else passes through; lock changes are also told to the
+// tracker (a write transaction begins or ends).
 int ShimRead(sqlite3_file* f, void* p, int n, sqlite3_int64 o) { return R(f)->pMethods->xRead(R(f), p, n, o); }
 int ShimSync(sqlite3_file* f, int flags) { return R(f)->pMethods->xSync(R(f), flags); }
 int ShimFileSize(sqlite3_file* f, sqlite3_int64* n) { return R(f)->pMethods->xFileSize(R(f), n); }
+void LockChanged(sqlite3_file* f, int l) {
+  ShimFile* s = reinterpret_cast<ShimFile*>(f);
+  if (s->tracker != nullptr) s->tracker->OnDbLockChange(s->lock, l);
+  s->lock = l;
+}
 int ShimLock(sqlite3_file* f, int l) {
   const int rc = R(f)->pMethods->xLock(R(f), l);
-  ShimFile* s = reinterpret_cast<ShimFile*>(f);
-  if (rc != SQLITE_OK) return rc;
-  // Rollback mode: a write transaction begins with RESERVED (or more).
-  if (s->tracker != nullptr && s->lock < SQLITE_LOCK_RESERVED && l >= SQLITE_LOCK_RESERVED) {
-    s->tracker->OnWriteTransactionBegin();
-  }
-  s->lock = l;
+  if (rc == SQLITE_OK) LockChanged(f, l);
   return rc;
 }
 int ShimUnlock(sqlite3_file* f, int l) {
   const int rc = R(f)->pMethods->xUnlock(R(f), l);
-  ShimFile* s = reinterpret_cast<ShimFile*>(f);
-  if (rc != SQLITE_OK) return rc;
-  // Rollback mode: a write transaction ends when RESERVED or more is let go.
-  if (s->tracker != nullptr && s->lock >= SQLITE_LOCK_RESERVED && l < SQLITE_LOCK_RESERVED) {
-    s->tracker->OnWriteTransactionEnd();
-  }
-  s->lock = l;
+  if (rc == SQLITE_OK) LockChanged(f, l);
   return rc;
 }
 int ShimCheckReservedLock(sqlite3_file* f, int* out) { return R(f)->pMethods->xCheckReservedLock(R(f), out); }
@@ -98,9 +91,7 @@ int ShimShmLock(sqlite3_file* f, int offset, int n, int flags) {
   ShimFile* s = reinterpret_cast<ShimFile*>(f);
   // Slot 0 is SQLite's WAL write lock: a write transaction begins or ends.
   if (rc == SQLITE_OK && offset == 0 && s->tracker != nullptr) {
-    s->tracker->OnWalWriteLock((flags & SQLITE_SHM_LOCK) ? s->wal_index : nullptr);
-    if (flags & SQLITE_SHM_UNLOCK) s->tracker->OnWriteTransactionEnd();
-    if (flags & SQLITE_SHM_LOCK) s->tracker->OnWriteTransactionBegin();
+    s->tracker->OnWalWriteLock((flags & SQLITE_SHM_LOCK) != 0, s->wal_index);
   }
   return rc;
 }

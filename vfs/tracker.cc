@@ -443,10 +443,11 @@ void Tracker::OnWalWrite(sqlite3_file* real_wal, const void* data, int amount, i
   if (LoadU32BE(d + 4) != 0) h->wal_commit = frame;  // a commit frame
 }
 
-void Tracker::OnWalWriteLock(const volatile void* wal_index) {
+void Tracker::OnWalWriteLock(bool taken, const volatile void* wal_index) {
+  CountWriteTransaction(taken);
   txn_first_frame_.store(0, std::memory_order_relaxed);
   txn_base_known_ = false;
-  if (wal_index == nullptr) return;
+  if (!taken || wal_index == nullptr) return;
   // SQLite's WalIndexHdr (first copy): mxFrame at byte 16, aFrameCksum[2]
   // (native byte order) at 24. Nobody changes it while the lock is held.
   const volatile uint8_t* p = static_cast<const volatile uint8_t*>(wal_index);
@@ -460,6 +461,11 @@ void Tracker::OnWalWriteLock(const volatile void* wal_index) {
   StoreU32BE(txn_base_checksum_, v[1]);
   StoreU32BE(txn_base_checksum_ + 4, v[2]);
   txn_base_known_ = true;
+}
+
+void Tracker::OnDbLockChange(int from, int to) {
+  const bool was_writing = from >= SQLITE_LOCK_RESERVED, writes = to >= SQLITE_LOCK_RESERVED;
+  if (was_writing != writes) CountWriteTransaction(writes);
 }
 
 void Tracker::OnWalTruncate(sqlite3_file* real_wal, int64_t size) {

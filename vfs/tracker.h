@@ -131,10 +131,13 @@ class Tracker {
   void OnDbTruncate(sqlite3_file* real, int64_t size);
   // A write to the -wal file.
   void OnWalWrite(sqlite3_file* real_wal, const void* data, int amount, int64_t offset);
-  // A connection of this process took (`wal_index`: its mapped wal-index
-  // header, or null) or released (null) the WAL write lock: a write
+  // A connection of this process took (`taken`; `wal_index`: its mapped
+  // wal-index header, or null) or released the WAL write lock: a write
   // transaction begins or ends.
-  void OnWalWriteLock(const volatile void* wal_index);
+  void OnWalWriteLock(bool taken, const volatile void* wal_index);
+  // Rollback mode: a connection's lock on the database file went from
+  // `from` to `to`. RESERVED or more is a write transaction.
+  void OnDbLockChange(int from, int to);
   // The WAL is about to be truncated to `size`, or deleted (the file at
   // wal_path, about to be unlinked).
   void OnWalTruncate(sqlite3_file* real_wal, int64_t size);
@@ -163,15 +166,13 @@ class Tracker {
   // Pages tracked writers have written, ever (wraps): while it moves, the
   // database's writers are active (a snapshot then leaves them the cores).
   uint64_t PagesWritten() const { return __atomic_load_n(&header()->pages_written, __ATOMIC_RELAXED); }
-  // A tracked writer ended a write transaction: its commit's syncs (and, in
+  // Write transactions tracked writers ended: their commit's syncs (and, in
   // rollback mode, the journal's deletion) are done. A snapshot writing its
   // pack issues each chunk right after one, so that the chunk is not queued
   // in front of the next commit's I/O.
-  void OnWriteTransactionEnd() { __atomic_fetch_add(&header()->writes_ended, 1, __ATOMIC_RELAXED); }
   uint64_t WritesEnded() const { return __atomic_load_n(&header()->writes_ended, __ATOMIC_RELAXED); }
-  // A tracked writer began a write transaction. While more have begun than
-  // ended, a snapshot pauses its compressing.
-  void OnWriteTransactionBegin() { __atomic_fetch_add(&header()->writes_begun, 1, __ATOMIC_RELAXED); }
+  // ... and began. While more have begun than ended, a snapshot pauses its
+  // compressing.
   uint64_t WritesBegun() const { return __atomic_load_n(&header()->writes_begun, __ATOMIC_RELAXED); }
   // After a copy-on-write read (rollback mode): whether every write since
   // Reset went through the VFS and preserved what the snapshot needed.
@@ -183,6 +184,9 @@ class Tracker {
   static Tracker* Open(const std::string& db_path, bool create);
   static Tracker* AcquireImpl(const std::string& db_path, bool create);
   void Mark(uint32_t pgno);
+  void CountWriteTransaction(bool begins) {
+    __atomic_fetch_add(begins ? &header()->writes_begun : &header()->writes_ended, 1, __ATOMIC_RELAXED);
+  }
   bool Grow(uint64_t need);
   uint32_t page_size() const { return __atomic_load_n(&header()->page_size, __ATOMIC_RELAXED); }
   void PreserveForSnapshot(sqlite3_file* real, uint32_t generation, uint32_t first, uint32_t last);
