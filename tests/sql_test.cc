@@ -5,6 +5,7 @@
 //
 // Every suite is named Sql*; run them with --gtest_filter='Sql*'. The >1 GiB
 // lock-byte-page test runs by default; SNAPSHOT_SKIP_BIG=1 skips it.
+#include "tests/shim_vfs.h"
 #include "tests/test_util.h"
 
 #include <sys/stat.h>
@@ -1929,123 +1930,6 @@ TEST_F(SqlShape, MemoryMappedConnectionsSeeShrinkingAndGrowingRestores) {
 // the state before the restore.
 // ---------------------------------------------------------------------------
 
-struct ShimFile {
-  sqlite3_file base;
-  sqlite3_file* real;
-  int flags;
-  char name[1024];
-};
-
-struct ShimControl {
-  std::string crash_dir;  // non-empty: copy db + journal here at each db sync
-  int crash_images = 0;
-  int fail_db_syncs = 0;  // > 0: that many db syncs fail
-};
-
-ShimControl& Shim() {
-  static ShimControl c;
-  return c;
-}
-
-sqlite3_vfs* RealVfs() {
-  static sqlite3_vfs* v = sqlite3_vfs_find(nullptr);
-  return v;
-}
-
-sqlite3_file* Real(sqlite3_file* f) { return reinterpret_cast<ShimFile*>(f)->real; }
-
-int ShimClose(sqlite3_file* f) { return Real(f)->pMethods->xClose(Real(f)); }
-int ShimRead(sqlite3_file* f, void* p, int n, sqlite3_int64 o) { return Real(f)->pMethods->xRead(Real(f), p, n, o); }
-int ShimWrite(sqlite3_file* f, const void* p, int n, sqlite3_int64 o) {
-  return Real(f)->pMethods->xWrite(Real(f), p, n, o);
-}
-int ShimTruncate(sqlite3_file* f, sqlite3_int64 n) { return Real(f)->pMethods->xTruncate(Real(f), n); }
-int ShimSync(sqlite3_file* f, int flags) {
-  auto* sf = reinterpret_cast<ShimFile*>(f);
-  if (sf->flags & SQLITE_OPEN_MAIN_DB) {
-    ShimControl& c = Shim();
-    if (!c.crash_dir.empty()) {
-      const std::string dir = c.crash_dir + "/" + std::to_string(++c.crash_images);
-      fs::create_directories(dir);
-      std::error_code ec;
-      fs::copy_file(sf->name, dir + "/app.db", ec);
-      fs::copy_file(std::string(sf->name) + "-journal", dir + "/app.db-journal", ec);
-    }
-    if (c.fail_db_syncs > 0) {
-      c.fail_db_syncs--;
-      return SQLITE_IOERR_FSYNC;
-    }
-  }
-  return Real(f)->pMethods->xSync(Real(f), flags);
-}
-int ShimFileSize(sqlite3_file* f, sqlite3_int64* n) { return Real(f)->pMethods->xFileSize(Real(f), n); }
-int ShimLock(sqlite3_file* f, int l) { return Real(f)->pMethods->xLock(Real(f), l); }
-int ShimUnlock(sqlite3_file* f, int l) { return Real(f)->pMethods->xUnlock(Real(f), l); }
-int ShimCheckReserved(sqlite3_file* f, int* out) { return Real(f)->pMethods->xCheckReservedLock(Real(f), out); }
-int ShimFileControl(sqlite3_file* f, int op, void* arg) { return Real(f)->pMethods->xFileControl(Real(f), op, arg); }
-int ShimSectorSize(sqlite3_file* f) { return Real(f)->pMethods->xSectorSize(Real(f)); }
-int ShimDevice(sqlite3_file* f) { return Real(f)->pMethods->xDeviceCharacteristics(Real(f)); }
-
-// Version 1 methods: no shared memory, so rollback-journal modes only.
-const sqlite3_io_methods kShimMethods = {1,           ShimClose,        ShimRead,          ShimWrite,
-                                         ShimTruncate, ShimSync,        ShimFileSize,      ShimLock,
-                                         ShimUnlock,  ShimCheckReserved, ShimFileControl, ShimSectorSize,
-                                         ShimDevice,  nullptr,          nullptr,           nullptr,
-                                         nullptr,     nullptr,          nullptr};
-
-int ShimOpen(sqlite3_vfs*, const char* name, sqlite3_file* f, int flags, int* out_flags) {
-  auto* sf = reinterpret_cast<ShimFile*>(f);
-  std::snprintf(sf->name, sizeof sf->name, "%s", name ? name : "");
-  sf->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(f) + sizeof(ShimFile));
-  sf->flags = flags;
-  int rc = RealVfs()->xOpen(RealVfs(), name, sf->real, flags, out_flags);
-  f->pMethods = rc == SQLITE_OK ? &kShimMethods : nullptr;
-  return rc;
-}
-
-sqlite3_vfs* ShimVfs() {
-  static sqlite3_vfs v = [] {
-    sqlite3_vfs x = *RealVfs();
-    x.iVersion = 2;
-    x.szOsFile = int(sizeof(ShimFile)) + RealVfs()->szOsFile;
-    x.zName = "sqltest_shim";
-    x.pNext = nullptr;
-    x.xOpen = ShimOpen;
-    x.xDelete = [](sqlite3_vfs*, const char* n, int d) { return RealVfs()->xDelete(RealVfs(), n, d); };
-    x.xAccess = [](sqlite3_vfs*, const char* n, int fl, int* o) { return RealVfs()->xAccess(RealVfs(), n, fl, o); };
-    x.xFullPathname = [](sqlite3_vfs*, const char* n, int k, char* o) {
-      return RealVfs()->xFullPathname(RealVfs(), n, k, o);
-    };
-    // (sqlite3_load_extension goes through the connection's VFS.)
-    x.xDlOpen = [](sqlite3_vfs*, const char* n) { return RealVfs()->xDlOpen(RealVfs(), n); };
-    x.xDlError = [](sqlite3_vfs*, int n, char* o) { RealVfs()->xDlError(RealVfs(), n, o); };
-    x.xDlSym = [](sqlite3_vfs*, void* h, const char* n) { return RealVfs()->xDlSym(RealVfs(), h, n); };
-    x.xDlClose = [](sqlite3_vfs*, void* h) { RealVfs()->xDlClose(RealVfs(), h); };
-    x.xRandomness = [](sqlite3_vfs*, int n, char* o) { return RealVfs()->xRandomness(RealVfs(), n, o); };
-    x.xSleep = [](sqlite3_vfs*, int us) { return RealVfs()->xSleep(RealVfs(), us); };
-    x.xCurrentTime = [](sqlite3_vfs*, double* t) { return RealVfs()->xCurrentTime(RealVfs(), t); };
-    x.xGetLastError = [](sqlite3_vfs*, int n, char* o) { return RealVfs()->xGetLastError(RealVfs(), n, o); };
-    x.xCurrentTimeInt64 = [](sqlite3_vfs*, sqlite3_int64* t) { return RealVfs()->xCurrentTimeInt64(RealVfs(), t); };
-    x.xSetSystemCall = nullptr;
-    x.xGetSystemCall = nullptr;
-    x.xNextSystemCall = nullptr;
-    return x;
-  }();
-  return &v;
-}
-
-sqlite3* OpenThroughShim(const std::string& path) {
-  static bool registered = [] {
-    return sqlite3_vfs_register(ShimVfs(), 0) == SQLITE_OK;
-  }();
-  EXPECT_TRUE(registered);
-  sqlite3* db = nullptr;
-  EXPECT_EQ(SQLITE_OK, sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, "sqltest_shim"))
-      << sqlite3_errmsg(db);
-  LoadExtension(db);
-  return db;
-}
-
 struct CrashCase {
   std::string name;
   int snapshot_rows;  // rows of the snapshot restored
@@ -2056,7 +1940,7 @@ void PrintTo(const CrashCase& c, std::ostream* os) { *os << c.name; }
 
 class SqlCrash : public SqlFixture, public ::testing::WithParamInterface<CrashCase> {
  protected:
-  void TearDown() override { Shim() = ShimControl(); }
+  void TearDown() override { Shim().Reset(); }
 };
 
 // A crash while the restore is writing leaves a hot journal; whatever
