@@ -99,7 +99,8 @@ Status PinState(sqlite3* w, sqlite3* r, Tracker* t, bool force_full, int timeout
   sqlite3_file* file = FilePointer(w, "main", SQLITE_FCNTL_FILE_POINTER);
   sqlite3_file* journal = FilePointer(w, "main", SQLITE_FCNTL_JOURNAL_POINTER);
   if (file == nullptr) s = Status::IOError("cannot reach the database file");
-  if (s.ok()) s = ReadDbLayout(file, journal, &pin->layout);
+  bool frames_pending = false;
+  if (s.ok()) s = ReadDbLayoutForPin(file, journal, &pin->layout, &frames_pending);
   bool marks_taken = false;
   if (s.ok()) {
     sqlite3_file* wal = pin->layout.wal ? journal : nullptr;
@@ -128,6 +129,9 @@ Status PinState(sqlite3* w, sqlite3* r, Tracker* t, bool force_full, int timeout
     }
   }
   sqlite3_exec(w, "ROLLBACK", nullptr, nullptr, nullptr);
+  // The WAL's frames are found after the lock is let go: the walk takes
+  // time in proportion to the WAL, and writers wait for none of it.
+  if (s.ok() && frames_pending) s = MapWalFrames(journal, &pin->layout);
   if (!s.ok() && marks_taken) Abandon(t, pin);
   return s;
 }

@@ -679,6 +679,7 @@ TEST_F(SqlShape, EmptyDatabaseBacksUpAndRestores) {
   Conn a(DbPath());
   ASSERT_EQ(0u, FileSize(DbPath()));
   EXPECT_EQ(1, Backup(a, "empty"));
+  EXPECT_FALSE(Exists(DbPath() + "-shm")) << "a backup of a database in no WAL mode created a -shm file";
   EXPECT_EQ("0|0", Query(a, "SELECT page_count || '|' || db_bytes FROM snapshot_list WHERE id = 1"));
   EXPECT_EQ("ok", Query(a, "SELECT snapshot_verify(1)"));
   const std::string out = Path("empty-restored.db");

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "tests/shim_vfs.h"
 #include "tests/test_util.h"
 
 namespace snapshot_test {
@@ -70,6 +71,9 @@ TEST_P(Tracked, ReadsOnlyTheChangedPages) {
   EXPECT_TRUE(StartsWith(Tracking(), "untracked: ")) << Tracking();
   EXPECT_EQ(1, Backup());
   EXPECT_EQ("tracked: 0 pages changed since snapshot 1", Tracking());
+  struct stat st;
+  EXPECT_EQ(GetParam() == "WAL", stat((path_ + "-shm").c_str(), &st) == 0)
+      << "a snapshot of a rollback-mode database must not create a -shm file";
   Change(db_, 500);  // 12 rows
   const std::string tracking = Tracking();
   ASSERT_TRUE(StartsWith(tracking, "tracked: ")) << tracking;
@@ -373,6 +377,52 @@ std::string VfsOf(sqlite3* db) {
 // snapshot_config('default_vfs', 1): connections opened afterwards, without
 // naming a VFS (as Django opens them), are tracked. Process-wide, so each
 // case runs in a child process.
+// In WAL mode the pin holds the WAL write lock for a moment, whatever the
+// size of the WAL: it reads no frame under that lock. (It takes the last
+// commit from the wal-index and finds that commit's frames once a read
+// transaction holds it and the lock is let go.) Every writer waits for
+// whatever the pin reads under the lock, and SQLite's busy handler turns
+// such a wait into sleeps of up to 100 ms.
+TEST(TrackedPin, ReadsNoWalFrameUnderTheWriteLock) {
+  TempDir dir;
+  const std::string path = dir / "app.db";
+  const pid_t child = fork();  // the shim must be under the snapshot VFS: a process of its own
+  if (child == 0) {
+    LayerSnapshotVfsOverShim();
+    sqlite3* db = OpenThroughVfs(path);
+    Exec(db, "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0;"
+             "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);"
+             "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<6000) "
+             "INSERT INTO t(v) SELECT hex(randomblob(150)) FROM c");
+    EXPECT_EQ("1", Query(db, "SELECT snapshot_backup()"));
+    for (int i = 0; i < 400; i++) {
+      Exec(db, "UPDATE t SET v = hex(randomblob(150)) WHERE id % 397 = " + std::to_string(i % 397));
+    }
+    struct stat st;
+    EXPECT_EQ(0, stat((path + "-wal").c_str(), &st));
+    EXPECT_GT(st.st_size, 8 << 20) << "the WAL should hold thousands of frames";
+    Shim().wal_bytes_read_under_write_lock = 0;
+    EXPECT_EQ("2", Query(db, "SELECT snapshot_backup()"));
+    // A handful of pages and frame headers: BEGIN IMMEDIATE reads page 1,
+    // the tracker checks the frames after the last one it knows, the read
+    // transaction reads the schema.
+    EXPECT_LT(Shim().wal_bytes_read_under_write_lock.load(), 16 * (4096 + 24));
+    EXPECT_EQ(0, Shim().wal_write_locks.load());
+    // And the snapshot is the database.
+    const std::string copy = dir / "copy.db";
+    EXPECT_EQ("2", Query(db, "SELECT snapshot_restore_to('" + copy + "')"));
+    Exec(db, "PRAGMA wal_checkpoint(FULL)");
+    const int64_t pages = QueryInt(db, "PRAGMA page_count");
+    EXPECT_EQ("", ComparePages(ReadFile(path).substr(0, size_t(pages) * 4096), ReadFile(copy), 4096));
+    sqlite3_close(db);
+    std::fflush(stdout);
+    _exit(::testing::Test::HasFailure() ? 1 : 0);
+  }
+  int status = 0;
+  ASSERT_EQ(child, waitpid(child, &status, 0));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "see the failures above, from the child";
+}
+
 TEST(DefaultVfs, ConfigMakesLaterConnectionsTracked) {
   TempDir dir;
   const std::string path = dir / "app.db";

@@ -39,9 +39,9 @@ uint32_t PageSizeFromHeader(const uint8_t* h) {
   return v == 1 ? 65536 : v;
 }
 
-// Fills out->wal_pages from the frames of the last commit; sets page size
-// and count when the WAL holds a commit.
-Status ScanWal(sqlite3_file* wal, DbImageLayout* out, bool* has_commit) {
+// Fills out->wal_pages from the frames of the last commit (at most frame
+// `max_frame`); sets page size and count when the WAL holds a commit.
+Status ScanWal(sqlite3_file* wal, uint32_t max_frame, DbImageLayout* out, bool* has_commit) {
   *has_commit = false;
   sqlite3_int64 size = 0;
   if (wal->pMethods->xFileSize(wal, &size) != SQLITE_OK) return Status::IOError("cannot size the -wal file");
@@ -61,7 +61,8 @@ Status ScanWal(sqlite3_file* wal, DbImageLayout* out, bool* has_commit) {
 
   std::unordered_map<uint32_t, uint64_t> pending;  // frames since the last commit
   std::vector<uint8_t> frame(kWalFrameHeaderSize + page_size);
-  for (uint64_t off = kWalHeaderSize; off + frame.size() <= uint64_t(size); off += frame.size()) {
+  const uint64_t end = std::min(uint64_t(size), kWalHeaderSize + uint64_t(max_frame) * frame.size());
+  for (uint64_t off = kWalHeaderSize; off + frame.size() <= end; off += frame.size()) {
     SNAPSHOT_RETURN_IF_ERROR(ReadAt(wal, off, frame.size(), frame.data(), false));
     const uint8_t* fh = frame.data();
     const uint32_t pgno = LoadU32BE(fh), commit_pages = LoadU32BE(fh + 4);
@@ -82,21 +83,8 @@ Status ScanWal(sqlite3_file* wal, DbImageLayout* out, bool* has_commit) {
   return Status::OK();
 }
 
-}  // namespace
-
-Status ReadDbLayout(sqlite3_file* db, sqlite3_file* wal, DbImageLayout* out) {
-  *out = DbImageLayout();
-  sqlite3_int64 file_size = 0;
-  if (db->pMethods->xFileSize(db, &file_size) != SQLITE_OK) return Status::IOError("cannot size the database file");
-  uint8_t h[100];
-  std::memset(h, 0, sizeof h);
-  if (file_size > 0) SNAPSHOT_RETURN_IF_ERROR(ReadAt(db, 0, sizeof h, h, true));
-  out->wal = h[18] == 2;
-  if (wal != nullptr && out->wal) {
-    bool has_commit = false;
-    SNAPSHOT_RETURN_IF_ERROR(ScanWal(wal, out, &has_commit));
-    if (has_commit) return Status::OK();
-  }
+// The layout of the database file alone (no WAL content), from its header.
+Status ReadDbFileLayout(sqlite3_int64 file_size, const uint8_t* h, DbImageLayout* out) {
   if (file_size == 0) {
     out->page_size = 4096;
     return Status::OK();
@@ -114,6 +102,103 @@ Status ReadDbLayout(sqlite3_file* db, sqlite3_file* wal, DbImageLayout* out) {
     out->page_count = uint32_t((uint64_t(file_size) + out->page_size - 1) / out->page_size);
   }
   return Status::OK();
+}
+
+Status ReadDbHeader(sqlite3_file* db, sqlite3_int64* file_size, uint8_t* h) {
+  if (db->pMethods->xFileSize(db, file_size) != SQLITE_OK) return Status::IOError("cannot size the database file");
+  std::memset(h, 0, 100);
+  if (*file_size > 0) SNAPSHOT_RETURN_IF_ERROR(ReadAt(db, 0, 100, h, true));
+  return Status::OK();
+}
+
+// Region 0 of the database's wal-index, if this connection has it mapped.
+const volatile void* MappedWalIndex(sqlite3_file* db) {
+  if (db->pMethods->iVersion < 2 || db->pMethods->xShmMap == nullptr) return nullptr;
+  void volatile* region = nullptr;
+  if (db->pMethods->xShmMap(db, 0, 32 * 1024, 0, &region) != SQLITE_OK) return nullptr;
+  return region;
+}
+
+}  // namespace
+
+Status ReadDbLayout(sqlite3_file* db, sqlite3_file* wal, DbImageLayout* out) {
+  *out = DbImageLayout();
+  sqlite3_int64 file_size = 0;
+  uint8_t h[100];
+  SNAPSHOT_RETURN_IF_ERROR(ReadDbHeader(db, &file_size, h));
+  out->wal = h[18] == 2;
+  if (wal != nullptr && out->wal) {
+    bool has_commit = false;
+    SNAPSHOT_RETURN_IF_ERROR(ScanWal(wal, UINT32_MAX, out, &has_commit));
+    if (has_commit) return Status::OK();
+  }
+  return ReadDbFileLayout(file_size, h, out);
+}
+
+Status ReadDbLayoutForPin(sqlite3_file* db, sqlite3_file* wal, DbImageLayout* out, bool* frames_pending) {
+  *frames_pending = false;
+  *out = DbImageLayout();
+  sqlite3_int64 file_size = 0;
+  uint8_t h[100];
+  SNAPSHOT_RETURN_IF_ERROR(ReadDbHeader(db, &file_size, h));
+  out->wal = h[18] == 2;
+  if (!out->wal || wal == nullptr) return ReadDbFileLayout(file_size, h, out);
+  // (Only now: mapping the wal-index of a rollback-mode database would
+  // create its -shm file.)
+  WalIndexHeader index;
+  const volatile void* region = MappedWalIndex(db);
+  if (region == nullptr || !ReadWalIndexHeader(region, &index)) return ReadDbLayout(db, wal, out);
+  if (index.max_frame == 0) return ReadDbFileLayout(file_size, h, out);
+  out->page_size = index.page_size;
+  out->page_count = index.page_count;
+  out->wal_commit_frame = index.max_frame;
+  std::memcpy(out->wal_salt, index.salt, 8);
+  *frames_pending = true;
+  return Status::OK();
+}
+
+Status MapWalFrames(sqlite3_file* wal, DbImageLayout* layout) {
+  // Whether the WAL still holds the pinned generation: restarting it
+  // rewrites its header before any frame.
+  auto same_generation = [&] {
+    uint8_t h[kWalHeaderSize];
+    return ReadAt(wal, 0, sizeof h, h, false).ok() && std::memcmp(h + 16, layout->wal_salt, 8) == 0;
+  };
+  if (!same_generation()) return Status::OK();  // checkpointed whole: the database file holds it all
+  DbImageLayout scanned;
+  bool has_commit = false;
+  SNAPSHOT_RETURN_IF_ERROR(ScanWal(wal, layout->wal_commit_frame, &scanned, &has_commit));
+  if (has_commit && scanned.wal_commit_frame == layout->wal_commit_frame &&
+      std::memcmp(scanned.wal_salt, layout->wal_salt, 8) == 0 && scanned.page_size == layout->page_size) {
+    layout->wal_pages = std::move(scanned.wal_pages);
+    return Status::OK();
+  }
+  if (!same_generation()) return Status::OK();  // restarted while it was read
+  return Status::Corruption("the -wal file does not hold the commit its wal-index names");
+}
+
+bool ReadWalIndexHeader(const volatile void* region0, WalIndexHeader* out) {
+  // Two 48-byte copies (SQLite writes the second, then the first); the
+  // fields are in native byte order, the salts as the WAL header has them.
+  constexpr size_t kCopy = 48;
+  const volatile uint8_t* p = static_cast<const volatile uint8_t*>(region0);
+  uint8_t copies[2 * kCopy];
+  for (size_t i = 0; i < sizeof copies; i++) copies[i] = p[i];
+  if (std::memcmp(copies, copies + kCopy, kCopy) != 0 || copies[12] != 1) return false;
+  auto u32 = [&](size_t at) {
+    uint32_t v;
+    std::memcpy(&v, copies + at, 4);
+    return v;
+  };
+  uint16_t page_size_code;
+  std::memcpy(&page_size_code, copies + 14, 2);
+  out->page_size = (page_size_code & 0xfe00) + (uint32_t(page_size_code & 1) << 16);
+  out->max_frame = u32(16);
+  out->page_count = u32(20);
+  StoreU32BE(out->last_checksum, u32(24));
+  StoreU32BE(out->last_checksum + 4, u32(28));
+  std::memcpy(out->salt, copies + 32, 8);
+  return out->page_size >= 512 && (out->page_size & (out->page_size - 1)) == 0;
 }
 
 Status ReadDbPages(sqlite3_file* db, sqlite3_file* wal, const DbImageLayout& layout,

@@ -17,6 +17,7 @@
 
 #include "store/coding.h"
 #include "vfs/cow.h"
+#include "vfs/db_files.h"
 
 namespace snapshot {
 namespace {
@@ -447,19 +448,11 @@ void Tracker::OnWalWriteLock(bool taken, const volatile void* wal_index) {
   CountWriteTransaction(taken);
   txn_first_frame_.store(0, std::memory_order_relaxed);
   txn_base_known_ = false;
-  if (!taken || wal_index == nullptr) return;
-  // SQLite's WalIndexHdr (first copy): mxFrame at byte 16, aFrameCksum[2]
-  // (native byte order) at 24. Nobody changes it while the lock is held.
-  const volatile uint8_t* p = static_cast<const volatile uint8_t*>(wal_index);
-  uint32_t v[3];
-  for (int i = 0; i < 3; i++) {
-    uint8_t b[4];
-    for (int k = 0; k < 4; k++) b[k] = p[(i == 0 ? 16 : 20 + 4 * i) + k];
-    std::memcpy(&v[i], b, 4);
-  }
-  txn_base_frame_ = v[0];
-  StoreU32BE(txn_base_checksum_, v[1]);
-  StoreU32BE(txn_base_checksum_ + 4, v[2]);
+  // Nobody changes the wal-index header while the lock is held.
+  WalIndexHeader index;
+  if (!taken || wal_index == nullptr || !ReadWalIndexHeader(wal_index, &index)) return;
+  txn_base_frame_ = index.max_frame;
+  std::memcpy(txn_base_checksum_, index.last_checksum, 8);
   txn_base_known_ = true;
 }
 
