@@ -667,7 +667,12 @@ TEST_P(ConcurrencyWriters, EverySnapshotIsOneCommitWhileThreeWritersRun) {
   });
   SetPhase(&*c, kRun);
   const int64_t start = NowMs();
-  SleepMs(3500);
+  // At least 3.5 s, and enough backups and store reads to mean something:
+  // under ThreadSanitizer a backup, reading at background priority beside
+  // three busy writers on two cores, can take most of a second.
+  while (NowMs() - start < 3500 || ((c->n_backups.load() < 6 || c->n_verifies.load() < 3) && NowMs() - start < 30000)) {
+    SleepMs(50);
+  }
   SetPhase(&*c, kStop);
   for (pid_t p : writers) EXPECT_EQ(0, kids.Wait(p)) << "writer failed";
   EXPECT_EQ(0, kids.Wait(backup)) << c->backup_msg;
