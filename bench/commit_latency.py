@@ -181,12 +181,17 @@ def run_mode(a, base, journal):
         w.wait(timeout=120)
     rec = json.load(open(out))
 
-    base_l, during_l = [], []
+    base_l, during_l, during_at = [], [], []
     for t, l in zip(rec["starts"], rec["lats"]):
         if any(b0 <= t and t + l <= b1 for b0, b1 in base_windows):
             base_l.append(l)
-        if any(t < s["end"] and t + l > s["start"] for s in snaps):
-            during_l.append(l)
+        for i, s in enumerate(snaps):
+            if t < s["end"] and t + l > s["start"]:
+                during_l.append(l)
+                # When in its snapshot each commit started, to see which
+                # phase (pin, reading, publishing) the slow ones come from.
+                during_at.append([i, t - s["start"], l * 1000])
+                break
     bs, ds = summary(base_l), summary(during_l)
     # Share of the baseline windows spent inside a transaction: near 1 means the
     # writer cannot keep the pace (slow fsync, busy machine) and starves readers.
@@ -203,6 +208,7 @@ def run_mode(a, base, journal):
         "commits_total": len(rec["lats"]),
         "baseline_lats_ms": [x * 1000 for x in base_l],
         "during_lats_ms": [x * 1000 for x in during_l],
+        "during_commits": during_at,  # [snapshot index, seconds after its start, ms]
     }
 
 

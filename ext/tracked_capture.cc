@@ -58,6 +58,7 @@ struct Pin {
 void EndCow(Tracker* t, Pin* pin) {
   if (pin->cow == nullptr) return;
   t->SetCowGeneration(0);
+  pin->cow->FreeSlots();
   pin->cow.reset();
   unlink(pin->cow_path.c_str());
 }
@@ -340,6 +341,7 @@ Status TakeTrackedSnapshot(sqlite3* db, const char* schema, const ConnectionSett
   if (t == nullptr) return Status::NotSupported("cannot open the tracking file");
   std::unique_ptr<SnapshotLock> lock;
   SNAPSHOT_RETURN_IF_ERROR(SnapshotLock::Acquire(t->db_path(), settings.busy_timeout_ms, &lock));
+  CowArea::RemoveAbandoned(t->db_path() + kCowSuffix);  // before the pin: writers wait for what it does
 
   for (int attempt = 0;; attempt++) {
     Pin pin;

@@ -25,8 +25,8 @@ class WritableFile {
   virtual Status Sync() = 0;   // data and metadata durable (fsync)
   virtual Status Close() = 0;  // idempotent
   // Called before the file starts writing back each chunk of what was
-  // appended (see PosixWritableFile); it may wait. Files that do not pace
-  // their write-back ignore it.
+  // appended (see PosixWritableFile), and before Sync; it may wait. Files
+  // that do not pace their write-back ignore it.
   virtual void SetWritebackGate(std::function<void()> gate) { (void)gate; }
 };
 

@@ -57,6 +57,7 @@ class PosixWritableFile : public WritableFile {
     return Status::OK();
   }
   Status Sync() override {
+    if (gate_) gate_();  // the final flush, too, between two of the writers' commits
     if (::fsync(fd_) != 0) return PosixError("fsync " + path_, errno);
     return Status::OK();
   }

@@ -221,13 +221,15 @@ TEST_P(Tracked, WritersCommitWhileASnapshotReads) {
   ASSERT_EQ("", Exec(db_, "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<40000) "
                           "INSERT INTO t(v) SELECT hex(randomblob(700)) FROM c"));  // ~60 MB
   const int64_t rows = QueryInt(db_, "SELECT count(*) FROM t");
-  int ready[2];
+  int ready[2], done[2];
   ASSERT_EQ(0, pipe(ready));
+  ASSERT_EQ(0, pipe(done));
   pid_t child = fork();
   if (child == 0) {
     // A writer process: waits until the snapshot reads (its progress is
     // published), then commits with no busy timeout.
     close(ready[0]);
+    close(done[1]);
     sqlite3* w = OpenThroughVfs(path_);
     sqlite3_busy_timeout(w, 0);
     sqlite3* probe = OpenDb(path_);
@@ -243,16 +245,42 @@ TEST_P(Tracked, WritersCommitWhileASnapshotReads) {
       }
     }
     if (write(ready[1], &committed, sizeof committed) != sizeof committed) _exit(2);
+    // Once the snapshot is done: the size of the copy-on-write file this
+    // writer still holds open (it lets go at the next snapshot), or -1.
+    char byte;
+    if (read(done[0], &byte, 1) != 1) _exit(2);
+    int64_t cow_size = -1;
+    for (int fd = 3; fd < 1024; fd++) {
+      char target[4096];
+      const ssize_t n = readlink(("/proc/self/fd/" + std::to_string(fd)).c_str(), target, sizeof target - 1);
+      struct stat st;
+      if (n > 0 && std::string(target, size_t(n)) == path_ + "-snapcow (deleted)" && fstat(fd, &st) == 0) {
+        cow_size = st.st_size;
+      }
+    }
+    if (write(ready[1], &cow_size, sizeof cow_size) != sizeof cow_size) _exit(2);
     _exit(0);
   }
   close(ready[1]);
+  close(done[0]);
   EXPECT_EQ(1, Backup());
+  const int64_t pages = QueryInt(db_, "PRAGMA page_count");
   int committed = -1;
   ASSERT_EQ(ssize_t(sizeof committed), read(ready[0], &committed, sizeof committed));
+  ASSERT_EQ(1, write(done[1], "x", 1));
+  int64_t cow_size = -2;
+  ASSERT_EQ(ssize_t(sizeof cow_size), read(ready[0], &cow_size, sizeof cow_size));
   close(ready[0]);
+  close(done[1]);
   int status = 0;
   waitpid(child, &status, 0);
   EXPECT_EQ(20, committed) << "writers could not commit while the snapshot read";
+  if (GetParam() == "DELETE") {
+    // The writer preserved pages for the snapshot; the snapshot freed them
+    // when it was done, leaving the header and the page states.
+    ASSERT_GT(cow_size, 0) << "the writer holds no copy-on-write file";
+    EXPECT_LE(cow_size, 4096 + 4 * pages + 4096) << "the preserved pages were not freed";
+  }
   // The snapshot holds none of those commits.
   const std::string copy = dir_ / "copy.db";
   ASSERT_EQ("1", Query(db_, "SELECT snapshot_restore_to('" + copy + "', 1)"));

@@ -49,9 +49,7 @@ uint32_t* CowArea::state(uint32_t pgno) const {
 
 uint64_t CowArea::slot_offset(uint64_t slot) const { return map_size_ + slot * page_size_; }
 
-namespace {
-// Removes every "<path>.tmp-*" (see Create).
-void RemoveAbandonedTemporaries(const std::string& path) {
+void CowArea::RemoveAbandoned(const std::string& path) {
   Env* env = Env::Default();
   const std::string dir = DirName(path), prefix = BaseName(path) + ".tmp-";
   std::vector<std::string> names;
@@ -60,11 +58,9 @@ void RemoveAbandonedTemporaries(const std::string& path) {
     if (name.compare(0, prefix.size(), prefix) == 0) env->RemoveFile(JoinPath(dir, name));
   }
 }
-}  // namespace
 
 Status CowArea::Create(const std::string& path, uint32_t generation, uint32_t page_size, uint32_t page_count,
                        const std::vector<uint32_t>* needed, mode_t mode, std::unique_ptr<CowArea>* out) {
-  RemoveAbandonedTemporaries(path);
   const std::string tmp = path + ".tmp-" + std::to_string(getpid());
   int fd = open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return Errno("cannot create " + tmp, errno);
@@ -140,6 +136,11 @@ Status CowArea::Preserve(sqlite3_file* db, uint32_t pgno) {
   // needs the copy.
   __atomic_compare_exchange_n(s, &expected, uint32_t(kFirstSlot + slot), false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
   return Status::OK();
+}
+
+void CowArea::FreeSlots() {
+  // On failure the slots are freed when the last writer lets go: nothing lost.
+  if (ftruncate(fd_, off_t(map_size_)) != 0) return;
 }
 
 Status CowArea::Settle(uint32_t pgno, uint8_t* page) {

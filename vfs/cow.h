@@ -38,11 +38,13 @@ namespace snapshot {
 class CowArea {
  public:
   ~CowArea();
+  // Removes any `<path>.tmp-<pid>`: a snapshot that died between creating
+  // and publishing its area left it. The caller holds the database's
+  // snapshot lock (one snapshot at a time), and not its write lock (this
+  // lists a directory).
+  static void RemoveAbandoned(const std::string& path);
   // Creates the area of a snapshot of page_count pages needing `needed`
   // (sorted page numbers), or every page but the lock-byte page when null.
-  // The caller holds the database's snapshot lock (one snapshot at a time),
-  // so any `<path>.tmp-<pid>` left beside it is from a snapshot that died
-  // between creating and publishing it: removed.
   static Status Create(const std::string& path, uint32_t generation, uint32_t page_size, uint32_t page_count,
                        const std::vector<uint32_t>* needed, mode_t mode, std::unique_ptr<CowArea>* out);
   // Maps the area at `path` if it is of `generation` (writers); else null.
@@ -59,6 +61,13 @@ class CowArea {
   // file. Retires the page and replaces `page` with the preserved copy when a
   // writer got there first.
   Status Settle(uint32_t pgno, uint8_t* page);
+
+  // Snapshot, once it has read every page: frees the preserved copies.
+  // Writers keep the file open and mapped until the next snapshot; without
+  // this its slots would stay allocated that long, and be written back to
+  // the disk for nothing. (The states stay: writers may still look at them.
+  // A copy a writer finishes after this only extends the file again.)
+  void FreeSlots();
 
  private:
   CowArea(int fd, uint32_t generation, uint32_t page_size, uint32_t page_count, void* map, size_t map_size);
