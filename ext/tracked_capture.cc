@@ -21,6 +21,7 @@
 #include "store/format.h"
 #include "vfs/cow.h"
 #include "vfs/db_files.h"
+#include "vfs/paced_sync.h"
 #include "vfs/snapshot_vfs.h"
 #include "vfs/tracker.h"
 
@@ -214,10 +215,18 @@ Status RunInBackground(InterruptCheck* interrupt, const std::function<Status(con
 // was long. Checkpointing here, at once and at background priority, takes
 // that off the writers: a writer's automatic checkpoint finds the checkpoint
 // lock taken and returns at once. PASSIVE: it never waits for or blocks a
-// writer. Failure costs nothing (the writers checkpoint as before).
-void CheckpointInBackground(InterruptCheck* interrupt, sqlite3* w) {
+// writer. Failure costs nothing (the writers checkpoint as before). What it
+// copies goes to the disk 256 KiB at a time, each after a writer's commit
+// ends (vfs/paced_sync.h), whether or not SQLite syncs the file at its end:
+// if a writer committed meanwhile it does not, and that writer's next
+// checkpoint would otherwise flush it all inside its commit.
+void CheckpointInBackground(InterruptCheck* interrupt, sqlite3* w, const std::function<void()>& between_commits) {
+  SnapshotWritebackGate gate = {[](void* f) { (*static_cast<const std::function<void()>*>(f))(); },
+                                const_cast<std::function<void()>*>(&between_commits)};
+  sqlite3_file_control(w, "main", kPaceWritebackFcntl, &gate);
   RunInBackground(interrupt, [&](const std::atomic<bool>*) {
     sqlite3_wal_checkpoint_v2(w, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    sqlite3_file_control(w, "main", kPaceWritebackFcntl, nullptr);  // writes back what the checkpoint left
     return Status::OK();
   });
 }
@@ -386,7 +395,7 @@ Status TakeTrackedSnapshot(sqlite3* db, const char* schema, const ConnectionSett
     }
     pin.read.Finalize();
     EndCow(t, &pin);
-    if (pin.layout.wal) CheckpointInBackground(&interrupt, w.db());
+    if (pin.layout.wal) CheckpointInBackground(&interrupt, w.db(), AfterAWriteTransaction(t));
     if (s.ok()) s = builder->Commit(label, id);
     if (!s.ok()) {
       builder.reset();

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "tests/test_util.h"
+#include "vfs/snapshot_vfs.h"
 
 namespace snapshot_test {
 namespace {
@@ -126,6 +127,50 @@ TEST_P(VfsTracking, SnapshotsWorkThroughIt) {
 
 INSTANTIATE_TEST_SUITE_P(Modes, VfsTracking, ::testing::Values("DELETE", "WAL"),
                          [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+// Paced write-back (vfs/paced_sync.h), which the snapshot switches on for
+// its checkpoint: with the file control set, every 256 KiB a connection
+// writes to the database file is synced after one gate call, the
+// connection's own syncs wait at the gate too, and switching it off syncs
+// the rest; once it is off, nothing waits. A connection that is not through
+// the snapshot VFS does not know the control.
+TEST(PacedWriteback, GateOpensFor256KiBWrittenAndForEverySync) {
+  TempDir dir;
+  const std::string path = dir / "app.db";
+  sqlite3* db = OpenThroughVfs(path);
+  ASSERT_EQ("", Exec(db, "PRAGMA journal_mode=DELETE; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);"
+                         "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<4000) "
+                         "INSERT INTO t(v) SELECT hex(randomblob(500)) FROM c"));
+  const int64_t pages = QueryInt(db, "PRAGMA page_count");
+  const int64_t batches = pages * 4096 / (256 << 10);  // whole 256 KiB written by an UPDATE of every row
+  ASSERT_GE(batches, 12);
+  int calls = 0;
+  snapshot::SnapshotWritebackGate gate = {[](void* n) { ++*static_cast<int*>(n); }, &calls};
+  ASSERT_EQ(SQLITE_OK, sqlite3_file_control(db, "main", snapshot::kPaceWritebackFcntl, &gate));
+  // Every page, then the commit's own sync of the database file.
+  ASSERT_EQ("", Exec(db, "UPDATE t SET v = lower(v)"));
+  EXPECT_EQ(batches + 1, calls);
+  calls = 0;
+  ASSERT_EQ("", Exec(db, "UPDATE t SET v = upper(v) WHERE id = 2000"));
+  EXPECT_EQ(1, calls);  // the commit's sync only
+  // With synchronous=OFF SQLite never syncs: what is left is synced when
+  // pacing is switched off, and nothing waits after that.
+  ASSERT_EQ("", Exec(db, "PRAGMA synchronous=OFF"));
+  calls = 0;
+  ASSERT_EQ("", Exec(db, "UPDATE t SET v = lower(v) WHERE id = 2000"));
+  EXPECT_EQ(0, calls);
+  ASSERT_EQ(SQLITE_OK, sqlite3_file_control(db, "main", snapshot::kPaceWritebackFcntl, nullptr));
+  EXPECT_EQ(1, calls);
+  calls = 0;
+  ASSERT_EQ("", Exec(db, "PRAGMA synchronous=FULL; UPDATE t SET v = upper(v)"));
+  EXPECT_EQ(0, calls);
+  EXPECT_EQ("ok", Query(db, "PRAGMA integrity_check"));
+  sqlite3_close(db);
+
+  sqlite3* plain = OpenDb(path);
+  EXPECT_EQ(SQLITE_NOTFOUND, sqlite3_file_control(plain, "main", snapshot::kPaceWritebackFcntl, &gate));
+  sqlite3_close(plain);
+}
 
 }  // namespace
 }  // namespace snapshot_test

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "ext/sqlite_api.h"
+#include "vfs/paced_sync.h"
 #include "vfs/tracker.h"
 
 namespace snapshot {
@@ -21,6 +22,7 @@ struct ShimFile {
   Tracker* tracker;  // owned reference for kMainDb; borrowed for kWal
   int lock;          // kMainDb: the lock this connection holds on the file
   const volatile void* wal_index;  // kMainDb: region 0 of the wal-index, once mapped
+  WritebackPacer* pacer;           // kMainDb: set by kPaceWritebackFcntl (owned)
 };
 
 sqlite3_vfs* Real(sqlite3_vfs* vfs) { return static_cast<sqlite3_vfs*>(vfs->pAppData); }
@@ -31,6 +33,8 @@ int ShimClose(sqlite3_file* f) {
   int rc = s->real->pMethods ? s->real->pMethods->xClose(s->real) : SQLITE_OK;
   if (s->kind == Kind::kMainDb && s->tracker != nullptr) Tracker::Release(s->tracker);
   s->tracker = nullptr;
+  delete s->pacer;
+  s->pacer = nullptr;
   return rc;
 }
 
@@ -45,7 +49,9 @@ int ShimWrite(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offse
     }
     if (s->kind == Kind::kWal) s->tracker->OnWalWrite(s->real, data, amount, offset);
   }
-  return s->real->pMethods->xWrite(s->real, data, amount, offset);
+  const int rc = s->real->pMethods->xWrite(s->real, data, amount, offset);
+  if (rc == SQLITE_OK && s->pacer != nullptr) s->pacer->Wrote(uint64_t(amount));
+  return rc;
 }
 
 int ShimTruncate(sqlite3_file* f, sqlite3_int64 size) {
@@ -60,7 +66,11 @@ int ShimTruncate(sqlite3_file* f, sqlite3_int64 size) {
 // Everything else passes through; lock changes are also told to the
 // tracker (a write transaction begins or ends).
 int ShimRead(sqlite3_file* f, void* p, int n, sqlite3_int64 o) { return R(f)->pMethods->xRead(R(f), p, n, o); }
-int ShimSync(sqlite3_file* f, int flags) { return R(f)->pMethods->xSync(R(f), flags); }
+int ShimSync(sqlite3_file* f, int flags) {
+  ShimFile* s = reinterpret_cast<ShimFile*>(f);
+  if (s->pacer != nullptr) s->pacer->BeforeSync();
+  return s->real->pMethods->xSync(s->real, flags);
+}
 int ShimFileSize(sqlite3_file* f, sqlite3_int64* n) { return R(f)->pMethods->xFileSize(R(f), n); }
 void LockChanged(sqlite3_file* f, int l) {
   ShimFile* s = reinterpret_cast<ShimFile*>(f);
@@ -78,7 +88,18 @@ int ShimUnlock(sqlite3_file* f, int l) {
   return rc;
 }
 int ShimCheckReservedLock(sqlite3_file* f, int* out) { return R(f)->pMethods->xCheckReservedLock(R(f), out); }
-int ShimFileControl(sqlite3_file* f, int op, void* arg) { return R(f)->pMethods->xFileControl(R(f), op, arg); }
+int ShimFileControl(sqlite3_file* f, int op, void* arg) {
+  ShimFile* s = reinterpret_cast<ShimFile*>(f);
+  if (op == kPaceWritebackFcntl) {
+    if (s->kind != Kind::kMainDb || s->tracker == nullptr) return SQLITE_NOTFOUND;
+    if (s->pacer != nullptr) s->pacer->Finish();
+    delete s->pacer;
+    s->pacer = nullptr;
+    if (arg != nullptr) s->pacer = new WritebackPacer(s->real, *static_cast<SnapshotWritebackGate*>(arg));
+    return SQLITE_OK;
+  }
+  return s->real->pMethods->xFileControl(s->real, op, arg);
+}
 int ShimSectorSize(sqlite3_file* f) { return R(f)->pMethods->xSectorSize(R(f)); }
 int ShimDeviceCharacteristics(sqlite3_file* f) { return R(f)->pMethods->xDeviceCharacteristics(R(f)); }
 int ShimShmMap(sqlite3_file* f, int i, int sz, int ext, void volatile** pp) {

@@ -28,4 +28,21 @@ int RegisterSnapshotVfs();
 // use it without asking; returns an SQLite result code.
 int MakeSnapshotVfsDefault();
 
+// A file control of the snapshot VFS (an opcode far from SQLite's own):
+// paced write-back of the database file (vfs/paced_sync.h).
+//
+//   SnapshotWritebackGate gate = {fn, arg};
+//   sqlite3_file_control(db, "main", kPaceWritebackFcntl, &gate);   // on
+//   sqlite3_file_control(db, "main", kPaceWritebackFcntl, nullptr); // off, after syncing the rest
+//
+// SQLITE_NOTFOUND from a connection that is not through the snapshot VFS.
+constexpr int kPaceWritebackFcntl = 0x534e4150;  // "SNAP"
+
+// The gate, in C terms, since the argument crosses the extension's
+// boundary: fn(arg) is called before each paced sync, and may wait.
+struct SnapshotWritebackGate {
+  void (*fn)(void* arg);
+  void* arg;
+};
+
 }  // namespace snapshot
