@@ -220,9 +220,8 @@ Status RunInBackground(InterruptCheck* interrupt, const std::function<Status(con
 // ends (vfs/paced_sync.h), whether or not SQLite syncs the file at its end:
 // if a writer committed meanwhile it does not, and that writer's next
 // checkpoint would otherwise flush it all inside its commit.
-void CheckpointInBackground(InterruptCheck* interrupt, sqlite3* w, const std::function<void()>& between_commits) {
-  SnapshotWritebackGate gate = {[](void* f) { (*static_cast<const std::function<void()>*>(f))(); },
-                                const_cast<std::function<void()>*>(&between_commits)};
+void CheckpointInBackground(InterruptCheck* interrupt, sqlite3* w, std::function<void()> between_commits) {
+  SnapshotWritebackGate gate = {[](void* f) { (*static_cast<std::function<void()>*>(f))(); }, &between_commits};
   sqlite3_file_control(w, "main", kPaceWritebackFcntl, &gate);
   RunInBackground(interrupt, [&](const std::atomic<bool>*) {
     sqlite3_wal_checkpoint_v2(w, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);

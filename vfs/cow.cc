@@ -18,6 +18,8 @@ namespace {
 constexpr char kCowMagic[9] = "SQSNCOW1";
 constexpr uint64_t kStatesOffset = 4096;
 constexpr uint32_t kNotNeeded = 0, kNeeded = 1, kFirstSlot = 2;
+// "<path>.tmp-<pid>": an area being created, before it is renamed into place.
+constexpr char kTempInfix[] = ".tmp-";
 
 struct CowHeader {
   char magic[8];
@@ -51,7 +53,7 @@ uint64_t CowArea::slot_offset(uint64_t slot) const { return map_size_ + slot * p
 
 void CowArea::RemoveAbandoned(const std::string& path) {
   Env* env = Env::Default();
-  const std::string dir = DirName(path), prefix = BaseName(path) + ".tmp-";
+  const std::string dir = DirName(path), prefix = BaseName(path) + kTempInfix;
   std::vector<std::string> names;
   if (!env->GetChildren(dir, &names).ok()) return;
   for (const std::string& name : names) {
@@ -61,7 +63,7 @@ void CowArea::RemoveAbandoned(const std::string& path) {
 
 Status CowArea::Create(const std::string& path, uint32_t generation, uint32_t page_size, uint32_t page_count,
                        const std::vector<uint32_t>* needed, mode_t mode, std::unique_ptr<CowArea>* out) {
-  const std::string tmp = path + ".tmp-" + std::to_string(getpid());
+  const std::string tmp = path + kTempInfix + std::to_string(getpid());
   int fd = open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return Errno("cannot create " + tmp, errno);
   fchmod(fd, mode);

@@ -20,10 +20,9 @@ void WritebackPacer::Finish() {
 }
 
 void WritebackPacer::Sync() {
-  if (gate_.fn != nullptr) gate_.fn(gate_.arg);
+  BeforeSync();
   // A failure here only leaves more for the connection's own sync.
   file_->pMethods->xSync(file_, SQLITE_SYNC_NORMAL);
-  unsynced_ = 0;
 }
 
 }  // namespace snapshot

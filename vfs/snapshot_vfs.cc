@@ -91,7 +91,7 @@ int ShimCheckReservedLock(sqlite3_file* f, int* out) { return R(f)->pMethods->xC
 int ShimFileControl(sqlite3_file* f, int op, void* arg) {
   ShimFile* s = reinterpret_cast<ShimFile*>(f);
   if (op == kPaceWritebackFcntl) {
-    if (s->kind != Kind::kMainDb || s->tracker == nullptr) return SQLITE_NOTFOUND;
+    if (s->kind != Kind::kMainDb) return SQLITE_NOTFOUND;
     if (s->pacer != nullptr) s->pacer->Finish();
     delete s->pacer;
     s->pacer = nullptr;
