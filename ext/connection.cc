@@ -38,6 +38,12 @@ Status OpenStore(sqlite3* db, const char* schema, const ConnectionSettings& sett
                  const std::function<void(CompressOptions*)>& pack_hooks) {
   StoreLocation loc;
   SNAPSHOT_RETURN_IF_ERROR(LocateStore(db, schema, settings, &loc));
+  if (location != nullptr) *location = loc;
+  return OpenStoreAt(loc, settings, access, out, pack_hooks);
+}
+
+Status OpenStoreAt(const StoreLocation& loc, const ConnectionSettings& settings, StoreAccess access,
+                   std::unique_ptr<Store>* out, const std::function<void(CompressOptions*)>& pack_hooks) {
   StoreOptions o;
   o.dir = loc.store_dir;
   o.db_name = BaseName(loc.db_path);
@@ -49,7 +55,6 @@ Status OpenStore(sqlite3* db, const char* schema, const ConnectionSettings& sett
   o.compress.level = settings.level;
   o.compress.threads = settings.threads;
   if (pack_hooks) pack_hooks(&o.compress);
-  if (location != nullptr) *location = loc;
   return Store::Open(o, out);
 }
 

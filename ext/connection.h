@@ -52,5 +52,9 @@ enum class StoreAccess {
 Status OpenStore(sqlite3* db, const char* schema, const ConnectionSettings& settings, StoreAccess access,
                  std::unique_ptr<Store>* out, StoreLocation* location = nullptr,
                  const std::function<void(CompressOptions*)>& pack_hooks = nullptr);
+// The same for a store already located: touches no connection, so it may
+// run on a thread other than the one that holds the connection's mutex.
+Status OpenStoreAt(const StoreLocation& where, const ConnectionSettings& settings, StoreAccess access,
+                   std::unique_ptr<Store>* out, const std::function<void(CompressOptions*)>& pack_hooks = nullptr);
 
 }  // namespace snapshot

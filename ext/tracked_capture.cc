@@ -122,9 +122,11 @@ Status PinState(sqlite3* w, sqlite3* r, Tracker* t, bool force_full, int timeout
       const uint32_t generation = h->cow_last_generation + 1 == 0 ? 1 : h->cow_last_generation + 1;
       h->cow_last_generation = generation;
       pin->cow_path = t->db_path() + kCowSuffix;
-      const std::vector<uint32_t> needed = PagesToRead(*pin, tracked);
-      s = CowArea::Create(pin->cow_path, generation, pin->layout.page_size, pin->layout.page_count, &needed, mode,
-                          &pin->cow);
+      // Untracked, every page is needed: the area says so without a list
+      // (building one for a 1 GiB database took 2 ms of this lock).
+      const std::vector<uint32_t> needed = tracked ? PagesToRead(*pin, true) : std::vector<uint32_t>();
+      s = CowArea::Create(pin->cow_path, generation, pin->layout.page_size, pin->layout.page_count,
+                          tracked ? &needed : nullptr, mode, &pin->cow);
       if (s.ok()) t->SetCowGeneration(generation);
     } else if (s.ok()) {
       s = PinReadTransaction(r, "main", timeout_ms, &pin->read);
@@ -212,7 +214,7 @@ Status RunInBackground(InterruptCheck* interrupt, const std::function<Status(con
 // by every commit made while the snapshot read. The first writer to commit
 // after the pin is released would copy all of that back into the database
 // file (and fsync it) inside its own commit: a stall as long as the snapshot
-// was long. Checkpointing here, at once and at background priority, takes
+// was long. Checkpointing here, at once (on the background thread), takes
 // that off the writers: a writer's automatic checkpoint finds the checkpoint
 // lock taken and returns at once. PASSIVE: it never waits for or blocks a
 // writer. Failure costs nothing (the writers checkpoint as before). What it
@@ -220,14 +222,11 @@ Status RunInBackground(InterruptCheck* interrupt, const std::function<Status(con
 // ends (vfs/paced_sync.h), whether or not SQLite syncs the file at its end:
 // if a writer committed meanwhile it does not, and that writer's next
 // checkpoint would otherwise flush it all inside its commit.
-void CheckpointInBackground(InterruptCheck* interrupt, sqlite3* w, std::function<void()> between_commits) {
+void CheckpointPaced(sqlite3* w, std::function<void()> between_commits) {
   SnapshotWritebackGate gate = {[](void* f) { (*static_cast<std::function<void()>*>(f))(); }, &between_commits};
   sqlite3_file_control(w, "main", kPaceWritebackFcntl, &gate);
-  RunInBackground(interrupt, [&](const std::atomic<bool>*) {
-    sqlite3_wal_checkpoint_v2(w, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-    sqlite3_file_control(w, "main", kPaceWritebackFcntl, nullptr);  // writes back what the checkpoint left
-    return Status::OK();
-  });
+  sqlite3_wal_checkpoint_v2(w, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  sqlite3_file_control(w, "main", kPaceWritebackFcntl, nullptr);  // writes back what the checkpoint left
 }
 
 // One of the counters tracked writers bump in the tracking header, and when
@@ -319,6 +318,21 @@ std::function<void()> OutsideWritersTransactions(const Tracker* t) {
   };
 }
 
+// Whether the store may hold the snapshot the tracking record is relative
+// to. Asked before the pin, holding no lock of the database, so that a
+// snapshot into a store without it (a new or emptied store) pins once,
+// whole, instead of pinning the marks and then again. (The pin decides as
+// before; this only spares it the second try. Unsure means yes.)
+bool StoreMayHoldBase(const StoreLocation& where, const ConnectionSettings& settings, const Tracker* t) {
+  const uint64_t tag = t->header()->store_tag, base_id = t->header()->base_id;
+  if (base_id == 0) return true;  // nothing to look for: the pin reads every page anyway
+  std::unique_ptr<Store> store;
+  const Status s = OpenStoreAt(where, settings, StoreAccess::kRead, &store);
+  if (s.IsNotFound()) return false;
+  Manifest base;
+  return !s.ok() || (store->tag() == tag && !store->ReadManifest(base_id, &base).IsNotFound());
+}
+
 bool CanTrack(sqlite3* db, const char* schema, const char* filename) {
   if (filename == nullptr || filename[0] == '\0') return false;
   sqlite3_vfs* vfs = nullptr;
@@ -328,6 +342,72 @@ bool CanTrack(sqlite3* db, const char* schema, const char* filename) {
   std::string locking_mode;
   const std::string q = "PRAGMA \"" + QuoteIdentifier(schema) + "\".locking_mode";
   return QueryText(db, q, &locking_mode).ok() && sqlite3_stricmp(locking_mode.c_str(), "normal") == 0;
+}
+
+// What StorePinnedState works with.
+struct SnapshotJob {
+  const StoreLocation& where;
+  const ConnectionSettings& settings;
+  StoreAccess access;
+  const char* operation;
+  const std::string& label;
+  bool first_attempt;
+  sqlite3* w;  // the connection that pinned (and checkpoints, in WAL mode)
+  sqlite3* r;  // WAL mode: its read transaction holds the pinned commit
+  Tracker* t;
+  Pin* pin;
+};
+
+// Everything after the pin: opens the store, reads the pinned pages into a
+// new snapshot, lets go of the pin and commits the snapshot. Sets
+// *pin_again, storing nothing, when the marks are relative to a snapshot
+// this store does not have and the copy-on-write area covers only them.
+Status StorePinnedState(const SnapshotJob& job, const std::atomic<bool>* cancel, bool* pin_again, uint64_t* id) {
+  Tracker* t = job.t;
+  Pin* pin = job.pin;
+  std::unique_ptr<Store> store;
+  Status s = OpenStoreAt(job.where, job.settings, job.access, &store, [t](CompressOptions* o) {
+    o->busy_elsewhere = WritersActive(t);
+    o->before_writeback = AfterAWriteTransaction(t);
+    o->between_blocks = OutsideWritersTransactions(t);
+  });
+  if (!s.ok()) {
+    Abandon(t, pin);
+    return s;
+  }
+  Manifest base;
+  const bool tracked = pin->verdict == kTrusted && store->tag() == pin->old_tag &&
+                       store->ReadManifest(pin->old_base, &base).ok() &&
+                       base.info.page_size == pin->layout.page_size && base.info.page_count == pin->old_base_pages;
+  if (!tracked && pin->verdict == kTrusted && pin->cow != nullptr && job.first_attempt) {
+    Abandon(t, pin);
+    *pin_again = true;
+    return Status::OK();
+  }
+  ProgressFile progress(store->dir(), job.operation, job.where.file_mode);
+  std::unique_ptr<SnapshotBuilder> builder;
+  s = store->NewSnapshot(pin->layout.page_size, pin->layout.page_count, tracked ? &base : nullptr, &builder);
+  if (s.ok()) {
+    sqlite3_file* file = FilePointer(job.w, "main", SQLITE_FCNTL_FILE_POINTER);
+    sqlite3_file* wal = pin->layout.wal ? FilePointer(job.r, "main", SQLITE_FCNTL_JOURNAL_POINTER) : nullptr;
+    s = ReadPinnedPages(file, wal, pin, PagesToRead(*pin, tracked), builder.get(), cancel, &progress);
+    if (s.ok() && pin->cow != nullptr && !t->UntouchedSinceReset(file, pin->cow->generation())) {
+      // A writer that bypassed the VFS changed pages without preserving
+      // them: what was read may mix two states.
+      s = Status::NotSupported("a connection without the snapshot VFS wrote while the snapshot read");
+    }
+  }
+  pin->read.Finalize();
+  EndCow(t, pin);
+  if (pin->layout.wal) CheckpointPaced(job.w, AfterAWriteTransaction(t));
+  if (s.ok()) s = builder->Commit(job.label, id);
+  if (!s.ok()) {
+    builder.reset();
+    Abandon(t, pin);
+    return s;
+  }
+  t->SetBase(store->tag(), *id, pin->layout.page_count);
+  return Status::OK();
 }
 
 }  // namespace
@@ -349,60 +429,26 @@ Status TakeTrackedSnapshot(sqlite3* db, const char* schema, const ConnectionSett
   if (t == nullptr) return Status::NotSupported("cannot open the tracking file");
   std::unique_ptr<SnapshotLock> lock;
   SNAPSHOT_RETURN_IF_ERROR(SnapshotLock::Acquire(t->db_path(), settings.busy_timeout_ms, &lock));
-  CowArea::RemoveAbandoned(t->db_path() + kCowSuffix);  // before the pin: writers wait for what it does
+  // Before the pin, whatever takes time and needs no lock: writers wait for
+  // every microsecond of the pin.
+  CowArea::RemoveAbandoned(t->db_path() + kCowSuffix);
+  t->PrepareToTakeMarks();
+  const bool base_may_be_in_store = StoreMayHoldBase(where, settings, t);
 
   for (int attempt = 0;; attempt++) {
     Pin pin;
-    SNAPSHOT_RETURN_IF_ERROR(
-        PinState(w.db(), r.db(), t, attempt > 0, settings.busy_timeout_ms, where.file_mode, &pin));
-    // The database's state is pinned and its lock released: now the store's.
-    std::unique_ptr<Store> store;
-    StoreLocation loc;
-    Status s = OpenStore(db, schema, settings, access, &store, &loc, [t](CompressOptions* o) {
-      o->busy_elsewhere = WritersActive(t);
-      o->before_writeback = AfterAWriteTransaction(t);
-      o->between_blocks = OutsideWritersTransactions(t);
+    // On this thread, at the caller's priority: writers wait for the pin.
+    SNAPSHOT_RETURN_IF_ERROR(PinState(w.db(), r.db(), t, attempt > 0 || !base_may_be_in_store,
+                                      settings.busy_timeout_ms, where.file_mode, &pin));
+    // The rest at background priority, down to freeing the store's page
+    // index (30-40 ms of CPU for a 1 GiB database, which delayed writers'
+    // commits when it ran at the caller's priority).
+    SnapshotJob job{where, settings, access, operation, label, attempt == 0, w.db(), r.db(), t, &pin};
+    bool pin_again = false;
+    Status s = RunInBackground(&interrupt, [&](const std::atomic<bool>* cancel) {
+      return StorePinnedState(job, cancel, &pin_again, id);
     });
-    if (!s.ok()) {
-      Abandon(t, &pin);
-      return s;
-    }
-    Manifest base;
-    const bool tracked = pin.verdict == kTrusted && store->tag() == pin.old_tag &&
-                         store->ReadManifest(pin.old_base, &base).ok() &&
-                         base.info.page_size == pin.layout.page_size && base.info.page_count == pin.old_base_pages;
-    if (!tracked && pin.verdict == kTrusted && pin.cow != nullptr && attempt == 0) {
-      // The marks are sound but relative to a snapshot this store does not
-      // have, and the copy-on-write area covers only them: pin again, whole.
-      Abandon(t, &pin);
-      continue;
-    }
-    ProgressFile progress(store->dir(), operation, loc.file_mode);
-    std::unique_ptr<SnapshotBuilder> builder;
-    s = store->NewSnapshot(pin.layout.page_size, pin.layout.page_count, tracked ? &base : nullptr, &builder);
-    if (s.ok()) {
-      sqlite3_file* file = FilePointer(w.db(), "main", SQLITE_FCNTL_FILE_POINTER);
-      sqlite3_file* wal = pin.layout.wal ? FilePointer(r.db(), "main", SQLITE_FCNTL_JOURNAL_POINTER) : nullptr;
-      s = RunInBackground(&interrupt, [&](const std::atomic<bool>* cancel) {
-        return ReadPinnedPages(file, wal, &pin, PagesToRead(pin, tracked), builder.get(), cancel, &progress);
-      });
-      if (s.ok() && pin.cow != nullptr && !t->UntouchedSinceReset(file, pin.cow->generation())) {
-        // A writer that bypassed the VFS changed pages without preserving
-        // them: what was read may mix two states.
-        s = Status::NotSupported("a connection without the snapshot VFS wrote while the snapshot read");
-      }
-    }
-    pin.read.Finalize();
-    EndCow(t, &pin);
-    if (pin.layout.wal) CheckpointInBackground(&interrupt, w.db(), AfterAWriteTransaction(t));
-    if (s.ok()) s = builder->Commit(label, id);
-    if (!s.ok()) {
-      builder.reset();
-      Abandon(t, &pin);
-      return s;
-    }
-    t->SetBase(store->tag(), *id, pin.layout.page_count);
-    return Status::OK();
+    if (!pin_again) return s;
   }
 }
 

@@ -19,6 +19,7 @@ namespace snapshot_test {
 namespace {
 
 constexpr size_t kBootIdOffset = 32;  // TrackHeader::boot_id (vfs/tracker.h)
+constexpr size_t kCowLastGenerationOffset = 124;  // TrackHeader::cow_last_generation
 constexpr size_t kWritesEndedOffset = 136;  // TrackHeader::writes_ended
 constexpr size_t kWritesBegunOffset = 144;  // TrackHeader::writes_begun
 
@@ -46,6 +47,12 @@ class Tracked : public ::testing::TestWithParam<std::string> {
   void TearDown() override { sqlite3_close(db_); }
 
   std::string Tracking() { return Query(db_, "SELECT snapshot_tracking()"); }
+  template <typename T>
+  T TrackingHeaderField(size_t offset) {
+    T n = 0;
+    std::memcpy(&n, ReadFile(path_ + "-snaptrack").data() + offset, sizeof n);
+    return n;
+  }
   int64_t Backup() { return QueryInt(db_, "SELECT snapshot_backup()"); }
   void Change(sqlite3* db, int every) {
     ASSERT_EQ("", Exec(db, "UPDATE t SET v = hex(randomblob(150)) WHERE id % " + std::to_string(every) + " = 0"));
@@ -296,11 +303,7 @@ TEST_P(Tracked, WritersCommitWhileASnapshotReads) {
 // snapshot times its own disk writes and compressing by those counts
 // (ext/tracked_capture.cc). Read transactions do not count.
 TEST_P(Tracked, WriteTransactionsAreCounted) {
-  auto counter = [&](size_t offset) {
-    uint64_t n = 0;
-    std::memcpy(&n, ReadFile(path_ + "-snaptrack").data() + offset, sizeof n);
-    return n;
-  };
+  auto counter = [&](size_t offset) { return TrackingHeaderField<uint64_t>(offset); };
   const uint64_t ended = counter(kWritesEndedOffset), begun = counter(kWritesBegunOffset);
   EXPECT_EQ(begun, ended) << "no transaction is running";
   for (int i = 0; i < 5; i++) ASSERT_EQ("", Exec(db_, "UPDATE t SET v = 'x' WHERE id = " + std::to_string(i + 1)));
@@ -331,6 +334,22 @@ TEST_P(Tracked, AbandonedCopyOnWriteFileIsRemoved) {
   EXPECT_NE(0, access(debris.c_str(), F_OK)) << debris << " is still there";
   EXPECT_EQ(0, access(other.c_str(), F_OK));
   ExpectSnapshotIsLive(1);
+}
+
+// The record of changed pages is relative to a snapshot in one store. A
+// snapshot into a store without it (new, or emptied) reads every page, and
+// pins the database once: not for the marks first, and then again, whole.
+// Each pin holds the write lock, and writers wait for it.
+TEST_P(Tracked, SnapshotIntoAStoreWithoutTheBasePinsOnce) {
+  if (GetParam() != "DELETE") GTEST_SKIP() << "only a rollback-mode pin numbers itself (a copy-on-write generation)";
+  EXPECT_EQ(1, Backup());
+  Change(db_, 500);
+  ASSERT_EQ(0, system(("rm -r '" + path_ + "-snapshots'").c_str()));
+  const uint32_t generation = TrackingHeaderField<uint32_t>(kCowLastGenerationOffset);
+  EXPECT_EQ(1, Backup()) << "a new store";
+  EXPECT_EQ(generation + 1, TrackingHeaderField<uint32_t>(kCowLastGenerationOffset)) << "pins";
+  ExpectSnapshotIsLive(1);
+  EXPECT_EQ("tracked: 0 pages changed since snapshot 1", Tracking());
 }
 
 // In WAL mode the pin holds checkpoints back; the snapshot checkpoints once

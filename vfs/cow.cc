@@ -10,14 +10,16 @@
 #include <string>
 
 #include "store/env.h"
-#include "store/format.h"
 
 namespace snapshot {
 namespace {
 
-constexpr char kCowMagic[9] = "SQSNCOW1";
+constexpr char kCowMagic[9] = "SQSNCOW2";
 constexpr uint64_t kStatesOffset = 4096;
-constexpr uint32_t kNotNeeded = 0, kNeeded = 1, kFirstSlot = 2;
+// A page's state. kUnlisted is what a new file holds, so that an area whose
+// every page is needed (a full snapshot) costs no write at the pin: its
+// header says what kUnlisted means.
+constexpr uint32_t kUnlisted = 0, kNeeded = 1, kDone = 2, kFirstSlot = 3;
 // "<path>.tmp-<pid>": an area being created, before it is renamed into place.
 constexpr char kTempInfix[] = ".tmp-";
 
@@ -26,7 +28,7 @@ struct CowHeader {
   uint32_t generation;
   uint32_t page_size;
   uint32_t page_count;
-  uint32_t reserved;
+  uint32_t unlisted_needed;  // 1: every kUnlisted page is needed; 0: none is
   uint64_t next_slot;  // taken with an atomic fetch-add by writers
 };
 
@@ -36,9 +38,10 @@ Status Errno(const std::string& what, int err) { return Status::IOError(what + "
 
 }  // namespace
 
-CowArea::CowArea(int fd, uint32_t generation, uint32_t page_size, uint32_t page_count, void* map, size_t map_size)
-    : fd_(fd), generation_(generation), page_size_(page_size), page_count_(page_count), map_(map),
-      map_size_(map_size) {}
+CowArea::CowArea(int fd, uint32_t generation, uint32_t page_size, uint32_t page_count, bool unlisted_needed,
+                 void* map, size_t map_size)
+    : fd_(fd), generation_(generation), page_size_(page_size), page_count_(page_count),
+      unlisted_needed_(unlisted_needed), map_(map), map_size_(map_size) {}
 
 CowArea::~CowArea() {
   munmap(map_, map_size_);
@@ -48,6 +51,8 @@ CowArea::~CowArea() {
 uint32_t* CowArea::state(uint32_t pgno) const {
   return reinterpret_cast<uint32_t*>(static_cast<uint8_t*>(map_) + kStatesOffset) + (pgno - 1);
 }
+
+bool CowArea::needed(uint32_t state) const { return state == kNeeded || (state == kUnlisted && unlisted_needed_); }
 
 uint64_t CowArea::slot_offset(uint64_t slot) const { return map_size_ + slot * page_size_; }
 
@@ -81,11 +86,9 @@ Status CowArea::Create(const std::string& path, uint32_t generation, uint32_t pa
   h->generation = generation;
   h->page_size = page_size;
   h->page_count = page_count;
-  std::unique_ptr<CowArea> area(new CowArea(fd, generation, page_size, page_count, map, size));
-  if (needed == nullptr) {
-    const uint32_t lock_page = LockBytePage(page_size);
-    for (uint32_t p = 1; p <= page_count; p++) *area->state(p) = p == lock_page ? kNotNeeded : kNeeded;
-  } else {
+  h->unlisted_needed = needed == nullptr ? 1 : 0;
+  std::unique_ptr<CowArea> area(new CowArea(fd, generation, page_size, page_count, needed == nullptr, map, size));
+  if (needed != nullptr) {
     for (uint32_t p : *needed) {
       if (p >= 1 && p <= page_count) *area->state(p) = kNeeded;
     }
@@ -115,13 +118,15 @@ std::unique_ptr<CowArea> CowArea::Map(const std::string& path, uint32_t generati
     close(fd);
     return nullptr;
   }
-  return std::unique_ptr<CowArea>(new CowArea(fd, generation, h.page_size, h.page_count, map, size));
+  return std::unique_ptr<CowArea>(
+      new CowArea(fd, generation, h.page_size, h.page_count, h.unlisted_needed != 0, map, size));
 }
 
 Status CowArea::Preserve(sqlite3_file* db, uint32_t pgno) {
   if (pgno == 0 || pgno > page_count_) return Status::OK();  // not part of the pinned image
   uint32_t* s = state(pgno);
-  if (__atomic_load_n(s, __ATOMIC_ACQUIRE) != kNeeded) return Status::OK();
+  uint32_t current = __atomic_load_n(s, __ATOMIC_ACQUIRE);
+  if (!needed(current)) return Status::OK();
   // Nobody has written the page since the pin (a writer would have
   // preserved it first, and only one writer runs at a time): its content in
   // the file is the pinned content.
@@ -133,10 +138,9 @@ Status CowArea::Preserve(sqlite3_file* db, uint32_t pgno) {
   if (pwrite(fd_, page.data(), page_size_, off_t(slot_offset(slot))) != ssize_t(page_size_)) {
     return Errno("cannot preserve a page", errno);
   }
-  uint32_t expected = kNeeded;
   // Fails only if the snapshot retired the page meanwhile: it no longer
   // needs the copy.
-  __atomic_compare_exchange_n(s, &expected, uint32_t(kFirstSlot + slot), false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+  __atomic_compare_exchange_n(s, &current, uint32_t(kFirstSlot + slot), false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
   return Status::OK();
 }
 
@@ -148,14 +152,16 @@ void CowArea::FreeSlots() {
 Status CowArea::Settle(uint32_t pgno, uint8_t* page) {
   if (pgno == 0 || pgno > page_count_) return Status::OK();
   uint32_t* s = state(pgno);
-  uint32_t expected = kNeeded;
-  if (__atomic_compare_exchange_n(s, &expected, kNotNeeded, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
-    // No writer had preserved the page, so none had begun to overwrite it
-    // before this: what was read is the pinned content.
-    return Status::OK();
+  uint32_t current = __atomic_load_n(s, __ATOMIC_ACQUIRE);
+  while (needed(current)) {
+    if (__atomic_compare_exchange_n(s, &current, kDone, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+      // No writer had preserved the page, so none had begun to overwrite it
+      // before this: what was read is the pinned content.
+      return Status::OK();
+    }
   }
-  if (expected < kFirstSlot) return Status::OK();  // not needed: a caller's mistake, harmless
-  const uint64_t slot = expected - kFirstSlot;
+  if (current < kFirstSlot) return Status::OK();  // not needed: a caller's mistake, harmless
+  const uint64_t slot = current - kFirstSlot;
   if (pread(fd_, page, page_size_, off_t(slot_offset(slot))) != ssize_t(page_size_)) {
     return Status::IOError("cannot read a preserved page from the copy-on-write file");
   }

@@ -2,20 +2,25 @@
 // rollback-journal mode without holding a lock that stops writers.
 //
 // The snapshot pins the database's state under the write lock, lists the
-// pages it needs here (state 1), and lets go of the lock. From then on a
-// writer (through the snapshot VFS) about to overwrite a page whose state is
-// 1 first copies the page's current content, which is still the pinned
-// content, into a slot of this file, then publishes the slot in the page's
-// state. The snapshot reads each page from the database file and then
-// retires it (state 1 -> 0): if that fails, a writer preserved the page
-// first, and the slot holds the pinned content instead. SQLite lets one
-// writer at a time change the database file, so a page is preserved at most
-// once. Layout, native byte order:
+// pages it needs here, and lets go of the lock. From then on a writer
+// (through the snapshot VFS) about to overwrite a needed page first copies
+// the page's current content, which is still the pinned content, into a
+// slot of this file, then publishes the slot in the page's state. The
+// snapshot reads each page from the database file and then retires it
+// (needed -> done): if that fails, a writer preserved the page first, and
+// the slot holds the pinned content instead. SQLite lets one writer at a
+// time change the database file, so a page is preserved at most once.
+// Layout, native byte order:
 //
-//   offset 0      CowHeader
-//   offset 4096   uint32 state[page_count]: 0 not needed, or done;
-//                 1 needed; 2 + k preserved in slot k
+//   offset 0      CowHeader (unlisted_needed: what state 0 means)
+//   offset 4096   uint32 state[page_count]: 0 unlisted (needed if the
+//                 header says every unlisted page is, as in a full
+//                 snapshot, else not); 1 needed; 2 done; 3 + k preserved
+//                 in slot k
 //   slots_offset  slot k: page_size bytes at slots_offset + k * page_size
+//
+// A new file reads as zeros, so a full snapshot's pin writes no state: the
+// pin holds the write lock, and writers wait for every microsecond of it.
 //
 // The file is never fsynced: it matters only while its snapshot runs, and a
 // crash ends that snapshot. Each snapshot creates a new file under a
@@ -44,7 +49,8 @@ class CowArea {
   // lists a directory).
   static void RemoveAbandoned(const std::string& path);
   // Creates the area of a snapshot of page_count pages needing `needed`
-  // (sorted page numbers), or every page but the lock-byte page when null.
+  // (page numbers), or every page when null (a full snapshot; SQLite never
+  // writes the lock-byte page, so listing it costs nothing).
   static Status Create(const std::string& path, uint32_t generation, uint32_t page_size, uint32_t page_count,
                        const std::vector<uint32_t>* needed, mode_t mode, std::unique_ptr<CowArea>* out);
   // Maps the area at `path` if it is of `generation` (writers); else null.
@@ -70,12 +76,15 @@ class CowArea {
   void FreeSlots();
 
  private:
-  CowArea(int fd, uint32_t generation, uint32_t page_size, uint32_t page_count, void* map, size_t map_size);
+  CowArea(int fd, uint32_t generation, uint32_t page_size, uint32_t page_count, bool unlisted_needed, void* map,
+          size_t map_size);
   uint32_t* state(uint32_t pgno) const;
+  bool needed(uint32_t state) const;
   uint64_t slot_offset(uint64_t slot) const;
 
   int fd_;
   uint32_t generation_, page_size_, page_count_;
+  bool unlisted_needed_;
   void* map_;
   size_t map_size_;
 };

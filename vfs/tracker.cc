@@ -93,7 +93,7 @@ const char* UntrustedReasonText(uint32_t reason) {
   return "unknown";
 }
 
-void CurrentBootId(uint8_t out[16]) {
+void ReadBootId(uint8_t out[16]) {
   std::memset(out, 0, 16);
   char text[64] = {};
   int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
@@ -108,6 +108,15 @@ void CurrentBootId(uint8_t out[16]) {
     out[k / 2] = uint8_t(out[k / 2] | (k % 2 == 0 ? v << 4 : v));
     k++;
   }
+}
+
+// Read once per process (a process does not outlive its boot): a snapshot
+// asks for it twice while it holds the database's write lock.
+void CurrentBootId(uint8_t out[16]) {
+  static uint8_t id[16];
+  static std::once_flag once;
+  std::call_once(once, [] { ReadBootId(id); });
+  std::memcpy(out, id, 16);
 }
 
 // ---- opening and mapping ----------------------------------------------------
@@ -242,11 +251,22 @@ void Tracker::Mark(uint32_t pgno) {
   }
 }
 
+bool Tracker::MapWholeFile() {
+  struct stat st;
+  return fstat(fd_, &st) == 0 && Grow(uint64_t(st.st_size));
+}
+
+void Tracker::PrepareToTakeMarks() {
+  if (!MapWholeFile()) return;
+  std::shared_lock<std::shared_mutex> l(map_mu_);
+  uint8_t sum = 0;
+  for (uint64_t off = kTrackBitmapOffset; off < mapped_; off += 4096) sum ^= __atomic_load_n(base_ + off, __ATOMIC_RELAXED);
+  (void)sum;
+}
+
 Status Tracker::TakeMarks(std::vector<uint32_t>* pages) {
   pages->clear();
-  struct stat st;
-  if (fstat(fd_, &st) != 0) return Status::IOError("cannot size the tracking file");
-  if (!Grow(uint64_t(st.st_size))) return Status::IOError("cannot map the tracking file");
+  if (!MapWholeFile()) return Status::IOError("cannot map the tracking file");
   std::shared_lock<std::shared_mutex> l(map_mu_);
   for (uint64_t off = kTrackBitmapOffset; off + 8 <= mapped_; off += 8) {
     uint64_t* word = reinterpret_cast<uint64_t*>(base_ + off);
@@ -267,8 +287,7 @@ void Tracker::ReturnMarks(const std::vector<uint32_t>& pages) {
 }
 
 uint64_t Tracker::CountMarks() {
-  struct stat st;
-  if (fstat(fd_, &st) != 0 || !Grow(uint64_t(st.st_size))) return 0;
+  if (!MapWholeFile()) return 0;
   std::shared_lock<std::shared_mutex> l(map_mu_);
   uint64_t n = 0;
   for (uint64_t off = kTrackBitmapOffset; off + 8 <= mapped_; off += 8) {

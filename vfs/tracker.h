@@ -102,7 +102,8 @@ struct TrackHeader {
   uint64_t writes_begun;     // ... and began: while the two differ, one is running
 };
 static_assert(sizeof(TrackHeader) <= kTrackHeaderSize, "header fits its block");
-static_assert(offsetof(TrackHeader, writes_ended) == 136 && offsetof(TrackHeader, writes_begun) == 144,
+static_assert(offsetof(TrackHeader, cow_last_generation) == 124 && offsetof(TrackHeader, writes_ended) == 136 &&
+                  offsetof(TrackHeader, writes_begun) == 144,
               "tests/tracked_test.cc reads them there");
 
 class CowArea;
@@ -160,6 +161,10 @@ class Tracker {
   // Atomically takes every set bit (they read as clear afterwards) into
   // *pages, sorted.
   Status TakeMarks(std::vector<uint32_t>* pages);
+  // Maps the whole file and brings the bitmap's pages into this process, so
+  // that TakeMarks, which runs under the database's write lock, meets no
+  // page fault (a 1 MiB bitmap cost 0.7 ms of that lock).
+  void PrepareToTakeMarks();
   // Sets the bits of `pages` again (a snapshot that used them failed).
   void ReturnMarks(const std::vector<uint32_t>& pages);
   uint64_t CountMarks();
@@ -188,6 +193,7 @@ class Tracker {
     __atomic_fetch_add(begins ? &header()->writes_begun : &header()->writes_ended, 1, __ATOMIC_RELAXED);
   }
   bool Grow(uint64_t need);
+  bool MapWholeFile();
   uint32_t page_size() const { return __atomic_load_n(&header()->page_size, __ATOMIC_RELAXED); }
   void PreserveForSnapshot(sqlite3_file* real, uint32_t generation, uint32_t first, uint32_t last);
   FrameRecord* ring() const { return reinterpret_cast<FrameRecord*>(reinterpret_cast<uint8_t*>(header_) + kTrackHeaderSize); }
