@@ -2,15 +2,17 @@
 """Commit latency of a writer while a full snapshot runs (issue 4, section 3).
 
     /usr/bin/python3 bench/commit_latency.py [--mb 1074] [--journal delete|wal|both]
-        [--seconds 10] [--reps 3] [--interval-ms 5] [--workdir /tmp/snapbench-latency]
+        [--seconds 24] [--reps 4] [--interval-ms 5] [--workdir /tmp/snapbench-latency]
 
 A writer process loads the extension, opens the database through the
 `snapshot` VFS (`?vfs=snapshot`) and commits small transactions at a steady
 pace (BEGIN IMMEDIATE; insert one annotation, update one random document;
 COMMIT), timing each whole transaction (BEGIN to COMMIT done). While it runs,
 this script alternates, --reps times: a baseline window (--seconds / --reps
-seconds, no snapshot), then a full snapshot into an empty store taken by a
-separate `sqlite3` shell process, as cron would:
+seconds, no snapshot; by default 6 s, about as long as a snapshot, so the
+two sides are samples of the same size over the same stretches of time),
+then a full snapshot into an empty store taken by a separate `sqlite3`
+shell process, as cron would:
 `sqlite3 DB ".timeout 10000" ".load build/snapshot" "SELECT snapshot_backup()"`.
 Transactions that overlap a snapshot's run count as "during"; those inside a
 baseline window as "baseline". Targets: p99 during <= 1.2 x p99 baseline,
@@ -253,8 +255,8 @@ def main():
     p.add_argument("--mb", type=float, default=1074, help="database size for make_db.py (10^6 B)")
     p.add_argument("--workdir", default="/tmp/snapbench-latency")
     p.add_argument("--journal", choices=("delete", "wal", "both"), default="both")
-    p.add_argument("--seconds", type=float, default=10, help="total baseline time per mode")
-    p.add_argument("--reps", type=int, default=3, help="snapshots per mode (and baseline chunks)")
+    p.add_argument("--seconds", type=float, default=24, help="total baseline time per mode")
+    p.add_argument("--reps", type=int, default=4, help="snapshots per mode (and baseline windows)")
     p.add_argument("--interval-ms", type=float, default=5, help="one transaction every N ms")
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--settle", type=float, default=0.5)
