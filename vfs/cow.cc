@@ -87,7 +87,8 @@ Status CowArea::Create(const std::string& path, uint32_t generation, uint32_t pa
   h->page_size = page_size;
   h->page_count = page_count;
   h->unlisted_needed = needed == nullptr ? 1 : 0;
-  std::unique_ptr<CowArea> area(new CowArea(fd, generation, page_size, page_count, needed == nullptr, map, size));
+  std::unique_ptr<CowArea> area(
+      new CowArea(fd, generation, page_size, page_count, h->unlisted_needed != 0, map, size));
   if (needed != nullptr) {
     for (uint32_t p : *needed) {
       if (p >= 1 && p <= page_count) *area->state(p) = kNeeded;
