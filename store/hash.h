@@ -10,7 +10,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 
 namespace snapshot {
 
@@ -21,10 +20,6 @@ struct PageHash {
   uint64_t hi = 0;
   bool operator==(const PageHash& o) const { return lo == o.lo && hi == o.hi; }
   bool operator!=(const PageHash& o) const { return !(*this == o); }
-};
-
-struct PageHashStd {
-  size_t operator()(const PageHash& h) const { return static_cast<size_t>(h.lo); }
 };
 
 PageHash HashPage(const uint8_t* secret, const void* data, size_t n);

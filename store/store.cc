@@ -255,14 +255,16 @@ Status Store::GetPack(uint64_t id, const PackReader** out) {
 
 Status Store::LoadDedupIndex() {
   if (dedup_loaded_) return Status::OK();
-  dedup_.clear();
+  dedup_.Clear();
   std::vector<uint64_t> ids;
   SNAPSHOT_RETURN_IF_ERROR(ScanIds(nullptr, &ids));
   for (uint64_t id : ids) {
     const PackReader* pack;
     // A damaged pack is not used for deduplication; verify reports it.
     if (!GetPack(id, &pack).ok()) continue;
-    for (uint32_t i = 0; i < pack->page_count(); i++) dedup_.emplace(pack->hash(i), PageRef{id, i});
+    for (uint32_t i = 0; i < pack->page_count(); i++) {
+      dedup_.Insert(pack->hash(i), PageRef{id, i}, /*keep_existing=*/true);
+    }
   }
   dedup_loaded_ = true;
   return Status::OK();
@@ -288,7 +290,7 @@ Status Store::Discard(uint64_t id) {
   packs_.erase(id);
   frame_sound_.clear();
   dedup_loaded_ = false;
-  dedup_.clear();
+  dedup_.Clear();
   return options_.env->RemoveFile(PackPath(id));
 }
 
@@ -307,7 +309,7 @@ Status Store::NewSnapshot(uint32_t page_size, uint32_t page_count, const Manifes
     // Only the changed pages come in (a tracked snapshot): they are compared
     // with the base's page of the same number and with each other, not with
     // an index of the whole store, whose cost would grow with the database.
-    dedup_.clear();
+    dedup_.Clear();
   }
   std::unique_ptr<SnapshotBuilder> b(new SnapshotBuilder);
   b->store_ = this;
@@ -330,7 +332,7 @@ SnapshotBuilder::~SnapshotBuilder() {
     // Not committed: forget the pages that were going into the abandoned pack.
     pack_->Abandon();
     store_->dedup_loaded_ = false;
-    store_->dedup_.clear();
+    store_->dedup_.Clear();
   }
 }
 
@@ -348,9 +350,9 @@ Status SnapshotBuilder::AddPage(uint32_t pgno, const uint8_t* data) {
       old_pack->page_size() == page_size_ && old.index < old_pack->page_count() && old_pack->hash(old.index) == h) {
     return Status::OK();
   }
-  auto it = store_->dedup_.find(h);
-  if (it != store_->dedup_.end() && (it->second.pack == id_ || store_->FrameIsSound(it->second, page_size_))) {
-    refs_[pgno - 1] = it->second;
+  const PageRef* stored = store_->dedup_.Find(h);
+  if (stored != nullptr && (stored->pack == id_ || store_->FrameIsSound(*stored, page_size_))) {
+    refs_[pgno - 1] = *stored;
     return Status::OK();
   }
   if (!pack_) {
@@ -360,7 +362,7 @@ Status SnapshotBuilder::AddPage(uint32_t pgno, const uint8_t* data) {
   }
   const PageRef ref{id_, pack_->page_count()};
   SNAPSHOT_RETURN_IF_ERROR(pack_->AddPage(data, h));
-  store_->dedup_[h] = ref;
+  store_->dedup_.Insert(h, ref);
   refs_[pgno - 1] = ref;
   pages_new_++;
   return Status::OK();
@@ -400,7 +402,7 @@ Status SnapshotBuilder::Commit(const std::string& label, uint64_t* id) {
       env->RemoveFile(store_->PackPath(id_));
     }
     store_->dedup_loaded_ = false;
-    store_->dedup_.clear();
+    store_->dedup_.Clear();
     return s;
   }
   *id = id_;
@@ -694,7 +696,7 @@ Status Store::Prune(int64_t keep_last, int64_t keep_ms, PruneResult* result) {
     }
   }
   dedup_loaded_ = false;
-  dedup_.clear();
+  dedup_.Clear();
   frame_sound_.clear();
   return options_.env->SyncDir(JoinPath(options_.dir, kPackDirName));
 }

@@ -28,13 +28,13 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "store/env.h"
 #include "store/hash.h"
 #include "store/manifest.h"
 #include "store/pack.h"
+#include "store/page_index.h"
 #include "store/status.h"
 
 namespace snapshot {
@@ -142,7 +142,7 @@ class Store {
   uint8_t secret_[kHashSecretSize] = {};
   std::map<uint64_t, std::unique_ptr<PackReader>> packs_;  // opened lazily
   // Content hash -> where the store keeps that content; loaded for backups.
-  std::unordered_map<PageHash, PageRef, PageHashStd> dedup_;
+  PageIndex dedup_;
   bool dedup_loaded_ = false;
   std::map<std::pair<uint64_t, uint32_t>, bool> frame_sound_;  // (pack, frame) -> checksum ok
 };
