@@ -263,27 +263,22 @@ void PackWriter::Abandon() {
   finished_ = true;
 }
 
-Status PackReader::Open(Env* env, const std::string& path, uint64_t id, const uint8_t* secret,
-                        std::unique_ptr<PackReader>* out) {
-  std::unique_ptr<PackReader> r(new PackReader);
-  r->env_ = env;
-  r->path_ = path;
-  r->id_ = id;
-  r->secret_ = secret;
-  SNAPSHOT_RETURN_IF_ERROR(env->NewRandomAccessFile(path, &r->file_));
+// The header and footer of pack `id` at `path`, checked: what both readers
+// need before touching the index.
+static Status ReadPackEnds(const RandomAccessFile& file, const std::string& path, uint64_t id, PackEnds* out) {
   auto bad = [&](const std::string& why) { return Status::Corruption("pack " + path + " is damaged: " + why); };
-  const uint64_t size = r->file_->Size();
+  const uint64_t size = file.Size();
   if (size < kPackHeaderSize + kPackFooterSize) return bad("too short");
 
   uint8_t header[kPackHeaderSize];
-  SNAPSHOT_RETURN_IF_ERROR(r->file_->Read(0, sizeof header, header));
+  SNAPSHOT_RETURN_IF_ERROR(file.Read(0, sizeof header, header));
   ByteReader hr(header, sizeof header);
   char magic[8];
   uint32_t version;
   uint64_t header_id, header_sum;
   hr.Bytes(magic, 8);
   hr.U32(&version);
-  hr.U32(&r->page_size_);
+  hr.U32(&out->page_size);
   hr.U64(&header_id);
   hr.U64(&header_sum);
   if (std::string(magic, 8) != std::string(kPackMagic, 8)) return bad("bad magic number");
@@ -294,30 +289,46 @@ Status PackReader::Open(Env* env, const std::string& path, uint64_t id, const ui
                                 ", newer than this build reads; upgrade the extension");
   }
   if (header_id != id) return bad("it names itself pack " + std::to_string(header_id));
-  if (!IsValidPageSize(r->page_size_)) return bad("invalid page size");
+  if (!IsValidPageSize(out->page_size)) return bad("invalid page size");
 
   uint8_t footer[kPackFooterSize];
-  SNAPSHOT_RETURN_IF_ERROR(r->file_->Read(size - kPackFooterSize, sizeof footer, footer));
+  SNAPSHOT_RETURN_IF_ERROR(file.Read(size - kPackFooterSize, sizeof footer, footer));
   ByteReader fr(footer, sizeof footer);
-  uint64_t index_offset, index_sum, footer_sum;
-  uint32_t n_frames, n_pages;
-  fr.U64(&index_offset);
-  fr.U32(&n_frames);
-  fr.U32(&n_pages);
-  fr.U64(&index_sum);
+  uint64_t footer_sum;
+  fr.U64(&out->index_offset);
+  fr.U32(&out->n_frames);
+  fr.U32(&out->n_pages);
+  fr.U64(&out->index_sum);
   fr.U64(&footer_sum);
   fr.Bytes(magic, 8);
   if (std::string(magic, 8) != std::string(kPackEndMagic, 8)) return bad("bad footer magic number (incomplete pack?)");
   if (Checksum64(footer, 24) != footer_sum) return bad("footer checksum mismatch");
-  const uint64_t index_size = uint64_t(n_frames) * kFrameEntrySize + uint64_t(n_pages) * 16;
+  out->index_size = uint64_t(out->n_frames) * kFrameEntrySize + uint64_t(out->n_pages) * 16;
   // Compared without sums that a hostile footer could make wrap around.
-  if (index_size > size - kPackHeaderSize - kPackFooterSize ||
-      index_offset != size - kPackFooterSize - index_size) {
+  if (out->index_size > size - kPackHeaderSize - kPackFooterSize ||
+      out->index_offset != size - kPackFooterSize - out->index_size) {
     return bad("index does not fit the file");
   }
+  return Status::OK();
+}
+
+Status PackReader::Open(Env* env, const std::string& path, uint64_t id, const uint8_t* secret,
+                        std::unique_ptr<PackReader>* out) {
+  std::unique_ptr<PackReader> r(new PackReader);
+  r->env_ = env;
+  r->path_ = path;
+  r->id_ = id;
+  r->secret_ = secret;
+  SNAPSHOT_RETURN_IF_ERROR(env->NewRandomAccessFile(path, &r->file_));
+  auto bad = [&](const std::string& why) { return Status::Corruption("pack " + path + " is damaged: " + why); };
+  PackEnds ends;
+  SNAPSHOT_RETURN_IF_ERROR(ReadPackEnds(*r->file_, path, id, &ends));
+  r->page_size_ = ends.page_size;
+  const uint64_t index_offset = ends.index_offset, index_size = ends.index_size;
+  const uint32_t n_frames = ends.n_frames, n_pages = ends.n_pages;
   std::string index(index_size, '\0');
   if (index_size > 0) SNAPSHOT_RETURN_IF_ERROR(r->file_->Read(index_offset, index_size, &index[0]));
-  if (Checksum64(index.data(), index.size()) != index_sum) return bad("index checksum mismatch");
+  if (Checksum64(index.data(), index.size()) != ends.index_sum) return bad("index checksum mismatch");
 
   ByteReader ir(index);
   r->frames_.resize(n_frames);
@@ -343,6 +354,25 @@ Status PackReader::Open(Env* env, const std::string& path, uint64_t id, const ui
     ir.U64(&h.hi);
   }
   *out = std::move(r);
+  return Status::OK();
+}
+
+Status PackHashPeek::Open(Env* env, const std::string& path, uint64_t id, std::unique_ptr<PackHashPeek>* out) {
+  std::unique_ptr<PackHashPeek> p(new PackHashPeek);
+  SNAPSHOT_RETURN_IF_ERROR(env->NewRandomAccessFile(path, &p->file_));
+  SNAPSHOT_RETURN_IF_ERROR(ReadPackEnds(*p->file_, path, id, &p->ends_));
+  *out = std::move(p);
+  return Status::OK();
+}
+
+Status PackHashPeek::Hash(uint32_t index, PageHash* out) const {
+  if (index >= ends_.n_pages) return Status::InvalidArgument("internal: page index outside the pack");
+  uint8_t entry[16];
+  const uint64_t at = ends_.index_offset + uint64_t(ends_.n_frames) * kFrameEntrySize + uint64_t(index) * 16;
+  SNAPSHOT_RETURN_IF_ERROR(file_->Read(at, sizeof entry, entry));
+  ByteReader r(entry, sizeof entry);
+  r.U64(&out->lo);
+  r.U64(&out->hi);
   return Status::OK();
 }
 

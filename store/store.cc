@@ -253,6 +253,29 @@ Status Store::GetPack(uint64_t id, const PackReader** out) {
   return Status::OK();
 }
 
+void Store::ForgetPack(uint64_t id) {
+  packs_.erase(id);
+  peeks_.erase(id);
+}
+
+bool Store::StoredHashIs(const PageRef& ref, uint32_t page_size, const PageHash& h) {
+  PageHash stored;
+  auto open = packs_.find(ref.pack);
+  if (open != packs_.end()) {  // already loaded whole: no read
+    const PackReader* pack = open->second.get();
+    return pack->page_size() == page_size && ref.index < pack->page_count() && pack->hash(ref.index) == h;
+  }
+  auto it = peeks_.find(ref.pack);
+  if (it == peeks_.end()) {
+    std::unique_ptr<PackHashPeek> peek;
+    if (!PackHashPeek::Open(options_.env, PackPath(ref.pack), ref.pack, &peek).ok()) return false;
+    it = peeks_.emplace(ref.pack, std::move(peek)).first;
+  }
+  const PackHashPeek& peek = *it->second;
+  return peek.page_size() == page_size && ref.index < peek.page_count() && peek.Hash(ref.index, &stored).ok() &&
+         stored == h;
+}
+
 Status Store::LoadDedupIndex() {
   if (dedup_loaded_) return Status::OK();
   dedup_.Clear();
@@ -287,7 +310,7 @@ Status Store::Discard(uint64_t id) {
   if (!options_.exclusive) return Status::InvalidArgument("internal: snapshot store opened read-only");
   SNAPSHOT_RETURN_IF_ERROR(options_.env->RemoveFile(ManifestPath(id)));
   SNAPSHOT_RETURN_IF_ERROR(options_.env->SyncDir(JoinPath(options_.dir, kSnapshotDirName)));
-  packs_.erase(id);
+  ForgetPack(id);
   frame_sound_.clear();
   dedup_loaded_ = false;
   dedup_.Clear();
@@ -345,9 +368,7 @@ Status SnapshotBuilder::AddPage(uint32_t pgno, const uint8_t* data) {
   // page written but not changed): keep the base's reference, as for every
   // page not added at all.
   const PageRef old = refs_[pgno - 1];
-  const PackReader* old_pack;
-  if (old.pack != kUnsetPack && old.pack != 0 && old.pack != id_ && store_->GetPack(old.pack, &old_pack).ok() &&
-      old_pack->page_size() == page_size_ && old.index < old_pack->page_count() && old_pack->hash(old.index) == h) {
+  if (old.pack != kUnsetPack && old.pack != 0 && old.pack != id_ && store_->StoredHashIs(old, page_size_, h)) {
     return Status::OK();
   }
   const PageRef* stored = store_->dedup_.Find(h);
@@ -608,7 +629,7 @@ Status Store::CompactPack(uint64_t pack_id, const std::vector<bool>& live, std::
     m.SetPageMap(refs);
     SNAPSHOT_RETURN_IF_ERROR(WriteManifest(m));
   }
-  packs_.erase(pack_id);
+  ForgetPack(pack_id);
   return options_.env->RemoveFile(PackPath(pack_id));
 }
 
@@ -684,7 +705,7 @@ Status Store::Prune(int64_t keep_last, int64_t keep_ms, PruneResult* result) {
     SNAPSHOT_RETURN_IF_ERROR(GetPack(pid, &pack));
     const uint64_t old_bytes = pack->file_size();
     if (n_live == 0) {
-      packs_.erase(pid);
+      ForgetPack(pid);
       SNAPSHOT_RETURN_IF_ERROR(options_.env->RemoveFile(PackPath(pid)));
       result->bytes_reclaimed += old_bytes;
     } else if (n_live * 4 < uint64_t(bits.size()) * 3) {

@@ -128,6 +128,10 @@ class Store {
   Status ScanIds(std::vector<uint64_t>* manifests, std::vector<uint64_t>* packs);
   Status NextId(uint64_t* id);
   Status GetPack(uint64_t id, const PackReader** out);
+  void ForgetPack(uint64_t id);
+  // Whether the store holds content hashing to `h` at `ref`, for a page of
+  // `page_size`; reads only that hash unless the pack is already loaded.
+  bool StoredHashIs(const PageRef& ref, uint32_t page_size, const PageHash& h);
   Status LoadDedupIndex();
   bool FrameIsSound(const PageRef& ref, uint32_t page_size);
   Status WriteManifest(const Manifest& m);
@@ -141,6 +145,7 @@ class Store {
   std::unique_ptr<FileLock> lock_;
   uint8_t secret_[kHashSecretSize] = {};
   std::map<uint64_t, std::unique_ptr<PackReader>> packs_;  // opened lazily
+  std::map<uint64_t, std::unique_ptr<PackHashPeek>> peeks_;  // for StoredHashIs
   // Content hash -> where the store keeps that content; loaded for backups.
   PageIndex dedup_;
   bool dedup_loaded_ = false;

@@ -648,6 +648,89 @@ TEST(StoreRoundTrip, SnapshotWithBaseComparesWithTheBasePage) {
   EXPECT_OK(store->Verify(0));
 }
 
+// Counts the bytes read from files under packs/.
+class PackReadCountingEnv : public EnvWrapper {
+ public:
+  PackReadCountingEnv() : EnvWrapper(Env::Default()) {}
+  Status NewRandomAccessFile(const std::string& p, std::unique_ptr<snapshot::RandomAccessFile>* o) override {
+    SNAPSHOT_RETURN_IF_ERROR(target()->NewRandomAccessFile(p, o));
+    if (p.find("/packs/") != std::string::npos) o->reset(new Counting(std::move(*o), &bytes));
+    return Status::OK();
+  }
+  std::atomic<uint64_t> bytes{0};
+
+ private:
+  struct Counting : snapshot::RandomAccessFile {
+    Counting(std::unique_ptr<snapshot::RandomAccessFile> f, std::atomic<uint64_t>* n) : f(std::move(f)), n(n) {}
+    Status Read(uint64_t offset, size_t len, void* out) const override {
+      *n += len;
+      return f->Read(offset, len, out);
+    }
+    uint64_t Size() const override { return f->Size(); }
+    std::unique_ptr<snapshot::RandomAccessFile> f;
+    std::atomic<uint64_t>* n;
+  };
+};
+
+// Comparing the pages a tracked snapshot adds with the base's reads their
+// hashes only, not the base pack's whole index: the cost follows the pages
+// added, not the database (issue 4 section 1). A damaged hash entry makes
+// the page be stored again, never kept by mistake.
+TEST(StoreRoundTrip, ComparingWithTheBaseReadsOnlyThoseHashes) {
+  TempDir tmp;
+  Image img = MakeImage(4096, 3000, 1);  // a 48 KB page-hash index
+  uint64_t first = 0, second = 0, third = 0;
+  {
+    auto store = OpenOrDie(Options(tmp / "s"));
+    ASSERT_NE(store, nullptr);
+    ASSERT_OK(Snap(store.get(), img, "full", &first));
+  }
+  PackReadCountingEnv env;
+  {
+    auto store = OpenOrDie(Options(tmp / "s", true, &env));
+    ASSERT_NE(store, nullptr);
+    Manifest base;
+    ASSERT_OK(store->ReadManifest(first, &base));
+    std::vector<uint32_t> added = {5, 6, 7};  // written, unchanged
+    ASSERT_OK(Snap(store.get(), img, "incremental", &second, &base, &added));
+    EXPECT_EQ(0u, InfoOf(store.get(), second).pages_new);
+    EXPECT_LT(env.bytes.load(), 1000u) << "read the base pack's whole index to compare three pages";
+  }
+  // Damage page 6's hash in the pack's index: the page is stored again.
+  std::vector<std::string> packs;
+  for (const auto& e : fs::directory_iterator(fs::path(tmp / "s") / "packs")) packs.push_back(e.path().string());
+  ASSERT_EQ(1u, packs.size());
+  {
+    auto store = OpenOrDie(Options(tmp / "s"));
+    ASSERT_NE(store, nullptr);
+    Manifest m;
+    ASSERT_OK(store->ReadManifest(first, &m));
+    uint64_t pack_pages = 0, index_of_page6 = UINT64_MAX;
+    for (const Extent& e : m.extents) {
+      if (e.first_pgno <= 6 && 6 < e.first_pgno + e.page_count) index_of_page6 = e.first_index + (6 - e.first_pgno);
+      pack_pages = std::max<uint64_t>(pack_pages, uint64_t(e.first_index) + e.page_count);
+    }
+    ASSERT_NE(UINT64_MAX, index_of_page6);
+    std::fstream f(packs[0], std::ios::in | std::ios::out | std::ios::binary);
+    const auto size = fs::file_size(packs[0]);
+    const uint64_t hash_of_page6 = size - snapshot::kPackFooterSize - (pack_pages - index_of_page6) * 16;
+    f.seekg(std::streamoff(hash_of_page6));
+    char c = 0;
+    f.read(&c, 1);
+    c = char(c ^ 0x5a);
+    f.seekp(std::streamoff(hash_of_page6));
+    f.write(&c, 1);
+  }
+  auto store = OpenOrDie(Options(tmp / "s"));
+  ASSERT_NE(store, nullptr);
+  Manifest base;
+  ASSERT_OK(store->ReadManifest(first, &base));
+  std::vector<uint32_t> added = {5, 6, 7};
+  ASSERT_OK(Snap(store.get(), img, "after damage", &third, &base, &added));
+  EXPECT_EQ(1u, InfoOf(store.get(), third).pages_new) << "page 6's stored hash no longer matches";
+  EXPECT_FALSE(store->Verify(0).ok()) << "the damaged index is still reported";
+}
+
 TEST(StoreRoundTrip, StoresOfDifferentPageSizesCoexist) {
   TempDir tmp;
   auto store = OpenOrDie(Options(tmp / "s"));
