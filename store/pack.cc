@@ -263,10 +263,14 @@ void PackWriter::Abandon() {
   finished_ = true;
 }
 
+static Status PackDamaged(const std::string& path, const std::string& why) {
+  return Status::Corruption("pack " + path + " is damaged: " + why);
+}
+
 // The header and footer of pack `id` at `path`, checked: what both readers
 // need before touching the index.
 static Status ReadPackEnds(const RandomAccessFile& file, const std::string& path, uint64_t id, PackEnds* out) {
-  auto bad = [&](const std::string& why) { return Status::Corruption("pack " + path + " is damaged: " + why); };
+  auto bad = [&](const std::string& why) { return PackDamaged(path, why); };
   const uint64_t size = file.Size();
   if (size < kPackHeaderSize + kPackFooterSize) return bad("too short");
 
@@ -320,18 +324,16 @@ Status PackReader::Open(Env* env, const std::string& path, uint64_t id, const ui
   r->id_ = id;
   r->secret_ = secret;
   SNAPSHOT_RETURN_IF_ERROR(env->NewRandomAccessFile(path, &r->file_));
-  auto bad = [&](const std::string& why) { return Status::Corruption("pack " + path + " is damaged: " + why); };
+  auto bad = [&](const std::string& why) { return PackDamaged(path, why); };
   PackEnds ends;
   SNAPSHOT_RETURN_IF_ERROR(ReadPackEnds(*r->file_, path, id, &ends));
   r->page_size_ = ends.page_size;
-  const uint64_t index_offset = ends.index_offset, index_size = ends.index_size;
-  const uint32_t n_frames = ends.n_frames, n_pages = ends.n_pages;
-  std::string index(index_size, '\0');
-  if (index_size > 0) SNAPSHOT_RETURN_IF_ERROR(r->file_->Read(index_offset, index_size, &index[0]));
+  std::string index(ends.index_size, '\0');
+  if (!index.empty()) SNAPSHOT_RETURN_IF_ERROR(r->file_->Read(ends.index_offset, index.size(), &index[0]));
   if (Checksum64(index.data(), index.size()) != ends.index_sum) return bad("index checksum mismatch");
 
   ByteReader ir(index);
-  r->frames_.resize(n_frames);
+  r->frames_.resize(ends.n_frames);
   uint64_t expect_offset = kPackHeaderSize;
   uint64_t first_index = 0;  // 64 bits: a hostile table must not wrap it
   for (FrameEntry& e : r->frames_) {
@@ -342,13 +344,13 @@ Status PackReader::Open(Env* env, const std::string& path, uint64_t id, const ui
     if (e.offset != expect_offset || e.page_count == 0 || e.page_count > PagesPerFrame(r->page_size_, kMaxFrameBytes)) {
       return bad("frame table is inconsistent");
     }
-    if (first_index + e.page_count > n_pages) return bad("frame table is inconsistent");
+    if (first_index + e.page_count > ends.n_pages) return bad("frame table is inconsistent");
     e.first_index = uint32_t(first_index);
     first_index += e.page_count;
     expect_offset += e.compressed_size;
   }
-  if (expect_offset != index_offset || first_index != n_pages) return bad("frame table is inconsistent");
-  r->hashes_.resize(n_pages);
+  if (expect_offset != ends.index_offset || first_index != ends.n_pages) return bad("frame table is inconsistent");
+  r->hashes_.resize(ends.n_pages);
   for (PageHash& h : r->hashes_) {
     ir.U64(&h.lo);
     ir.U64(&h.hi);
@@ -365,11 +367,12 @@ Status PackHashPeek::Open(Env* env, const std::string& path, uint64_t id, std::u
   return Status::OK();
 }
 
-Status PackHashPeek::Hash(uint32_t index, PageHash* out) const {
+Status PackHashPeek::Hash(uint32_t index, PageHash* out) {
   if (index >= ends_.n_pages) return Status::InvalidArgument("internal: page index outside the pack");
   uint8_t entry[16];
   const uint64_t at = ends_.index_offset + uint64_t(ends_.n_frames) * kFrameEntrySize + uint64_t(index) * 16;
   SNAPSHOT_RETURN_IF_ERROR(file_->Read(at, sizeof entry, entry));
+  reads_++;
   ByteReader r(entry, sizeof entry);
   r.U64(&out->lo);
   r.U64(&out->hi);

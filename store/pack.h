@@ -130,12 +130,14 @@ class PackHashPeek {
   static Status Open(Env* env, const std::string& path, uint64_t id, std::unique_ptr<PackHashPeek>* out);
   uint32_t page_size() const { return ends_.page_size; }
   uint32_t page_count() const { return ends_.n_pages; }
-  Status Hash(uint32_t index, PageHash* out) const;
+  Status Hash(uint32_t index, PageHash* out);
+  uint64_t reads() const { return reads_; }  // hashes read so far
 
  private:
   PackHashPeek() = default;
   std::unique_ptr<RandomAccessFile> file_;
   PackEnds ends_;
+  uint64_t reads_ = 0;
 };
 
 class PackReader {

@@ -259,21 +259,32 @@ void Store::ForgetPack(uint64_t id) {
 }
 
 bool Store::StoredHashIs(const PageRef& ref, uint32_t page_size, const PageHash& h) {
-  PageHash stored;
-  auto open = packs_.find(ref.pack);
-  if (open != packs_.end()) {  // already loaded whole: no read
-    const PackReader* pack = open->second.get();
-    return pack->page_size() == page_size && ref.index < pack->page_count() && pack->hash(ref.index) == h;
+  auto fits = [&](uint32_t pack_page_size, uint32_t pack_pages) {
+    return pack_page_size == page_size && ref.index < pack_pages;
+  };
+  auto loaded = packs_.find(ref.pack);
+  if (loaded == packs_.end()) {
+    auto it = peeks_.find(ref.pack);
+    if (it == peeks_.end()) {
+      std::unique_ptr<PackHashPeek> peek;
+      if (!PackHashPeek::Open(options_.env, PackPath(ref.pack), ref.pack, &peek).ok()) return false;
+      it = peeks_.emplace(ref.pack, std::move(peek)).first;
+    }
+    PackHashPeek& peek = *it->second;
+    // One read per page while few pages are compared; once a snapshot has
+    // compared a 64th of the pack's pages (a big change), the whole index
+    // in one read costs less than the reads still to come.
+    if (peek.reads() < peek.page_count() / 64) {
+      PageHash stored;
+      return fits(peek.page_size(), peek.page_count()) && peek.Hash(ref.index, &stored).ok() && stored == h;
+    }
+    peeks_.erase(it);
+    const PackReader* pack;
+    if (!GetPack(ref.pack, &pack).ok()) return false;
+    loaded = packs_.find(ref.pack);
   }
-  auto it = peeks_.find(ref.pack);
-  if (it == peeks_.end()) {
-    std::unique_ptr<PackHashPeek> peek;
-    if (!PackHashPeek::Open(options_.env, PackPath(ref.pack), ref.pack, &peek).ok()) return false;
-    it = peeks_.emplace(ref.pack, std::move(peek)).first;
-  }
-  const PackHashPeek& peek = *it->second;
-  return peek.page_size() == page_size && ref.index < peek.page_count() && peek.Hash(ref.index, &stored).ok() &&
-         stored == h;
+  const PackReader& pack = *loaded->second;
+  return fits(pack.page_size(), pack.page_count()) && pack.hash(ref.index) == h;
 }
 
 Status Store::LoadDedupIndex() {

@@ -130,7 +130,8 @@ class Store {
   Status GetPack(uint64_t id, const PackReader** out);
   void ForgetPack(uint64_t id);
   // Whether the store holds content hashing to `h` at `ref`, for a page of
-  // `page_size`; reads only that hash unless the pack is already loaded.
+  // `page_size`. Reads only that hash, until a 64th of the pack's pages
+  // have been compared; then the pack's whole index, once.
   bool StoredHashIs(const PageRef& ref, uint32_t page_size, const PageHash& h);
   Status LoadDedupIndex();
   bool FrameIsSound(const PageRef& ref, uint32_t page_size);
