@@ -1,0 +1,97 @@
+// Writes the fuzz targets' seed corpora: make_corpus <tests/fuzz/corpus>.
+// Each input is the target's mode byte and the bytes of one file of the
+// small seed store (MakeSmallStore), or, for sql_args_fuzz, one encoded
+// function call. Deterministic: the same files on every run.
+#include "tests/fuzz/fuzz_util.h"
+
+using namespace snapshot_fuzz;
+
+namespace {
+
+void Put(const std::string& dir, const std::string& name, const std::string& bytes) {
+  mkdir(dir.c_str(), 0755);
+  if (!WriteFile(dir + "/" + name, bytes)) {
+    std::fprintf(stderr, "cannot write %s/%s\n", dir.c_str(), name.c_str());
+    std::exit(1);
+  }
+}
+
+// One sql_args_fuzz call: function index, argument count, arguments.
+struct Call {
+  std::string name;
+  uint8_t function, argc;
+  std::string args;  // each: type byte, then bytes as sql_args_fuzz reads them
+};
+std::string Text(const std::string& s) { return std::string(1, '\3') + char(s.size()) + s; }
+std::string Int(uint64_t v) {
+  std::string s(1, '\1');
+  for (int i = 0; i < 8; i++) s += char((v >> (8 * i)) & 0xff);
+  return s;
+}
+std::string Null() { return std::string(1, '\0'); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: make_corpus <corpus dir>\n");
+    return 2;
+  }
+  const std::string out = argv[1];
+  mkdir(out.c_str(), 0755);
+  FixedEnv env;
+  const std::string store = ScratchDir() + "/seed";
+  Status s = MakeSmallStore(&env, store);
+  if (!s.ok()) {
+    std::fprintf(stderr, "%s\n", s.message().c_str());
+    return 1;
+  }
+  const std::string fix(1, char(kFixChecksums)), keep(1, '\0');
+  // store_fuzz's file order: STORE, manifests 1-3, packs 1-3.
+  std::vector<std::string> files = {"STORE"};
+  for (uint64_t id = 1; id <= 3; id++) files.push_back("snapshots/" + FileNameForId(id, ".snap"));
+  for (uint64_t id = 1; id <= 3; id++) files.push_back("packs/" + FileNameForId(id, ".pack"));
+  for (size_t i = 0; i < files.size(); i++) {
+    const std::string bytes = ReadWholeFile(store + "/" + files[i]);
+    const std::string base = files[i].substr(files[i].find('/') + 1);
+    Put(out + "/store_fuzz", base, fix + char(i) + bytes);
+    if (files[i].rfind("snapshots/", 0) == 0) Put(out + "/manifest_fuzz", base, fix + bytes);
+    if (files[i].rfind("packs/", 0) == 0) {
+      // pack_fuzz reads its input as pack 1.
+      std::string pack = bytes;
+      PutU64(&pack, 16, 1);
+      FixPackChecksums(&pack);
+      Put(out + "/pack_fuzz", base, fix + pack);
+      if (i == files.size() - 3) Put(out + "/pack_fuzz", "unfixed-" + base, keep + pack);
+    }
+  }
+  // sql_args_fuzz: function index (into kFunctions) + 16 * extra arguments.
+  const std::vector<Call> calls = {
+      {"backup", 0, 1, Text("nightly")},
+      {"backup-schema", 0, 2, Text("x") + Text("main")},
+      {"restore-latest", 1, 0, ""},
+      {"restore-id", 1, 1, Int(1)},
+      {"restore_to", 2, 1, Int(1) + Text("out.db")},
+      {"import", 3, 1, Text("out.db") + Text("imported")},
+      {"verify", 4, 0, ""},
+      {"verify-id", 4, 1, Int(2)},
+      {"prune", 5, 0, Int(1)},
+      {"prune-days", 5, 1, Int(2) + Text("1.5")},
+      {"config-level", 6, 1, Text("level") + Int(3)},
+      {"config-threads", 6, 1, Text("threads") + Int(1)},
+      {"config-dir", 6, 0, Text("dir")},
+      {"dir", 7, 0, ""},
+      {"progress", 8, 0, ""},
+      {"tracking", 9, 0, ""},
+      {"version", 10, 0, ""},
+      {"null-label", 0, 1, Null()},
+  };
+  for (const Call& c : calls) {
+    // restore_to and import take a path first; the rest as listed.
+    std::string args = c.args;
+    if (c.name == "restore_to") args = Text("out.db") + Int(1);
+    Put(out + "/sql_args_fuzz", c.name, std::string(1, char(c.function + 16 * c.argc)) + args);
+  }
+  RemoveTree(store);
+  return 0;
+}
