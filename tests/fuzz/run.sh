@@ -7,6 +7,7 @@
 #   tests/fuzz/run.sh [SECONDS] [TARGET...]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+root=$PWD
 seconds=${1:-60}
 shift || true
 targets=("$@")
@@ -30,9 +31,11 @@ for t in "${targets[@]}"; do
   cp -r "tests/fuzz/corpus/$t" "$work/$t"
   log="$work/$t.log"
   status=0
-  TMPDIR="$work" "build-fuzz/tests/fuzz/$t" "$work/$t" -max_total_time="$seconds" -timeout=10 \
-    -rss_limit_mb=2048 -malloc_limit_mb=512 -artifact_prefix="$artifacts/$t-" -print_final_stats=1 \
-    >"$log" 2>&1 || status=$?
+  # From inside $work: whatever a target might create by a relative name
+  # lands there, not in the repository.
+  (cd "$work" && TMPDIR="$work" "$root/build-fuzz/tests/fuzz/$t" "$work/$t" -max_total_time="$seconds" -timeout=10 \
+    -rss_limit_mb=2048 -malloc_limit_mb=512 -artifact_prefix="$root/$artifacts/$t-" -print_final_stats=1 \
+    >"$log" 2>&1) || status=$?
   runs=$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\1 runs in \2 s/p' "$log")
   if [ $status -ne 0 ]; then
     failed+=("$t")

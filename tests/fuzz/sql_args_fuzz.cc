@@ -68,8 +68,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (++calls % 256 == 0) {
     // Keep the store small, so that every call costs about the same.
     RemoveTree(ScratchDir() + "/fuzz.db-snapshots");
-    RemoveTree(ScratchDir() + "/files");
-    mkdir((ScratchDir() + "/files").c_str(), 0700);
+    std::error_code ignored;
+    for (const auto& entry : std::filesystem::directory_iterator(ScratchDir() + "/files", ignored)) {
+      RemoveTree(entry.path());
+    }
   }
   Input in{data, size};
   const uint8_t pick = in.Byte();
@@ -84,17 +86,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
              sqlite3_errmsg(db));
   std::string config_name;
   for (int i = 0; i < argc; i++) {
-    const uint8_t type = in.Byte() % 5;
+    uint8_t type = in.Byte() % 5;
     std::string bytes = in.Take(type == 1 || type == 2 ? 8 : in.Byte());
-    if (i == fn.path_arg && (type == 3 || type == 4)) {
-      // A bare name inside the scratch directory ('' stays '': "empty path").
+    if (i == fn.path_arg && type != 0) {
+      // A bare name inside the scratch directory, as text whatever its type
+      // ('' stays '': "the target path is empty").
       for (char& c : bytes) {
         if (c == '/' || c == '\0') c = '_';
       }
       if (!bytes.empty()) bytes = ScratchDir() + "/files/" + bytes.substr(0, 64);
+      type = 3;
     }
     if (std::string(fn.name) == "snapshot_config") {
-      if (i == 0 && type == 3) config_name = bytes;
+      if (i == 0 && (type == 3 || type == 4)) config_name = bytes.substr(0, bytes.find('\0'));
       if (i == 1 && config_name == "dir") {
         sqlite3_bind_null(stmt, i + 1);
         continue;
