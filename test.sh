@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: builds the extension and runs every test, first in a
 # Release build, then under AddressSanitizer + UndefinedBehaviorSanitizer,
-# then the concurrency tests under ThreadSanitizer.
+# then each fuzz target for a fixed time, then the concurrency tests under
+# ThreadSanitizer.
 #   ./test.sh            everything
 #   ./test.sh --quick    Release build only
 set -euo pipefail
@@ -19,6 +20,8 @@ run() {  # run <build dir> <cmake args...>
 echo "== Release build and tests"
 run build -DCMAKE_BUILD_TYPE=Release
 [ "${1:-}" = "--quick" ] && exit 0
+echo "== Fuzz targets (libFuzzer, ASan + UBSan), 35 s each from the committed corpus"
+tests/fuzz/run.sh 35
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer build and tests"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSNAPSHOT_SANITIZE=address,undefined

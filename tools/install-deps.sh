@@ -3,7 +3,8 @@
 # Does nothing when everything is already there; uses sudo when not root.
 set -euo pipefail
 packages=(cmake g++ make pkg-config libsqlite3-dev sqlite3 libzstd-dev zstd libxxhash-dev
-          libgtest-dev lz4 python3 python3-django)
+          libgtest-dev lz4 python3 python3-django
+          clang libclang-rt-14-dev)  # clang and its libFuzzer runtime: tests/fuzz
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
