@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
 # SQL-level test of the sql/ scripts as cron runs them: the sqlite3 shell,
-# the extension found by name on the loader's path, exit codes and log lines.
-#   sql/test_scripts.sh BUILD_DIR
+# the extension found by its bare name (`.load snapshot`), exit codes and
+# log lines.
+#   sql/test_scripts.sh BUILD_DIR          the scripts beside this file; the
+#                                          extension in BUILD_DIR, through
+#                                          LD_LIBRARY_PATH
+#   sql/test_scripts.sh --installed DIR    the scripts in DIR (the package's
+#                                          /usr/share/snapshot/sql); the
+#                                          extension where the package put it
 set -euo pipefail
-build=$(cd "$1" && pwd)
-here=$(cd "$(dirname "$0")" && pwd)
+if [ "$1" = "--installed" ]; then
+  here=$(cd "$2" && pwd)
+else
+  LD_LIBRARY_PATH=$(cd "$1" && pwd)
+  export LD_LIBRARY_PATH
+  here=$(cd "$(dirname "$0")" && pwd)
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-export LD_LIBRARY_PATH=$build
 db=$work/db.sqlite3
 passed=0 failed=0
 check() {  # check NAME COMMAND...: counts a pass when the command succeeds
@@ -35,5 +45,5 @@ check "verify says ok" grep -q "result=ok" <<<"$out"
 pack=$(ls "$db-snapshots"/packs/*.pack | head -1)
 printf '\xff\xff\xff\xff' | dd of="$pack" bs=1 seek=100 conv=notrunc status=none
 check "verify exits non-zero on damage" bash -c "! sqlite3 '$db' < '$here/verify.sql' >/dev/null 2>&1"
-echo "sql scripts: $passed passed, $failed failed"
+echo "sql scripts ($here/*.sql): $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
