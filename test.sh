@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The test command: builds the extension and runs every test, first in a
-# Release build, then under AddressSanitizer + UndefinedBehaviorSanitizer,
+# Release build (then its Debian package, installed, used and removed), then
+# under AddressSanitizer + UndefinedBehaviorSanitizer,
 # then each fuzz target for a fixed time, then the concurrency tests under
 # ThreadSanitizer.
 #   ./test.sh            everything
-#   ./test.sh --quick    Release build only
+#   ./test.sh --quick    the Release build and its package only
 set -euo pipefail
 cd "$(dirname "$0")"
 tools/install-deps.sh
@@ -19,6 +20,8 @@ run() {  # run <build dir> <cmake args...>
 
 echo "== Release build and tests"
 run build -DCMAKE_BUILD_TYPE=Release
+echo "== The Debian package: cpack, apt-get install, used from anywhere, apt-get remove"
+tests/install/run.sh build
 [ "${1:-}" = "--quick" ] && exit 0
 echo "== Fuzz targets (libFuzzer, ASan + UBSan), 35 s each from the committed corpus"
 tests/fuzz/run.sh 35

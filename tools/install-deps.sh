@@ -4,7 +4,8 @@
 set -euo pipefail
 packages=(cmake g++ make pkg-config libsqlite3-dev sqlite3 libzstd-dev zstd libxxhash-dev
           libgtest-dev lz4 python3 python3-django
-          clang libclang-rt-14-dev)  # clang and its libFuzzer runtime: tests/fuzz
+          clang libclang-rt-14-dev  # clang and its libFuzzer runtime: tests/fuzz
+          dpkg-dev file)  # cpack -G DEB: dpkg-shlibdeps finds the package's dependencies, file its ELF files
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
