@@ -89,14 +89,21 @@ done
 # its removal; the others must go.
 existed=$(grep '/$' <<<"$contents" | sed 's,/$,,' | while read -r d; do [ ! -d "$d" ] || echo "$d"; done)
 
-echo "== apt-get install ./$(basename "$deb")"
-(cd "$(dirname "$deb")" && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "./$(basename "$deb")") \
+# As the README says it, from the build directory's parent: ./build/snapshot_*.deb
+rel=./$(basename "$build")/$(basename "$deb")
+echo "== apt-get install $rel"
+(cd "$build/.." && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$rel") \
   > "$work/apt-install.log" 2>&1 || { cat "$work/apt-install.log"; exit 1; }
 check "apt-get installed it" installed
 files=$(dpkg -L snapshot)
 
 echo "== from $work/elsewhere, env -i PATH=/usr/bin:/bin"
 check ".load snapshot in the sqlite3 shell: version $version" test "$(load_version)" = "$version"
+manual_page() {  # what `man 7 snapshot` shows (man-db may not be installed)
+  if command -v man >/dev/null; then clean man -w 7 snapshot | grep -qx /usr/share/man/man7/snapshot.7.gz || return 1; fi
+  zcat /usr/share/man/man7/snapshot.7.gz | grep -q '^\.TH SNAPSHOT 7'
+}
+check "man 7 snapshot" manual_page
 check "Debian's python3: sqlite3 load_extension(\"snapshot\")" test "$(clean /usr/bin/python3 -c '
 import sqlite3
 con = sqlite3.connect(":memory:")
