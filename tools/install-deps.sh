@@ -5,6 +5,7 @@ set -euo pipefail
 packages=(cmake g++ make pkg-config libsqlite3-dev sqlite3 libzstd-dev zstd libxxhash-dev
           libgtest-dev lz4 python3 python3-django
           clang libclang-rt-14-dev  # clang and its libFuzzer runtime: tests/fuzz
+          tcl-dev  # testfixture for SQLite's test suite (tests/sqlite_suite; dpkg-dev unpacks its source)
           dpkg-dev file)  # cpack -G DEB: dpkg-shlibdeps finds the package's dependencies, file its ELF files
 missing=()
 for p in "${packages[@]}"; do
