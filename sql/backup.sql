@@ -1,5 +1,5 @@
 -- One snapshot now (e.g. on service start, before migrations):
---   sqlite3 /path/to/db.sqlite3 < sql/backup.sql
+--   sqlite3 /path/to/db.sqlite3 < /usr/share/snapshot/sql/backup.sql
 -- Prints one line for the log: when, which database, which store, the
 -- snapshot id, what it added, and the exact command that restores it.
 .bail on

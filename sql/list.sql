@@ -1,5 +1,5 @@
 -- The snapshots of a database, newest last:
---   sqlite3 /path/to/db.sqlite3 < sql/list.sql
+--   sqlite3 /path/to/db.sqlite3 < /usr/share/snapshot/sql/list.sql
 .bail on
 -- Wait for a writer's commit instead of failing on "database is locked"
 -- (the shell reads the schema before any snapshot function runs).

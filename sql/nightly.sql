@@ -1,8 +1,8 @@
 -- Nightly backup with retention and verification, for cron:
---   sqlite3 /path/to/db.sqlite3 < sql/nightly.sql
--- Needs the extension on the loader's path (see README: cmake --install, or
--- LD_LIBRARY_PATH=/path/to/build). Stops at the first error and exits
--- non-zero, so cron mails the failure. One log line per action.
+--   sqlite3 /path/to/db.sqlite3 < /usr/share/snapshot/sql/nightly.sql
+-- Needs the extension where `.load snapshot` finds it: the Debian package
+-- (README, Install), or LD_LIBRARY_PATH=/path/to/build. Stops at the first
+-- error and exits non-zero, so cron mails the failure. One log line per action.
 .bail on
 -- Wait for a writer's commit instead of failing on "database is locked"
 -- (the shell reads the schema before any snapshot function runs).

@@ -1,6 +1,6 @@
 -- Restore the latest snapshot into the live database, while the application
 -- keeps running. The replaced state is kept as a 'pre-restore' snapshot:
---   sqlite3 /path/to/db.sqlite3 < sql/restore-latest.sql
+--   sqlite3 /path/to/db.sqlite3 < /usr/share/snapshot/sql/restore-latest.sql
 .bail on
 -- Wait for a writer's commit instead of failing on "database is locked"
 -- (the shell reads the schema before any snapshot function runs).

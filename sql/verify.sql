@@ -1,5 +1,5 @@
 -- Re-read and check every byte of every snapshot; exits non-zero on damage:
---   sqlite3 /path/to/db.sqlite3 < sql/verify.sql
+--   sqlite3 /path/to/db.sqlite3 < /usr/share/snapshot/sql/verify.sql
 .bail on
 -- Wait for a writer's commit instead of failing on "database is locked"
 -- (the shell reads the schema before any snapshot function runs).

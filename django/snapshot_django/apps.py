@@ -29,7 +29,7 @@ def load_into(raw):
     except Exception as e:
         raise ImproperlyConfigured(
             f"snapshot_django: cannot load the SQLite extension {path!r} ({e}); "
-            "set SNAPSHOT_EXTENSION to the path of snapshot.so"
+            "install the snapshot package, or set SNAPSHOT_EXTENSION to the path of snapshot.so"
         ) from e
     finally:
         raw.enable_load_extension(False)
