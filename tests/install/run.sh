@@ -50,6 +50,7 @@ mkdir "$work/elsewhere" "$work/home"
 trap 'echo "install test: FAILED at line $LINENO: $BASH_COMMAND"' ERR
 
 passed=0 failed=0
+stage() { echo "== $* (at $((SECONDS - started)) s)"; }
 check() {  # check NAME COMMAND...: counts a pass when the command succeeds
   local name=$1; shift
   if "$@"; then passed=$((passed + 1)); echo "ok    $name"
@@ -65,7 +66,7 @@ bare_name_not_found() { ! load_version >/dev/null; }
 # would pass whatever the package does.
 check "before installing, .load snapshot fails" bare_name_not_found
 
-echo "== cpack -G DEB in $build"
+stage "cpack -G DEB in $build"
 out=$(cd "$build" && cpack -G DEB 2>&1) || { echo "$out"; exit 1; }
 deb=$(sed -n 's/^CPack: - package: \(.*\.deb\) generated\.$/\1/p' <<<"$out")
 version=$(sed -n 's/^set(CPACK_PACKAGE_VERSION "\(.*\)")$/\1/p' "$build/CPackConfig.cmake")
@@ -91,13 +92,13 @@ existed=$(grep '/$' <<<"$contents" | sed 's,/$,,' | while read -r d; do [ ! -d "
 
 # As the README says it, from the build directory's parent: ./build/snapshot_*.deb
 rel=./$(basename "$build")/$(basename "$deb")
-echo "== apt-get install $rel"
+stage "apt-get install $rel"
 (cd "$build/.." && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$rel") \
   > "$work/apt-install.log" 2>&1 || { cat "$work/apt-install.log"; exit 1; }
 check "apt-get installed it" installed
 files=$(dpkg -L snapshot)
 
-echo "== from $work/elsewhere, env -i PATH=/usr/bin:/bin"
+stage "from $work/elsewhere, env -i PATH=/usr/bin:/bin"
 check ".load snapshot in the sqlite3 shell: version $version" test "$(load_version)" = "$version"
 manual_page() {  # what `man 7 snapshot` shows (man-db may not be installed)
   if command -v man >/dev/null; then clean man -w 7 snapshot | grep -qx /usr/share/man/man7/snapshot.7.gz || return 1; fi
@@ -126,7 +127,7 @@ sed 's/^/      | /' "$log"
 check "the crontab line: two nightly snapshots in SNAPSHOT_DIR, verified" \
   test "$(grep -Ec "nightly database=$db store=$store snapshot=[12] |verify database=$db store=$store snapshots=[12] result=ok" "$log")" = 4
 
-echo "== a Django project with only snapshot_django added to INSTALLED_APPS"
+stage "a Django project with only snapshot_django added to INSTALLED_APPS"
 cp -r "$src/tests/install/djangoproject" "$work/site"
 manage() {  # manage ARGS...: manage.py as an operator runs it; its output in manage.out, its exit code in $rc
   rc=0
@@ -153,7 +154,7 @@ manage snapshot_restore --yes
 check "snapshot_restore --yes restores the latest snapshot" printed "^Restored snapshot 2 "
 check "the deleted rows are back ($permissions)" test "$(sqlite3 "$sitedb" "SELECT count(*) FROM auth_permission")" = "$permissions"
 
-echo "== apt-get remove snapshot"
+stage "apt-get remove snapshot"
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get remove -y -q snapshot > "$work/apt-remove.log" 2>&1 ||
   cat "$work/apt-remove.log"
 check "apt-get removed it" not_installed
