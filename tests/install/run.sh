@@ -120,7 +120,7 @@ mkdir -p "$work/srv" "$store"
 : > "$log"
 sqlite3 "$db" "CREATE TABLE t(x); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<1000) INSERT INTO t SELECT randomblob(500) FROM c;"
 for _ in 1 2; do
-  clean SHELL=/bin/sh LOGNAME=root SNAPSHOT_DIR="$store" \
+  clean SHELL=/bin/sh LOGNAME="$(id -un)" SNAPSHOT_DIR="$store" \
     /bin/sh -c "sqlite3 $db < /usr/share/snapshot/sql/nightly.sql >> $log 2>&1" || echo "      (exit $?)"
 done
 sed 's/^/      | /' "$log"
