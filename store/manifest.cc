@@ -31,19 +31,23 @@ bool ParseFileId(const std::string& name, const char* suffix, uint64_t* id) {
 void Manifest::SetPageMap(const std::vector<PageRef>& refs) {
   extents.clear();
   for (uint32_t i = 0; i < refs.size(); i++) {
-    const PageRef& r = refs[i];
-    if (!extents.empty()) {
-      Extent& e = extents.back();
-      // Zero pages (pack 0) have no index to advance.
-      uint32_t want_index = r.pack == 0 ? 0 : e.first_index + e.page_count;
-      if (e.pack == r.pack && r.index == want_index) {
-        e.page_count++;
-        continue;
-      }
-    }
-    extents.push_back(Extent{i + 1, 1, r.pack, r.pack == 0 ? 0 : r.index});
+    AppendExtent(Extent{i + 1, 1, refs[i].pack, refs[i].index});
   }
   info.page_count = static_cast<uint32_t>(refs.size());
+}
+
+void Manifest::AppendExtent(const Extent& e) {
+  const uint32_t index = e.pack == 0 ? 0 : e.first_index;
+  if (!extents.empty()) {
+    Extent& last = extents.back();
+    // Zero pages (pack 0) have no index to advance.
+    const uint32_t want_index = e.pack == 0 ? 0 : last.first_index + last.page_count;
+    if (last.pack == e.pack && index == want_index && last.first_pgno + last.page_count == e.first_pgno) {
+      last.page_count += e.page_count;
+      return;
+    }
+  }
+  extents.push_back(Extent{e.first_pgno, e.page_count, e.pack, index});
 }
 
 bool Manifest::Lookup(uint32_t pgno, PageRef* ref) const {

@@ -46,6 +46,10 @@ struct Manifest {
 
   // Builds extents from a page map (refs[i] is page i+1).
   void SetPageMap(const std::vector<PageRef>& refs);
+  // Appends the pages of `e` after the last extent, merged into it when
+  // they continue it (same pack, next indexes): extents stay maximal. Costs
+  // one step per extent, whatever its page count.
+  void AppendExtent(const Extent& e);
   // Finds page `pgno`; false if out of range.
   bool Lookup(uint32_t pgno, PageRef* ref) const;
 

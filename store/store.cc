@@ -629,15 +629,19 @@ Status Store::CompactPack(uint64_t pack_id, const std::vector<bool>& live, std::
     bool uses = false;
     for (const Extent& e : m.extents) uses = uses || e.pack == pack_id;
     if (!uses) continue;
-    std::vector<PageRef> refs(m.info.page_count);
-    for (const Extent& e : m.extents) {
+    // Extent by extent, page by page only within the compacted pack: a
+    // manifest's page count (up to 2^32, in zero pages) bounds nothing here.
+    std::vector<Extent> old_extents;
+    old_extents.swap(m.extents);
+    for (const Extent& e : old_extents) {
+      if (e.pack != pack_id) {
+        m.AppendExtent(e);
+        continue;
+      }
       for (uint32_t i = 0; i < e.page_count; i++) {
-        PageRef r{e.pack, e.pack == 0 ? 0 : e.first_index + i};
-        if (r.pack == pack_id) r = PageRef{new_id, new_index[r.index]};
-        refs[e.first_pgno - 1 + i] = r;
+        m.AppendExtent(Extent{e.first_pgno + i, 1, new_id, new_index[e.first_index + i]});
       }
     }
-    m.SetPageMap(refs);
     SNAPSHOT_RETURN_IF_ERROR(WriteManifest(m));
   }
   ForgetPack(pack_id);

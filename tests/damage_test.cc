@@ -31,6 +31,7 @@
 #include "store/format.h"
 #include "store/manifest.h"
 #include "store/pack.h"
+#include "store/store.h"
 #include "tests/test_util.h"
 
 namespace snapshot_test {
@@ -408,6 +409,63 @@ TEST_F(Damage, OldCopyOfARewrittenManifest) {
   EXPECT_TRUE(live == image);
   sqlite3_close(db);
   cases_run_++;
+}
+
+// A hostile manifest is valid but claims billions of pages, all zero (pack
+// 0: nothing stored, so nothing bounds their number but the 32-bit count).
+// A prune that compacts a pack such a snapshot uses must rewrite its page
+// map at the cost of its extents, not of its page count (a per-page map of
+// 2^32 pages is 64 GiB).
+TEST(DamageStore, PruneRewritesAHugeZeroExtentWithoutAPerPageMap) {
+  TempDir dir;
+  snapshot::StoreOptions o;
+  o.dir = dir / "store";
+  o.db_name = "app.db";
+  o.create_if_missing = true;
+  o.exclusive = true;
+  o.compress.threads = 0;
+  std::unique_ptr<snapshot::Store> store;
+  ASSERT_TRUE(snapshot::Store::Open(o, &store).ok());
+  constexpr uint32_t kPage = 512, kPages = 8;
+  snapshot::Manifest base;
+  for (int version = 0; version < 2; version++) {
+    std::unique_ptr<snapshot::SnapshotBuilder> b;
+    ASSERT_TRUE(store->NewSnapshot(kPage, kPages, nullptr, &b).ok());
+    for (uint32_t pgno = 1; pgno <= kPages; pgno++) {
+      // Version 1 changes every page but the first: pack 1 is then mostly
+      // unused once snapshot 1 is pruned, and is compacted.
+      const std::string page(kPage, char(pgno == 1 ? 1 : pgno + 16 * version));
+      ASSERT_TRUE(b->AddPage(pgno, reinterpret_cast<const uint8_t*>(page.data())).ok());
+    }
+    uint64_t id;
+    ASSERT_TRUE(b->Commit("", &id).ok());
+  }
+  snapshot::Manifest m;
+  ASSERT_TRUE(store->ReadManifest(2, &m).ok());
+  const uint32_t extra = UINT32_MAX - kPages;
+  m.extents.push_back(snapshot::Extent{kPages + 1, extra, 0, 0});
+  m.info.page_count = UINT32_MAX;
+  Write(o.dir + "/" + SnapRel(2), m.Encode());
+
+  snapshot::PruneResult pruned;
+  const snapshot::Status s = store->Prune(1, -1, &pruned);
+  ASSERT_TRUE(s.ok()) << s.message();
+  ASSERT_FALSE(fs::exists(o.dir + "/" + PackRel(1))) << "pack 1 was not compacted";
+  snapshot::Manifest after;
+  ASSERT_TRUE(store->ReadManifest(2, &after).ok());
+  EXPECT_EQ(UINT32_MAX, after.info.page_count);
+  snapshot::PageRef ref;
+  ASSERT_TRUE(after.Lookup(1, &ref));
+  EXPECT_NE(1u, ref.pack) << "page 1 still refers to the removed pack";
+  ASSERT_TRUE(after.Lookup(UINT32_MAX, &ref));
+  EXPECT_EQ(0u, ref.pack);
+  std::unique_ptr<snapshot::SnapshotImage> image;
+  ASSERT_TRUE(store->OpenImage(2, &image).ok());
+  std::string page(kPage, '\0');
+  for (uint32_t pgno = 1; pgno <= kPages; pgno++) {
+    ASSERT_TRUE(image->ReadPage(pgno, reinterpret_cast<uint8_t*>(&page[0])).ok());
+    EXPECT_EQ(std::string(kPage, char(pgno == 1 ? 1 : pgno + 16)), page) << pgno;
+  }
 }
 
 }  // namespace
