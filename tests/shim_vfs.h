@@ -3,7 +3,7 @@
 // its journal aside whenever the database file is synced (the state a power
 // cut at that instant leaves), fails syncs on request, and counts what is
 // read from a -wal file while a connection of this process holds the WAL
-// write lock.
+// write lock, and fails reads on request (read_fault).
 //
 //   sqlite3* db = OpenThroughShim(path);   // vfs "test_shim", extension loaded
 //   Shim().fail_db_syncs = 1;
@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <string>
 
 #include "tests/test_util.h"
@@ -38,6 +39,10 @@ struct ShimControl {
   // read from -wal files meanwhile.
   std::atomic<int> wal_write_locks{0};
   std::atomic<int64_t> wal_bytes_read_under_write_lock{0};
+  // Non-null: asked before each read (`flags`: the file's open flags); a
+  // result other than SQLITE_OK fails the read with that code. Layered
+  // under the snapshot VFS, it reaches the VFS's own reads too.
+  std::function<int(int flags, int amount, sqlite3_int64 offset)> read_fault;
 
   void Reset() {
     crash_dir.clear();
@@ -45,6 +50,7 @@ struct ShimControl {
     fail_db_syncs = 0;
     wal_write_locks = 0;
     wal_bytes_read_under_write_lock = 0;
+    read_fault = nullptr;
   }
 };
 
@@ -64,8 +70,13 @@ inline sqlite3_file* Real(sqlite3_file* f) { return reinterpret_cast<ShimFile*>(
 
 inline int Close(sqlite3_file* f) { return Real(f)->pMethods->xClose(Real(f)); }
 inline int Read(sqlite3_file* f, void* p, int n, sqlite3_int64 o) {
-  if ((reinterpret_cast<ShimFile*>(f)->flags & SQLITE_OPEN_WAL) && Shim().wal_write_locks.load() > 0) {
+  const int flags = reinterpret_cast<ShimFile*>(f)->flags;
+  if ((flags & SQLITE_OPEN_WAL) && Shim().wal_write_locks.load() > 0) {
     Shim().wal_bytes_read_under_write_lock += n;
+  }
+  if (Shim().read_fault) {
+    const int rc = Shim().read_fault(flags, n, o);
+    if (rc != SQLITE_OK) return rc;
   }
   return Real(f)->pMethods->xRead(Real(f), p, n, o);
 }

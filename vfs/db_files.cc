@@ -159,12 +159,19 @@ Status ReadDbLayoutForPin(sqlite3_file* db, sqlite3_file* wal, DbImageLayout* ou
 
 Status MapWalFrames(sqlite3_file* wal, DbImageLayout* layout) {
   // Whether the WAL still holds the pinned generation: restarting it
-  // rewrites its header before any frame.
-  auto same_generation = [&] {
+  // rewrites its header before any frame. A header that cannot be read is
+  // an error, not a restart: taken for one, the snapshot would be the
+  // database file without the WAL's commits.
+  auto same_generation = [&](bool* same) {
     uint8_t h[kWalHeaderSize];
-    return ReadAt(wal, 0, sizeof h, h, false).ok() && std::memcmp(h + 16, layout->wal_salt, 8) == 0;
+    // (A WAL truncated to nothing reads as zeros: not the generation.)
+    SNAPSHOT_RETURN_IF_ERROR(ReadAt(wal, 0, sizeof h, h, /*allow_short=*/true));
+    *same = std::memcmp(h + 16, layout->wal_salt, 8) == 0;
+    return Status::OK();
   };
-  if (!same_generation()) return Status::OK();  // checkpointed whole: the database file holds it all
+  bool same = false;
+  SNAPSHOT_RETURN_IF_ERROR(same_generation(&same));
+  if (!same) return Status::OK();  // checkpointed whole: the database file holds it all
   DbImageLayout scanned;
   bool has_commit = false;
   SNAPSHOT_RETURN_IF_ERROR(ScanWal(wal, layout->wal_commit_frame, &scanned, &has_commit));
@@ -173,7 +180,8 @@ Status MapWalFrames(sqlite3_file* wal, DbImageLayout* layout) {
     layout->wal_pages = std::move(scanned.wal_pages);
     return Status::OK();
   }
-  if (!same_generation()) return Status::OK();  // restarted while it was read
+  SNAPSHOT_RETURN_IF_ERROR(same_generation(&same));
+  if (!same) return Status::OK();  // restarted while it was read
   return Status::Corruption("the -wal file does not hold the commit its wal-index names");
 }
 

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
+#include <new>
+#include <set>
 #include <string>
 
 #include "ext/sqlite_api.h"
@@ -23,7 +26,28 @@ struct ShimFile {
   int lock;          // kMainDb: the lock this connection holds on the file
   const volatile void* wal_index;  // kMainDb: region 0 of the wal-index, once mapped
   WritebackPacer* pacer;           // kMainDb: set by kPaceWritebackFcntl (owned)
+  const char* name;                // as SQLite gave it to xOpen
 };
+
+// Main database files of this process open without a tracker (their
+// tracking file could not be opened), by the name SQLite gave xOpen, which
+// is also what sqlite3_filename_database() returns for their WAL's name.
+// Such a connection writes untracked, like a plain sqlite3: its WAL must
+// not borrow the tracker another connection of this process opened later,
+// for the tracker never hears of that connection's write lock and could
+// not tell where its transactions begin.
+std::mutex& UntrackedMutex() {
+  static auto* mu = new std::mutex;
+  return *mu;
+}
+std::set<const char*>& Untracked() {
+  static auto* names = new std::set<const char*>;
+  return *names;
+}
+bool IsUntracked(const char* db_name) {
+  std::lock_guard<std::mutex> l(UntrackedMutex());
+  return Untracked().count(db_name) != 0;
+}
 
 sqlite3_vfs* Real(sqlite3_vfs* vfs) { return static_cast<sqlite3_vfs*>(vfs->pAppData); }
 sqlite3_file* R(sqlite3_file* f) { return reinterpret_cast<ShimFile*>(f)->real; }
@@ -32,22 +56,44 @@ int ShimClose(sqlite3_file* f) {
   ShimFile* s = reinterpret_cast<ShimFile*>(f);
   int rc = s->real->pMethods ? s->real->pMethods->xClose(s->real) : SQLITE_OK;
   if (s->kind == Kind::kMainDb && s->tracker != nullptr) Tracker::Release(s->tracker);
+  if (s->kind == Kind::kMainDb && s->tracker == nullptr) {
+    std::lock_guard<std::mutex> l(UntrackedMutex());
+    Untracked().erase(s->name);
+  }
   s->tracker = nullptr;
   delete s->pacer;
   s->pacer = nullptr;
   return rc;
 }
 
+// A C++ exception must not cross into SQLite's C frames. A tracker hook
+// that threw (std::bad_alloc) may have left its work half done: the record
+// is distrusted and the change itself is refused, so nothing is written
+// that the record or a running copy-on-write snapshot did not hear of.
+template <typename Hook>
+int RunHook(ShimFile* s, Hook&& hook) {
+  try {
+    hook();
+    return SQLITE_OK;
+  } catch (...) {
+    s->tracker->SetUntrusted(kIoError);
+    return SQLITE_IOERR_NOMEM;
+  }
+}
+
 // The tracker hears of every change before it is passed on (vfs/tracker.h).
 int ShimWrite(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offset) {
   ShimFile* s = reinterpret_cast<ShimFile*>(f);
   if (s->tracker != nullptr) {
-    if (s->kind == Kind::kMainDb) {
-      // Without EXCLUSIVE, the write is a WAL checkpoint copying frames
-      // already marked: the database's content does not change.
-      s->tracker->OnDbWrite(s->real, data, amount, offset, /*content_changes=*/s->lock == SQLITE_LOCK_EXCLUSIVE);
-    }
-    if (s->kind == Kind::kWal) s->tracker->OnWalWrite(s->real, data, amount, offset);
+    const int rc = RunHook(s, [&] {
+      if (s->kind == Kind::kMainDb) {
+        // Without EXCLUSIVE, the write is a WAL checkpoint copying frames
+        // already marked: the database's content does not change.
+        s->tracker->OnDbWrite(s->real, data, amount, offset, /*content_changes=*/s->lock == SQLITE_LOCK_EXCLUSIVE);
+      }
+      if (s->kind == Kind::kWal) s->tracker->OnWalWrite(s->real, data, amount, offset);
+    });
+    if (rc != SQLITE_OK) return rc;
   }
   const int rc = s->real->pMethods->xWrite(s->real, data, amount, offset);
   if (rc == SQLITE_OK && s->pacer != nullptr) s->pacer->Wrote(uint64_t(amount));
@@ -57,8 +103,11 @@ int ShimWrite(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offse
 int ShimTruncate(sqlite3_file* f, sqlite3_int64 size) {
   ShimFile* s = reinterpret_cast<ShimFile*>(f);
   if (s->tracker != nullptr) {
-    if (s->kind == Kind::kMainDb) s->tracker->OnDbTruncate(s->real, size);
-    if (s->kind == Kind::kWal) s->tracker->OnWalTruncate(s->real, size);
+    const int rc = RunHook(s, [&] {
+      if (s->kind == Kind::kMainDb) s->tracker->OnDbTruncate(s->real, size);
+      if (s->kind == Kind::kWal) s->tracker->OnWalTruncate(s->real, size);
+    });
+    if (rc != SQLITE_OK) return rc;
   }
   return s->real->pMethods->xTruncate(s->real, size);
 }
@@ -95,7 +144,10 @@ int ShimFileControl(sqlite3_file* f, int op, void* arg) {
     if (s->pacer != nullptr) s->pacer->Finish();
     delete s->pacer;
     s->pacer = nullptr;
-    if (arg != nullptr) s->pacer = new WritebackPacer(s->real, *static_cast<SnapshotWritebackGate*>(arg));
+    if (arg != nullptr) {
+      s->pacer = new (std::nothrow) WritebackPacer(s->real, *static_cast<SnapshotWritebackGate*>(arg));
+      if (s->pacer == nullptr) return SQLITE_NOMEM;
+    }
     return SQLITE_OK;
   }
   return s->real->pMethods->xFileControl(s->real, op, arg);
@@ -147,28 +199,66 @@ int ShimOpen(sqlite3_vfs* vfs, const char* name, sqlite3_file* f, int flags, int
   int rc = Real(vfs)->xOpen(Real(vfs), name, s->real, flags, out_flags);
   if (rc != SQLITE_OK || s->real->pMethods == nullptr) return rc;
   s->kind = Kind::kOther;
-  if ((flags & SQLITE_OPEN_MAIN_DB) && name != nullptr) {
-    s->kind = Kind::kMainDb;
-    s->tracker = Tracker::Acquire(name);
-  } else if ((flags & SQLITE_OPEN_WAL) && name != nullptr) {
-    // The pager opens the WAL after the database and closes it first, so
-    // the database's tracker outlives this borrowed reference.
-    s->kind = Kind::kWal;
-    s->tracker = Tracker::Find(sqlite3_filename_database(name));
+  try {
+    if ((flags & SQLITE_OPEN_MAIN_DB) && name != nullptr) {
+      s->kind = Kind::kMainDb;
+      // Without a tracking file (it cannot be created here) the connection
+      // writes untracked, as a plain sqlite3 would; the evidence a snapshot
+      // checks catches that (docs/VFS.md, section 4).
+      s->tracker = Tracker::Acquire(name);
+      s->name = name;
+      if (s->tracker == nullptr) {
+        std::lock_guard<std::mutex> l(UntrackedMutex());
+        Untracked().insert(name);
+      }
+    } else if ((flags & SQLITE_OPEN_WAL) && name != nullptr) {
+      // The pager opens the WAL after the database and closes it first, so
+      // the database's tracker outlives this borrowed reference.
+      s->kind = Kind::kWal;
+      const char* db_name = sqlite3_filename_database(name);
+      if (!IsUntracked(db_name)) s->tracker = Tracker::Find(db_name);
+    }
+  } catch (...) {  // std::bad_alloc: no exception may reach SQLite
+    if (s->tracker != nullptr && s->kind == Kind::kMainDb) Tracker::Release(s->tracker);
+    s->real->pMethods->xClose(s->real);
+    s->real->pMethods = nullptr;
+    return SQLITE_NOMEM;
   }
   f->pMethods = MethodsFor(s->real->pMethods->iVersion);
   return SQLITE_OK;
 }
 
+bool EndsWith(const std::string& s, const char* suffix) {
+  const size_t n = std::strlen(suffix);
+  return s.size() > n && s.compare(s.size() - n, n, suffix) == 0;
+}
+
+// Whether `path`, being deleted, may be a database file rather than one of
+// SQLite's own side files (deleted on every commit in rollback mode: they
+// must cost no extra system call). A super-journal is <db>-mj<8 hex digits>.
+bool MayBeDatabase(const std::string& path) {
+  if (EndsWith(path, "-journal") || EndsWith(path, "-wal") || EndsWith(path, "-shm")) return false;
+  const size_t mj = path.rfind("-mj");
+  return mj == std::string::npos || mj + 11 != path.size();
+}
+
 int ShimDelete(sqlite3_vfs* v, const char* name, int sync_dir) {
-  // A WAL ends (its last connection closed, or the journal mode changed):
-  // check it before it goes.
-  const std::string path = name != nullptr ? name : "";
-  const size_t n = path.size();
-  if (n > 4 && path.compare(n - 4, 4, "-wal") == 0) {
-    if (Tracker* t = Tracker::Find(path.substr(0, n - 4))) t->OnWalDelete(path);
+  std::string path;
+  try {
+    path = name != nullptr ? name : "";
+    // A WAL ends (its last connection closed, or the journal mode changed):
+    // check it before it goes.
+    if (EndsWith(path, "-wal")) {
+      if (Tracker* t = Tracker::Find(path.substr(0, path.size() - 4))) t->OnWalDelete(Real(v), name);
+    }
+  } catch (...) {  // std::bad_alloc: the WAL stays, unchecked but not lost
+    return SQLITE_IOERR_NOMEM;
   }
-  return Real(v)->xDelete(Real(v), name, sync_dir);
+  const int rc = Real(v)->xDelete(Real(v), name, sync_dir);
+  // A database deleted through the VFS takes its tracking and copy-on-write
+  // files with it (docs/VFS.md, section 9).
+  if ((rc == SQLITE_OK || rc == SQLITE_IOERR_DELETE_NOENT) && MayBeDatabase(path)) Tracker::RemoveSideFiles(path);
+  return rc;
 }
 int ShimAccess(sqlite3_vfs* v, const char* n, int fl, int* o) { return Real(v)->xAccess(Real(v), n, fl, o); }
 int ShimFullPathname(sqlite3_vfs* v, const char* n, int sz, char* o) {
@@ -183,6 +273,13 @@ int ShimSleep(sqlite3_vfs* v, int us) { return Real(v)->xSleep(Real(v), us); }
 int ShimCurrentTime(sqlite3_vfs* v, double* t) { return Real(v)->xCurrentTime(Real(v), t); }
 int ShimGetLastError(sqlite3_vfs* v, int n, char* o) { return Real(v)->xGetLastError(Real(v), n, o); }
 int ShimCurrentTimeInt64(sqlite3_vfs* v, sqlite3_int64* t) { return Real(v)->xCurrentTimeInt64(Real(v), t); }
+// Version 3: tools that inject faults below SQLite (its test suite's
+// test_syscall) replace the real VFS's system calls through any VFS above.
+int ShimSetSystemCall(sqlite3_vfs* v, const char* n, sqlite3_syscall_ptr p) {
+  return Real(v)->xSetSystemCall(Real(v), n, p);
+}
+sqlite3_syscall_ptr ShimGetSystemCall(sqlite3_vfs* v, const char* n) { return Real(v)->xGetSystemCall(Real(v), n); }
+const char* ShimNextSystemCall(sqlite3_vfs* v, const char* n) { return Real(v)->xNextSystemCall(Real(v), n); }
 
 }  // namespace
 
@@ -192,7 +289,8 @@ int RegisterSnapshotVfs() {
   if (real == nullptr) return SQLITE_ERROR;
   static sqlite3_vfs vfs;  // registered for the life of the process
   std::memset(&vfs, 0, sizeof vfs);
-  vfs.iVersion = 2;
+  // The real VFS's version, so that nothing it offers is hidden.
+  vfs.iVersion = std::min(real->iVersion, 3);
   vfs.szOsFile = int(sizeof(ShimFile)) + real->szOsFile;
   vfs.mxPathname = real->mxPathname;
   vfs.zName = kSnapshotVfsName;
@@ -209,7 +307,12 @@ int RegisterSnapshotVfs() {
   vfs.xSleep = ShimSleep;
   vfs.xCurrentTime = ShimCurrentTime;
   vfs.xGetLastError = ShimGetLastError;
-  vfs.xCurrentTimeInt64 = ShimCurrentTimeInt64;
+  if (vfs.iVersion >= 2) vfs.xCurrentTimeInt64 = ShimCurrentTimeInt64;
+  if (vfs.iVersion >= 3) {
+    vfs.xSetSystemCall = ShimSetSystemCall;
+    vfs.xGetSystemCall = ShimGetSystemCall;
+    vfs.xNextSystemCall = ShimNextSystemCall;
+  }
   return sqlite3_vfs_register(&vfs, 0);
 }
 

@@ -30,10 +30,14 @@ constexpr uint64_t kGrowStep = 1 << 20;
 constexpr int64_t kRacyNs = 100 * 1000 * 1000;
 
 using ReadFn = Tracker::ReadFn;
+using ReadResult = Tracker::ReadResult;
 
 ReadFn ReaderOf(sqlite3_file* f) {
   return [f](uint64_t offset, void* out, size_t n) {
-    return f->pMethods->xRead(f, out, int(n), sqlite3_int64(offset)) == SQLITE_OK;
+    const int rc = f->pMethods->xRead(f, out, int(n), sqlite3_int64(offset));
+    return rc == SQLITE_OK                ? ReadResult::kOk
+           : rc == SQLITE_IOERR_SHORT_READ ? ReadResult::kPastEnd
+                                           : ReadResult::kFailed;
   };
 }
 
@@ -89,6 +93,7 @@ const char* UntrustedReasonText(uint32_t reason) {
     case kPageSizeChanged: return "the page size changed";
     case kOtherStore: return "the change record is relative to a snapshot this store does not hold";
     case kNewFormat: return "the change record is of another format";
+    case kIoError: return "the change record could not be checked (an I/O error)";
   }
   return "unknown";
 }
@@ -207,6 +212,18 @@ void Tracker::Release(Tracker* t) {
   }
 }
 
+void Tracker::RemoveSideFiles(const std::string& db_path) noexcept {
+  try {
+    // Under the registry's lock, so no connection of this process creates
+    // the file again meanwhile.
+    std::lock_guard<std::mutex> l(RegistryMutex());
+    if (Registry().count(db_path) != 0) return;
+    unlink((db_path + kTrackSuffix).c_str());
+    unlink((db_path + kCowSuffix).c_str());
+  } catch (...) {  // std::bad_alloc: the files stay, as they would have
+  }
+}
+
 bool Tracker::Grow(uint64_t need) {
   std::unique_lock<std::shared_mutex> l(map_mu_);
   if (need <= mapped_) return true;
@@ -316,40 +333,56 @@ void Tracker::RecordFrame(uint32_t frame, const uint8_t* frame_header) {
   std::memcpy(r.checksum, frame_header + 16, 8);
 }
 
-bool Tracker::FrameMatchesRing(const ReadFn& read, uint64_t stride, uint32_t frame) {
+uint32_t Tracker::FrameVerdict(const ReadFn& read, uint64_t stride, uint32_t frame) {
   uint8_t fh[kWalFrameHeaderSize];
-  return read(kWalHeaderSize + (frame - 1) * stride, fh, sizeof fh) && RingHolds(frame, fh);
+  switch (read(kWalHeaderSize + (frame - 1) * stride, fh, sizeof fh)) {
+    case ReadResult::kOk: return RingHolds(frame, fh) ? kTrusted : kForeignWal;
+    case ReadResult::kPastEnd: return kForeignWal;  // a frame we recorded is gone
+    case ReadResult::kFailed: break;
+  }
+  return kIoError;
 }
 
-bool Tracker::ForEachFrame(const ReadFn& read, uint64_t stride, uint32_t first,
-                           const std::function<bool(uint32_t, const uint8_t*)>& fn) {
+uint32_t Tracker::ForEachFrame(const ReadFn& read, uint64_t stride, uint32_t first,
+                               const std::function<uint32_t(uint32_t, const uint8_t*)>& fn) {
   for (uint32_t j = first;; j++) {
     uint8_t fh[kWalFrameHeaderSize];
-    if (!read(kWalHeaderSize + (j - 1) * stride, fh, sizeof fh)) return true;
-    if (LoadU32BE(fh) == 0 || std::memcmp(fh + 8, header()->wal_salt, 8) != 0) return true;
-    if (!fn(j, fh)) return false;
+    const ReadResult r = read(kWalHeaderSize + (j - 1) * stride, fh, sizeof fh);
+    if (r == ReadResult::kFailed) return kIoError;
+    if (r == ReadResult::kPastEnd) return kTrusted;
+    if (LoadU32BE(fh) == 0 || std::memcmp(fh + 8, header()->wal_salt, 8) != 0) return kTrusted;
+    const uint32_t verdict = fn(j, fh);
+    if (verdict != kTrusted) return verdict;
   }
 }
 
-bool Tracker::WalIsTracked(const ReadFn& read, bool* valid) {
+uint32_t Tracker::WalVerdict(const ReadFn& read, bool* valid) {
   uint8_t h[kWalHeaderSize];
-  *valid = read(0, h, sizeof h) && (LoadU32BE(h) & 0xFFFFFFFE) == 0x377f0682;
-  if (!*valid) return true;
+  *valid = false;
+  const ReadResult r = read(0, h, sizeof h);
+  if (r == ReadResult::kFailed) return kIoError;
+  *valid = r == ReadResult::kOk && (LoadU32BE(h) & 0xFFFFFFFE) == 0x377f0682;
+  if (!*valid) return kTrusted;
   TrackHeader* th = header();
-  if (std::memcmp(h + 16, th->wal_salt, 8) != 0) return false;
+  if (std::memcmp(h + 16, th->wal_salt, 8) != 0) return kForeignWal;
   const uint64_t stride = kWalFrameHeaderSize + LoadU32BE(h + 8);
   const uint32_t commit = th->wal_commit;
-  if (commit > 0 && !FrameMatchesRing(read, stride, commit)) return false;
+  if (commit > 0) {
+    const uint32_t verdict = FrameVerdict(read, stride, commit);
+    if (verdict != kTrusted) return verdict;
+  }
   // After it: a tracked transaction's uncommitted frames, or someone else's.
-  return ForEachFrame(read, stride, commit + 1, [this](uint32_t j, const uint8_t* fh) { return RingHolds(j, fh); });
+  return ForEachFrame(read, stride, commit + 1,
+                      [this](uint32_t j, const uint8_t* fh) { return RingHolds(j, fh) ? kTrusted : kForeignWal; });
 }
 
-void Tracker::RecordWalEnded() {
+bool Tracker::RecordWalEnded() {
   TrackHeader* h = header();
   struct stat st;
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
-  if (stat(db_path_.c_str(), &st) != 0) {
+  const bool ok = stat(db_path_.c_str(), &st) == 0;
+  if (!ok) {
     h->ended_racy = 1;
   } else {
     h->ended_mtime_ns = MtimeNs(st);
@@ -357,6 +390,7 @@ void Tracker::RecordWalEnded() {
     h->ended_racy = int64_t(now.tv_sec) * 1000000000 + now.tv_nsec - h->ended_mtime_ns < kRacyNs;
   }
   h->wal_state = kWalEnded;
+  return ok;
 }
 
 bool Tracker::DbUnchangedSinceWalEnded() {
@@ -381,9 +415,12 @@ void Tracker::OnDbWrite(sqlite3_file* real, const void* data, int amount, int64_
       // Rollback mode: every commit writes the next change counter here. The
       // one in the file must be the one a tracked writer left, or someone
       // else committed in between.
+      // A counter that cannot be read cannot be checked: distrust the bits
+      // rather than record the new counter as if the check had passed.
       uint8_t now[4];
-      if (real->pMethods->xRead(real, now, 4, 24) == SQLITE_OK &&
-          LoadU32BE(now) != __atomic_load_n(&h->change_counter, __ATOMIC_RELAXED)) {
+      if (real->pMethods->xRead(real, now, 4, 24) != SQLITE_OK) {
+        SetUntrusted(kIoError);
+      } else if (LoadU32BE(now) != __atomic_load_n(&h->change_counter, __ATOMIC_RELAXED)) {
         SetUntrusted(kForeignCommit);
       }
     }
@@ -426,9 +463,8 @@ void Tracker::OnWalWrite(sqlite3_file* real_wal, const void* data, int amount, i
   if (offset == 0 && amount == int(kWalHeaderSize)) {
     // A new WAL generation. The one it replaces must have been written by
     // tracked writers only; its frames are about to be overwritten.
-    bool valid = false;
     if (h->wal_state == kWalLive) {
-      if (!WalIsTracked(ReaderOf(real_wal), &valid) || !valid) SetUntrusted(kForeignWal);
+      CheckWalEnding(ReaderOf(real_wal));
     } else if (h->wal_state == kWalEnded && !DbUnchangedSinceWalEnded()) {
       SetUntrusted(kForeignWal);
     }
@@ -450,10 +486,12 @@ void Tracker::OnWalWrite(sqlite3_file* real_wal, const void* data, int amount, i
   const bool starts = txn_first_frame_.compare_exchange_strong(first, frame, std::memory_order_relaxed);
   if (starts && frame > 1) {
     const FrameRecord& before = ring()[(frame - 1) % kFrameRingSize];
-    const bool tracked = txn_base_known_ && txn_base_frame_ == frame - 1
-                             ? before.frame == frame - 1 && std::memcmp(before.checksum, txn_base_checksum_, 8) == 0
-                             : FrameMatchesRing(ReaderOf(real_wal), stride, frame - 1);
-    if (!tracked) SetUntrusted(kForeignWal);
+    const uint32_t verdict =
+        txn_base_known_ && txn_base_frame_ == frame - 1
+            ? (before.frame == frame - 1 && std::memcmp(before.checksum, txn_base_checksum_, 8) == 0 ? kTrusted
+                                                                                                    : kForeignWal)
+            : FrameVerdict(ReaderOf(real_wal), stride, frame - 1);
+    if (verdict != kTrusted) SetUntrusted(verdict);
   }
   // Salt and checksum left zero: SQLite rewrote an earlier frame of this
   // transaction and will write this header again, complete, at commit.
@@ -487,21 +525,38 @@ void Tracker::OnWalTruncate(sqlite3_file* real_wal, int64_t size) {
   if (size <= 0) EndWal(ReaderOf(real_wal));
 }
 
-void Tracker::OnWalDelete(const std::string& wal_path) {
-  int fd = open(wal_path.c_str(), O_RDONLY | O_CLOEXEC);
-  EndWal([fd](uint64_t offset, void* out, size_t n) {
-    return fd >= 0 && pread(fd, out, n, off_t(offset)) == ssize_t(n);
-  });
-  if (fd >= 0) close(fd);
+void Tracker::OnWalDelete(sqlite3_vfs* vfs, const char* wal_path) {
+  // Read through the VFS below, like every other read of the tracker: fault
+  // injection below SQLite reaches it too.
+  std::unique_ptr<char[]> mem(new char[size_t(vfs->szOsFile)]());
+  sqlite3_file* f = reinterpret_cast<sqlite3_file*>(mem.get());
+  int out_flags = 0;
+  const int rc = vfs->xOpen(vfs, wal_path, f, SQLITE_OPEN_READONLY | SQLITE_OPEN_WAL, &out_flags);
+  const bool opened = rc == SQLITE_OK && f->pMethods != nullptr;
+  // A WAL already gone reads as empty (someone else ended it); one that
+  // cannot be opened is an error, never the end of the WAL.
+  int exists = 1;
+  if (!opened && vfs->xAccess(vfs, wal_path, SQLITE_ACCESS_EXISTS, &exists) != SQLITE_OK) exists = 1;
+  const ReadFn read_wal = opened ? ReaderOf(f) : [exists](uint64_t, void*, size_t) {
+    return exists ? ReadResult::kFailed : ReadResult::kPastEnd;
+  };
+  EndWal(read_wal);
+  if (f->pMethods != nullptr) f->pMethods->xClose(f);
+}
+
+void Tracker::CheckWalEnding(const ReadFn& read_wal) {
+  bool valid = false;
+  const uint32_t verdict = WalVerdict(read_wal, &valid);
+  if (verdict != kTrusted) {
+    SetUntrusted(verdict);
+  } else if (!valid) {
+    SetUntrusted(kForeignWal);
+  }
 }
 
 void Tracker::EndWal(const ReadFn& read_wal) {
-  TrackHeader* h = header();
-  if (h->wal_state == kWalLive) {
-    bool valid = false;
-    if (!WalIsTracked(read_wal, &valid) || !valid) SetUntrusted(kForeignWal);
-  }
-  RecordWalEnded();
+  if (header()->wal_state == kWalLive) CheckWalEnding(read_wal);
+  if (!RecordWalEnded()) SetUntrusted(kIoError);
 }
 
 // ---- snapshot side --------------------------------------------------------------------
@@ -512,23 +567,27 @@ uint32_t Tracker::Evaluate(sqlite3_file* db, sqlite3_file* wal, uint32_t page_si
   if (h->base_id == 0) return kNoBase;
   if (h->page_size != page_size) return kPageSizeChanged;
   struct stat st;
-  if (stat(db_path_.c_str(), &st) != 0 || uint64_t(st.st_dev) != h->dev || uint64_t(st.st_ino) != h->ino) {
-    return kOtherFile;
-  }
+  if (stat(db_path_.c_str(), &st) != 0) return errno == ENOENT ? kOtherFile : kIoError;
+  if (uint64_t(st.st_dev) != h->dev || uint64_t(st.st_ino) != h->ino) return kOtherFile;
   uint8_t boot[16];
   CurrentBootId(boot);
   if (std::memcmp(boot, h->boot_id, 16) != 0) return kRebooted;
   const uint32_t untrusted = __atomic_load_n(&h->untrusted, __ATOMIC_SEQ_CST);
   if (untrusted != kTrusted) return untrusted;
   uint8_t dbh[100] = {};
-  if (db->pMethods->xRead(db, dbh, sizeof dbh, 0) != SQLITE_OK) return kOtherFile;
-  if (wal == nullptr || dbh[18] != 2) {
-    return LoadU32BE(dbh + 24) == h->change_counter ? kTrusted : kForeignCommit;
-  }
+  if (db->pMethods->xRead(db, dbh, sizeof dbh, 0) != SQLITE_OK) return kIoError;
+  if (dbh[18] != 2) return LoadU32BE(dbh + 24) == h->change_counter ? kTrusted : kForeignCommit;
+  // A WAL-mode database whose WAL the caller has not opened: its commits
+  // do not move the change counter, so nothing here can vouch for them.
+  if (wal == nullptr) return kIoError;
   bool valid = false;
-  if (h->wal_state == kWalLive) return WalIsTracked(ReaderOf(wal), &valid) && valid ? kTrusted : kForeignWal;
+  if (h->wal_state == kWalLive) {
+    const uint32_t verdict = WalVerdict(ReaderOf(wal), &valid);
+    return verdict != kTrusted ? verdict : valid ? kTrusted : kForeignWal;
+  }
   if (h->wal_state == kWalEnded) {
-    WalIsTracked(ReaderOf(wal), &valid);  // only to learn whether a generation began since
+    // Only to learn whether a generation began since.
+    if (WalVerdict(ReaderOf(wal), &valid) == kIoError) return kIoError;
     return !valid && DbUnchangedSinceWalEnded() ? kTrusted : kForeignWal;
   }
   return kNoBase;
@@ -536,11 +595,18 @@ uint32_t Tracker::Evaluate(sqlite3_file* db, sqlite3_file* wal, uint32_t page_si
 
 Status Tracker::Reset(sqlite3_file* db, sqlite3_file* wal, uint32_t page_size, uint32_t wal_commit_frame) {
   TrackHeader* h = header();
+  // A Reset that fails part-way leaves evidence half recorded: whatever base
+  // the caller keeps or restores must not be trusted with it.
+  auto fail = [this](const char* what) {
+    SetUntrusted(kIoError);
+    return Status::IOError(what);
+  };
   struct stat st;
-  if (stat(db_path_.c_str(), &st) != 0) return Status::IOError("cannot stat the database file");
+  if (stat(db_path_.c_str(), &st) != 0) return fail("cannot stat the database file");
   uint8_t dbh[100] = {};
-  if (db->pMethods->xRead(db, dbh, sizeof dbh, 0) != SQLITE_OK && st.st_size >= 100) {
-    return Status::IOError("cannot read the database header");
+  const int rc = db->pMethods->xRead(db, dbh, sizeof dbh, 0);
+  if (rc != SQLITE_OK && (rc != SQLITE_IOERR_SHORT_READ || st.st_size >= 100)) {
+    return fail("cannot read the database header");
   }
   h->page_size = page_size;
   h->dev = uint64_t(st.st_dev);
@@ -550,21 +616,25 @@ Status Tracker::Reset(sqlite3_file* db, sqlite3_file* wal, uint32_t page_size, u
   h->cow_broken = 0;
   uint8_t wh[kWalHeaderSize];
   ReadFn read = wal != nullptr ? ReaderOf(wal) : ReadFn();
-  if (wal != nullptr && dbh[18] == 2 && read(0, wh, sizeof wh) && (LoadU32BE(wh) & 0xFFFFFFFE) == 0x377f0682) {
+  const ReadResult wal_read = wal != nullptr && dbh[18] == 2 ? read(0, wh, sizeof wh) : ReadResult::kPastEnd;
+  if (wal_read == ReadResult::kFailed) return fail("cannot read the -wal file");
+  if (wal_read == ReadResult::kOk && (LoadU32BE(wh) & 0xFFFFFFFE) == 0x377f0682) {
     // The frames now in the WAL are part of the state this snapshot reads:
     // record them as known. Only the commit frame and those after it are
-    // ever checked against the ring again (WalIsTracked, and the frame
+    // ever checked against the ring again (WalVerdict, and the frame
     // before the next transaction's first).
     std::memcpy(h->wal_salt, wh + 16, 8);
     const uint64_t stride = kWalFrameHeaderSize + LoadU32BE(wh + 8);
-    ForEachFrame(read, stride, std::max<uint32_t>(wal_commit_frame, 1), [this](uint32_t j, const uint8_t* fh) {
-      RecordFrame(j, fh);
-      return true;
-    });
+    const uint32_t recorded = ForEachFrame(read, stride, std::max<uint32_t>(wal_commit_frame, 1),
+                                           [this](uint32_t j, const uint8_t* fh) {
+                                             RecordFrame(j, fh);
+                                             return uint32_t(kTrusted);
+                                           });
+    if (recorded != kTrusted) return fail("cannot read the -wal file");
     h->wal_commit = wal_commit_frame;
     h->wal_state = kWalLive;
-  } else {
-    RecordWalEnded();
+  } else if (!RecordWalEnded()) {
+    return fail("cannot stat the database file");
   }
   __atomic_store_n(&h->untrusted, uint32_t(kTrusted), __ATOMIC_SEQ_CST);
   return Status::OK();

@@ -67,6 +67,7 @@ enum UntrustedReason : uint32_t {
   kPageSizeChanged = 9,
   kOtherStore = 10,       // the base snapshot is not in this store (or was pruned)
   kNewFormat = 11,        // a tracking file of another format
+  kIoError = 12,          // the VFS could not read what it checks (an I/O error)
 };
 const char* UntrustedReasonText(uint32_t reason);
 
@@ -111,7 +112,11 @@ class CowArea;
 // One database's tracking file, shared by all connections of this process.
 class Tracker {
  public:
-  using ReadFn = std::function<bool(uint64_t offset, void* out, size_t n)>;
+  // A read of the -wal file for the checks below. kPastEnd (a short read)
+  // is the end of the WAL; kFailed is an error, which the checks never take
+  // for the end: frames they could not read may be someone else's.
+  enum class ReadResult { kOk, kPastEnd, kFailed };
+  using ReadFn = std::function<ReadResult(uint64_t offset, void* out, size_t n)>;
   // Opens (creating it, with the database's permission bits) and maps the
   // tracking file of the database at db_path; nullptr if it cannot.
   static Tracker* Acquire(const std::string& db_path);
@@ -119,6 +124,12 @@ class Tracker {
   static Tracker* AcquireExisting(const std::string& db_path);
   static Tracker* Find(const std::string& db_path);  // an acquired one, or nullptr
   static void Release(Tracker* t);
+  // The database at db_path was deleted: removes its tracking and
+  // copy-on-write files, unless this process still has the tracker open (a
+  // connection open on the deleted file; its snapshots lock the tracking
+  // file by path). Another process that has them mapped keeps its mapping;
+  // a database made later at the path starts with no base.
+  static void RemoveSideFiles(const std::string& db_path) noexcept;
 
   const std::string& db_path() const { return db_path_; }
   // Mapped once, apart from the bitmap, so it never moves.
@@ -142,12 +153,14 @@ class Tracker {
   // The WAL is about to be truncated to `size`, or deleted (the file at
   // wal_path, about to be unlinked).
   void OnWalTruncate(sqlite3_file* real_wal, int64_t size);
-  void OnWalDelete(const std::string& wal_path);
+  // `vfs`: the VFS below the snapshot VFS, to read the WAL with.
+  void OnWalDelete(sqlite3_vfs* vfs, const char* wal_path);
   void SetUntrusted(uint32_t reason);
 
   // ---- snapshot side (under the snapshot lock and the database write lock) --
   // Whether the bits hold every page changed since snapshot base_id:
-  // kTrusted, or an UntrustedReason. `wal` is the -wal file (WAL mode) or null.
+  // kTrusted, or an UntrustedReason. `wal` is the -wal file (WAL mode; null
+  // only in rollback mode, else the record cannot be checked).
   uint32_t Evaluate(sqlite3_file* db, sqlite3_file* wal, uint32_t page_size);
   // Starts a new tracking period at the database's current state: records
   // its identity and the evidence writers keep, and clears `untrusted`.
@@ -198,23 +211,31 @@ class Tracker {
   void PreserveForSnapshot(sqlite3_file* real, uint32_t generation, uint32_t first, uint32_t last);
   FrameRecord* ring() const { return reinterpret_cast<FrameRecord*>(reinterpret_cast<uint8_t*>(header_) + kTrackHeaderSize); }
   // Whether every committed frame of the WAL's current generation is one a
-  // tracked writer wrote; *valid: it has a header. Frames up to wal_commit
+  // tracked writer wrote: kTrusted, kForeignWal, or kIoError if the WAL
+  // could not be read; *valid: it has a header. Frames up to wal_commit
   // are known to be (each tracked transaction checked the frame before its
   // first); this checks wal_commit itself and every frame after it, by the
   // checksums in the ring.
-  bool WalIsTracked(const ReadFn& read_wal, bool* valid);
+  uint32_t WalVerdict(const ReadFn& read_wal, bool* valid);
   // Whether a frame's header (given, or read from disk) is the one the ring
   // recorded for it; RecordFrame records it.
   bool RingHolds(uint32_t frame, const uint8_t* frame_header) const;
   void RecordFrame(uint32_t frame, const uint8_t* frame_header);
-  bool FrameMatchesRing(const ReadFn& read_wal, uint64_t stride, uint32_t frame);
+  // kTrusted if frame `frame` on disk is the one the ring recorded, else
+  // kForeignWal (or kIoError).
+  uint32_t FrameVerdict(const ReadFn& read_wal, uint64_t stride, uint32_t frame);
   // Calls fn(frame, header) for frames `first`, first+1, ... while they carry
-  // the recorded salts; false as soon as fn does.
-  bool ForEachFrame(const ReadFn& read_wal, uint64_t stride, uint32_t first,
-                    const std::function<bool(uint32_t, const uint8_t*)>& fn);
+  // the recorded salts; returns the first verdict of fn that is not
+  // kTrusted, kIoError if a frame header could not be read, else kTrusted.
+  uint32_t ForEachFrame(const ReadFn& read_wal, uint64_t stride, uint32_t first,
+                        const std::function<uint32_t(uint32_t, const uint8_t*)>& fn);
+  // The WAL generation about to end or be replaced must be one tracked
+  // writers wrote: else `untrusted`.
+  void CheckWalEnding(const ReadFn& read_wal);
   void EndWal(const ReadFn& read_wal);
-  // Records the database file's mtime and size as the WAL ends.
-  void RecordWalEnded();
+  // Records the database file's mtime and size as the WAL ends; false if
+  // the file could not be stat'ed (the ending then reads as racy).
+  bool RecordWalEnded();
   bool DbUnchangedSinceWalEnded();
 
   std::string db_path_;

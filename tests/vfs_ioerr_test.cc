@@ -1,0 +1,366 @@
+// The snapshot VFS's own I/O failing: every read it makes to check what
+// other writers did (the change counter, WAL headers and frame headers) and
+// to start a new tracking period. A failed read must never pass for "the
+// check passed" or "the end of the WAL": the change record is then
+// distrusted, and the next snapshot, restored, still holds every commit.
+//
+// The faults come from tests/shim_vfs.h layered *under* the snapshot VFS,
+// which only a process of its own can do (the VFS takes the default VFS of
+// the moment it is registered): each case runs in a forked child.
+//
+// Also here: the VFS passes the system-call methods of a version-3 VFS
+// through (fault injection below SQLite), and deleting a database through
+// the VFS deletes its side files.
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "tests/shim_vfs.h"
+#include "tests/test_util.h"
+
+namespace snapshot_test {
+namespace {
+
+constexpr char kIoErrorReason[] = "untracked: the change record could not be checked (an I/O error)";
+
+// Runs `body` in a forked child with the test shim under the snapshot VFS.
+template <typename Body>
+void InChildOverShim(Body body) {
+  const pid_t child = fork();
+  if (child == 0) {
+    LayerSnapshotVfsOverShim();
+    body();
+    std::fflush(stdout);
+    _exit(::testing::Test::HasFailure() ? 1 : 0);
+  }
+  int status = 0;
+  ASSERT_EQ(child, waitpid(child, &status, 0));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "see the failures above, from the child";
+}
+
+// A connection that does not use the snapshot VFS (nor load the extension).
+sqlite3* OpenPlain(const std::string& path) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(SQLITE_OK, sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, "unix"));
+  sqlite3_busy_timeout(db, 5000);
+  return db;
+}
+
+// Fails the n-th read (from 1) that `matches`, and only that one.
+ShimControl& FailNthRead(int n, std::function<bool(int flags, int amount, sqlite3_int64 offset)> matches) {
+  auto seen = std::make_shared<int>(0);
+  Shim().read_fault = [=](int flags, int amount, sqlite3_int64 offset) {
+    return matches(flags, amount, offset) && ++*seen == n ? SQLITE_IOERR_READ : SQLITE_OK;
+  };
+  return Shim();
+}
+bool WalFrameHeaderRead(int flags, int amount, sqlite3_int64) { return (flags & SQLITE_OPEN_WAL) && amount == 24; }
+
+// 400 rows of 300 bytes: about 30 leaf pages. Row 5 and row 390 are on
+// different pages, so marks for one are not marks for the other.
+sqlite3* MakeDatabase(const std::string& path, const std::string& mode) {
+  sqlite3* db = OpenThroughVfs(path);
+  EXPECT_EQ("", Exec(db, "PRAGMA journal_mode=" + mode + "; PRAGMA wal_autocheckpoint=0;"
+                         "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);"
+                         "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<400) "
+                         "INSERT INTO t(v) SELECT hex(randomblob(150)) FROM c"));
+  EXPECT_EQ("1", Query(db, "SELECT snapshot_backup()"));
+  return db;
+}
+
+// A commit the snapshot VFS never sees: row 5 becomes 'plain'.
+void PlainCommit(const std::string& path) {
+  sqlite3* plain = OpenPlain(path);
+  EXPECT_EQ("", Exec(plain, "PRAGMA wal_autocheckpoint=0; UPDATE t SET v = 'plain' WHERE id = 5"));
+  sqlite3_close(plain);
+}
+
+// The next snapshot, restored into a new file, holds the plain commit and
+// every other one (`rows`: the v values that must be there).
+void ExpectNextSnapshotHolds(sqlite3* db, const std::string& copy, const std::vector<std::string>& rows) {
+  const std::string id = Query(db, "SELECT snapshot_backup()");
+  ASSERT_EQ(id, Query(db, "SELECT snapshot_restore_to('" + copy + "', " + id + ")"));
+  sqlite3* c = OpenPlain(copy);
+  for (const std::string& v : rows) {
+    EXPECT_EQ("1", Query(c, "SELECT count(*) FROM t WHERE v = '" + v + "'")) << "snapshot " << id << " lost " << v;
+  }
+  EXPECT_EQ("ok", Query(c, "PRAGMA integrity_check"));
+  sqlite3_close(c);
+}
+
+// Rollback mode: a commit by a plain connection, then a tracked commit whose
+// read of the change counter fails. Recording the new counter as if the
+// check had passed forgot the plain commit: the next snapshot, tracked,
+// held the old row 5.
+TEST(VfsIoError, ChangeCounterReadFailsAtATrackedCommit) {
+  TempDir dir;
+  InChildOverShim([&] {
+    const std::string path = dir / "app.db";
+    sqlite3* db = MakeDatabase(path, "DELETE");
+    PlainCommit(path);
+    // The VFS's own 4-byte read of the counter; SQLite reads 16 bytes there.
+    Shim().read_fault = [](int flags, int amount, sqlite3_int64 offset) {
+      return (flags & SQLITE_OPEN_MAIN_DB) && amount == 4 && offset == 24 ? SQLITE_IOERR_READ : SQLITE_OK;
+    };
+    EXPECT_EQ("", Exec(db, "UPDATE t SET v = 'tracked' WHERE id = 390"));
+    Shim().Reset();
+    EXPECT_EQ(kIoErrorReason, Query(db, "SELECT snapshot_tracking()"));
+    ExpectNextSnapshotHolds(db, dir / "copy.db", {"plain", "tracked"});
+    sqlite3_close(db);
+  });
+}
+
+// WAL mode, the snapshot's check of the frames after the last tracked
+// commit: the plain commit's frames follow it. A frame header that cannot
+// be read is not the end of the WAL.
+TEST(VfsIoError, FrameHeaderReadFailsWhenASnapshotChecksTheWal) {
+  TempDir dir;
+  InChildOverShim([&] {
+    const std::string path = dir / "app.db";
+    sqlite3* db = MakeDatabase(path, "WAL");
+    EXPECT_EQ("", Exec(db, "UPDATE t SET v = 'tracked' WHERE id = 390"));
+    PlainCommit(path);
+    // The 1st frame header read is the last tracked commit's, the 2nd the
+    // plain commit's first frame.
+    FailNthRead(2, WalFrameHeaderRead);
+    EXPECT_EQ(kIoErrorReason, Query(db, "SELECT snapshot_tracking()"));
+    FailNthRead(2, WalFrameHeaderRead);
+    ExpectNextSnapshotHolds(db, dir / "copy.db", {"plain", "tracked"});
+    Shim().Reset();
+    sqlite3_close(db);
+  });
+}
+
+// WAL mode, a tracked writer restarting the WAL checks the generation it
+// replaces: its frames after the last tracked commit are the plain commit's.
+TEST(VfsIoError, FrameHeaderReadFailsWhenATrackedWriterRestartsTheWal) {
+  TempDir dir;
+  InChildOverShim([&] {
+    const std::string path = dir / "app.db";
+    sqlite3* db = MakeDatabase(path, "WAL");
+    EXPECT_EQ("", Exec(db, "UPDATE t SET v = 'tracked' WHERE id = 390"));
+    PlainCommit(path);
+    sqlite3* plain = OpenPlain(path);
+    EXPECT_EQ("0", Query(plain, "PRAGMA wal_checkpoint(FULL)"));  // so the next writer restarts the WAL
+    sqlite3_close(plain);
+    FailNthRead(2, WalFrameHeaderRead);
+    EXPECT_EQ("", Exec(db, "UPDATE t SET v = 'again' WHERE id = 200"));
+    Shim().Reset();
+    EXPECT_EQ(kIoErrorReason, Query(db, "SELECT snapshot_tracking()"));
+    ExpectNextSnapshotHolds(db, dir / "copy.db", {"plain", "tracked", "again"});
+    sqlite3_close(db);
+  });
+}
+
+// WAL mode, the WAL ends: truncated by a TRUNCATE checkpoint (read through
+// the connection's WAL file), or deleted by the last connection's close
+// (read through a file the VFS opens read-only for the check).
+class VfsIoErrorWalEnds : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(VfsIoErrorWalEnds, FrameHeaderReadFailsAsTheWalEnds) {
+  const bool deleted = GetParam() == "Deleted";
+  TempDir dir;
+  InChildOverShim([&] {
+    const std::string path = dir / "app.db";
+    sqlite3* db = MakeDatabase(path, "WAL");
+    EXPECT_EQ("", Exec(db, "UPDATE t SET v = 'tracked' WHERE id = 390"));
+    PlainCommit(path);
+    FailNthRead(2, [deleted](int flags, int amount, sqlite3_int64 offset) {
+      return WalFrameHeaderRead(flags, amount, offset) && ((flags & SQLITE_OPEN_READONLY) != 0) == deleted;
+    });
+    if (deleted) {
+      sqlite3_close(db);
+      struct stat st;
+      EXPECT_NE(0, stat((path + "-wal").c_str(), &st)) << "the last connection's close deletes the WAL";
+      db = OpenThroughVfs(path);
+    } else {
+      EXPECT_EQ("0", Query(db, "PRAGMA wal_checkpoint(TRUNCATE)"));
+    }
+    Shim().Reset();
+    // (Here the racy-mtime rule distrusts the record anyway: the ending
+    // checkpoint wrote the database file moments before. The reason says
+    // which check saw the failure.)
+    EXPECT_EQ(kIoErrorReason, Query(db, "SELECT snapshot_tracking()"));
+    ExpectNextSnapshotHolds(db, dir / "copy.db", {"plain", "tracked"});
+    sqlite3_close(db);
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(VfsIoError, VfsIoErrorWalEnds, ::testing::Values("Truncated", "Deleted"),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+// A snapshot starting a new tracking period reads the WAL header once more
+// (after its check): if that read fails, the snapshot fails, and the record
+// must not be left trusted with half its evidence.
+TEST(VfsIoError, WalHeaderReadFailsWhenASnapshotResetsTheRecord) {
+  TempDir dir;
+  InChildOverShim([&] {
+    const std::string path = dir / "app.db";
+    sqlite3* db = MakeDatabase(path, "WAL");
+    EXPECT_EQ("", Exec(db, "UPDATE t SET v = 'tracked' WHERE id = 390"));
+    FailNthRead(2, [](int flags, int amount, sqlite3_int64 offset) {
+      return (flags & SQLITE_OPEN_WAL) && amount == 32 && offset == 0;
+    });
+    EXPECT_EQ(0u, Query(db, "SELECT snapshot_backup()").rfind("ERROR", 0));
+    Shim().Reset();
+    EXPECT_EQ(kIoErrorReason, Query(db, "SELECT snapshot_tracking()"));
+    PlainCommit(path);
+    ExpectNextSnapshotHolds(db, dir / "copy.db", {"plain", "tracked"});
+    sqlite3_close(db);
+  });
+}
+
+// WAL mode, a snapshot finding its pinned commit's frames once the write
+// lock is let go: it reads the WAL header again to learn whether the WAL
+// was restarted meanwhile. A header that cannot be read is not a restart:
+// taken for one, the snapshot was the database file without the WAL.
+TEST(VfsIoError, WalHeaderReadFailsWhenASnapshotMapsItsFrames) {
+  TempDir dir;
+  InChildOverShim([&] {
+    const std::string path = dir / "app.db";
+    sqlite3* db = MakeDatabase(path, "WAL");
+    EXPECT_EQ("", Exec(db, "UPDATE t SET v = 'tracked' WHERE id = 390"));
+    // The 1st and 2nd reads of the header check the WAL and reset the
+    // record under the write lock; the 3rd is the mapping's.
+    FailNthRead(3, [](int flags, int amount, sqlite3_int64 offset) {
+      return (flags & SQLITE_OPEN_WAL) && amount == 32 && offset == 0;
+    });
+    const std::string id = Query(db, "SELECT snapshot_backup()");
+    Shim().Reset();
+    EXPECT_EQ(0u, id.rfind("ERROR", 0)) << "the snapshot should have failed";
+    if (id.rfind("ERROR", 0) != 0) {
+      const std::string copy = dir / "failed.db";
+      ASSERT_EQ(id, Query(db, "SELECT snapshot_restore_to('" + copy + "', " + id + ")"));
+      sqlite3* c = OpenPlain(copy);
+      EXPECT_EQ("1", Query(c, "SELECT count(*) FROM t WHERE v = 'tracked'")) << "snapshot " << id << " lost a commit";
+      sqlite3_close(c);
+    }
+    ExpectNextSnapshotHolds(db, dir / "copy.db", {"tracked"});
+    sqlite3_close(db);
+  });
+}
+
+// A connection whose tracking file could not be opened (here: a directory
+// stands in its way) writes untracked, like a plain sqlite3. In WAL mode its
+// WAL must not borrow the tracker a connection of the same process opened
+// later: the tracker never hears of that connection's write lock, so it
+// did not check the frames before its second transaction, and a plain
+// commit between its two transactions was missing from the next snapshot.
+TEST(VfsUntracked, ConnectionWithoutATrackingFileIsNoticed) {
+  TempDir dir;
+  const std::string path = dir / "app.db";
+  sqlite3* plain = nullptr;
+  ASSERT_EQ(SQLITE_OK, sqlite3_open_v2(path.c_str(), &plain, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, "unix"));
+  ASSERT_EQ("", Exec(plain, "PRAGMA journal_mode=WAL; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);"
+                            "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<400) "
+                            "INSERT INTO t(v) SELECT hex(randomblob(150)) FROM c"));
+  sqlite3_close(plain);
+  ASSERT_EQ(0, mkdir((path + "-snaptrack").c_str(), 0700));
+  sqlite3* untracked = OpenThroughVfs(path);  // no tracking file; its WAL is opened at its first statement
+  ASSERT_EQ(0, rmdir((path + "-snaptrack").c_str()));
+  sqlite3* db = OpenThroughVfs(path);
+  ASSERT_EQ("", Exec(db, "PRAGMA wal_autocheckpoint=0"));
+  ASSERT_EQ("1", Query(db, "SELECT snapshot_backup()"));
+  ASSERT_EQ("", Exec(untracked, "PRAGMA wal_autocheckpoint=0; UPDATE t SET v = 'first' WHERE id = 390"));
+  PlainCommit(path);
+  ASSERT_EQ("", Exec(untracked, "UPDATE t SET v = 'second' WHERE id = 391"));
+  // Before this connection has opened the WAL, nothing can be checked...
+  EXPECT_EQ(kIoErrorReason, Query(db, "SELECT snapshot_tracking()"));
+  // ...after, the WAL holds frames no tracked writer wrote.
+  ASSERT_EQ("401", Query(db, "SELECT count(*) + 1 FROM t"));
+  EXPECT_EQ("untracked: the WAL was written or ended by a connection that does not use the snapshot VFS",
+            Query(db, "SELECT snapshot_tracking()"));
+  ExpectNextSnapshotHolds(db, dir / "copy.db", {"first", "plain", "second"});
+  sqlite3_close(untracked);
+  sqlite3_close(db);
+}
+
+// Through the snapshot VFS, a replaced system call reaches the VFS below
+// (SQLite's own fault-injection tests replace unix's "open").
+int FailingOpen(const char*, int, int) {
+  errno = EACCES;
+  return -1;
+}
+
+TEST(VfsSystemCalls, PassThroughToTheVfsBelow) {
+  sqlite3_close(OpenDb(":memory:"));  // registers the snapshot VFS
+  sqlite3_vfs* snap = sqlite3_vfs_find("snapshot");
+  sqlite3_vfs* below = sqlite3_vfs_find("unix");
+  ASSERT_NE(nullptr, snap);
+  ASSERT_EQ(3, snap->iVersion);
+  ASSERT_NE(nullptr, snap->xSetSystemCall);
+  EXPECT_STREQ(below->xNextSystemCall(below, nullptr), snap->xNextSystemCall(snap, nullptr));
+  sqlite3_syscall_ptr real_open = snap->xGetSystemCall(snap, "open");
+  EXPECT_EQ(below->xGetSystemCall(below, "open"), real_open);
+
+  TempDir dir;
+  const std::string uri = "file:" + dir / "app.db" + "?vfs=snapshot";
+  const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI;
+  ASSERT_EQ(SQLITE_OK, snap->xSetSystemCall(snap, "open", reinterpret_cast<sqlite3_syscall_ptr>(FailingOpen)));
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(uri.c_str(), &db, flags, nullptr);
+  sqlite3_close(db);
+  ASSERT_EQ(SQLITE_OK, snap->xSetSystemCall(snap, "open", nullptr));  // the default again
+  EXPECT_EQ(SQLITE_CANTOPEN, rc);
+  EXPECT_EQ(real_open, below->xGetSystemCall(below, "open"));
+  db = nullptr;
+  EXPECT_EQ(SQLITE_OK, sqlite3_open_v2(uri.c_str(), &db, flags, nullptr));
+  EXPECT_EQ("", Exec(db, "CREATE TABLE t(v)"));
+  sqlite3_close(db);
+}
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0;
+}
+
+// Deleting a database through the VFS (xDelete, as SQLite's tests and
+// tools do) deletes its tracking and copy-on-write files too; deleting
+// SQLite's own side files leaves them.
+TEST(VfsDelete, DeletingTheDatabaseDeletesItsSideFiles) {
+  TempDir dir;
+  const std::string path = dir / "app.db";
+  sqlite3* db = OpenThroughVfs(path);
+  ASSERT_EQ("", Exec(db, "PRAGMA journal_mode=DELETE; CREATE TABLE t(v); INSERT INTO t VALUES (randomblob(9000))"));
+  ASSERT_EQ("1", Query(db, "SELECT snapshot_backup()"));
+  sqlite3_vfs* snap = sqlite3_vfs_find("snapshot");
+  ASSERT_TRUE(Exists(path + "-snaptrack"));
+  std::ofstream(path + "-snapcow") << "x";  // as a snapshot killed while reading leaves it
+  // A journal's deletion (every rollback-mode commit) leaves them alone.
+  std::ofstream(path + "-journal") << "x";
+  EXPECT_EQ(SQLITE_OK, snap->xDelete(snap, (path + "-journal").c_str(), 0));
+  EXPECT_TRUE(Exists(path + "-snaptrack"));
+  sqlite3_close(db);
+  EXPECT_EQ(SQLITE_OK, snap->xDelete(snap, path.c_str(), 0));
+  EXPECT_FALSE(Exists(path));
+  EXPECT_FALSE(Exists(path + "-snaptrack"));
+  EXPECT_FALSE(Exists(path + "-snapcow"));
+  // A new database at the path starts untracked, and snapshots work.
+  db = OpenThroughVfs(path);
+  ASSERT_EQ("", Exec(db, "CREATE TABLE u(v); INSERT INTO u VALUES (1)"));
+  EXPECT_EQ(0u, Query(db, "SELECT snapshot_tracking()").rfind("untracked: ", 0));
+  EXPECT_EQ("2", Query(db, "SELECT snapshot_backup()"));
+  EXPECT_EQ(0u, Query(db, "SELECT snapshot_tracking()").rfind("tracked: ", 0));
+  sqlite3_close(db);
+}
+
+// While a connection of this process still has the database open, its
+// snapshots lock the tracking file by path: it stays.
+TEST(VfsDelete, TrackingFileInUseStays) {
+  TempDir dir;
+  const std::string path = dir / "app.db";
+  sqlite3* db = OpenThroughVfs(path);
+  ASSERT_EQ("", Exec(db, "CREATE TABLE t(v)"));
+  sqlite3_vfs* snap = sqlite3_vfs_find("snapshot");
+  EXPECT_EQ(SQLITE_OK, snap->xDelete(snap, path.c_str(), 0));
+  EXPECT_TRUE(Exists(path + "-snaptrack"));
+  sqlite3_close(db);
+}
+
+}  // namespace
+}  // namespace snapshot_test
