@@ -21,14 +21,26 @@ namespace snapshot {
 
 // Starts a read transaction on `schema` that lasts until `pin` is finalized
 // (a SELECT that has returned a row keeps its transaction open). Callers pin
-// before they lock the store: database lock first, store lock second.
+// before they lock the store: database lock first, store lock second. Waits
+// up to timeout_ms for the lock, trying often (see RetryWhileBusy), whatever
+// busy handler `db` has.
 Status PinReadTransaction(sqlite3* db, const char* schema, int timeout_ms, Statement* pin);
+
+// A connection of the extension's own to the file of `schema` of `db`,
+// through the same VFS, to capture from instead of `db`: its busy handler
+// is the extension's, where `db` may have none, or SQLite's, which a writer
+// that commits back to back can starve. NotSupported when the capture must
+// use `db` itself: inside a transaction (the snapshot is what that
+// transaction sees), in exclusive locking mode (`db` may hold the lock), or
+// when `db` was opened without locking.
+Status OpenPrivateReader(sqlite3* db, const char* schema, int timeout_ms, PrivateConnection* out);
 
 class ProgressFile;
 
 struct CaptureOptions {
   int busy_timeout_ms = 30000;
   ProgressFile* progress = nullptr;  // updated as pages are read, if set
+  sqlite3* caller = nullptr;  // whose sqlite3_interrupt() stops it; default: the connection read
 };
 
 // On success *builder holds every page; Commit() it after this returns, so the

@@ -84,7 +84,13 @@ Status TakeSnapshot(sqlite3* db, const char* schema, const ConnectionSettings& s
     Status s = TakeTrackedSnapshot(db, schema, settings, access, operation, label, id);
     if (s.code() != Status::Code::kNotSupported) return s;
   }
-  // Under a read transaction on the caller's connection: every page.
+  // Under a read transaction: every page. On a connection of its own when
+  // it may, so that it waits for the lock as long as busy_timeout says.
+  PrivateConnection reader;
+  if (source == nullptr && OpenPrivateReader(db, schema, settings.busy_timeout_ms, &reader).ok()) {
+    from = reader.db();
+    from_schema = "main";
+  }
   Statement pin;
   SNAPSHOT_RETURN_IF_ERROR(PinReadTransaction(from, from_schema, settings.busy_timeout_ms, &pin));
   std::unique_ptr<Store> store;
@@ -94,6 +100,7 @@ Status TakeSnapshot(sqlite3* db, const char* schema, const ConnectionSettings& s
   CaptureOptions options;
   options.busy_timeout_ms = settings.busy_timeout_ms;
   options.progress = &progress;
+  options.caller = db;
   std::unique_ptr<SnapshotBuilder> builder;
   SNAPSHOT_RETURN_IF_ERROR(CaptureSnapshot(from, from_schema, store.get(), options, &builder));
   pin.Finalize();  // every page is read: writers may go on while it is made durable
@@ -441,7 +448,7 @@ void ImportFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
     int rc = sqlite3_open_v2(path, &source, SQLITE_OPEN_READONLY, nullptr);
     std::string check;
     if (rc == SQLITE_OK) {
-      sqlite3_busy_timeout(source, Settings(ctx)->busy_timeout_ms);
+      SetPollingBusyTimeout(source, Settings(ctx)->busy_timeout_ms);
       Status q = QueryText(source, "PRAGMA quick_check", &check);
       if (!q.ok()) {
         s = Status::InvalidArgument(std::string(path) + " cannot be read as a SQLite database (" + q.message() + ")");

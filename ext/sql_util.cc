@@ -1,5 +1,8 @@
 #include "ext/sql_util.h"
 
+#include <time.h>
+
+#include <random>
 
 namespace snapshot {
 
@@ -36,6 +39,30 @@ sqlite3_file* FilePointer(sqlite3* db, const char* schema, int op) {
   sqlite3_file* file = nullptr;
   if (sqlite3_file_control(db, schema, op, &file) != SQLITE_OK) return nullptr;
   return file != nullptr && file->pMethods != nullptr ? file : nullptr;
+}
+
+int64_t MonotonicMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+void SleepBetweenLockTries() {
+  // A random phase, so that the tries do not fall into step with a
+  // writer's commits and miss its gaps every time.
+  thread_local std::minstd_rand rng(std::random_device{}());
+  struct timespec ts = {0, long(150000 + rng() % 200000)};
+  nanosleep(&ts, nullptr);
+}
+
+int PollingBusyHandler(void* timeout_ms, int count) {
+  // Count 0 starts a wait; a thread waits for one lock at a time.
+  thread_local int64_t deadline = 0;
+  const int64_t now = MonotonicMs();
+  if (count == 0) deadline = now + intptr_t(timeout_ms);
+  if (now >= deadline) return 0;
+  SleepBetweenLockTries();
+  return 1;
 }
 
 std::string QuoteIdentifier(const char* name) {

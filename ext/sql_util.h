@@ -3,6 +3,7 @@
 
 #include "ext/sqlite_api.h"
 
+#include <cstdint>
 #include <string>
 
 #include "store/status.h"
@@ -67,17 +68,53 @@ sqlite3_file* FilePointer(sqlite3* db, const char* schema, int op);
 // "%w"-quotes an identifier for use inside double quotes.
 std::string QuoteIdentifier(const char* name);
 
+// Waiting for a database lock. A writer that commits back to back leaves
+// the lock free only in short gaps between its commits, and a try succeeds
+// only inside one; SQLite's own busy handler sleeps up to 100 ms between
+// tries, so it can miss every gap for seconds. These try about every
+// quarter millisecond (at a random phase) until the timeout.
+//
+// The busy handler of the extension's private connections; `timeout_ms`
+// travels in the handler's argument.
+int PollingBusyHandler(void* timeout_ms, int count);
+inline void SetPollingBusyTimeout(sqlite3* db, int timeout_ms) {
+  sqlite3_busy_handler(db, PollingBusyHandler, reinterpret_cast<void*>(intptr_t(timeout_ms)));
+}
+// Sleeps once between two tries (150-350 microseconds).
+void SleepBetweenLockTries();
+int64_t MonotonicMs();
+
+// A connection the extension opens for itself, closed with the object. It
+// waits for locks with PollingBusyHandler.
+class PrivateConnection {
+ public:
+  PrivateConnection() = default;
+  ~PrivateConnection() { sqlite3_close_v2(db_); }
+  PrivateConnection(const PrivateConnection&) = delete;
+  PrivateConnection& operator=(const PrivateConnection&) = delete;
+  int Open(const char* filename, int flags, const char* vfs, int busy_timeout_ms) {
+    const int rc = sqlite3_open_v2(filename, &db_, flags, vfs);
+    if (rc == SQLITE_OK) SetPollingBusyTimeout(db_, busy_timeout_ms);
+    return rc;
+  }
+  sqlite3* db() const { return db_; }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
 // Calls `attempt` until it stops answering SQLITE_BUSY/SQLITE_LOCKED or
-// timeout_ms passes; returns its last code.
+// timeout_ms passes; returns its last code. For a connection whose busy
+// handler is not the extension's to set (the caller's), and for what no
+// busy handler covers (sqlite3_backup_step's BUSY and LOCKED).
 template <typename F>
 int RetryWhileBusy(int timeout_ms, F attempt) {
-  int waited = 0;
+  const int64_t deadline = MonotonicMs() + timeout_ms;
   for (;;) {
     int rc = attempt();
     if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) return rc;
-    if (waited >= timeout_ms) return rc;
-    sqlite3_sleep(10);
-    waited += 10;
+    if (MonotonicMs() >= deadline) return rc;
+    SleepBetweenLockTries();
   }
 }
 

@@ -30,19 +30,6 @@ namespace {
 
 constexpr uint32_t kRunPages = 256;  // pages read from the database file at once
 
-// A private connection through the snapshot VFS.
-class PrivateConnection {
- public:
-  ~PrivateConnection() { sqlite3_close_v2(db_); }
-  bool Open(const char* filename) {
-    return sqlite3_open_v2(filename, &db_, SQLITE_OPEN_READWRITE, kSnapshotVfsName) == SQLITE_OK;
-  }
-  sqlite3* db() const { return db_; }
-
- private:
-  sqlite3* db_ = nullptr;
-};
-
 // The state a snapshot pinned under the write lock (steps 2 and 3).
 struct Pin {
   DbImageLayout layout;
@@ -433,8 +420,12 @@ Status TakeTrackedSnapshot(sqlite3* db, const char* schema, const ConnectionSett
   InterruptCheck interrupt(db);  // before anything slow: an interrupt stops even preparing
   StoreLocation where;
   SNAPSHOT_RETURN_IF_ERROR(LocateStore(db, schema, settings, &where));
-  PrivateConnection w, r;
-  if (!w.Open(filename) || !r.Open(filename)) return Status::NotSupported("cannot open the database again");
+  PrivateConnection w, r;  // through the snapshot VFS
+  const int flags = SQLITE_OPEN_READWRITE, timeout = settings.busy_timeout_ms;
+  if (w.Open(filename, flags, kSnapshotVfsName, timeout) != SQLITE_OK ||
+      r.Open(filename, flags, kSnapshotVfsName, timeout) != SQLITE_OK) {
+    return Status::NotSupported("cannot open the database again");
+  }
   Tracker* t = Tracker::Find(sqlite3_db_filename(w.db(), "main"));  // W holds it open
   if (t == nullptr) return Status::NotSupported("cannot open the tracking file");
   std::unique_ptr<SnapshotLock> lock;

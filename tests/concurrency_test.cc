@@ -59,61 +59,6 @@ namespace {
 // ---------------------------------------------------------------------------
 // Processes, time, shared memory
 
-// Sanitizer runtimes this process runs with: an exec'd sqlite3 shell needs
-// them preloaded to load an instrumented extension.
-std::string SanitizerPreload() {
-  std::vector<std::string> libs;
-  dl_iterate_phdr(
-      [](struct dl_phdr_info* info, size_t, void* data) {
-        const std::string name = info->dlpi_name ? info->dlpi_name : "";
-        if (name.find("libasan.so") != std::string::npos || name.find("libubsan.so") != std::string::npos ||
-            name.find("libtsan.so") != std::string::npos) {
-          static_cast<std::vector<std::string>*>(data)->push_back(name);
-        }
-        return 0;
-      },
-      &libs);
-  std::string out;
-  for (const std::string& l : libs) out += (out.empty() ? "" : ":") + l;
-  return out;
-}
-
-// Runs `sql` in the sqlite3 shell with the extension loaded, as a cron job
-// would. Returns its output (stdout and stderr); *status is its exit code.
-std::string RunShell(Children* children, const std::string& db_path, const std::string& sql, int* status) {
-  int fds[2];
-  if (pipe(fds) != 0) abort();
-  const std::string preload = SanitizerPreload();
-  const std::string load = std::string(".load ") + SNAPSHOT_EXTENSION_PATH;
-  pid_t pid = children->Spawn([&]() -> int {
-    dup2(fds[1], 1);
-    dup2(fds[1], 2);
-    close(fds[0]);
-    close(fds[1]);
-    if (!preload.empty()) {
-      setenv("LD_PRELOAD", preload.c_str(), 1);
-      setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
-    }
-    execlp(SNAPSHOT_SQLITE3_SHELL, SNAPSHOT_SQLITE3_SHELL, "-batch", "-bail", "-cmd", load.c_str(), db_path.c_str(),
-           sql.c_str(), static_cast<char*>(nullptr));
-    std::fprintf(stderr, "cannot exec %s: %s\n", SNAPSHOT_SQLITE3_SHELL, strerror(errno));
-    return 127;
-  });
-  close(fds[1]);
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = read(fds[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out.append(buf, size_t(n));
-  }
-  close(fds[0]);
-  *status = children->Wait(pid, 60000);
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-  return out;
-}
-
 bool FileExists(const std::string& path) { return access(path.c_str(), F_OK) == 0; }
 void CopyFile(const std::string& from, const std::string& to) {
   std::string data = ReadFile(from);
@@ -135,31 +80,6 @@ int CountDebris(const std::string& store_dir) {
     pclose(p);
   }
   return n;
-}
-
-// ---------------------------------------------------------------------------
-// SQLite helpers that are safe in children (no gtest macros).
-
-// Opens a connection; with `load`, loads the extension into it.
-sqlite3* OpenConn(const std::string& path, bool load, std::string* err) {
-  sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
-  if (rc != SQLITE_OK) {
-    *err = std::string("open ") + path + ": " + sqlite3_errstr(rc);
-    sqlite3_close(db);
-    return nullptr;
-  }
-  if (load) {
-    sqlite3_enable_load_extension(db, 1);
-    char* e = nullptr;
-    if (sqlite3_load_extension(db, SNAPSHOT_EXTENSION_PATH, "sqlite3_snapshot_init", &e) != SQLITE_OK) {
-      *err = std::string("load extension: ") + (e ? e : "?");
-      sqlite3_free(e);
-      sqlite3_close(db);
-      return nullptr;
-    }
-  }
-  return db;
 }
 
 // ---------------------------------------------------------------------------

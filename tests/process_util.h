@@ -4,6 +4,7 @@
 #pragma once
 
 #include <errno.h>
+#include <link.h>
 #include <sqlite3.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -17,6 +18,7 @@
 #include <atomic>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <new>
 #include <string>
@@ -268,6 +270,87 @@ inline uint64_t SplitMix(uint64_t* x) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
+}
+
+// ---------------------------------------------------------------------------
+// The extension in real processes (SNAPSHOT_EXTENSION_PATH and
+// SNAPSHOT_SQLITE3_SHELL come from tests/CMakeLists.txt).
+
+// Sanitizer runtimes this process runs with: an exec'd sqlite3 shell needs
+// them preloaded to load an instrumented extension.
+inline std::string SanitizerPreload() {
+  std::vector<std::string> libs;
+  dl_iterate_phdr(
+      [](struct dl_phdr_info* info, size_t, void* data) {
+        const std::string name = info->dlpi_name ? info->dlpi_name : "";
+        if (name.find("libasan.so") != std::string::npos || name.find("libubsan.so") != std::string::npos ||
+            name.find("libtsan.so") != std::string::npos) {
+          static_cast<std::vector<std::string>*>(data)->push_back(name);
+        }
+        return 0;
+      },
+      &libs);
+  std::string out;
+  for (const std::string& l : libs) out += (out.empty() ? "" : ":") + l;
+  return out;
+}
+
+// Runs `sql` in the sqlite3 shell with the extension loaded, as a cron job
+// would. Returns its output (stdout and stderr); *status is its exit code.
+inline std::string RunShell(Children* children, const std::string& db_path, const std::string& sql, int* status) {
+  int fds[2];
+  if (pipe(fds) != 0) abort();
+  const std::string preload = SanitizerPreload();
+  const std::string load = std::string(".load ") + SNAPSHOT_EXTENSION_PATH;
+  pid_t pid = children->Spawn([&]() -> int {
+    dup2(fds[1], 1);
+    dup2(fds[1], 2);
+    close(fds[0]);
+    close(fds[1]);
+    if (!preload.empty()) {
+      setenv("LD_PRELOAD", preload.c_str(), 1);
+      setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
+    }
+    execlp(SNAPSHOT_SQLITE3_SHELL, SNAPSHOT_SQLITE3_SHELL, "-batch", "-bail", "-cmd", load.c_str(), db_path.c_str(),
+           sql.c_str(), static_cast<char*>(nullptr));
+    std::fprintf(stderr, "cannot exec %s: %s\n", SNAPSHOT_SQLITE3_SHELL, strerror(errno));
+    return 127;
+  });
+  close(fds[1]);
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = read(fds[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, size_t(n));
+  }
+  close(fds[0]);
+  *status = children->Wait(pid, 60000);
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return out;
+}
+
+// Opens a connection; with `load`, loads the extension into it.
+inline sqlite3* OpenConn(const std::string& path, bool load, std::string* err) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  if (rc != SQLITE_OK) {
+    *err = std::string("open ") + path + ": " + sqlite3_errstr(rc);
+    sqlite3_close(db);
+    return nullptr;
+  }
+  if (load) {
+    sqlite3_enable_load_extension(db, 1);
+    char* e = nullptr;
+    if (sqlite3_load_extension(db, SNAPSHOT_EXTENSION_PATH, "sqlite3_snapshot_init", &e) != SQLITE_OK) {
+      *err = std::string("load extension: ") + (e ? e : "?");
+      sqlite3_free(e);
+      sqlite3_close(db);
+      return nullptr;
+    }
+  }
+  return db;
 }
 
 }  // namespace snapshot_test
