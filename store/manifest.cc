@@ -127,6 +127,20 @@ Status Manifest::Decode(const std::string& bytes, const std::string& name, Manif
   return Status::OK();
 }
 
+uint64_t ManifestSizeLimit(const std::string& prefix) {
+  // Not a manifest at all: no more than its start is ever needed.
+  if (prefix.compare(0, 8, kManifestMagic) != 0) return prefix.size();
+  ByteReader r(prefix);
+  uint32_t page_count = 0, label_len = 0;
+  uint8_t skip[36];
+  r.Bytes(skip, sizeof skip);  // magic, version, flags, id, created, page size
+  r.U32(&page_count);
+  r.Bytes(skip, 16);           // pages_new, bytes_new
+  r.U32(&label_len);
+  if (r.failed()) return kManifestPrefixSize;
+  return 72 + uint64_t(std::min<uint32_t>(label_len, kMaxLabelBytes)) + 20 * uint64_t(page_count);
+}
+
 Status ValidateLabel(const std::string& label) {
   if (label.size() > kMaxLabelBytes) {
     return Status::InvalidArgument("snapshot label is longer than " + std::to_string(kMaxLabelBytes) + " bytes");

@@ -60,6 +60,13 @@ struct Manifest {
 
 // Largest accepted label, in bytes.
 constexpr size_t kMaxLabelBytes = 200;
+
+// The bytes of a manifest up to its label, and the most bytes a manifest
+// that starts with `prefix` (at least kManifestPrefixSize bytes) can have:
+// one extent per page at most. A reader reads no more than that, so a huge
+// damaged file is refused, not loaded.
+constexpr size_t kManifestPrefixSize = 60;
+uint64_t ManifestSizeLimit(const std::string& prefix);
 // Labels are shown in logs and may become file names in scripts: printable
 // text without control characters or path separators.
 Status ValidateLabel(const std::string& label);

@@ -122,13 +122,28 @@ Status Store::CreateStoreFile(const std::string& path) {
   return WriteFileAtomically(options_.env, path, data, options_.file_mode);
 }
 
+// Reads the first min(file size, limit) bytes of `path`; *size is the
+// file's size. What a reader allocates for a file is bounded by what the
+// format allows, not by whatever a damaged file's size is.
+static Status ReadPrefix(Env* env, const std::string& path, uint64_t limit, std::string* out, uint64_t* size) {
+  std::unique_ptr<RandomAccessFile> f;
+  SNAPSHOT_RETURN_IF_ERROR(env->NewRandomAccessFile(path, &f));
+  *size = f->Size();
+  out->assign(size_t(std::min(*size, limit)), '\0');
+  return out->empty() ? Status::OK() : f->Read(0, out->size(), &(*out)[0]);
+}
+
 Status Store::ReadStoreFile(const std::string& path) {
+  // magic, version, flags, created, the longest name, secret, checksum
+  constexpr uint64_t kMaxStoreFileSize = 28 + 4096 + kHashSecretSize + 8;
   std::string data;
-  SNAPSHOT_RETURN_IF_ERROR(options_.env->ReadFileToString(path, &data));
+  uint64_t size;
+  SNAPSHOT_RETURN_IF_ERROR(ReadPrefix(options_.env, path, kMaxStoreFileSize, &data, &size));
   auto bad = [&](const std::string& why) { return Status::Corruption("store file " + path + " is damaged: " + why); };
   if (data.size() < 16 || data.compare(0, 8, kStoreMagic) != 0) {
     return Status::InvalidArgument(options_.dir + " is not a snapshot store (its STORE file has no store magic number)");
   }
+  if (size > kMaxStoreFileSize) return bad("larger than a store file can be");
   uint64_t sum;
   ByteReader tail(data.data() + data.size() - 8, 8);
   tail.U64(&sum);
@@ -211,9 +226,15 @@ Status Store::NextId(uint64_t* id) {
 
 Status Store::ReadManifest(uint64_t id, Manifest* out) {
   std::string data;
-  Status s = options_.env->ReadFileToString(ManifestPath(id), &data);
+  uint64_t size;
+  Status s = ReadPrefix(options_.env, ManifestPath(id), kManifestPrefixSize, &data, &size);
   if (s.IsNotFound()) return Status::NotFound("no snapshot with id " + std::to_string(id));
   SNAPSHOT_RETURN_IF_ERROR(s);
+  if (size > ManifestSizeLimit(data)) {
+    return Status::Corruption("snapshot file " + FileNameForId(id, kManifestSuffix) +
+                              " is damaged: larger than its header allows");
+  }
+  if (size > data.size()) SNAPSHOT_RETURN_IF_ERROR(ReadPrefix(options_.env, ManifestPath(id), size, &data, &size));
   SNAPSHOT_RETURN_IF_ERROR(Manifest::Decode(data, FileNameForId(id, kManifestSuffix), out));
   if (out->info.id != id) return Status::Corruption("snapshot file for id " + std::to_string(id) + " names another id");
   return Status::OK();

@@ -278,6 +278,8 @@ TEST_F(Damage, StoreFile) {
   Run({"STORE zeroed", [=](const std::string& s) { Zero(s + "/STORE", 0, size); }, kAll});
   Run({"STORE secret zeroed", [=](const std::string& s) { Zero(s + "/STORE", 40, 200); }, kAll});
   Run({"STORE missing", [](const std::string& s) { fs::remove(s + "/STORE"); }, kAll});
+  // Huge (sparse) files: refused without being loaded into memory.
+  Run({"STORE grown to 64 GiB", [](const std::string& s) { Truncate(s + "/STORE", 64ull << 30); }, kAll});
 }
 
 TEST_F(Damage, Manifests) {
@@ -299,6 +301,8 @@ TEST_F(Damage, Manifests) {
     }
     Run({"manifest " + std::to_string(id) + " header zeroed", [=](const std::string& s) { Zero(s + "/" + rel, 8, 64); },
          {id}});
+    Run({"manifest " + std::to_string(id) + " grown to 64 GiB",
+         [=](const std::string& s) { Truncate(s + "/" + rel, 64ull << 30); }, {id}});
     Run({"manifest " + std::to_string(id) + " extents zeroed",
          [=](const std::string& s) { Zero(s + "/" + rel, label_end + 4, size - 8); }, {id}});
   }
@@ -344,6 +348,8 @@ TEST_F(Damage, Packs) {
       Run({pack + " truncated to " + std::to_string(to), [=](const std::string& s) { Truncate(s + "/" + rel, to); },
            UsersOfPack(id)});
     }
+    Run({pack + " grown to 64 GiB", [=](const std::string& s) { Truncate(s + "/" + rel, 64ull << 30); },
+         UsersOfPack(id)});
     Run({pack + " appended to", [=](const std::string& s) { Write(s + "/" + rel, ReadFile(s + "/" + rel) + "x"); },
          UsersOfPack(id)});
     Run({pack + " missing", [=](const std::string& s) { fs::remove(s + "/" + rel); }, UsersOfPack(id)});
