@@ -10,6 +10,7 @@
 #include <string>
 
 #include "store/env.h"
+#include "store/format.h"
 
 namespace snapshot {
 namespace {
@@ -109,7 +110,8 @@ std::unique_ptr<CowArea> CowArea::Map(const std::string& path, uint32_t generati
   CowHeader h;
   struct stat st;
   if (pread(fd, &h, sizeof h, 0) != ssize_t(sizeof h) || std::memcmp(h.magic, kCowMagic, 8) != 0 ||
-      h.generation != generation || fstat(fd, &st) != 0 || uint64_t(st.st_size) < MapSize(h.page_count)) {
+      h.generation != generation || !IsValidPageSize(h.page_size) || fstat(fd, &st) != 0 ||
+      uint64_t(st.st_size) < MapSize(h.page_count)) {
     close(fd);
     return nullptr;
   }
