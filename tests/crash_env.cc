@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <set>
 
@@ -64,7 +65,45 @@ class CrashFile : public WritableFile {
   std::unique_ptr<WritableFile> target_;
 };
 
-CrashEnv::CrashEnv(std::string root) : EnvWrapper(snapshot::Env::Default()), root_(Normalize(root)) {}
+CrashEnv::CrashEnv(std::string root) : EnvWrapper(snapshot::Env::Default()), root_(Normalize(root)) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(root_, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    const std::string rel = Rel(it->path().string());
+    if (it->is_directory()) {
+      base_dirs_.push_back(rel);
+    } else if (it->is_regular_file()) {
+      std::ifstream f(it->path(), std::ios::binary);
+      std::string content((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+      const uint64_t inode = next_inode_++;
+      base_names_[rel] = inode;
+      base_content_[inode] = std::move(content);
+      live_[rel] = inode;
+    }
+  }
+}
+
+uint64_t CrashEnv::RecordOpen(const std::string& path, bool created) {
+  std::lock_guard<std::mutex> l(mu_);
+  const std::string rel = Rel(path);
+  auto it = live_.find(rel);
+  if (it != live_.end() && !created) return it->second;
+  const uint64_t inode = next_inode_++;
+  live_[rel] = inode;
+  log_.push_back(Op{Kind::kLink, rel, "", inode, 0, ""});
+  return inode;
+}
+
+void CrashEnv::RecordTruncate(uint64_t inode, uint64_t size) { Record(Op{Kind::kTruncate, "", "", inode, size, ""}); }
+
+void CrashEnv::RecordRemove(const std::string& path) {
+  std::lock_guard<std::mutex> l(mu_);
+  live_.erase(Rel(path));
+  log_.push_back(Op{Kind::kUnlink, Rel(path), "", 0, 0, ""});
+}
+
+void CrashEnv::RecordSyncDir(const std::string& dir) { Record(Op{Kind::kSyncDir, Rel(dir), "", 0, 0, ""}); }
 CrashEnv::~CrashEnv() = default;
 
 std::string CrashEnv::Rel(const std::string& path) const {
@@ -275,9 +314,10 @@ Status CrashEnv::Materialize(const CrashState& state, const std::string& to) con
   std::lock_guard<std::mutex> l(mu_);
   // Replay the kept changes on a model: names -> inodes, inodes -> bytes. A
   // name change whose source or directory did not survive does nothing.
-  std::set<std::string> dirs = {""};
-  std::map<std::string, uint64_t> names;
-  std::map<uint64_t, std::string> content;
+  std::set<std::string> dirs(base_dirs_.begin(), base_dirs_.end());
+  dirs.insert("");
+  std::map<std::string, uint64_t> names = base_names_;
+  std::map<uint64_t, std::string> content = base_content_;
   for (size_t i = 0; i < state.crash_point; i++) {
     if (!state.kept[i]) continue;
     const Op& op = log_[i];

@@ -13,8 +13,9 @@
 // Everything else may or may not have reached the disk, and a write may
 // have reached it in part (torn).
 //
-// Use: point the store at a directory under `root` (which must exist, be
-// empty and stay otherwise untouched), run operations through the CrashEnv,
+// Use: point the store at a directory under `root` (which must exist; what
+// it holds already counts as durable, and nothing else may change it), run
+// operations through the CrashEnv,
 // note ops() after each acknowledged operation, then for each crash point
 // (CrashPoints(): just before each sync, and the end) ask CrashStates() for
 // the disk states a power cut there could leave, and Materialize() each into
@@ -27,6 +28,9 @@
 //       env.Materialize(st, other_dir);  // then check the store in other_dir
 //
 // Reads go to the real files, which hold what the page cache would show.
+//
+// A test VFS feeds the same record for SQLite's files (tests/power_loss_vfs.h)
+// through the Record* calls, which describe changes already made.
 #pragma once
 
 #include <cstddef>
@@ -80,6 +84,15 @@ class CrashEnv : public snapshot::EnvWrapper {
   snapshot::Status SyncDir(const std::string& d) override;
   snapshot::Status CreateDir(const std::string& d, unsigned m) override;
 
+  // For a VFS: a file opened (created if `created`: a new name, durable only
+  // once its directory is synced); returns its inode for the calls below.
+  uint64_t RecordOpen(const std::string& path, bool created);
+  void RecordWrite(uint64_t inode, uint64_t offset, const void* data, size_t n);
+  void RecordTruncate(uint64_t inode, uint64_t size);
+  void RecordSyncFile(uint64_t inode);
+  void RecordRemove(const std::string& path);
+  void RecordSyncDir(const std::string& dir);
+
  private:
   friend class CrashFile;
   enum class Kind { kLink, kMkdir, kRename, kUnlink, kWrite, kTruncate, kSyncFile, kSyncDir };
@@ -96,13 +109,15 @@ class CrashEnv : public snapshot::EnvWrapper {
   std::vector<bool> Forced(size_t crash_point) const;
   std::string Rel(const std::string& path) const;
   void Record(Op op);
-  void RecordWrite(uint64_t inode, uint64_t offset, const void* data, size_t n);
-  void RecordSyncFile(uint64_t inode);
 
   const std::string root_;
   mutable std::mutex mu_;
   std::vector<Op> log_;
   std::map<std::string, uint64_t> live_;  // name -> inode, as the running process sees it
+  // What the root held at the start: durable in every state.
+  std::vector<std::string> base_dirs_;
+  std::map<std::string, uint64_t> base_names_;
+  std::map<uint64_t, std::string> base_content_;
   uint64_t next_inode_ = 1;
 };
 

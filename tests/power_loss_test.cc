@@ -5,13 +5,22 @@
 // tear the last write. tests/crash_env.h records every change the store makes
 // and builds each such state; here each state is opened as a new Store and
 // must keep every snapshot that was reported written, list nothing
-// half-written, and take the next backup.
+// half-written, and take the next backup. For a database written through the
+// snapshot VFS (second half), each state must recover to a commit that
+// passes integrity_check, and the next snapshot must be that database.
+//
+//   build/tests/snapshot_tests --gtest_filter='PowerLoss*'
+// prints the number of crash states each test checked.
+#include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <random>
 #include <set>
 #include <string>
@@ -19,6 +28,7 @@
 
 #include "store/store.h"
 #include "tests/crash_env.h"
+#include "tests/power_loss_vfs.h"
 #include "tests/test_util.h"
 
 namespace {
@@ -35,9 +45,36 @@ using snapshot::Store;
 using snapshot::StoreOptions;
 using snapshot_test::CrashEnv;
 using snapshot_test::CrashState;
+using snapshot_test::ComparePages;
+using snapshot_test::Exec;
+using snapshot_test::LayerSnapshotVfsOverPowerLossVfs;
+using snapshot_test::OpenThroughVfs;
+using snapshot_test::PowerLossVfs;
+using snapshot_test::Query;
+using snapshot_test::QueryInt;
+using snapshot_test::ReadFile;
 using snapshot_test::TempDir;
 
 constexpr uint32_t kPageSize = 4096;
+
+// A temporary directory on tmpfs if there is one: the states are built by
+// replaying a record, never by the disk, so real fsyncs (the recorded run's,
+// the recoveries' and the next backups') would only cost time.
+std::unique_ptr<TempDir> TempDirOnTmpfs() {
+  struct stat st;
+  const char* old = getenv("TMPDIR");
+  const std::string saved = old ? old : "";
+  if (::stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && ::access("/dev/shm", W_OK) == 0) {
+    ::setenv("TMPDIR", "/dev/shm", 1);
+  }
+  std::unique_ptr<TempDir> dir(new TempDir);
+  if (old) {
+    ::setenv("TMPDIR", saved.c_str(), 1);
+  } else {
+    ::unsetenv("TMPDIR");
+  }
+  return dir;
+}
 
 // Page content that compresses like a table's and differs for each (page, version).
 std::string Page(uint32_t pgno, uint32_t version) {
@@ -276,11 +313,11 @@ void RunScenario(const TempDir& tmp, CrashEnv* crash, Env* env, ScenarioResult* 
 
 TEST(PowerLossStore, EveryCrashStateKeepsAcknowledgedSnapshots) {
   const auto start = std::chrono::steady_clock::now();
-  TempDir tmp;
-  ASSERT_EQ(0, ::mkdir((tmp / "live").c_str(), 0700));
-  CrashEnv crash(tmp / "live");
+  std::unique_ptr<TempDir> tmp = TempDirOnTmpfs();
+  ASSERT_EQ(0, ::mkdir((*tmp / "live").c_str(), 0700));
+  CrashEnv crash(*tmp / "live");
   ScenarioResult r;
-  RunScenario(tmp, &crash, &crash, &r);
+  RunScenario(*tmp, &crash, &crash, &r);
   ASSERT_FALSE(HasFailure());
   for (const std::string& f : r.failures) ADD_FAILURE() << f;
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -292,16 +329,309 @@ TEST(PowerLossStore, EveryCrashStateKeepsAcknowledgedSnapshots) {
 // The states are strong enough to catch a store that forgets a sync: without
 // the fsync of packs/, a snapshot's pack may vanish while its manifest stays.
 TEST(PowerLossStore, CatchesAForgottenDirectorySync) {
-  TempDir tmp;
-  ASSERT_EQ(0, ::mkdir((tmp / "live").c_str(), 0700));
-  CrashEnv crash(tmp / "live");
+  std::unique_ptr<TempDir> tmp = TempDirOnTmpfs();
+  ASSERT_EQ(0, ::mkdir((*tmp / "live").c_str(), 0700));
+  CrashEnv crash(*tmp / "live");
   ForgetfulEnv forgetful(&crash, "/packs");
   ScenarioResult r;
-  RunScenario(tmp, &crash, &forgetful, &r);
+  RunScenario(*tmp, &crash, &forgetful, &r);
   ASSERT_FALSE(HasFailure());
   ASSERT_FALSE(r.failures.empty());
   std::printf("[ power-loss ] caught: %s\n", r.failures[0].c_str());
   EXPECT_NE(std::string::npos, r.failures[0].find("missing")) << r.failures[0];
 }
+
+// ---------------------------------------------------------------------------
+// SQLite's side: a database written through the snapshot VFS loses power.
+//
+// tests/power_loss_vfs.h, under the snapshot VFS, records what SQLite writes
+// and syncs to the database, its journal and its WAL. -snaptrack is written
+// through a shared mapping and -snapcow with pwrite, outside any VFS: the
+// page cache may have written back any part of them, so a state gets a copy
+// of them from some moment (the last, a page-by-page mix of it and the
+// oldest, or none). A power cut restarts the machine, so the copy's boot id
+// is not this boot's. kill -9 loses nothing from the page cache: every
+// change kept and the tracking file exactly as it was, with this boot's id;
+// those states are checked too, and there the tracking can be trusted.
+
+constexpr size_t kDevOffset = 16;     // TrackHeader::dev, then ino (vfs/tracker.h)
+constexpr size_t kBootIdOffset = 32;  // TrackHeader::boot_id
+
+// Commit k sets the counter to k and changes rows as a function of k only,
+// so the content after each commit is known.
+std::string CommitSql(int k) {
+  const std::string ks = std::to_string(k);
+  return "BEGIN; UPDATE c SET n = " + ks + ";"
+         "UPDATE t SET v = printf('%.*c', 40 + (id * " + ks + ") % 120, char(65 + (id + " + ks + ") % 26)) "
+         "WHERE id % 9 = " + std::to_string(k % 9) + ";"
+         "INSERT INTO t(v) SELECT printf('%.*c', 100, char(97 + (id + " + ks + ") % 26)) FROM t WHERE id % 97 = " +
+         std::to_string(k % 97) + "; COMMIT;";
+}
+std::string Digest(sqlite3* db) {
+  return Query(db, "SELECT (SELECT n FROM c) || ':' || count(*) || ':' || total(length(v)) || ':' || "
+                   "total(id * unicode(substr(v, 1 + id % 40, 1))) FROM t");
+}
+
+struct FilesAt {
+  size_t at;  // CrashEnv::ops() when copied
+  std::string track, cow;
+  bool has_track, has_cow;
+};
+
+std::string Slurp(const std::string& path, bool* exists) {
+  struct stat st;
+  *exists = ::stat(path.c_str(), &st) == 0;
+  return *exists ? ReadFile(path) : std::string();
+}
+void Spit(const std::string& path, const std::string& data) {
+  FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr) return;
+  std::fwrite(data.data(), 1, data.size(), f);
+  std::fclose(f);
+}
+
+// The whole test, in a child process (the recording VFS must be under the
+// snapshot VFS, which takes the default VFS of the moment it registers).
+enum Tracking { kRebootedLast = 0, kRebootedMix = 1, kRebootedNone = 2, kKilled = 3, kStaleSameBoot = 4 };
+
+int RunSqlitePowerLoss(const std::string& mode, const std::string& base_dir, bool stale_same_boot) {
+  const auto start = std::chrono::steady_clock::now();
+  const std::string live = base_dir + "/live", path = live + "/app.db";
+  ::mkdir(live.c_str(), 0700);
+  LayerSnapshotVfsOverPowerLossVfs();
+  // Set up, durable before recording starts: a database and snapshot 1, so
+  // the tracking file is in use.
+  {
+    sqlite3* db = OpenThroughVfs(path);
+    EXPECT_EQ("", Exec(db, "PRAGMA journal_mode=" + mode + "; CREATE TABLE c(n); INSERT INTO c VALUES(0);"
+                           "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);"
+                           "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM r WHERE i<1500) "
+                           "INSERT INTO t(v) SELECT printf('%.*c', 80, char(65 + i % 26)) FROM r"));
+    EXPECT_EQ("1", Query(db, "SELECT snapshot_backup()"));
+    sqlite3_close(db);
+  }
+  std::vector<std::string> digests;  // [k]: the content after commit k
+  {
+    sqlite3* db = snapshot_test::OpenDb(path, false);
+    digests.push_back(Digest(db));
+    sqlite3_close(db);
+  }
+  std::vector<FilesAt> files;
+  auto copy_files = [&] {
+    FilesAt f;
+    f.at = 0;
+    f.track = Slurp(path + "-snaptrack", &f.has_track);
+    f.cow = Slurp(path + "-snapcow", &f.has_cow);
+    if (!files.empty() && files.back().track == f.track && files.back().cow == f.cow &&
+        files.back().has_track == f.has_track && files.back().has_cow == f.has_cow) {
+      return;
+    }
+    files.push_back(std::move(f));
+  };
+  struct StoreAt {
+    size_t at;
+    std::string dir;
+  };
+  std::vector<StoreAt> stores;
+  auto copy_store = [&](size_t at) {
+    const std::string to = base_dir + "/store" + std::to_string(stores.size());
+    fs::copy(path + "-snapshots", to, fs::copy_options::recursive);
+    stores.push_back({at, to});
+  };
+  copy_store(0);
+  copy_files();
+
+  CrashEnv crash(live);
+  PowerLossVfs().dir = live;
+  PowerLossVfs().env = &crash;
+  PowerLossVfs().after_sync = [&] {
+    const size_t n = files.size();
+    copy_files();
+    if (files.size() > n) files.back().at = crash.ops();
+  };
+  std::vector<size_t> acked_at(1, 0);  // [k]: ops() when commit k returned
+  {
+    sqlite3* db = OpenThroughVfs(path);
+    EXPECT_EQ("", Exec(db, "PRAGMA synchronous=FULL"));
+    for (int k = 1; k <= 12; k++) {
+      EXPECT_EQ("", Exec(db, CommitSql(k)));
+      acked_at.push_back(crash.ops());
+      PowerLossVfs().after_sync();  // a moment between two commits, for kill -9
+      digests.push_back(Digest(db));
+      if (k % 4 == 0) {
+        EXPECT_EQ(std::to_string(k / 4 + 1), Query(db, "SELECT snapshot_backup()"));
+        copy_store(crash.ops());
+        PowerLossVfs().after_sync();
+      }
+    }
+    sqlite3_close(db);  // WAL mode: the last checkpoint, and the WAL deleted
+  }
+  PowerLossVfs().env = nullptr;
+  PowerLossVfs().after_sync = nullptr;
+  if (::testing::Test::HasFailure()) return 1;
+
+  std::mt19937 rng(777);
+  size_t states = 0, points = 0, trusted_states = 0;
+  std::vector<std::string> failures;
+  // Builds the state in a new directory with the tracking files `variant`
+  // says (copy `fi` the last one before the crash), recovers the database,
+  // checks it holds the state of a commit >= `lowest`, takes a snapshot and
+  // checks that it is the database.
+  auto check_state = [&](const CrashState& st, Tracking variant, size_t fi, int lowest) {
+    const std::string sdir = base_dir + "/s" + std::to_string(states++);
+    auto fail = [&](const std::string& m) {
+      failures.push_back(mode + ": " + st.what + ", tracking variant " + std::to_string(int(variant)) + ": " + m);
+    };
+    if (!crash.Materialize(st, sdir).ok()) return fail("cannot materialize");
+    const std::string db_path = sdir + "/app.db";
+    for (const char* suffix : {"-snaptrack", "-snapcow", "-shm"}) ::unlink((db_path + suffix).c_str());
+    fs::remove_all(db_path + "-snapshots");
+    if (variant != kRebootedNone) {
+      const FilesAt& f = files[variant == kRebootedMix || variant == kStaleSameBoot ? 0 : fi];
+      std::string track = files[fi].track;
+      if (variant == kRebootedMix || variant == kStaleSameBoot) {
+        // Any mix of old and new: each page of the mapping from the oldest
+        // copy or from the last.
+        std::bernoulli_distribution coin(0.5);
+        for (size_t off = 0; off < track.size(); off += 4096) {
+          if (coin(rng) && off < files[0].track.size()) {
+            track.replace(off, std::min<size_t>(4096, track.size() - off), files[0].track, off, 4096);
+          }
+        }
+      }
+      if (variant != kKilled && variant != kStaleSameBoot && track.size() > kBootIdOffset) {
+        track[kBootIdOffset] ^= 0x5a;
+      }
+      // The state's database is a copy; after a power cut it is the same
+      // file, so the record names its device and inode.
+      struct stat db_st;
+      if (track.size() >= kDevOffset + 16 && ::stat(db_path.c_str(), &db_st) == 0) {
+        const uint64_t ids[2] = {uint64_t(db_st.st_dev), uint64_t(db_st.st_ino)};
+        track.replace(kDevOffset, 16, reinterpret_cast<const char*>(ids), 16);
+      }
+      if (files[fi].has_track) Spit(db_path + "-snaptrack", track);
+      if (f.has_cow) Spit(db_path + "-snapcow", f.cow);
+    }
+    size_t si = 0;
+    while (si + 1 < stores.size() && stores[si + 1].at <= st.crash_point) si++;
+    fs::copy(stores[si].dir, db_path + "-snapshots", fs::copy_options::recursive);
+
+    // Recovery, by a plain sqlite3 or through the snapshot VFS (which then
+    // takes the snapshot, as an application restarting would; after kill
+    // -9 always, so that its tracking record can be trusted).
+    const bool plain = states % 2 == 0 && variant != kKilled;
+    sqlite3* db = plain ? snapshot_test::OpenDb(db_path, false) : OpenThroughVfs(db_path);
+    const std::string check = Query(db, "PRAGMA integrity_check");
+    const std::string digest = Digest(db);
+    const int64_t n = QueryInt(db, "SELECT n FROM c");
+    if (check != "ok") {
+      fail("integrity_check: " + check);
+    } else if (n < lowest || n >= int64_t(digests.size()) || digests[size_t(n)] != digest) {
+      fail("holds counter " + std::to_string(n) + " (at least " + std::to_string(lowest) + " expected) with content " +
+           digest + ", not the state of a commit");
+    }
+    if (plain) {
+      sqlite3_close(db);
+      db = OpenThroughVfs(db_path);
+    }
+
+    // The next snapshot is the recovered database, page for page.
+    const std::string tracking = Query(db, "SELECT snapshot_tracking()");
+    const bool trusted = tracking.rfind("tracked: ", 0) == 0;
+    trusted_states += trusted;
+    if (trusted && variant != kKilled && variant != kStaleSameBoot) {
+      fail("after a reboot the tracking is trusted: " + tracking);
+    }
+    const std::string id = Query(db, "SELECT snapshot_backup()");
+    const std::string copy = sdir + "/copy.db";
+    const std::string restored = Query(db, "SELECT snapshot_restore_to('" + copy + "', " + id + ")");
+    Exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+    const int64_t pages = QueryInt(db, "PRAGMA page_count");
+    sqlite3_close(db);
+    if (restored != id) {
+      fail("snapshot_backup() -> " + id + ", restore -> " + restored);
+    } else {
+      const std::string diff = ComparePages(ReadFile(db_path).substr(0, size_t(pages) * 4096), ReadFile(copy), 4096);
+      if (!diff.empty()) fail("the snapshot taken after the crash (" + tracking + ") is not the database: " + diff);
+    }
+    fs::remove_all(sdir);
+  };
+  auto last_acked_at = [&](size_t cp) {
+    int k = 0;
+    while (k + 1 < int(acked_at.size()) && acked_at[k + 1] <= cp) k++;
+    return k;
+  };
+  auto last_files_at = [&](size_t cp) {
+    size_t fi = 0;
+    while (fi + 1 < files.size() && files[fi + 1].at <= cp) fi++;
+    return fi;
+  };
+
+  // A power cut at each sync: the machine restarts, the tracking file is
+  // the last copy, a mix of it and the oldest, or gone (in turn).
+  for (size_t cp : crash.CrashPoints()) {
+    points++;
+    // Rollback mode: the commit that deleted its journal is durable only
+    // once the next journal's creation syncs the directory (or with
+    // synchronous=EXTRA), so the last one may be lost. WAL mode with
+    // synchronous=FULL: every returned commit is durable.
+    const int lowest = mode == "WAL" ? last_acked_at(cp) : std::max(0, last_acked_at(cp) - 1);
+    for (const CrashState& st : crash.CrashStates(cp, &rng, /*random_subsets=*/3)) {
+      if (stale_same_boot && !failures.empty()) break;  // shown: one is enough
+      check_state(st, stale_same_boot ? kStaleSameBoot : Tracking(states % 3), last_files_at(cp), lowest);
+    }
+  }
+  // kill -9 at each moment the tracking file was copied: every change kept,
+  // the tracking file exactly as it was, this boot's id.
+  for (size_t fi = 1; fi < files.size() && !stale_same_boot; fi++) {
+    CrashState st;
+    st.crash_point = files[fi].at;
+    st.kept.assign(st.crash_point, true);
+    st.what = "kill -9 after change " + std::to_string(st.crash_point);
+    check_state(st, kKilled, fi, last_acked_at(st.crash_point));
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (stale_same_boot) {
+    // Without the boot id check, a tracking file that lost part of its
+    // write-back would be trusted, and a snapshot would miss pages.
+    EXPECT_FALSE(failures.empty()) << mode << ": a stale tracking file with this boot's id did no harm";
+    for (const std::string& f : failures) EXPECT_NE(std::string::npos, f.find("is not the database")) << f;
+    if (!failures.empty()) std::printf("[ power-loss ] caught: %s\n", failures[0].c_str());
+  } else {
+    for (size_t i = 0; i < failures.size() && i < 5; i++) ADD_FAILURE() << failures[i];
+    if (failures.size() > 5) ADD_FAILURE() << failures.size() - 5 << " more";
+    std::printf("[ power-loss ] sqlite %s: %zu crash states at %zu crash points over %zu recorded changes "
+                "(%zu with a trusted tracking record), %.1f s\n",
+                mode.c_str(), states, points, crash.ops(), trusted_states, secs);
+    EXPECT_GT(states, 100u);
+    EXPECT_GT(trusted_states, 0u);
+  }
+  std::fflush(stdout);
+  return ::testing::Test::HasFailure() ? 1 : 0;
+}
+
+// Runs RunSqlitePowerLoss in a child process.
+void RunInChild(const std::string& mode, bool stale_same_boot) {
+  std::unique_ptr<TempDir> tmp = TempDirOnTmpfs();
+  std::fflush(nullptr);
+  const pid_t child = fork();
+  if (child == 0) _exit(RunSqlitePowerLoss(mode, tmp->path(), stale_same_boot));
+  int status = 0;
+  ASSERT_EQ(child, waitpid(child, &status, 0));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "see the failures above, from the child";
+}
+
+class PowerLossSqlite : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(PowerLossSqlite, EveryCrashStateRecoversToACommitAndSnapshotsWhole) { RunInChild(GetParam(), false); }
+
+// Why the boot id matters: the same states, but the tracking file partly
+// stale and carrying this boot's id, as if no reboot had followed the power
+// cut. The other checks do not all catch it: some snapshot misses pages.
+// (Without a power cut the file cannot be stale: kill -9 loses nothing of a
+// shared mapping.)
+TEST_P(PowerLossSqlite, AStaleTrackingFileFromThisBootWouldMissPages) { RunInChild(GetParam(), true); }
+
+INSTANTIATE_TEST_SUITE_P(PowerLoss, PowerLossSqlite, ::testing::Values("DELETE", "WAL"));
 
 }  // namespace
