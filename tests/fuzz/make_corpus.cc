@@ -92,6 +92,28 @@ int main(int argc, char** argv) {
     if (c.name == "restore_to") args = Text("out.db") + Int(1);
     Put(out + "/sql_args_fuzz", c.name, std::string(1, char(c.function + 16 * c.argc)) + args);
   }
+  // sidefiles_fuzz: mode, 16-bit length, tracking-file part, -snapcow part.
+  auto side = [&](const std::string& name, uint8_t mode, const std::string& track, const std::string& cow) {
+    Put(out + "/sidefiles_fuzz", name,
+        std::string(1, char(mode)) + char(track.size() & 0xff) + char(track.size() >> 8) + track + cow);
+  };
+  side("pristine", 0, std::string(160, '\0'), "");  // XOR with zeros: the file as the backup left it
+  side("empty-file", 1, "", "");
+  // A snapshot's copy-on-write generation 1 in progress (the header's
+  // cow_generation, offset 116, XORed from 0 to 1), and its -snapcow: magic,
+  // generation, page size, page count, "every unlisted page needed", next
+  // slot, then the page states.
+  std::string track(160, '\0');
+  track[116] = 1;
+  std::string cow = "SQSNCOW2";
+  ByteWriter w(&cow);
+  w.U32(1);
+  w.U32(1024);
+  w.U32(40);
+  w.U32(1);
+  w.U64(0);
+  cow.resize(8192, '\0');
+  side("cow", 0, track, cow);
   RemoveTree(store);
   return 0;
 }
