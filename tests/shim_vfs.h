@@ -43,6 +43,8 @@ struct ShimControl {
   // result other than SQLITE_OK fails the read with that code. Layered
   // under the snapshot VFS, it reaches the VFS's own reads too.
   std::function<int(int flags, int amount, sqlite3_int64 offset)> read_fault;
+  // The same for each open.
+  std::function<int(int flags)> open_fault;
 
   void Reset() {
     crash_dir.clear();
@@ -51,6 +53,7 @@ struct ShimControl {
     wal_write_locks = 0;
     wal_bytes_read_under_write_lock = 0;
     read_fault = nullptr;
+    open_fault = nullptr;
   }
 };
 
@@ -134,6 +137,11 @@ inline int Open(sqlite3_vfs*, const char* name, sqlite3_file* f, int flags, int*
   std::snprintf(sf->name, sizeof sf->name, "%s", name ? name : "");
   sf->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(f) + sizeof(ShimFile));
   sf->flags = flags;
+  f->pMethods = nullptr;
+  if (Shim().open_fault) {
+    const int rc = Shim().open_fault(flags);
+    if (rc != SQLITE_OK) return rc;
+  }
   int rc = ShimRealVfs()->xOpen(ShimRealVfs(), name, sf->real, flags, out_flags);
   f->pMethods = rc == SQLITE_OK ? &kMethods : nullptr;
   return rc;

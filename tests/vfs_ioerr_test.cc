@@ -22,6 +22,7 @@
 
 #include "tests/shim_vfs.h"
 #include "tests/test_util.h"
+#include "vfs/snapshot_vfs.h"
 
 namespace snapshot_test {
 namespace {
@@ -163,7 +164,7 @@ TEST(VfsIoError, FrameHeaderReadFailsWhenATrackedWriterRestartsTheWal) {
 class VfsIoErrorWalEnds : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(VfsIoErrorWalEnds, FrameHeaderReadFailsAsTheWalEnds) {
-  const bool deleted = GetParam() == "Deleted";
+  const bool deleted = GetParam() != "Truncated";
   TempDir dir;
   InChildOverShim([&] {
     const std::string path = dir / "app.db";
@@ -173,6 +174,13 @@ TEST_P(VfsIoErrorWalEnds, FrameHeaderReadFailsAsTheWalEnds) {
     FailNthRead(2, [deleted](int flags, int amount, sqlite3_int64 offset) {
       return WalFrameHeaderRead(flags, amount, offset) && ((flags & SQLITE_OPEN_READONLY) != 0) == deleted;
     });
+    if (GetParam() == "DeletedUnopenable") {
+      // The WAL is there but cannot be opened: not the same as gone.
+      Shim().read_fault = nullptr;
+      Shim().open_fault = [](int flags) {
+        return (flags & SQLITE_OPEN_WAL) && (flags & SQLITE_OPEN_READONLY) ? SQLITE_CANTOPEN : SQLITE_OK;
+      };
+    }
     if (deleted) {
       sqlite3_close(db);
       struct stat st;
@@ -191,8 +199,27 @@ TEST_P(VfsIoErrorWalEnds, FrameHeaderReadFailsAsTheWalEnds) {
   });
 }
 
-INSTANTIATE_TEST_SUITE_P(VfsIoError, VfsIoErrorWalEnds, ::testing::Values("Truncated", "Deleted"),
+INSTANTIATE_TEST_SUITE_P(VfsIoError, VfsIoErrorWalEnds, ::testing::Values("Truncated", "Deleted", "DeletedUnopenable"),
                          [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+// The snapshot side's read of the database header, to compare the change
+// counter: unread, it vouches for nothing.
+TEST(VfsIoError, DatabaseHeaderReadFailsWhenASnapshotChecks) {
+  TempDir dir;
+  InChildOverShim([&] {
+    const std::string path = dir / "app.db";
+    sqlite3* db = MakeDatabase(path, "DELETE");
+    EXPECT_EQ("", Exec(db, "UPDATE t SET v = 'tracked' WHERE id = 390"));
+    // The 1st read of the header works out the layout; the 2nd is the check's.
+    FailNthRead(2, [](int flags, int amount, sqlite3_int64 offset) {
+      return (flags & SQLITE_OPEN_MAIN_DB) && amount == 100 && offset == 0;
+    });
+    EXPECT_EQ(kIoErrorReason, Query(db, "SELECT snapshot_tracking()"));
+    Shim().Reset();
+    ExpectNextSnapshotHolds(db, dir / "copy.db", {"tracked"});
+    sqlite3_close(db);
+  });
+}
 
 // A snapshot starting a new tracking period reads the WAL header once more
 // (after its check): if that read fails, the snapshot fails, and the record
@@ -278,6 +305,33 @@ TEST(VfsUntracked, ConnectionWithoutATrackingFileIsNoticed) {
   ExpectNextSnapshotHolds(db, dir / "copy.db", {"first", "plain", "second"});
   sqlite3_close(untracked);
   sqlite3_close(db);
+}
+
+// Paced write-back (vfs/paced_sync.h) syncs the database file on the
+// connection's own descriptor. A paced sync that fails must fail the
+// connection's next sync: Linux reports a write-back error to one fsync, so
+// the commit's own sync would succeed over pages that never reached the disk.
+TEST(VfsIoError, FailedPacedSyncFailsTheCommit) {
+  TempDir dir;
+  InChildOverShim([&] {
+    const std::string path = dir / "app.db";
+    sqlite3* db = OpenThroughVfs(path);
+    EXPECT_EQ("", Exec(db, "PRAGMA journal_mode=DELETE; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);"
+                           "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<2000) "
+                           "INSERT INTO t(v) SELECT hex(randomblob(500)) FROM c"));
+    int gates = 0;
+    snapshot::SnapshotWritebackGate gate = {[](void* n) { ++*static_cast<int*>(n); }, &gates};
+    EXPECT_EQ(SQLITE_OK, sqlite3_file_control(db, "main", snapshot::kPaceWritebackFcntl, &gate));
+    Shim().fail_db_syncs = 1;  // the first paced sync, after 256 KiB of the commit's pages
+    EXPECT_NE("", Exec(db, "UPDATE t SET v = lower(v)")) << "the commit reported success over a failed sync";
+    EXPECT_EQ(0, Shim().fail_db_syncs);
+    EXPECT_GE(gates, 1);
+    Shim().Reset();
+    EXPECT_EQ(SQLITE_OK, sqlite3_file_control(db, "main", snapshot::kPaceWritebackFcntl, nullptr));
+    EXPECT_EQ("2000", Query(db, "SELECT count(*) FROM t WHERE v GLOB '*[A-F]*'")) << "the failed commit is not undone";
+    EXPECT_EQ("ok", Query(db, "PRAGMA integrity_check"));
+    sqlite3_close(db);
+  });
 }
 
 // Through the snapshot VFS, a replaced system call reaches the VFS below

@@ -15,14 +15,21 @@ void WritebackPacer::BeforeSync() {
   unsynced_ = 0;
 }
 
-void WritebackPacer::Finish() {
+int WritebackPacer::TakeError() {
+  const int rc = error_;
+  error_ = SQLITE_OK;
+  return rc;
+}
+
+int WritebackPacer::Finish() {
   if (unsynced_ > 0) Sync();
+  return TakeError();
 }
 
 void WritebackPacer::Sync() {
   BeforeSync();
-  // A failure here only leaves more for the connection's own sync.
-  file_->pMethods->xSync(file_, SQLITE_SYNC_NORMAL);
+  const int rc = file_->pMethods->xSync(file_, SQLITE_SYNC_NORMAL);
+  if (rc != SQLITE_OK && error_ == SQLITE_OK) error_ = rc;
 }
 
 }  // namespace snapshot

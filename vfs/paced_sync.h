@@ -15,7 +15,10 @@
 //
 // The syncs go through the file's own xSync: a descriptor of our own on the
 // database file would drop every POSIX lock of the process on it when
-// closed.
+// closed. A paced sync that fails is not forgotten: Linux reports a
+// write-back error to one fsync only, so the connection's own next sync
+// could succeed over pages that never reached the disk. The error is
+// returned by that sync instead (or by switching pacing off).
 //
 // Switched on for one connection's database file with the snapshot VFS's
 // file control kPaceWritebackFcntl (vfs/snapshot_vfs.h).
@@ -37,14 +40,19 @@ class WritebackPacer {
   void Wrote(uint64_t n);
   // The connection is about to sync the file.
   void BeforeSync();
-  // Pacing ends: syncs what was written since the last sync.
-  void Finish();
+  // The error of a paced sync since the last call (SQLITE_OK if none), which
+  // the connection's own sync must report.
+  int TakeError();
+  // Pacing ends: syncs what was written since the last sync; the error of
+  // any paced sync not yet taken.
+  int Finish();
 
  private:
   void Sync();
   sqlite3_file* file_;
   SnapshotWritebackGate gate_;
   uint64_t unsynced_ = 0;
+  int error_ = SQLITE_OK;
 };
 
 }  // namespace snapshot

@@ -117,8 +117,11 @@ int ShimTruncate(sqlite3_file* f, sqlite3_int64 size) {
 int ShimRead(sqlite3_file* f, void* p, int n, sqlite3_int64 o) { return R(f)->pMethods->xRead(R(f), p, n, o); }
 int ShimSync(sqlite3_file* f, int flags) {
   ShimFile* s = reinterpret_cast<ShimFile*>(f);
-  if (s->pacer != nullptr) s->pacer->BeforeSync();
-  return s->real->pMethods->xSync(s->real, flags);
+  if (s->pacer == nullptr) return s->real->pMethods->xSync(s->real, flags);
+  s->pacer->BeforeSync();
+  const int rc = s->real->pMethods->xSync(s->real, flags);
+  const int paced = s->pacer->TakeError();  // an earlier paced sync's
+  return rc != SQLITE_OK ? rc : paced;
 }
 int ShimFileSize(sqlite3_file* f, sqlite3_int64* n) { return R(f)->pMethods->xFileSize(R(f), n); }
 void LockChanged(sqlite3_file* f, int l) {
@@ -141,9 +144,10 @@ int ShimFileControl(sqlite3_file* f, int op, void* arg) {
   ShimFile* s = reinterpret_cast<ShimFile*>(f);
   if (op == kPaceWritebackFcntl) {
     if (s->kind != Kind::kMainDb) return SQLITE_NOTFOUND;
-    if (s->pacer != nullptr) s->pacer->Finish();
+    const int rc = s->pacer != nullptr ? s->pacer->Finish() : SQLITE_OK;
     delete s->pacer;
     s->pacer = nullptr;
+    if (rc != SQLITE_OK) return rc;
     if (arg != nullptr) {
       s->pacer = new (std::nothrow) WritebackPacer(s->real, *static_cast<SnapshotWritebackGate*>(arg));
       if (s->pacer == nullptr) return SQLITE_NOMEM;
