@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -43,8 +44,13 @@ void ProgressFile::Write(uint64_t done, uint64_t total) {
 }
 
 Status ReadProgress(const std::string& store_dir, std::string* out) {
-  std::string text;
-  Status s = Env::Default()->ReadFileToString(JoinPath(store_dir, kProgressFileName), &text);
+  // One short line: never more than its first 256 bytes are read, whatever
+  // the file's size.
+  std::string text(256, '\0');
+  std::unique_ptr<RandomAccessFile> f;
+  Status s = Env::Default()->NewRandomAccessFile(JoinPath(store_dir, kProgressFileName), &f);
+  if (s.ok()) text.resize(std::min<uint64_t>(f->Size(), text.size()));
+  if (s.ok() && !text.empty()) s = f->Read(0, text.size(), &text[0]);
   if (!s.ok()) return Status::NotFound("nothing running");
   std::istringstream in(text);
   std::string operation;
@@ -56,7 +62,7 @@ Status ReadProgress(const std::string& store_dir, std::string* out) {
   if (pid <= 0 || (::kill(pid_t(pid), 0) != 0 && errno == ESRCH)) return Status::NotFound("nothing running");
   char line[256];
   std::snprintf(line, sizeof line, "%s: %llu of %llu pages (%d%%), %.1f s, process %ld", operation.c_str(), done, total,
-                total ? int(100 * done / total) : 100, double(updated - started) / 1000.0, pid);
+                total ? int(100 * done / total) : 100, (double(updated) - double(started)) / 1000.0, pid);
   *out = line;
   return Status::OK();
 }
