@@ -13,6 +13,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <new>
 #include <thread>
 
 #include "store/coding.h"
@@ -153,16 +154,21 @@ Tracker* Tracker::Open(const std::string& db_path, bool create) {
       // snapshot hashes every page (and resets the file).
       // A new file reads as zeros already (and stays sparse); an old one is
       // cleared over its header and ring.
-      std::string fresh(st.st_size == 0 ? sizeof h : kTrackBitmapOffset, '\0');
+      const size_t fresh_size = st.st_size == 0 ? sizeof h : kTrackBitmapOffset;
+      std::unique_ptr<char[]> fresh(new (std::nothrow) char[fresh_size]());
+      if (fresh == nullptr) {
+        close(fd);
+        return nullptr;
+      }
       std::memset(&h, 0, sizeof h);
       std::memcpy(h.magic, kTrackMagic, 8);
       h.version = kTrackVersion;
-      std::memcpy(&fresh[0], &h, sizeof h);
+      std::memcpy(fresh.get(), &h, sizeof h);
       if (uint64_t(st.st_size) < kTrackBitmapOffset + kGrowStep && ftruncate(fd, off_t(kTrackBitmapOffset + kGrowStep)) != 0) {
         close(fd);
         return nullptr;
       }
-      if (pwrite(fd, fresh.data(), fresh.size(), 0) != ssize_t(fresh.size())) {
+      if (pwrite(fd, fresh.get(), fresh_size, 0) != ssize_t(fresh_size)) {
         close(fd);
         return nullptr;
       }
@@ -173,7 +179,14 @@ Tracker* Tracker::Open(const std::string& db_path, bool create) {
     close(fd);
     return nullptr;
   }
-  auto* t = new Tracker(db_path, fd);
+  Tracker* t = nullptr;
+  try {
+    t = new Tracker(db_path, fd);
+  } catch (...) {  // std::bad_alloc: the caller sees it; nothing is leaked
+    munmap(header, kTrackBitmapOffset);
+    close(fd);
+    throw;
+  }
   t->header_ = static_cast<TrackHeader*>(header);
   return t;
 }
@@ -191,7 +204,13 @@ Tracker* Tracker::AcquireImpl(const std::string& db_path, bool create) {
     return it->second.first;
   }
   Tracker* t = Open(db_path, create);
-  if (t != nullptr) reg[db_path] = {t, 1};
+  if (t == nullptr) return nullptr;
+  try {
+    reg[db_path] = {t, 1};
+  } catch (...) {  // std::bad_alloc: the caller sees it; the tracker is not leaked
+    delete t;
+    throw;
+  }
   return t;
 }
 
