@@ -422,7 +422,11 @@ void Spit(const std::string& path, const std::string& data) {
 // snapshot VFS, which takes the default VFS of the moment it registers).
 enum Tracking { kRebootedLast = 0, kRebootedMix = 1, kRebootedNone = 2, kKilled = 3, kStaleSameBoot = 4 };
 
-int RunSqlitePowerLoss(const std::string& mode, const std::string& base_dir, bool stale_same_boot) {
+// `param`: the journal mode, then optionally "/" and the synchronous setting
+// (FULL by default).
+int RunSqlitePowerLoss(const std::string& param, const std::string& base_dir, bool stale_same_boot) {
+  const std::string mode = param.substr(0, param.find('/'));
+  const std::string sync = param.find('/') == std::string::npos ? "FULL" : param.substr(param.find('/') + 1);
   const auto start = std::chrono::steady_clock::now();
   const std::string live = base_dir + "/live", path = live + "/app.db";
   ::mkdir(live.c_str(), 0700);
@@ -480,7 +484,7 @@ int RunSqlitePowerLoss(const std::string& mode, const std::string& base_dir, boo
   std::vector<size_t> acked_at(1, 0);  // [k]: ops() when commit k returned
   {
     sqlite3* db = OpenThroughVfs(path);
-    EXPECT_EQ("", Exec(db, "PRAGMA synchronous=FULL"));
+    EXPECT_EQ("", Exec(db, "PRAGMA synchronous=" + sync));
     for (int k = 1; k <= 12; k++) {
       EXPECT_EQ("", Exec(db, CommitSql(k)));
       acked_at.push_back(crash.ops());
@@ -508,7 +512,7 @@ int RunSqlitePowerLoss(const std::string& mode, const std::string& base_dir, boo
   auto check_state = [&](const CrashState& st, Tracking variant, size_t fi, int lowest) {
     const std::string sdir = base_dir + "/s" + std::to_string(states++);
     auto fail = [&](const std::string& m) {
-      failures.push_back(mode + ": " + st.what + ", tracking variant " + std::to_string(int(variant)) + ": " + m);
+      failures.push_back(param + ": " + st.what + ", tracking variant " + std::to_string(int(variant)) + ": " + m);
     };
     if (!crash.Materialize(st, sdir).ok()) return fail("cannot materialize");
     const std::string db_path = sdir + "/app.db";
@@ -602,8 +606,10 @@ int RunSqlitePowerLoss(const std::string& mode, const std::string& base_dir, boo
     // Rollback mode: the commit that deleted its journal is durable only
     // once the next journal's creation syncs the directory (or with
     // synchronous=EXTRA), so the last one may be lost. WAL mode with
-    // synchronous=FULL: every returned commit is durable.
-    const int lowest = mode == "WAL" ? last_acked_at(cp) : std::max(0, last_acked_at(cp) - 1);
+    // synchronous=FULL: every returned commit is durable. WAL mode with
+    // synchronous=NORMAL: none is until a checkpoint, but each state must
+    // still be that of a commit.
+    const int lowest = sync != "FULL" ? 0 : mode == "WAL" ? last_acked_at(cp) : std::max(0, last_acked_at(cp) - 1);
     for (const CrashState& st : crash.CrashStates(cp, &rng, /*random_subsets=*/3)) {
       if (stale_same_boot && !failures.empty()) break;  // shown: one is enough
       check_state(st, stale_same_boot ? kStaleSameBoot : Tracking(states % 3), last_files_at(cp), lowest);
@@ -622,7 +628,7 @@ int RunSqlitePowerLoss(const std::string& mode, const std::string& base_dir, boo
   if (stale_same_boot) {
     // Without the boot id check, a tracking file that lost part of its
     // write-back would be trusted, and a snapshot would miss pages.
-    EXPECT_FALSE(failures.empty()) << mode << ": a stale tracking file with this boot's id did no harm";
+    EXPECT_FALSE(failures.empty()) << param << ": a stale tracking file with this boot's id did no harm";
     for (const std::string& f : failures) EXPECT_NE(std::string::npos, f.find("is not the database")) << f;
     if (!failures.empty()) std::printf("[ power-loss ] caught: %s\n", failures[0].c_str());
   } else {
@@ -630,7 +636,7 @@ int RunSqlitePowerLoss(const std::string& mode, const std::string& base_dir, boo
     if (failures.size() > 5) ADD_FAILURE() << failures.size() - 5 << " more";
     std::printf("[ power-loss ] sqlite %s: %zu crash states at %zu crash points over %zu recorded changes "
                 "(%zu with a trusted tracking record), %.1f s\n",
-                mode.c_str(), states, points, crash.ops(), trusted_states, secs);
+                param.c_str(), states, points, crash.ops(), trusted_states, secs);
     EXPECT_GT(states, 100u);
     EXPECT_GT(trusted_states, 0u);
   }
@@ -660,6 +666,11 @@ TEST_P(PowerLossSqlite, EveryCrashStateRecoversToACommitAndSnapshotsWhole) { Run
 // shared mapping.)
 TEST_P(PowerLossSqlite, AStaleTrackingFileFromThisBootWouldMissPages) { RunInChild(GetParam(), true); }
 
-INSTANTIATE_TEST_SUITE_P(PowerLoss, PowerLossSqlite, ::testing::Values("DELETE", "WAL"));
+INSTANTIATE_TEST_SUITE_P(PowerLoss, PowerLossSqlite, ::testing::Values("DELETE", "WAL", "WAL/NORMAL"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           std::string name = info.param;
+                           for (char& ch : name) ch = ch == '/' ? '_' : ch;
+                           return name;
+                         });
 
 }  // namespace
