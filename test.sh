@@ -23,8 +23,8 @@ run build -DCMAKE_BUILD_TYPE=Release
 echo "== The Debian package: cpack, apt-get install, used from anywhere, apt-get remove"
 tests/install/run.sh build
 [ "${1:-}" = "--quick" ] && exit 0
-echo "== Fuzz targets (libFuzzer, ASan + UBSan), 35 s each from the committed corpus"
-tests/fuzz/run.sh 35
+echo "== Fuzz targets (libFuzzer, ASan + UBSan), 20 s each from the committed corpus"
+tests/fuzz/run.sh 20
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer build and tests"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSNAPSHOT_SANITIZE=address,undefined

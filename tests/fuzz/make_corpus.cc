@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
       {"dir", 7, 0, ""},
       {"progress", 8, 0, ""},
       {"progress-running", 8, 0, "backup 1 1764900000000 10 20 1764900001000\n"},
-      // Found by the fuzzer: the elapsed time overflowed a signed subtraction.
+      // The elapsed time once overflowed a signed subtraction.
       {"progress-overflow", 8, 0, "x 1 -9223372036854775807 0 0 9223372036854775807\n"},
       {"tracking", 9, 0, ""},
       {"version", 10, 0, ""},
