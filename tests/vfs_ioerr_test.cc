@@ -11,6 +11,8 @@
 // Also here: the VFS passes the system-call methods of a version-3 VFS
 // through (fault injection below SQLite), and deleting a database through
 // the VFS deletes its side files.
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -305,6 +307,37 @@ TEST(VfsUntracked, ConnectionWithoutATrackingFileIsNoticed) {
   ExpectNextSnapshotHolds(db, dir / "copy.db", {"first", "plain", "second"});
   sqlite3_close(untracked);
   sqlite3_close(db);
+}
+
+// A page that cannot be marked (the tracking file cannot grow: here the
+// file size limit stops it) distrusts the record.
+TEST(VfsIoError, TrackingFileCannotGrow) {
+  TempDir dir;
+  const std::string path = dir / "app.db";
+  const pid_t child = fork();
+  if (child == 0) {
+    sqlite3_close(MakeDatabase(path, "DELETE"));
+    // Only the header and ring: the first mark must grow the file.
+    constexpr off_t kTrackBitmapOffset = 4096 + 65536 * 16;
+    EXPECT_EQ(0, truncate((path + "-snaptrack").c_str(), kTrackBitmapOffset));
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit old_limit, limit;
+    EXPECT_EQ(0, getrlimit(RLIMIT_FSIZE, &old_limit));
+    limit = old_limit;
+    limit.rlim_cur = kTrackBitmapOffset + (512 << 10);
+    EXPECT_EQ(0, setrlimit(RLIMIT_FSIZE, &limit));
+    sqlite3* db = OpenThroughVfs(path);
+    EXPECT_EQ("", Exec(db, "UPDATE t SET v = 'tracked' WHERE id = 390"));
+    EXPECT_EQ(0, setrlimit(RLIMIT_FSIZE, &old_limit));
+    EXPECT_EQ("untracked: a changed page could not be recorded", Query(db, "SELECT snapshot_tracking()"));
+    ExpectNextSnapshotHolds(db, dir / "copy.db", {"tracked"});
+    sqlite3_close(db);
+    std::fflush(stdout);
+    _exit(::testing::Test::HasFailure() ? 1 : 0);
+  }
+  int status = 0;
+  ASSERT_EQ(child, waitpid(child, &status, 0));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "see the failures above, from the child";
 }
 
 // Paced write-back (vfs/paced_sync.h) syncs the database file on the
