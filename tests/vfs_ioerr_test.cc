@@ -54,13 +54,14 @@ sqlite3* OpenPlain(const std::string& path) {
   return db;
 }
 
-// Fails the n-th read (from 1) that `matches`, and only that one.
-ShimControl& FailNthRead(int n, std::function<bool(int flags, int amount, sqlite3_int64 offset)> matches) {
+// Fails the n-th read (from 1) that `matches`, and only that one; returns
+// the count of matching reads so far.
+std::shared_ptr<const int> FailNthRead(int n, std::function<bool(int flags, int amount, sqlite3_int64 offset)> matches) {
   auto seen = std::make_shared<int>(0);
   Shim().read_fault = [=](int flags, int amount, sqlite3_int64 offset) {
     return matches(flags, amount, offset) && ++*seen == n ? SQLITE_IOERR_READ : SQLITE_OK;
   };
-  return Shim();
+  return seen;
 }
 bool WalFrameHeaderRead(int flags, int amount, sqlite3_int64) { return (flags & SQLITE_OPEN_WAL) && amount == 24; }
 
@@ -219,6 +220,27 @@ TEST(VfsIoError, DatabaseHeaderReadFailsWhenASnapshotChecks) {
     EXPECT_EQ(kIoErrorReason, Query(db, "SELECT snapshot_tracking()"));
     Shim().Reset();
     ExpectNextSnapshotHolds(db, dir / "copy.db", {"tracked"});
+    sqlite3_close(db);
+  });
+}
+
+// Rollback mode: after reading without a lock, the snapshot reads the change
+// counter to learn whether a writer bypassed the VFS meanwhile. Unread, that
+// is not "no": what was read is not kept.
+TEST(VfsIoError, ChangeCounterReadFailsAfterACopyOnWriteRead) {
+  TempDir dir;
+  InChildOverShim([&] {
+    const std::string path = dir / "app.db";
+    sqlite3* db = MakeDatabase(path, "DELETE");
+    EXPECT_EQ("", Exec(db, "UPDATE t SET v = 'tracked' WHERE id = 390"));
+    const auto reads = FailNthRead(1, [](int flags, int amount, sqlite3_int64 offset) {
+      return (flags & SQLITE_OPEN_MAIN_DB) && amount == 4 && offset == 24;
+    });
+    // (It reads again, every page.)
+    ExpectNextSnapshotHolds(db, dir / "copy.db", {"tracked"});
+    EXPECT_GE(*reads, 1) << "the check was not made";
+    Shim().Reset();
+    EXPECT_EQ("2", Query(db, "SELECT count(*) FROM snapshot_list"));
     sqlite3_close(db);
   });
 }
