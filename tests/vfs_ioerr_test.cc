@@ -389,6 +389,42 @@ TEST(VfsIoError, FailedPacedSyncFailsTheCommit) {
   });
 }
 
+// Every read, SQLite's and the VFS's, failing once in turn while a plain
+// connection and then a tracked one commit: whatever fails, the next
+// snapshot, restored, is the database.
+class VfsIoErrorSweep : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(VfsIoErrorSweep, EachReadFailingOnceLosesNoCommit) {
+  TempDir dir;
+  InChildOverShim([&] {
+    for (int k = 1;; k++) {
+      const std::string path = dir / ("app" + std::to_string(k) + ".db");
+      sqlite3* db = MakeDatabase(path, GetParam());
+      PlainCommit(path);
+      const auto reads = FailNthRead(k, [](int, int, sqlite3_int64) { return true; });
+      Exec(db, "UPDATE t SET v = 'tracked' WHERE id = 390");  // may fail
+      sqlite3* plain = OpenPlain(path);
+      Exec(plain, "UPDATE t SET v = 'plain again' WHERE id = 100");
+      sqlite3_close(plain);
+      Exec(db, "UPDATE t SET v = 'again' WHERE id = 200");
+      Shim().Reset();
+      const std::string id = Query(db, "SELECT snapshot_backup()");
+      const std::string copy = path + "-copy";
+      EXPECT_EQ(id, Query(db, "SELECT snapshot_restore_to('" + copy + "', " + id + ")")) << "read " << k;
+      const std::string all = "SELECT group_concat(id || ':' || v, ',') FROM t";
+      sqlite3* c = OpenPlain(copy);
+      const bool same = Query(db, all) == Query(c, all);
+      sqlite3_close(c);
+      sqlite3_close(db);
+      EXPECT_TRUE(same) << "with read " << k << " failed, snapshot " << id << " is not the database";
+      if (*reads < k || ::testing::Test::HasFailure()) break;  // no read left to fail
+    }
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(VfsIoError, VfsIoErrorSweep, ::testing::Values("DELETE", "WAL"),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
 // Through the snapshot VFS, a replaced system call reaches the VFS below
 // (SQLite's own fault-injection tests replace unix's "open").
 int FailingOpen(const char*, int, int) {
