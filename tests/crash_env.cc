@@ -15,6 +15,9 @@ using snapshot::WritableFile;
 
 namespace {
 
+// Rel()'s answer for a path outside the root (no real path holds a NUL).
+const std::string kOutside(1, '\0');
+
 std::string Normalize(const std::string& p) {
   std::string out;
   for (char c : p) {
@@ -91,7 +94,7 @@ uint64_t CrashEnv::RecordOpen(const std::string& path, bool created) {
   if (it != live_.end() && !created) return it->second;
   const uint64_t inode = next_inode_++;
   live_[rel] = inode;
-  log_.push_back(Op{Kind::kLink, rel, "", inode, 0, ""});
+  RecordLocked(Op{Kind::kLink, rel, "", inode, 0, ""});
   return inode;
 }
 
@@ -100,7 +103,7 @@ void CrashEnv::RecordTruncate(uint64_t inode, uint64_t size) { Record(Op{Kind::k
 void CrashEnv::RecordRemove(const std::string& path) {
   std::lock_guard<std::mutex> l(mu_);
   live_.erase(Rel(path));
-  log_.push_back(Op{Kind::kUnlink, Rel(path), "", 0, 0, ""});
+  RecordLocked(Op{Kind::kUnlink, Rel(path), "", 0, 0, ""});
 }
 
 void CrashEnv::RecordSyncDir(const std::string& dir) { Record(Op{Kind::kSyncDir, Rel(dir), "", 0, 0, ""}); }
@@ -110,12 +113,17 @@ std::string CrashEnv::Rel(const std::string& path) const {
   const std::string p = Normalize(path);
   if (p == root_) return "";
   if (p.compare(0, root_.size() + 1, root_ + "/") == 0) return p.substr(root_.size() + 1);
-  return std::string(1, '\0');  // outside the root: not recorded
+  return kOutside;
+}
+
+void CrashEnv::RecordLocked(Op op) {
+  if (op.path == kOutside || op.to == kOutside) return;  // not under the root: not modelled
+  log_.push_back(std::move(op));
 }
 
 void CrashEnv::Record(Op op) {
   std::lock_guard<std::mutex> l(mu_);
-  log_.push_back(std::move(op));
+  RecordLocked(std::move(op));
 }
 
 void CrashEnv::RecordWrite(uint64_t inode, uint64_t offset, const void* data, size_t n) {
@@ -134,7 +142,7 @@ Status CrashEnv::NewWritableFile(const std::string& p, unsigned m, std::unique_p
   std::unique_ptr<WritableFile> f;
   SNAPSHOT_RETURN_IF_ERROR(target()->NewWritableFile(p, m, &f));
   const std::string rel = Rel(p);
-  if (rel.size() == 1 && rel[0] == '\0') {
+  if (rel == kOutside) {
     *o = std::move(f);
     return Status::OK();
   }
@@ -145,11 +153,11 @@ Status CrashEnv::NewWritableFile(const std::string& p, unsigned m, std::unique_p
     if (it != live_.end()) {
       // O_TRUNC of an existing file: the same inode, emptied (a data change).
       inode = it->second;
-      log_.push_back(Op{Kind::kTruncate, rel, "", inode, 0, ""});
+      RecordLocked(Op{Kind::kTruncate, rel, "", inode, 0, ""});
     } else {
       inode = next_inode_++;
       live_[rel] = inode;
-      log_.push_back(Op{Kind::kLink, rel, "", inode, 0, ""});
+      RecordLocked(Op{Kind::kLink, rel, "", inode, 0, ""});
     }
   }
   o->reset(new CrashFile(this, inode, std::move(f)));
@@ -165,7 +173,7 @@ Status CrashEnv::RenameFile(const std::string& f, const std::string& t) {
     live_[to] = it->second;
     live_.erase(from);
   }
-  log_.push_back(Op{Kind::kRename, from, to, 0, 0, ""});
+  RecordLocked(Op{Kind::kRename, from, to, 0, 0, ""});
   return Status::OK();
 }
 
@@ -178,8 +186,8 @@ Status CrashEnv::RenameNoReplace(const std::string& f, const std::string& t) {
   const uint64_t inode = it == live_.end() ? 0 : it->second;
   live_[to] = inode;
   live_.erase(from);
-  log_.push_back(Op{Kind::kLink, to, "", inode, 0, ""});
-  log_.push_back(Op{Kind::kUnlink, from, "", 0, 0, ""});
+  RecordLocked(Op{Kind::kLink, to, "", inode, 0, ""});
+  RecordLocked(Op{Kind::kUnlink, from, "", 0, 0, ""});
   return Status::OK();
 }
 
@@ -189,7 +197,7 @@ Status CrashEnv::RemoveFile(const std::string& p) {
   if (!existed) return Status::OK();
   std::lock_guard<std::mutex> l(mu_);
   live_.erase(Rel(p));
-  log_.push_back(Op{Kind::kUnlink, Rel(p), "", 0, 0, ""});
+  RecordLocked(Op{Kind::kUnlink, Rel(p), "", 0, 0, ""});
   return Status::OK();
 }
 

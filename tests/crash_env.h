@@ -14,9 +14,10 @@
 // have reached it in part (torn).
 //
 // Use: point the store at a directory under `root` (which must exist; what
-// it holds already counts as durable, and nothing else may change it), run
-// operations through the CrashEnv,
-// note ops() after each acknowledged operation, then for each crash point
+// it holds already counts as durable, nothing else may change it, and
+// changes outside it are passed on but not recorded), run operations
+// through the CrashEnv, note ops() after each acknowledged operation, then
+// for each crash point
 // (CrashPoints(): just before each sync, and the end) ask CrashStates() for
 // the disk states a power cut there could leave, and Materialize() each into
 // a fresh directory to open a new Store on it:
@@ -109,6 +110,7 @@ class CrashEnv : public snapshot::EnvWrapper {
   std::vector<bool> Forced(size_t crash_point) const;
   std::string Rel(const std::string& path) const;
   void Record(Op op);
+  void RecordLocked(Op op);  // mu_ held; drops changes outside the root
 
   const std::string root_;
   mutable std::mutex mu_;
