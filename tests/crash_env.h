@@ -17,10 +17,9 @@
 // it holds already counts as durable, nothing else may change it, and
 // changes outside it are passed on but not recorded), run operations
 // through the CrashEnv, note ops() after each acknowledged operation, then
-// for each crash point
-// (CrashPoints(): just before each sync, and the end) ask CrashStates() for
-// the disk states a power cut there could leave, and Materialize() each into
-// a fresh directory to open a new Store on it:
+// for each crash point (CrashPoints(): just before each sync, and the end)
+// ask CrashStates() for the disk states a power cut there could leave, and
+// Materialize() each into a fresh directory to open a new Store on it:
 //
 //   CrashEnv env(tmp.path());
 //   ... Store::Open with options.env = &env, backups ...; acked[id] = env.ops();
