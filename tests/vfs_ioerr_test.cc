@@ -161,6 +161,35 @@ TEST(VfsIoError, FrameHeaderReadFailsWhenATrackedWriterRestartsTheWal) {
   });
 }
 
+// WAL mode, a write transaction's first frame checks the frame before it.
+// With the wal-index in shared memory that needs no read; in exclusive
+// locking mode (the wal-index in heap memory) it reads that frame's header.
+TEST(VfsIoError, FrameBeforeATransactionCannotBeRead) {
+  TempDir dir;
+  const std::string path = dir / "app.db";
+  const pid_t writer = fork();
+  if (writer == 0) {  // leaves a WAL of tracked frames behind: killed, no checkpoint
+    sqlite3* db = MakeDatabase(path, "WAL");
+    Exec(db, "UPDATE t SET v = 'tracked' WHERE id = 390");
+    kill(getpid(), SIGKILL);
+  }
+  int status = 0;
+  ASSERT_EQ(writer, waitpid(writer, &status, 0));
+  InChildOverShim([&] {
+    sqlite3* db = OpenThroughVfs(path);
+    EXPECT_EQ("exclusive", Query(db, "PRAGMA locking_mode=EXCLUSIVE"));
+    const auto reads = FailNthRead(1, WalFrameHeaderRead);
+    EXPECT_EQ("", Exec(db, "UPDATE t SET v = 'again' WHERE id = 200"));
+    EXPECT_EQ(1, *reads) << "the frame before was not read";
+    Shim().Reset();
+    sqlite3_close(db);
+    db = OpenThroughVfs(path);
+    EXPECT_EQ(kIoErrorReason, Query(db, "SELECT snapshot_tracking()"));
+    ExpectNextSnapshotHolds(db, dir / "copy.db", {"tracked", "again"});
+    sqlite3_close(db);
+  });
+}
+
 // WAL mode, the WAL ends: truncated by a TRUNCATE checkpoint (read through
 // the connection's WAL file), or deleted by the last connection's close
 // (read through a file the VFS opens read-only for the check).
