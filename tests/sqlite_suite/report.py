@@ -55,6 +55,8 @@ class FileResult:
                 self.details.setdefault(m.group(1), []).append(f"{m.group(2)}: {m.group(3)[:160]}")
             if line.startswith("Unfreed memory") or line.endswith("files were left open"):
                 self.problems.append(line.strip())
+        if not self.failed:  # a file that did not finish lists no failures
+            self.failed = [t for t, lines in self.details.items() if lines[0].startswith("expected")]
         if self.rc in (124, 137):
             self.problems.append("timed out")
         elif self.errors is None:
@@ -166,7 +168,8 @@ def main():
     st = speedtest_summary(run)
     if st:
         times, same = st
-        print(f"- speedtest1 --size 50: {times['default']:.2f} s default, {times['vfs']:.2f} s through the VFS "
+        size = read(os.path.join(run, "speedtest-size"), "50").strip()
+        print(f"- speedtest1 --size {size}: {times['default']:.2f} s default, {times['vfs']:.2f} s through the VFS "
               f"(x{times['vfs'] / times['default']:.2f}); databases {'byte-identical' if same else 'DIFFER'}")
     print()
     if only_vfs:

@@ -6,6 +6,7 @@
 #   tests/sqlite_suite/run.sh --ci        the CI subset (ci.list), a few minutes
 #   tests/sqlite_suite/run.sh --full      vfs.list + veryquick's files, hours
 #   tests/sqlite_suite/run.sh FILE...     just these test files (e.g. pager1.test)
+#   tests/sqlite_suite/run.sh --tools     only mptest and speedtest1
 #   options: --ext PATH (default build/snapshot.so), -j N (default 2),
 #            --timeout SECONDS per file, --no-mptest, --no-speedtest
 #
@@ -48,10 +49,14 @@ files=()
 list=""
 do_mptest=1
 do_speedtest=1
+mptest_repeat=20           # what SQLite's Makefile runs
+mptest_modes="DELETE WAL PERSIST TRUNCATE"
+speedtest_size=50
 while [ $# -gt 0 ]; do
   case $1 in
-    --ci) list=$here/ci.list; timeout=300 ;;
+    --ci) list=$here/ci.list; timeout=300; mptest_repeat=2; mptest_modes="DELETE WAL"; speedtest_size=10 ;;
     --full) list=full ;;
+    --tools) list=none ;;
     --ext) ext=$(realpath "$2"); shift ;;
     -j) jobs=$2; shift ;;
     --timeout) timeout=$2; shift ;;
@@ -122,6 +127,8 @@ if [ "$list" = full ]; then
     grep '\.test$')
   mapfile -t files < <( (grep -v '^#' "$here/vfs.list"; echo "$veryquick") | tr -s ' \t' '\n' |
                         grep . | awk '!seen[$0]++')
+elif [ "$list" = none ]; then
+  files=()
 elif [ -n "$list" ]; then
   mapfile -t files < <(grep -v '^#' "$list" | tr -s ' \t' '\n' | grep .)
 fi
@@ -160,8 +167,9 @@ export tf src run timeout ext
 export -f mode_env
 start=$(date +%s)
 # Longest first would balance better; the lists are ordered by that already.
+mkdir -p "$run/default" "$run/vfs"
 for f in "${files[@]}"; do echo "default $f"; echo "vfs $f"; done |
-  xargs -P "$jobs" -L 1 bash -c '
+  xargs -r -P "$jobs" -L 1 bash -c '
     mode=$0 file=$1 name=$(basename "$1" .test) d=$run/$0/$name
     mkdir -p "$d"; cd "$d"
     t0=$(date +%s.%N)
@@ -180,12 +188,12 @@ if [ $do_mptest = 1 ]; then
     d=$run/mptest-$mode; mkdir -p "$d"
     (
       cd "$d"
-      for jm in DELETE WAL PERSIST TRUNCATE; do
+      for jm in $mptest_modes; do
         for script in crash01 multiwrite01; do
           rm -f mptest.db*
           echo "--- $script --journalmode $jm"
           env $(mode_env $mode) timeout -k 10 600 nice "$bld/mptester" mptest.db \
-            "$src/mptest/$script.test" --repeat 20 --journalmode $jm 2>&1 || echo "exit status $?"
+            "$src/mptest/$script.test" --repeat $mptest_repeat --journalmode $jm 2>&1 || echo "exit status $?"
         done
       done
       for script in config01 config02; do
@@ -201,9 +209,10 @@ if [ $do_speedtest = 1 ]; then
   echo "== speedtest1"
   for mode in default vfs; do
     d=$run/speedtest1-$mode; rm -rf "$d"; mkdir -p "$d"
-    (cd "$d" && env $(mode_env $mode) nice "$bld/speedtest1" --size 50 --stats speed.db >out.txt 2>&1; echo $? >rc)
+    (cd "$d" && env $(mode_env $mode) nice "$bld/speedtest1" --size $speedtest_size speed.db >out.txt 2>&1; echo $? >rc)
   done
 fi
 
+echo "$speedtest_size" >"$run/speedtest-size"
 python3 "$here/report.py" "$run" "$here/expected.txt" | tee "$run/summary.txt"
 exit "${PIPESTATUS[0]}"
