@@ -23,6 +23,10 @@ run build -DCMAKE_BUILD_TYPE=Release
 echo "== The Debian package: cpack, apt-get install, used from anywhere, apt-get remove"
 tests/install/run.sh build
 [ "${1:-}" = "--quick" ] && exit 0
+echo "== SQLite's own tests, with the default VFS and through snapshot (the CI subset; --full: tests/sqlite_suite/run.sh --full)"
+# The first run fetches SQLite's source with apt-get source and builds its
+# testfixture (cached in /var/tmp/snapshot-sqlite-suite).
+tests/sqlite_suite/run.sh --ci --ext build/snapshot.so
 echo "== Fuzz targets (libFuzzer, ASan + UBSan), 20 s each from the committed corpus"
 tests/fuzz/run.sh 20
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer build and tests"
