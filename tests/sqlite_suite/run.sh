@@ -4,6 +4,7 @@
 # and reports each test that fails only through our VFS.
 #
 #   tests/sqlite_suite/run.sh --ci        the CI subset (ci.list), a few minutes
+#   tests/sqlite_suite/run.sh --vfs       every file that exercises a VFS (vfs.list), about an hour
 #   tests/sqlite_suite/run.sh --full      vfs.list + veryquick's files, hours
 #   tests/sqlite_suite/run.sh FILE...     just these test files (e.g. pager1.test)
 #   tests/sqlite_suite/run.sh --tools     only mptest and speedtest1
@@ -55,6 +56,7 @@ speedtest_size=50
 while [ $# -gt 0 ]; do
   case $1 in
     --ci) list=$here/ci.list; timeout=300; mptest_repeat=2; mptest_modes="DELETE WAL"; speedtest_size=10 ;;
+    --vfs) list=$here/vfs.list; timeout=300 ;;
     --full) list=full ;;
     --tools) list=none ;;
     --ext) ext=$(realpath "$2"); shift ;;
@@ -68,7 +70,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-[ -n "$list" ] || [ ${#files[@]} -gt 0 ] || { echo "say --ci, --full or which test files (--help)" >&2; exit 2; }
+[ -n "$list" ] || [ ${#files[@]} -gt 0 ] || { echo "say --ci, --vfs, --full or which test files (--help)" >&2; exit 2; }
 [ -f "$ext" ] || { echo "no extension at $ext: build it first (cmake --build build)" >&2; exit 2; }
 
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
