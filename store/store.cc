@@ -214,6 +214,10 @@ Status Store::ScanIds(std::vector<uint64_t>* manifests, std::vector<uint64_t>* p
   return Status::OK();
 }
 
+// 1 + the largest id of any file. Since the file with the largest id is
+// never deleted (Discard, a failed Commit and Prune all keep it), an id is
+// never allocated twice: an old copy of a file is then a copy of that same
+// file, never of another that once had its name.
 Status Store::NextId(uint64_t* id) {
   std::vector<uint64_t> m, p;
   SNAPSHOT_RETURN_IF_ERROR(ScanIds(&m, &p));
@@ -338,15 +342,24 @@ bool Store::FrameIsSound(const PageRef& ref, uint32_t page_size) {
   return it->second;
 }
 
+Status Store::KeepIdAllocated(uint64_t id, uint32_t page_size) {
+  if (options_.env->FileExists(PackPath(id))) return Status::OK();
+  std::unique_ptr<PackWriter> empty;
+  SNAPSHOT_RETURN_IF_ERROR(PackWriter::Create(options_.env, JoinPath(options_.dir, kPackDirName), id, page_size,
+                                              options_.file_mode, options_.compress, &empty));
+  uint64_t bytes;
+  return empty->Finish(&bytes);
+}
+
+// Pack `id` stays: it is a valid orphan pack (every cached fact about it
+// still holds), and it keeps the id from being allocated again.
 Status Store::Discard(uint64_t id) {
   if (!options_.exclusive) return Status::InvalidArgument("internal: snapshot store opened read-only");
+  Manifest m;
+  SNAPSHOT_RETURN_IF_ERROR(ReadManifest(id, &m));
+  SNAPSHOT_RETURN_IF_ERROR(KeepIdAllocated(id, m.info.page_size));
   SNAPSHOT_RETURN_IF_ERROR(options_.env->RemoveFile(ManifestPath(id)));
-  SNAPSHOT_RETURN_IF_ERROR(options_.env->SyncDir(JoinPath(options_.dir, kSnapshotDirName)));
-  ForgetPack(id);
-  frame_sound_.clear();
-  dedup_loaded_ = false;
-  dedup_.Clear();
-  return options_.env->RemoveFile(PackPath(id));
+  return options_.env->SyncDir(JoinPath(options_.dir, kSnapshotDirName));
 }
 
 Status Store::WriteManifest(const Manifest& m) {
@@ -446,13 +459,16 @@ Status SnapshotBuilder::Commit(const std::string& label, uint64_t* id) {
   if (!s.ok()) {
     // The manifest may already be in place (only the directory fsync
     // failed): a failed call must not leave a listed snapshot, so take the
-    // manifest back, and the pack only once nothing can refer to it.
-    // Whatever cannot be removed now, the next prune removes.
+    // manifest back. Pack N stays, an orphan that a later prune removes:
+    // with it (or, for a snapshot that stored no page, an empty pack) id N
+    // is never allocated again, so no copy of this manifest made meanwhile
+    // can pass for a later snapshot N. If even that cannot be written, the
+    // manifest stays, as when it cannot be unlinked: a whole snapshot.
     Env* env = store_->env();
     const std::string manifest = store_->ManifestPath(id_);
-    if (env->RemoveFile(manifest).ok() && !env->FileExists(manifest) &&
-        env->SyncDir(DirName(manifest)).ok() && m.info.pages_new > 0) {
-      env->RemoveFile(store_->PackPath(id_));
+    if (env->FileExists(manifest) && store_->KeepIdAllocated(id_, page_size_).ok() &&
+        env->RemoveFile(manifest).ok()) {
+      env->SyncDir(DirName(manifest));
     }
     store_->dedup_loaded_ = false;
     store_->dedup_.Clear();
@@ -621,11 +637,12 @@ Status Store::StoredBytes(uint64_t* bytes) {
 // at the copies. Each manifest is replaced atomically and the old pack is
 // removed last, so a crash at any step leaves every snapshot readable.
 Status Store::CompactPack(uint64_t pack_id, const std::vector<bool>& live, std::vector<Manifest>* manifests,
-                          uint64_t* new_pack_bytes) {
+                          uint64_t* new_pack_id, uint64_t* new_pack_bytes) {
   const PackReader* old_pack;
   SNAPSHOT_RETURN_IF_ERROR(GetPack(pack_id, &old_pack));
   uint64_t new_id;
   SNAPSHOT_RETURN_IF_ERROR(NextId(&new_id));
+  *new_pack_id = new_id;
   std::unique_ptr<PackWriter> writer;
   SNAPSHOT_RETURN_IF_ERROR(PackWriter::Create(options_.env, JoinPath(options_.dir, kPackDirName), new_id,
                                               old_pack->page_size(), options_.file_mode, options_.compress, &writer));
@@ -683,6 +700,10 @@ Status Store::Prune(int64_t keep_last, int64_t keep_ms, PruneResult* result) {
   *result = PruneResult();
   std::vector<uint64_t> ids, pack_ids;
   SNAPSHOT_RETURN_IF_ERROR(ScanIds(&ids, &pack_ids));
+  // The file with the largest id is never deleted, so that no id is ever
+  // allocated twice (see NextId): the newest manifest is always kept, and a
+  // pack holding the largest id stays until a larger id exists.
+  uint64_t largest = std::max(ids.empty() ? 0 : ids.back(), pack_ids.empty() ? 0 : pack_ids.back());
   std::vector<Manifest> kept;
   std::vector<uint64_t> doomed;
   const int64_t now = options_.env->NowMillis();
@@ -741,14 +762,16 @@ Status Store::Prune(int64_t keep_last, int64_t keep_ms, PruneResult* result) {
     SNAPSHOT_RETURN_IF_ERROR(GetPack(pid, &pack));
     const uint64_t old_bytes = pack->file_size();
     if (n_live == 0) {
+      if (pid == largest) continue;
       ForgetPack(pid);
       SNAPSHOT_RETURN_IF_ERROR(options_.env->RemoveFile(PackPath(pid)));
       result->bytes_reclaimed += old_bytes;
     } else if (n_live * 4 < uint64_t(bits.size()) * 3) {
       // Over a quarter of the pack is dead: rewrite it. Below that, the
       // rewrite would cost more I/O than the space is worth.
-      uint64_t new_bytes = 0;
-      SNAPSHOT_RETURN_IF_ERROR(CompactPack(pid, bits, &kept, &new_bytes));
+      uint64_t new_id = 0, new_bytes = 0;
+      SNAPSHOT_RETURN_IF_ERROR(CompactPack(pid, bits, &kept, &new_id, &new_bytes));
+      largest = std::max(largest, new_id);
       if (old_bytes > new_bytes) result->bytes_reclaimed += old_bytes - new_bytes;
     }
   }

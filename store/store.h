@@ -12,7 +12,11 @@
 // content the store already holds is referenced, not stored again. Packs are
 // made durable before the manifest that refers to them, and a manifest is
 // published by an atomic rename, so a crash leaves every listed snapshot whole
-// and at worst an unreferenced pack that the next prune removes.
+// and at worst an unreferenced pack that a later prune removes.
+//
+// Ids are never allocated twice: the file holding the largest id is never
+// deleted (docs/FORMAT.md §8), so an old copy of a file put back into the
+// store is always a copy of that same file.
 //
 // Typical use:
 //   std::unique_ptr<Store> store;
@@ -104,13 +108,17 @@ class Store {
 
   // Deletes snapshots that are neither among the newest keep_last (< 0: rule
   // unused) nor newer than keep_ms milliseconds (< 0: unused); the newest
-  // snapshot is always kept. Then deletes packs no snapshot needs and
-  // rewrites packs that are mostly unneeded, so their space is reclaimed.
+  // snapshot is always kept. Then deletes packs no snapshot needs (except
+  // the one holding the store's largest id, kept until a larger id exists,
+  // so that no id is allocated twice) and rewrites packs that are mostly
+  // unneeded, so their space is reclaimed.
   Status Prune(int64_t keep_last, int64_t keep_ms, PruneResult* result);
 
-  // Removes snapshot `id` and its own pack, which must be the one just
-  // committed through this Store (nothing else can refer to its pack yet).
-  // Used to take back a 'pre-restore' snapshot when the restore fails.
+  // Takes back snapshot `id`, which must be the one just committed through
+  // this Store: removes its manifest. Its pack stays, as an orphan that a
+  // later prune removes (a snapshot that stored no page leaves an empty
+  // pack), so that the id is never allocated again. Used to take back a
+  // 'pre-restore' snapshot when the restore fails.
   Status Discard(uint64_t id);
 
   // Sum of the sizes of all packs and manifests.
@@ -127,6 +135,10 @@ class Store {
   Status RemoveDebris();
   Status ScanIds(std::vector<uint64_t>* manifests, std::vector<uint64_t>* packs);
   Status NextId(uint64_t* id);
+  // Before manifest `id` goes: makes sure a file named with `id` stays, so
+  // that NextId never returns it again. That is pack `id` if the snapshot
+  // stored pages, else an empty pack (of `page_size`) published now.
+  Status KeepIdAllocated(uint64_t id, uint32_t page_size);
   Status GetPack(uint64_t id, const PackReader** out);
   void ForgetPack(uint64_t id);
   // Whether the store holds content hashing to `h` at `ref`, for a page of
@@ -138,7 +150,7 @@ class Store {
   Status WriteManifest(const Manifest& m);
   Status CompactPack(uint64_t pack_id, const std::vector<bool>& live,
                      std::vector<Manifest>* manifests,
-                     uint64_t* new_pack_bytes);
+                     uint64_t* new_pack_id, uint64_t* new_pack_bytes);
   std::string PackPath(uint64_t id) const;
   std::string ManifestPath(uint64_t id) const;
 
