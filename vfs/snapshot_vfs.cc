@@ -6,8 +6,10 @@
 #include <new>
 #include <set>
 #include <string>
+#include <type_traits>
 
 #include "ext/sqlite_api.h"
+#include "store/coding.h"
 #include "vfs/paced_sync.h"
 #include "vfs/tracker.h"
 
@@ -27,6 +29,15 @@ struct ShimFile {
   const volatile void* wal_index;  // kMainDb: region 0 of the wal-index, once mapped
   WritebackPacer* pacer;           // kMainDb: set by kPaceWritebackFcntl (owned)
   const char* name;                // as SQLite gave it to xOpen
+  // kMainDb: the change counter (bytes 24..27) as this connection last read
+  // or wrote it while holding the lock it holds now. Nobody else commits
+  // while it holds a lock, so at its commit this is the counter in the file:
+  // the tracker's check then needs no read of its own (a read that I/O fault
+  // injection, counting calls, would also count). Not used while a shared
+  // wal-index is mapped: in WAL mode others' checkpoints write the file
+  // under our lock; forgotten when it is unmapped.
+  bool counter_known;
+  uint32_t counter;
 };
 
 // Main database files of this process open without a tracker (their
@@ -70,11 +81,16 @@ int ShimClose(sqlite3_file* f) {
 // that threw (std::bad_alloc) may have left its work half done: the record
 // is distrusted and the change itself is refused, so nothing is written
 // that the record or a running copy-on-write snapshot did not hear of.
+// A hook that returns an SQLite code refuses the change with it.
 template <typename Hook>
 int RunHook(ShimFile* s, Hook&& hook) {
   try {
-    hook();
-    return SQLITE_OK;
+    if constexpr (std::is_void_v<decltype(hook())>) {
+      hook();
+      return SQLITE_OK;
+    } else {
+      return hook();
+    }
   } catch (...) {
     s->tracker->SetUntrusted(kIoError);
     return SQLITE_IOERR_NOMEM;
@@ -89,13 +105,20 @@ int ShimWrite(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offse
       if (s->kind == Kind::kMainDb) {
         // Without EXCLUSIVE, the write is a WAL checkpoint copying frames
         // already marked: the database's content does not change.
-        s->tracker->OnDbWrite(s->real, data, amount, offset, /*content_changes=*/s->lock == SQLITE_LOCK_EXCLUSIVE);
+        return s->tracker->OnDbWrite(s->real, data, amount, offset,
+                                     /*content_changes=*/s->lock == SQLITE_LOCK_EXCLUSIVE,
+                                     s->counter_known && s->wal_index == nullptr ? &s->counter : nullptr);
       }
-      if (s->kind == Kind::kWal) s->tracker->OnWalWrite(s->real, data, amount, offset);
+      if (s->kind == Kind::kWal) return s->tracker->OnWalWrite(s->real, data, amount, offset);
+      return SQLITE_OK;
     });
     if (rc != SQLITE_OK) return rc;
   }
   const int rc = s->real->pMethods->xWrite(s->real, data, amount, offset);
+  if (s->kind == Kind::kMainDb && offset <= 24 && offset + amount >= 28) {
+    s->counter_known = rc == SQLITE_OK;
+    if (rc == SQLITE_OK) s->counter = LoadU32BE(static_cast<const uint8_t*>(data) + (24 - offset));
+  }
   if (rc == SQLITE_OK && s->pacer != nullptr) s->pacer->Wrote(uint64_t(amount));
   return rc;
 }
@@ -109,12 +132,21 @@ int ShimTruncate(sqlite3_file* f, sqlite3_int64 size) {
     });
     if (rc != SQLITE_OK) return rc;
   }
+  if (size < 28) s->counter_known = false;
   return s->real->pMethods->xTruncate(s->real, size);
 }
 
 // Everything else passes through; lock changes are also told to the
 // tracker (a write transaction begins or ends).
-int ShimRead(sqlite3_file* f, void* p, int n, sqlite3_int64 o) { return R(f)->pMethods->xRead(R(f), p, n, o); }
+int ShimRead(sqlite3_file* f, void* p, int n, sqlite3_int64 o) {
+  ShimFile* s = reinterpret_cast<ShimFile*>(f);
+  const int rc = s->real->pMethods->xRead(s->real, p, n, o);
+  if (rc == SQLITE_OK && s->kind == Kind::kMainDb && s->lock >= SQLITE_LOCK_SHARED && o <= 24 && o + n >= 28) {
+    s->counter = LoadU32BE(static_cast<const uint8_t*>(p) + (24 - o));
+    s->counter_known = true;
+  }
+  return rc;
+}
 int ShimSync(sqlite3_file* f, int flags) {
   ShimFile* s = reinterpret_cast<ShimFile*>(f);
   if (s->pacer == nullptr) return s->real->pMethods->xSync(s->real, flags);
@@ -128,6 +160,7 @@ void LockChanged(sqlite3_file* f, int l) {
   ShimFile* s = reinterpret_cast<ShimFile*>(f);
   if (s->tracker != nullptr) s->tracker->OnDbLockChange(s->lock, l);
   s->lock = l;
+  if (l == SQLITE_LOCK_NONE) s->counter_known = false;  // others may commit now
 }
 int ShimLock(sqlite3_file* f, int l) {
   const int rc = R(f)->pMethods->xLock(R(f), l);
@@ -175,6 +208,7 @@ int ShimShmLock(sqlite3_file* f, int offset, int n, int flags) {
 void ShimShmBarrier(sqlite3_file* f) { R(f)->pMethods->xShmBarrier(R(f)); }
 int ShimShmUnmap(sqlite3_file* f, int del) {
   reinterpret_cast<ShimFile*>(f)->wal_index = nullptr;
+  reinterpret_cast<ShimFile*>(f)->counter_known = false;
   return R(f)->pMethods->xShmUnmap(R(f), del);
 }
 int ShimFetch(sqlite3_file* f, sqlite3_int64 o, int n, void** pp) { return R(f)->pMethods->xFetch(R(f), o, n, pp); }

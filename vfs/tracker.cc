@@ -421,8 +421,9 @@ bool Tracker::DbUnchangedSinceWalEnded() {
 
 // ---- writer hooks -------------------------------------------------------------------
 
-void Tracker::OnDbWrite(sqlite3_file* real, const void* data, int amount, int64_t offset, bool content_changes) {
-  if (amount <= 0) return;
+int Tracker::OnDbWrite(sqlite3_file* real, const void* data, int amount, int64_t offset, bool content_changes,
+                       const uint32_t* counter_in_file) {
+  if (amount <= 0) return SQLITE_OK;
   TrackHeader* h = header();
   const uint32_t ps = page_size();
   if (ps != 0 && uint32_t(amount) != ps) SetUntrusted(kOddWrite);
@@ -433,20 +434,31 @@ void Tracker::OnDbWrite(sqlite3_file* real, const void* data, int amount, int64_
     if (page[18] == 1) {
       // Rollback mode: every commit writes the next change counter here. The
       // one in the file must be the one a tracked writer left, or someone
-      // else committed in between.
-      // A counter that cannot be read cannot be checked: distrust the bits
-      // rather than record the new counter as if the check had passed.
-      uint8_t now[4];
-      if (real->pMethods->xRead(real, now, 4, 24) != SQLITE_OK) {
-        SetUntrusted(kIoError);
-      } else if (LoadU32BE(now) != __atomic_load_n(&h->change_counter, __ATOMIC_RELAXED)) {
-        SetUntrusted(kForeignCommit);
+      // else committed in between. The writer usually read it under the lock
+      // it holds (`counter_in_file`); if not, it is read here. (A file too
+      // short to hold one, a database being created, has none: the VFS below
+      // zero-fills a short read.)
+      uint8_t now[4] = {};
+      int rc = SQLITE_OK;
+      if (counter_in_file != nullptr) {
+        StoreU32BE(now, *counter_in_file);
+      } else {
+        rc = real->pMethods->xRead(real, now, 4, 24);
       }
+      if (rc != SQLITE_OK && rc != SQLITE_IOERR_SHORT_READ) {
+        // A counter that cannot be read cannot be checked. The write fails as
+        // if it had failed itself: SQLite rolls the commit back, and an I/O
+        // error injected here reaches SQLite as it would without this VFS.
+        SetUntrusted(kIoError);
+        return SQLITE_IOERR_WRITE;
+      }
+      if (LoadU32BE(now) != __atomic_load_n(&h->change_counter, __ATOMIC_RELAXED)) SetUntrusted(kForeignCommit);
     }
     __atomic_store_n(&h->change_counter, LoadU32BE(page + 24), __ATOMIC_RELAXED);
   }
   const uint32_t generation = __atomic_load_n(&h->cow_generation, __ATOMIC_ACQUIRE);
   if (generation != 0) PreserveForSnapshot(real, generation, pgno, pgno);
+  return SQLITE_OK;
 }
 
 void Tracker::OnDbTruncate(sqlite3_file* real, int64_t size) {
@@ -476,26 +488,28 @@ void Tracker::PreserveForSnapshot(sqlite3_file* real, uint32_t generation, uint3
   }
 }
 
-void Tracker::OnWalWrite(sqlite3_file* real_wal, const void* data, int amount, int64_t offset) {
+int Tracker::OnWalWrite(sqlite3_file* real_wal, const void* data, int amount, int64_t offset) {
   TrackHeader* h = header();
   const uint8_t* d = static_cast<const uint8_t*>(data);
   if (offset == 0 && amount == int(kWalHeaderSize)) {
     // A new WAL generation. The one it replaces must have been written by
     // tracked writers only; its frames are about to be overwritten.
     if (h->wal_state == kWalLive) {
-      CheckWalEnding(ReaderOf(real_wal));
+      // A WAL header that cannot be read fails the write (as a frame header
+      // that cannot be read does, below), before anything is recorded.
+      if (CheckWalEnding(ReaderOf(real_wal)) == kIoError) return SQLITE_IOERR_WRITE;
     } else if (h->wal_state == kWalEnded && !DbUnchangedSinceWalEnded()) {
       SetUntrusted(kForeignWal);
     }
     std::memcpy(h->wal_salt, d + 16, 8);
     h->wal_commit = 0;
     h->wal_state = kWalLive;
-    return;
+    return SQLITE_OK;
   }
-  if (amount != int(kWalFrameHeaderSize) || offset < int64_t(kWalHeaderSize)) return;
+  if (amount != int(kWalFrameHeaderSize) || offset < int64_t(kWalHeaderSize)) return SQLITE_OK;
   Mark(LoadU32BE(d));  // a frame header: its first 4 bytes name the page that follows
   const uint32_t ps = page_size();
-  if (ps == 0) return;
+  if (ps == 0) return SQLITE_OK;
   const uint64_t stride = kWalFrameHeaderSize + ps;
   const uint32_t frame = uint32_t((uint64_t(offset) - kWalHeaderSize) / stride + 1);
   // The first frame of a write transaction follows frames someone else may
@@ -511,14 +525,21 @@ void Tracker::OnWalWrite(sqlite3_file* real_wal, const void* data, int amount, i
                                                                                                     : kForeignWal)
             : FrameVerdict(ReaderOf(real_wal), stride, frame - 1);
     if (verdict != kTrusted) SetUntrusted(verdict);
+    if (verdict == kIoError) {
+      // The write fails as if it had failed itself (see OnDbWrite); SQLite
+      // rolls the transaction back. Its next first frame is checked again.
+      txn_first_frame_.store(0, std::memory_order_relaxed);
+      return SQLITE_IOERR_WRITE;
+    }
   }
   // Salt and checksum left zero: SQLite rewrote an earlier frame of this
   // transaction and will write this header again, complete, at commit.
   static const uint8_t kPending[16] = {};
-  if (std::memcmp(d + 8, kPending, 16) == 0) return;
+  if (std::memcmp(d + 8, kPending, 16) == 0) return SQLITE_OK;
   if (h->wal_state != kWalLive || std::memcmp(d + 8, h->wal_salt, 8) != 0) SetUntrusted(kForeignWal);
   RecordFrame(frame, d);
   if (LoadU32BE(d + 4) != 0) h->wal_commit = frame;  // a commit frame
+  return SQLITE_OK;
 }
 
 void Tracker::OnWalWriteLock(bool taken, const volatile void* wal_index) {
@@ -563,14 +584,12 @@ void Tracker::OnWalDelete(sqlite3_vfs* vfs, const char* wal_path) {
   if (f->pMethods != nullptr) f->pMethods->xClose(f);
 }
 
-void Tracker::CheckWalEnding(const ReadFn& read_wal) {
+uint32_t Tracker::CheckWalEnding(const ReadFn& read_wal) {
   bool valid = false;
-  const uint32_t verdict = WalVerdict(read_wal, &valid);
-  if (verdict != kTrusted) {
-    SetUntrusted(verdict);
-  } else if (!valid) {
-    SetUntrusted(kForeignWal);
-  }
+  uint32_t verdict = WalVerdict(read_wal, &valid);
+  if (verdict == kTrusted && !valid) verdict = kForeignWal;
+  if (verdict != kTrusted) SetUntrusted(verdict);
+  return verdict;
 }
 
 void Tracker::EndWal(const ReadFn& read_wal) {

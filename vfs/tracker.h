@@ -139,10 +139,16 @@ class Tracker {
   // A write to the database file; `real` is the underlying file. A write
   // whose content does not change the database (a WAL checkpoint) is not
   // marked, but still preserved for a running copy-on-write snapshot.
-  void OnDbWrite(sqlite3_file* real, const void* data, int amount, int64_t offset, bool content_changes);
+  // `counter_in_file`: the change counter the writer read (or wrote) under
+  // the lock it holds, or null for unknown (it is then read from `real`).
+  // Returns SQLITE_OK, or SQLITE_IOERR_WRITE when a read the check needs
+  // failed: the record is then distrusted and the write must fail, not go
+  // on, so that SQLite sees the I/O error it would see without this VFS.
+  int OnDbWrite(sqlite3_file* real, const void* data, int amount, int64_t offset, bool content_changes,
+                const uint32_t* counter_in_file);
   void OnDbTruncate(sqlite3_file* real, int64_t size);
-  // A write to the -wal file.
-  void OnWalWrite(sqlite3_file* real_wal, const void* data, int amount, int64_t offset);
+  // A write to the -wal file. Returns as OnDbWrite does.
+  int OnWalWrite(sqlite3_file* real_wal, const void* data, int amount, int64_t offset);
   // A connection of this process took (`taken`; `wal_index`: its mapped
   // wal-index header, or null) or released the WAL write lock: a write
   // transaction begins or ends.
@@ -231,7 +237,9 @@ class Tracker {
                         const std::function<uint32_t(uint32_t, const uint8_t*)>& fn);
   // The WAL generation about to end or be replaced must be one tracked
   // writers wrote: else `untrusted`.
-  void CheckWalEnding(const ReadFn& read_wal);
+  // Distrusts the record unless the WAL about to end is one tracked writers
+  // wrote; returns the verdict.
+  uint32_t CheckWalEnding(const ReadFn& read_wal);
   void EndWal(const ReadFn& read_wal);
   // Records the database file's mtime and size as the WAL ends; false if
   // the file could not be stat'ed (the ending then reads as racy).
