@@ -204,7 +204,8 @@ Status RestoreThroughJournal(sqlite3* db, const char* schema, Store* store, Snap
   for (uint32_t p = 1; p <= c.new_page_count; p++) {
     if (p == lock_page) continue;
     // Compared by content hash, not by (pack, index): the target was opened
-    // before the store lock was taken again, and ids can be reused since.
+    // before the store lock was taken again, and a compaction may have
+    // moved its pages to another pack since.
     PageHash now, then;
     const bool same = p != 1 && current->StoredHash(p, &now) && image->StoredHash(p, &then) && now == then;
     if (!same) c.pages.push_back(p);

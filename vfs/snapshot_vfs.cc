@@ -273,11 +273,12 @@ bool EndsWith(const std::string& s, const char* suffix) {
 
 // Whether `path`, being deleted, may be a database file rather than one of
 // SQLite's own side files (deleted on every commit in rollback mode: they
-// must cost no extra system call). A super-journal is <db>-mj<8 hex digits>.
+// must cost no extra system call). A super-journal is <db>-mj followed by
+// 9 characters (SQLite's "-mj%06X9%02X").
 bool MayBeDatabase(const std::string& path) {
   if (EndsWith(path, "-journal") || EndsWith(path, "-wal") || EndsWith(path, "-shm")) return false;
   const size_t mj = path.rfind("-mj");
-  return mj == std::string::npos || mj + 11 != path.size();
+  return mj == std::string::npos || mj + 12 != path.size();
 }
 
 int ShimDelete(sqlite3_vfs* v, const char* name, int sync_dir) {
