@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Commit latency of a writer while a full snapshot runs (issue 4, section 3).
+"""Commit latency of a writer while a full snapshot runs: does a snapshot make
+the writers of a live database wait?
 
     /usr/bin/python3 bench/commit_latency.py [--mb 1074] [--journal delete|wal|both]
         [--seconds 72] [--reps 12] [--interval-ms 5] [--workdir /tmp/snapbench-latency]

@@ -1,10 +1,11 @@
 #!/usr/bin/python3
-"""Snapshot time against database size, with 1% of pages changed (issue 4, section 1).
+"""Snapshot time against database size, with 1% of pages changed: does a
+tracked snapshot cost what changed rather than the size of the database?
 
     /usr/bin/python3 bench/vfs_scale.py [--sizes 64,256,1024] [--journal delete|wal|both]
         [--reps 3] [--workdir /tmp/snapbench-scale] [--so build/snapshot.so] [--no-check]
 
-The claim measured (docs/VFS.md section 6): with 1% of pages changed, a
+The claim measured (docs/VFS.md section 8): with 1% of pages changed, a
 tracked snapshot of a 64 MiB, 256 MiB and 1 GiB database stays within 2x from
 smallest to largest, while the hash-every-page path grows with size.
 
@@ -197,7 +198,7 @@ def run_case(a, base, mib, journal, path, rep, ids):
     c.execute(f"PRAGMA journal_mode={journal}")
     c.close()
     # The snapshotting connection uses the snapshot VFS in both cases, as an
-    # application would once the VFS is the default (docs/VFS.md section 5);
+    # application would once the VFS is the default (docs/VFS.md section 1);
     # only the writer of the change differs.
     b = connect(db, True)
     try:

@@ -1,5 +1,5 @@
 // Several writer processes and repeated snapshots at the same time, in both
-// journal modes (issue 4, section 5): every snapshot, restored into a new
+// journal modes: every snapshot, restored into a new
 // file, passes PRAGMA integrity_check and equals the database at one commit.
 //
 // Writers are processes (fork) that open the database through the snapshot

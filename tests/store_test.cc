@@ -674,7 +674,7 @@ class PackReadCountingEnv : public EnvWrapper {
 
 // Comparing the pages a tracked snapshot adds with the base's reads their
 // hashes only, not the base pack's whole index: the cost follows the pages
-// added, not the database (issue 4 section 1). A damaged hash entry makes
+// added, not the database's size. A damaged hash entry makes
 // the page be stored again, never kept by mistake.
 TEST(StoreRoundTrip, ComparingWithTheBaseReadsOnlyThoseHashes) {
   TempDir tmp;

@@ -1,5 +1,5 @@
 // Snapshots that read only the pages the snapshot VFS saw change, and the
-// cases where they must not trust that record (issue 4, section 2): a plain
+// cases where they must not trust that record: a plain
 // sqlite3 without the extension writing between two snapshots, a writer
 // killed with kill -9 in the middle of a transaction, a database file
 // replaced by another, a reboot, a restore. In each case the next snapshot,
