@@ -10,6 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 tools/install-deps.sh
 jobs=$(nproc)
+# Each stage's heading says how long the run has taken so far, so a CI log
+# shows where its time goes.
+stage() { echo "== [$((SECONDS / 60))m$((SECONDS % 60))s] $*"; }
 
 run() {  # run <build dir> <cmake args...>
   local dir=$1; shift
@@ -18,22 +21,22 @@ run() {  # run <build dir> <cmake args...>
   ctest --test-dir "$dir" --output-on-failure -j"$jobs"
 }
 
-echo "== Release build and tests"
+stage "Release build and tests"
 run build -DCMAKE_BUILD_TYPE=Release
-echo "== The Debian package: cpack, apt-get install, used from anywhere, apt-get remove"
+stage "The Debian package: cpack, apt-get install, used from anywhere, apt-get remove"
 tests/install/run.sh build
 [ "${1:-}" = "--quick" ] && exit 0
-echo "== SQLite's own tests, with the default VFS and through snapshot (the CI subset; --full: tests/sqlite_suite/run.sh --full)"
+stage "SQLite's own tests, with the default VFS and through snapshot (the CI subset; --full: tests/sqlite_suite/run.sh --full)"
 # The first run fetches SQLite's source with apt-get source and builds its
 # testfixture (cached in /var/tmp/snapshot-sqlite-suite).
 tests/sqlite_suite/run.sh --ci --ext build/snapshot.so
-echo "== Fuzz targets (libFuzzer, ASan + UBSan), 20 s each from the committed corpus"
+stage "Fuzz targets (libFuzzer, ASan + UBSan), 20 s each from the committed corpus"
 tests/fuzz/run.sh 20
-echo "== AddressSanitizer + UndefinedBehaviorSanitizer build and tests"
+stage "AddressSanitizer + UndefinedBehaviorSanitizer build and tests"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSNAPSHOT_SANITIZE=address,undefined
 
-echo "== ThreadSanitizer build and the concurrency tests"
+stage "ThreadSanitizer build and the concurrency tests"
 # The tests whose code runs threads (the store's compression workers) and
 # processes against each other: the store's, concurrency_test, vfs_test,
 # tracked_test and multiwriter_test. Forked children are instrumented too; with
@@ -61,3 +64,4 @@ cmake -S . -B build-tsan -DSNAPSHOT_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo 
 cmake --build build-tsan -j"$jobs"
 TSAN_OPTIONS=halt_on_error=1 "${tsan_run[@]}" ctest --test-dir build-tsan --output-on-failure \
   -R "$tsan_tests" -E '^(StoreEdge[.]LockBytePageReadsAsZeros|Modes/Tracked[.](WritersCommitWhileASnapshotReads|SnapshotKilledWhileReading)/WAL)( |$)'
+stage "done"
