@@ -110,7 +110,9 @@ Status PinState(sqlite3* w, sqlite3* r, Tracker* t, bool force_full, int timeout
       h->cow_last_generation = generation;
       pin->cow_path = t->db_path() + kCowSuffix;
       // Untracked, every page is needed: the area says so without a list
-      // (building one for a 1 GiB database took 2 ms of this lock).
+      // (building one for a large database lengthened this lock, which
+      // writers wait for: bench/README.md, "The pin, and the snapshot's
+      // last 40 ms").
       const std::vector<uint32_t> needed = tracked ? PagesToRead(*pin, true) : std::vector<uint32_t>();
       s = CowArea::Create(pin->cow_path, generation, pin->layout.page_size, pin->layout.page_count,
                           tracked ? &needed : nullptr, mode, &pin->cow);
@@ -384,8 +386,8 @@ Status StorePinnedState(const SnapshotJob& job, const std::atomic<bool>* cancel,
     sqlite3_file* file = FilePointer(job.w, "main", SQLITE_FCNTL_FILE_POINTER);
     sqlite3_file* wal = pin->layout.wal ? FilePointer(job.r, "main", SQLITE_FCNTL_JOURNAL_POINTER) : nullptr;
     // Reading and hashing 1 MiB beside a writer's transaction slowed its
-    // commits too (WAL mode, p90 to p99: 6-23% during a snapshot; 0-5%
-    // with this wait; bench/README.md).
+    // commits too (bench/README.md, "The reading thread waits out writers'
+    // transactions too").
     s = ReadPinnedPages(file, wal, pin, PagesToRead(*pin, tracked), OutsideWritersTransactions(t), builder.get(),
                         cancel, &progress);
     if (s.ok() && pin->cow != nullptr && !t->UntouchedSinceReset(file, pin->cow->generation())) {
@@ -442,9 +444,8 @@ Status TakeTrackedSnapshot(sqlite3* db, const char* schema, const ConnectionSett
     SNAPSHOT_RETURN_IF_ERROR(PinState(w.db(), r.db(), t, attempt > 0 || !base_may_be_in_store,
                                       settings.busy_timeout_ms, where.file_mode, &pin));
     // The rest at background priority, down to freeing the store's page
-    // index (3 ms for a 1 GiB database; 22-43 ms when it was a map of one
-    // node per page, which delayed writers' commits at the caller's
-    // priority).
+    // index: at the caller's priority that delayed writers' commits
+    // (bench/README.md, "The pin, and the snapshot's last 40 ms").
     SnapshotJob job{where, settings, access, operation, label, attempt == 0, w.db(), r.db(), t, &pin};
     bool pin_again = false;
     Status s = RunInBackground(&interrupt, [&](const std::atomic<bool>* cancel) {

@@ -6,8 +6,8 @@
 //
 //   - CPU: SCHED_IDLE, so a writer that wakes (say, from its fsync) takes the
 //     CPU at once instead of waiting out the snapshot thread's time slice.
-//     Plain nice 10 still let a writer wait a few milliseconds for a
-//     compressing thread on a two-core machine (bench/README.md). If
+//     Plain nice 10 still let a writer wait for a compressing thread on a
+//     two-core machine (bench/README.md, "Commit latency"). If
 //     SCHED_IDLE is refused (a seccomp filter, say), nice 19 instead.
 //   - Disk: the idle I/O class, which I/O schedulers that know priorities
 //     (mq-deadline, bfq) serve after everyone else's requests.
@@ -20,8 +20,9 @@
 // runs, and the cores share caches and memory bandwidth. So the number of
 // busy threads matters more than their priority: on two cores, a full
 // snapshot compressing on two threads beside its reader raised a writer's
-// p99 commit time 2.9x, compressing on the reader alone 1.08x
-// (bench/README.md, "Commit latency"). Hence also
+// p99 commit time far more than one compressing on the reader alone
+// (bench/README.md, "Commit latency", the table of snapshot variants).
+// Hence also
 // CompressOptions::busy_elsewhere (store/pack.h).
 #ifndef SNAPSHOT_STORE_BACKGROUND_H_
 #define SNAPSHOT_STORE_BACKGROUND_H_

@@ -80,8 +80,9 @@ class PosixWritableFile : public WritableFile {
   //
   // The chunk is small because a writer's commit queues behind whatever of
   // ours is in flight: with 8 MiB chunks a writer's p99 commit time during a
-  // full snapshot was 7x its baseline, with 256 KiB 1.7x (bench/README.md,
-  // "Commit latency"). Smaller chunks gained nothing more.
+  // full snapshot was several times what it was with 256 KiB chunks, and
+  // smaller chunks gained nothing more (bench/README.md, "Commit latency",
+  // the table of snapshot variants).
   void PaceWriteback() {
     constexpr uint64_t kChunk = 256 << 10;
     while (appended_ - started_ >= kChunk) {

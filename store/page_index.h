@@ -3,8 +3,9 @@
 // The store's deduplication index. A backup that hashes every page inserts
 // one entry per page (262,144 for a 1 GiB database) and, opened for the
 // next backup, loads one per page of every pack. As a std::unordered_map,
-// one heap node per entry, freeing it at the end of a snapshot took 28-43 ms
-// of CPU for 1 GiB, beside the database's writers (bench/README.md). Here
+// one heap node per entry, freeing it at the end of a snapshot took enough
+// CPU, beside the database's writers, to slow their commits (bench/README.md,
+// "The store's page index, one flat table"). Here
 // the entries live in one array: open addressing with linear probing, at
 // most half full, so freeing is one deallocation and inserting allocates
 // only when the table doubles.
