@@ -1,4 +1,4 @@
--- The ~2% scattered change of shared/peers.md: a reviewer flips some
+-- The ~2% scattered change of bench/README.md: a reviewer flips some
 -- annotations and some documents get re-dated. Rows are spread over the
 -- whole id range, so the changed pages are spread over the whole file.
 BEGIN;

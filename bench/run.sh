@@ -1,5 +1,5 @@
 #!/bin/bash
-# Benchmark snapshot against the tools of shared/peers.md, in one run, on the same data.
+# Benchmark snapshot against the tools people use instead (bench/README.md), in one run, on the same data.
 #
 #   bench/run.sh [--mb N] [--wal] [--reps N] [--no-warm] [--keep DIR]
 #
