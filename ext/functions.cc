@@ -13,6 +13,7 @@
 
 #include "ext/capture.h"
 #include "ext/connection.h"
+#include "ext/inspect.h"
 #include "ext/progress.h"
 #include "ext/sql_util.h"
 #include "ext/tracked_capture.h"
@@ -615,7 +616,10 @@ int RegisterSnapshotFunctions(sqlite3* db) {
       if (rc != SQLITE_OK) return rc;
     }
   }
-  return RegisterListModule(db, settings);
+  int rc = RegisterListModule(db, settings);
+  if (rc == SQLITE_OK) rc = RegisterDiffModule(db, settings);
+  if (rc == SQLITE_OK) rc = RegisterIntegrityCheck(db, settings);
+  return rc;
 }
 
 }  // namespace snapshot

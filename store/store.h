@@ -76,6 +76,9 @@ class Store {
   // a record of "changes since snapshot N" is never applied to another
   // store's snapshot N.
   uint64_t tag() const { return Checksum64(secret_, sizeof secret_); }
+  // The keyed hash this store gives a page of `page_size` bytes, to compare
+  // a page read elsewhere (the live database) with SnapshotImage::StoredHash.
+  PageHash HashOfPage(const uint8_t* data, uint32_t page_size) const { return HashPage(secret_, data, page_size); }
 
   // Drops the store lock while keeping the files already open readable
   // (store files are never changed in place, only replaced or unlinked).

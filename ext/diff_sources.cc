@@ -1,0 +1,239 @@
+#include "ext/diff_sources.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "ext/sql_util.h"
+#include "vfs/token_registry.h"
+
+namespace snapshot {
+
+Status SnapshotPages::ReadPage(uint32_t pgno, std::string* out) {
+  out->resize(page_size());
+  Status s = image_->ReadPage(pgno, reinterpret_cast<uint8_t*>(&(*out)[0]));
+  if (!s.ok()) return Status::Corruption(Describe() + ": page " + std::to_string(pgno) + ": " + s.message());
+  return s;
+}
+
+namespace {
+
+constexpr char kLiveSinkVfsName[] = "snapshot_diff_live";
+
+// Where the backup's pages go: compared with the base, kept if they differ.
+struct LiveSink {
+  Store* store = nullptr;
+  SnapshotImage* base = nullptr;
+  uint32_t page_size = 0;
+  std::map<uint32_t, std::string>* pages = nullptr;
+  uint64_t size = 0;
+  Status error;
+};
+
+TokenRegistry<LiveSink>& SinkRegistry() {
+  static auto* r = new TokenRegistry<LiveSink>;
+  return *r;
+}
+
+struct SinkFile {
+  sqlite3_file base;
+  LiveSink* sink;
+};
+
+LiveSink* SinkOf(sqlite3_file* f) { return reinterpret_cast<SinkFile*>(f)->sink; }
+
+bool SameAsBase(LiveSink* sink, uint32_t pgno, const uint8_t* data) {
+  PageHash stored;
+  return sink->base->info().page_size == sink->page_size && pgno <= sink->base->info().page_count &&
+         sink->base->StoredHash(pgno, &stored) && stored == sink->store->HashOfPage(data, sink->page_size);
+}
+
+int SinkWrite(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offset) {
+  LiveSink* sink = SinkOf(f);
+  if (uint32_t(amount) != sink->page_size || uint64_t(offset) % sink->page_size != 0) {
+    sink->error = Status::IOError("internal: the live database's pages came in pieces");
+    return SQLITE_IOERR_WRITE;
+  }
+  const uint32_t pgno = uint32_t(uint64_t(offset) / sink->page_size) + 1;
+  const uint8_t* page = static_cast<const uint8_t*>(data);
+  if (pgno != 1 && SameAsBase(sink, pgno, page)) {
+    sink->pages->erase(pgno);
+  } else {
+    (*sink->pages)[pgno].assign(static_cast<const char*>(data), sink->page_size);
+  }
+  sink->size = std::max(sink->size, uint64_t(offset) + uint64_t(amount));
+  return SQLITE_OK;
+}
+
+int SinkRead(sqlite3_file* f, void* out, int amount, sqlite3_int64 offset) {
+  LiveSink* sink = SinkOf(f);
+  if (uint64_t(offset) >= sink->size) {
+    std::memset(out, 0, size_t(amount));
+    return SQLITE_IOERR_SHORT_READ;
+  }
+  // Whole pages only; a page not kept is the base's.
+  if (uint32_t(amount) != sink->page_size || uint64_t(offset) % sink->page_size != 0) return SQLITE_IOERR_READ;
+  const uint32_t pgno = uint32_t(uint64_t(offset) / sink->page_size) + 1;
+  auto it = sink->pages->find(pgno);
+  if (it != sink->pages->end()) {
+    std::memcpy(out, it->second.data(), size_t(amount));
+    return SQLITE_OK;
+  }
+  Status s = sink->base->ReadPage(pgno, static_cast<uint8_t*>(out));
+  if (!s.ok()) {
+    if (sink->error.ok()) sink->error = s;
+    return SQLITE_IOERR_READ;
+  }
+  return SQLITE_OK;
+}
+
+int SinkTruncate(sqlite3_file* f, sqlite3_int64 size) {
+  SinkOf(f)->size = uint64_t(size);
+  return SQLITE_OK;
+}
+int SinkFileSize(sqlite3_file* f, sqlite3_int64* size) {
+  *size = sqlite3_int64(SinkOf(f)->size);
+  return SQLITE_OK;
+}
+int SinkClose(sqlite3_file*) { return SQLITE_OK; }
+int SinkSync(sqlite3_file*, int) { return SQLITE_OK; }
+int SinkLock(sqlite3_file*, int) { return SQLITE_OK; }
+int SinkCheckReservedLock(sqlite3_file*, int* out) {
+  *out = 0;
+  return SQLITE_OK;
+}
+int SinkFileControl(sqlite3_file*, int, void*) { return SQLITE_NOTFOUND; }
+int SinkSectorSize(sqlite3_file*) { return 4096; }
+int SinkDeviceCharacteristics(sqlite3_file*) { return 0; }
+
+const sqlite3_io_methods kSinkMethods = {
+    1, SinkClose, SinkRead, SinkWrite, SinkTruncate, SinkSync, SinkFileSize, SinkLock, SinkLock,
+    SinkCheckReservedLock, SinkFileControl, SinkSectorSize, SinkDeviceCharacteristics,
+    nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+
+int SinkOpen(sqlite3_vfs*, const char* name, sqlite3_file* f, int flags, int* out_flags) {
+  LiveSink* sink = (flags & SQLITE_OPEN_MAIN_DB) ? SinkRegistry().Find(name) : nullptr;
+  f->pMethods = nullptr;
+  if (sink == nullptr) return SQLITE_CANTOPEN;
+  reinterpret_cast<SinkFile*>(f)->sink = sink;
+  f->pMethods = &kSinkMethods;
+  if (out_flags) *out_flags = flags;
+  return SQLITE_OK;
+}
+
+sqlite3_vfs* DefaultVfs() { return sqlite3_vfs_find(nullptr); }
+int SinkDelete(sqlite3_vfs*, const char*, int) { return SQLITE_OK; }
+int SinkAccess(sqlite3_vfs*, const char*, int, int* out) {
+  *out = 0;
+  return SQLITE_OK;
+}
+int SinkFullPathname(sqlite3_vfs*, const char* name, int n, char* out) {
+  sqlite3_snprintf(n, out, "%s", name);
+  return SQLITE_OK;
+}
+int SinkRandomness(sqlite3_vfs*, int n, char* out) { return DefaultVfs()->xRandomness(DefaultVfs(), n, out); }
+int SinkSleep(sqlite3_vfs*, int us) { return DefaultVfs()->xSleep(DefaultVfs(), us); }
+int SinkCurrentTime(sqlite3_vfs*, double* t) { return DefaultVfs()->xCurrentTime(DefaultVfs(), t); }
+int SinkGetLastError(sqlite3_vfs*, int, char*) { return 0; }
+
+int RegisterSinkVfs() {
+  static sqlite3_vfs vfs = [] {
+    sqlite3_vfs v;
+    std::memset(&v, 0, sizeof v);
+    v.iVersion = 1;
+    v.szOsFile = sizeof(SinkFile);
+    v.mxPathname = 512;
+    v.zName = kLiveSinkVfsName;
+    v.xOpen = SinkOpen;
+    v.xDelete = SinkDelete;
+    v.xAccess = SinkAccess;
+    v.xFullPathname = SinkFullPathname;
+    v.xRandomness = SinkRandomness;
+    v.xSleep = SinkSleep;
+    v.xCurrentTime = SinkCurrentTime;
+    v.xGetLastError = SinkGetLastError;
+    return v;
+  }();
+  if (sqlite3_vfs_find(kLiveSinkVfsName) != nullptr) return SQLITE_OK;
+  return sqlite3_vfs_register(&vfs, 0);
+}
+
+}  // namespace
+
+Status LivePages::Capture(sqlite3* db, const char* schema, Store* store, SnapshotImage* base, sqlite3* caller,
+                          std::unique_ptr<LivePages>* out) {
+  std::unique_ptr<LivePages> live(new LivePages);
+  live->base_ = base;
+  const std::string q = "PRAGMA \"" + QuoteIdentifier(schema) + "\".";
+  int64_t page_size = 0, page_count = 0;
+  SNAPSHOT_RETURN_IF_ERROR(QueryInt(db, q + "page_size", &page_size));
+  SNAPSHOT_RETURN_IF_ERROR(QueryInt(db, q + "page_count", &page_count));
+  live->page_size_ = uint32_t(page_size);
+  live->page_count_ = uint32_t(page_count);
+
+  int rc = RegisterSinkVfs();
+  if (rc != SQLITE_OK) return SqliteStatus(nullptr, rc, "cannot register the diff's VFS");
+  LiveSink sink;
+  sink.store = store;
+  sink.base = base;
+  sink.page_size = live->page_size_;
+  sink.pages = &live->pages_;
+  ScopedToken<LiveSink> token(&SinkRegistry(), &sink);
+  sqlite3* dst = nullptr;
+  rc = sqlite3_open_v2(token.token().c_str(), &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, kLiveSinkVfsName);
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_exec(dst, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-2048;", nullptr,
+                      nullptr, nullptr);
+  }
+  Status result;
+  if (rc != SQLITE_OK) {
+    result = SqliteStatus(dst, rc, "cannot open the diff's page sink");
+  } else {
+    sqlite3_backup* backup = sqlite3_backup_init(dst, "main", db, schema);
+    if (backup == nullptr) {
+      result = SqliteStatus(dst, sqlite3_errcode(dst), "cannot start reading the database");
+    } else {
+      InterruptCheck interrupt(caller);
+      do {
+        rc = sqlite3_backup_step(backup, 1024);
+        if (rc == SQLITE_OK) result = interrupt.Poll(1);
+      } while (rc == SQLITE_OK && result.ok());
+      sqlite3_backup_finish(backup);
+      if (result.ok() && rc != SQLITE_DONE) result = SqliteStatus(db, rc, "cannot read the database");
+    }
+  }
+  sqlite3_close(dst);
+  if (!sink.error.ok()) return sink.error;
+  SNAPSHOT_RETURN_IF_ERROR(result);
+
+  // Pages past the end of the live database are the base's only.
+  for (auto it = live->pages_.begin(); it != live->pages_.end();) {
+    it = it->first > live->page_count_ ? live->pages_.erase(it) : std::next(it);
+  }
+  for (const auto& p : live->pages_) live->differing_.push_back(p.first);
+  for (uint32_t p = live->page_count_ + 1; p <= base->info().page_count; p++) live->differing_.push_back(p);
+  if (live->page_size_ != base->info().page_size) {
+    // Nothing is shared: every page differs (and was kept).
+    live->differing_.clear();
+    for (uint32_t p = 1; p <= std::max(live->page_count_, base->info().page_count); p++) live->differing_.push_back(p);
+  }
+  *out = std::move(live);
+  return Status::OK();
+}
+
+Status LivePages::ReadPage(uint32_t pgno, std::string* out) {
+  if (pgno == 0 || pgno > page_count_) return Status::Corruption("the live database has no page " + std::to_string(pgno));
+  auto it = pages_.find(pgno);
+  if (it != pages_.end()) {
+    *out = it->second;
+    return Status::OK();
+  }
+  out->resize(page_size_);
+  Status s = base_->ReadPage(pgno, reinterpret_cast<uint8_t*>(&(*out)[0]));
+  if (!s.ok()) {
+    return Status::Corruption("snapshot " + std::to_string(base_->info().id) + ": page " + std::to_string(pgno) + ": " +
+                              s.message());
+  }
+  return Status::OK();
+}
+
+}  // namespace snapshot
