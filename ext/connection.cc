@@ -1,5 +1,7 @@
 #include "ext/connection.h"
 
+#include "ext/attach.h"
+
 
 #include <cstdlib>
 
@@ -7,7 +9,19 @@ namespace snapshot {
 
 void ReleaseSettings(void* p) {
   auto* st = static_cast<ConnectionSettings*>(p);
-  if (--st->refs == 0) delete st;
+  if (--st->refs == 0) {
+    ForgetConfiguredDir(st);
+    delete st;
+  }
+}
+
+std::string ChooseStoreDir(const std::string& db_path, bool main, const std::string& configured, bool* default_dir) {
+  *default_dir = false;
+  const char* env_dir = std::getenv("SNAPSHOT_DIR");
+  if (main && !configured.empty()) return configured;
+  if (main && env_dir != nullptr && env_dir[0] != '\0') return env_dir;
+  *default_dir = true;
+  return db_path + "-snapshots";
 }
 
 Status LocateStore(sqlite3* db, const char* schema, const ConnectionSettings& settings, StoreLocation* out) {
@@ -18,16 +32,7 @@ Status LocateStore(sqlite3* db, const char* schema, const ConnectionSettings& se
                                    "' is a temporary or in-memory database; snapshots need a database file");
   }
   out->db_path = file;
-  const bool is_main = sqlite3_stricmp(schema, "main") == 0;
-  const char* env_dir = std::getenv("SNAPSHOT_DIR");
-  if (is_main && !settings.dir.empty()) {
-    out->store_dir = settings.dir;
-  } else if (is_main && env_dir != nullptr && env_dir[0] != '\0') {
-    out->store_dir = env_dir;
-  } else {
-    out->store_dir = out->db_path + "-snapshots";
-    out->default_dir = true;
-  }
+  out->store_dir = ChooseStoreDir(out->db_path, sqlite3_stricmp(schema, "main") == 0, settings.dir, &out->default_dir);
   unsigned mode = 0600;
   if (Env::Default()->GetFileMode(out->db_path, &mode).ok()) out->file_mode = mode & 0666u;
   return Status::OK();

@@ -35,6 +35,12 @@ struct StoreLocation {
   unsigned file_mode = 0600;  // the database's permission bits
 };
 
+// The one rule for where a database's store is: `configured` (the
+// snapshot_config('dir') of a connection whose main database it is), else
+// $SNAPSHOT_DIR (when `main`), else "<database file>-snapshots" (then
+// *default_dir is set). An attached snapshot finds its store by it too.
+std::string ChooseStoreDir(const std::string& db_path, bool main, const std::string& configured, bool* default_dir);
+
 // The store directory of `schema`: snapshot_config('dir') for main, else
 // $SNAPSHOT_DIR for main, else "<database file>-snapshots".
 Status LocateStore(sqlite3* db, const char* schema, const ConnectionSettings& settings, StoreLocation* out);

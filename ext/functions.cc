@@ -12,6 +12,7 @@
 #include <string>
 
 #include "ext/capture.h"
+#include "ext/attach.h"
 #include "ext/connection.h"
 #include "ext/inspect.h"
 #include "ext/progress.h"
@@ -528,6 +529,7 @@ void ConfigFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
     if (set) {
       const char* v = TextArg(argc, argv, 1);
       st->dir = v ? v : "";
+      NoteConfiguredDir(sqlite3_context_db_handle(ctx), st);  // for snapshots attached later
     }
     if (st->dir.empty()) return sqlite3_result_null(ctx);
     return sqlite3_result_text(ctx, st->dir.c_str(), -1, SQLITE_TRANSIENT);

@@ -19,6 +19,7 @@ SQLITE_EXTENSION_INIT1
 #include <cstdlib>
 #include <cstring>
 
+#include "ext/attach.h"
 #include "ext/functions.h"
 #include "vfs/internal_vfs.h"
 #include "vfs/snapshot_vfs.h"
@@ -29,6 +30,7 @@ int InitConnection(sqlite3* db, char** error) {
   int rc = snapshot::RegisterInternalVfs();
   if (rc == SQLITE_OK) rc = snapshot::RegisterSnapshotVfs();
   if (rc == SQLITE_OK) rc = snapshot::RegisterSnapshotFunctions(db);
+  if (rc == SQLITE_OK) rc = snapshot::RegisterAttach(db);
   if (rc != SQLITE_OK && error != nullptr) *error = sqlite3_mprintf("snapshot: cannot register: %s", sqlite3_errstr(rc));
   return rc;
 }

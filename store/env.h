@@ -76,6 +76,16 @@ class Env {
   virtual Status LockFile(const std::string& path, bool exclusive, int timeout_ms,
                           unsigned mode, std::unique_ptr<FileLock>* out) = 0;
 
+  // A shared lock on the single byte at `offset` of the existing file
+  // `path`, held until destroyed; Busy at once if an exclusive lock is held
+  // there. It belongs to its own open file description (Linux OFD locks):
+  // closing any other descriptor of the file does not drop it, and it is
+  // independent of LockFile's flock(2). Pins (store/pin.h) use it.
+  // NotSupported where the platform has no such locks.
+  virtual Status LockByteShared(const std::string& path, uint64_t offset, std::unique_ptr<FileLock>* out);
+  // Whether anyone, this process included, holds a lock on that byte.
+  virtual Status IsByteLocked(const std::string& path, uint64_t offset, bool* locked);
+
   virtual int64_t NowMillis() = 0;  // wall clock, Unix epoch
   virtual Status RandomBytes(void* out, size_t n) = 0;
 };
@@ -97,6 +107,8 @@ class EnvWrapper : public Env {
   Status GetFileSize(const std::string& p, uint64_t* s) override { return target_->GetFileSize(p, s); }
   Status GetFileMode(const std::string& p, unsigned* m) override { return target_->GetFileMode(p, m); }
   Status LockFile(const std::string& p, bool e, int t, unsigned m, std::unique_ptr<FileLock>* o) override { return target_->LockFile(p, e, t, m, o); }
+  Status LockByteShared(const std::string& p, uint64_t o, std::unique_ptr<FileLock>* l) override { return target_->LockByteShared(p, o, l); }
+  Status IsByteLocked(const std::string& p, uint64_t o, bool* l) override { return target_->IsByteLocked(p, o, l); }
   int64_t NowMillis() override { return target_->NowMillis(); }
   Status RandomBytes(void* o, size_t n) override { return target_->RandomBytes(o, n); }
 

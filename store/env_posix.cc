@@ -144,8 +144,65 @@ class PosixFileLock : public FileLock {
   int fd_;
 };
 
+// A lock on one byte, owned by its own open file description: released
+// when this object closes that description, never by another close.
+class PosixByteLock : public FileLock {
+ public:
+  explicit PosixByteLock(int fd) : fd_(fd) {}
+  ~PosixByteLock() override { ::close(fd_); }
+
+ private:
+  int fd_;
+};
+
+struct flock OneByte(short type, uint64_t offset) {
+  struct flock fl;
+  std::memset(&fl, 0, sizeof fl);
+  fl.l_type = type;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = static_cast<off_t>(offset);
+  fl.l_len = 1;
+  return fl;
+}
+
+// Byte offsets a lock can name (off_t is signed).
+bool LockableOffset(uint64_t offset) { return offset < (uint64_t(1) << 62); }
+
 class PosixEnv : public Env {
  public:
+#ifdef F_OFD_SETLK
+  Status LockByteShared(const std::string& path, uint64_t offset, std::unique_ptr<FileLock>* out) override {
+    if (!LockableOffset(offset)) return Status::InvalidArgument("lock offset out of range in " + path);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return PosixError("open lock file " + path, errno);
+    struct flock fl = OneByte(F_RDLCK, offset);
+    if (::fcntl(fd, F_OFD_SETLK, &fl) != 0) {
+      const int err = errno;
+      ::close(fd);
+      if (err == EAGAIN || err == EACCES) return Status::Busy("byte " + std::to_string(offset) + " of " + path + " is locked");
+      return PosixError("lock " + path, err);
+    }
+    out->reset(new PosixByteLock(fd));
+    return Status::OK();
+  }
+
+  Status IsByteLocked(const std::string& path, uint64_t offset, bool* locked) override {
+    if (!LockableOffset(offset)) return Status::InvalidArgument("lock offset out of range in " + path);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return PosixError("open lock file " + path, errno);
+    // A fresh description: every lock held on the byte, this process's
+    // own included, conflicts with a write lock asked through it.
+    struct flock fl = OneByte(F_WRLCK, offset);
+    const int rc = ::fcntl(fd, F_OFD_GETLK, &fl);
+    const int err = errno;
+    ::close(fd);
+    if (rc != 0) return PosixError("test lock " + path, err);
+    *locked = fl.l_type != F_UNLCK;
+    return Status::OK();
+  }
+#endif
+
+
   Status NewWritableFile(const std::string& path, unsigned mode,
                          std::unique_ptr<WritableFile>* out) override {
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
@@ -309,6 +366,13 @@ class PosixEnv : public Env {
 Env* Env::Default() {
   static PosixEnv* env = new PosixEnv;  // never destroyed: used until exit
   return env;
+}
+
+Status Env::LockByteShared(const std::string& path, uint64_t, std::unique_ptr<FileLock>*) {
+  return Status::NotSupported("byte-range locks are not supported here (" + path + ")");
+}
+Status Env::IsByteLocked(const std::string& path, uint64_t, bool*) {
+  return Status::NotSupported("byte-range locks are not supported here (" + path + ")");
 }
 
 Status Env::ReadFileToString(const std::string& path, std::string* out) {

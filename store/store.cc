@@ -515,14 +515,17 @@ Status SnapshotImage::ReadPage(uint32_t pgno, uint8_t* out) {
   auto key = std::make_pair(ref.pack, f);
   auto it = cache_.find(key);
   if (it == cache_.end()) {
-    if (cache_.size() >= cache_capacity_) {
+    CachedFrame frame;
+    SNAPSHOT_RETURN_IF_ERROR(pack->ReadFrame(f, &frame.pages));
+    while (!cache_.empty() && (cache_.size() >= cache_capacity_ ||
+                               (cache_bytes_limit_ != 0 && cache_bytes_ + frame.pages.size() > cache_bytes_limit_))) {
       auto oldest = std::min_element(cache_.begin(), cache_.end(), [](const auto& a, const auto& b) {
         return a.second.last_use < b.second.last_use;
       });
+      cache_bytes_ -= oldest->second.pages.size();
       cache_.erase(oldest);
     }
-    CachedFrame frame;
-    SNAPSHOT_RETURN_IF_ERROR(pack->ReadFrame(f, &frame.pages));
+    cache_bytes_ += frame.pages.size();
     it = cache_.emplace(key, std::move(frame)).first;
   }
   it->second.last_use = ++clock_;

@@ -202,6 +202,11 @@ class SnapshotImage {
   // The keyed hash of page pgno's content, from its pack's index (no
   // decompression); the zero page (the lock-byte page) has none: false.
   bool StoredHash(uint32_t pgno, PageHash* out);
+  // The snapshot's page map (where each page's content is stored).
+  const Manifest& manifest() const { return manifest_; }
+  // Bounds the decompressed frames kept for later reads by their bytes too
+  // (0: by count only); at least one frame is always kept.
+  void SetCacheBytes(size_t bytes) { cache_bytes_limit_ = bytes; }
 
  private:
   friend class Store;
@@ -213,6 +218,8 @@ class SnapshotImage {
   Manifest manifest_;
   std::map<std::pair<uint64_t, uint32_t>, CachedFrame> cache_;
   size_t cache_capacity_ = 64;
+  size_t cache_bytes_limit_ = 0;
+  size_t cache_bytes_ = 0;
   uint64_t clock_ = 0;
 };
 

@@ -10,6 +10,7 @@
 
 #include "ext/sqlite_api.h"
 #include "store/coding.h"
+#include "vfs/attached_snapshot.h"
 #include "vfs/paced_sync.h"
 #include "vfs/tracker.h"
 
@@ -230,7 +231,11 @@ const sqlite3_io_methods* MethodsFor(int v) {
   return &kMethods[std::min(std::max(v, 1), 3) - 1];
 }
 
+static_assert(sizeof(AttachedSnapshotFile) <= sizeof(ShimFile), "an attached snapshot's file fits a shim file");
+
 int ShimOpen(sqlite3_vfs* vfs, const char* name, sqlite3_file* f, int flags, int* out_flags) {
+  // A snapshot opened in place, read-only: never the live file.
+  if (WantsSnapshot(name, flags)) return OpenAttachedSnapshot(name, flags, f, out_flags);
   ShimFile* s = reinterpret_cast<ShimFile*>(f);
   std::memset(s, 0, sizeof *s);
   s->real = reinterpret_cast<sqlite3_file*>(s + 1);
