@@ -9,7 +9,7 @@
 // API into the snapshot_capture VFS; writers keep committing meanwhile.
 #pragma once
 
-#include "ext/sqlite_api.h"
+#include "vfs/sqlite_api.h"
 
 #include <memory>
 

@@ -1,7 +1,7 @@
 // Per-connection settings and how a connection finds its snapshot store.
 #pragma once
 
-#include "ext/sqlite_api.h"
+#include "vfs/sqlite_api.h"
 
 #include <atomic>
 #include <functional>

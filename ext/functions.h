@@ -2,7 +2,7 @@
 // reference; each is registered by RegisterSnapshotFunctions().
 #pragma once
 
-#include "ext/sqlite_api.h"
+#include "vfs/sqlite_api.h"
 
 namespace snapshot {
 

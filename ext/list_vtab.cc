@@ -2,7 +2,7 @@
 //
 //   SELECT * FROM snapshot_list;                 -- schema main
 //   SELECT * FROM snapshot_list('aux');          -- another attached schema
-#include "ext/sqlite_api.h"
+#include "vfs/sqlite_api.h"
 
 #include <cstring>
 #include <memory>

@@ -13,6 +13,8 @@
 // afterwards. It returns SQLITE_OK_LOAD_PERMANENTLY so the library stays
 // loaded when that first connection closes (the VFSes and the auto-extension
 // point into it).
+// Defines the routine table every other file calls SQLite through
+// (vfs/sqlite_api.h).
 #include <sqlite3ext.h>
 SQLITE_EXTENSION_INIT1
 

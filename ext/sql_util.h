@@ -1,7 +1,7 @@
 // Small RAII and error helpers over the SQLite C API, for the extension.
 #pragma once
 
-#include "ext/sqlite_api.h"
+#include "vfs/sqlite_api.h"
 
 #include <cstdint>
 #include <string>

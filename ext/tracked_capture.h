@@ -19,7 +19,7 @@
 //      the marks are put back, so no change is ever forgotten.
 #pragma once
 
-#include "ext/sqlite_api.h"
+#include "vfs/sqlite_api.h"
 
 #include <cstdint>
 #include <string>

@@ -14,8 +14,8 @@
 #include <functional>
 #include <unordered_map>
 
-#include "ext/sqlite_api.h"
 #include "store/status.h"
+#include "vfs/sqlite_api.h"
 
 namespace snapshot {
 

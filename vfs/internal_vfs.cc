@@ -1,6 +1,6 @@
 #include "vfs/internal_vfs.h"
 
-#include "ext/sqlite_api.h"
+#include "vfs/sqlite_api.h"
 
 #include <algorithm>
 #include <cstring>

@@ -21,8 +21,8 @@
 #include <functional>
 #include <vector>
 
-#include "ext/sqlite_api.h"
 #include "store/status.h"
+#include "vfs/sqlite_api.h"
 
 namespace snapshot {
 

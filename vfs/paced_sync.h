@@ -26,7 +26,7 @@
 
 #include <cstdint>
 
-#include "ext/sqlite_api.h"
+#include "vfs/sqlite_api.h"
 #include "vfs/snapshot_vfs.h"
 
 namespace snapshot {

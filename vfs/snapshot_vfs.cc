@@ -8,10 +8,10 @@
 #include <string>
 #include <type_traits>
 
-#include "ext/sqlite_api.h"
 #include "store/coding.h"
 #include "vfs/attached_snapshot.h"
 #include "vfs/paced_sync.h"
+#include "vfs/sqlite_api.h"
 #include "vfs/tracker.h"
 
 namespace snapshot {

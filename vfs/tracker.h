@@ -35,8 +35,8 @@
 #include <string>
 #include <vector>
 
-#include "ext/sqlite_api.h"
 #include "store/status.h"
+#include "vfs/sqlite_api.h"
 
 namespace snapshot {
 
