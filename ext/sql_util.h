@@ -38,7 +38,8 @@ class InterruptCheck {
     interrupted_ = sqlite3_prepare_v2(db, "SELECT 1", -1, stmt_.out(), nullptr) == SQLITE_INTERRUPT;
   }
   // Interrupted status when the connection was interrupted; checks every
-  // `every`-th call only (a step costs about a microsecond).
+  // `every`-th call only: a step is cheap, but the loops that poll read one
+  // page per call.
   Status Poll(unsigned every = 256) {
     if (interrupted_) return Status::Interrupted("interrupted; nothing was changed");
     if (++calls_ % every != 0 || stmt_.get() == nullptr) return Status::OK();

@@ -8,8 +8,9 @@
 // committed while the snapshot read into the database file. When a writer
 // commits meanwhile, SQLite does not sync the file at the checkpoint's end
 // (the WAL keeps the frames until a complete checkpoint syncs), and the
-// writer's own next checkpoint then flushed all of it inside its commit:
-// 30-50 ms (bench/README.md, "Commit latency"). The gate waits for a
+// writer's own next checkpoint then flushed all of it inside its commit,
+// the longest commit of each snapshot (bench/README.md, "Where in the
+// snapshot the slow commits are"). The gate waits for a
 // writer's commit to end, so each batch goes to the disk between two
 // commits, as the pack's chunks do (store/env_posix.cc).
 //
