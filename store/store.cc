@@ -8,6 +8,7 @@
 
 #include "store/coding.h"
 #include "store/format.h"
+#include "store/pin.h"
 
 namespace snapshot {
 namespace {
@@ -723,7 +724,12 @@ Status Store::Prune(int64_t keep_last, int64_t keep_ms, PruneResult* result) {
     const bool keep = rank == 0 || (keep_last >= 0 && rank < keep_last) ||
                       (keep_ms >= 0 && now - m.info.created_ms <= keep_ms);
     rank++;
-    if (keep) {
+    // An attached snapshot stays while it is read (store/pin.h); a later
+    // prune deletes it if the rule still says so.
+    bool pinned = false;
+    if (!keep) SNAPSHOT_RETURN_IF_ERROR(IsSnapshotPinned(options_.env, options_.dir, *it, &pinned));
+    if (pinned) result->pinned.push_back(*it);
+    if (keep || pinned) {
       kept.push_back(std::move(m));
     } else {
       doomed.push_back(*it);

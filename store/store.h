@@ -63,6 +63,7 @@ class SnapshotImage;
 
 struct PruneResult {
   std::vector<uint64_t> deleted;  // snapshot ids
+  std::vector<uint64_t> pinned;   // kept only because they are being read (attached)
   uint64_t bytes_reclaimed = 0;
 };
 
