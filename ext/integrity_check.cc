@@ -20,6 +20,7 @@
 
 #include "ext/connection.h"
 #include "ext/inspect.h"
+#include "ext/sql_fence.h"
 #include "ext/sql_util.h"
 #include "vfs/internal_vfs.h"
 
@@ -54,8 +55,8 @@ Status CheckSnapshot(sqlite3* db, const char* schema, const ConnectionSettings& 
   if (rc != SQLITE_DONE) {
     // A database too damaged for integrity_check to walk is a finding too.
     if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB) {
-      *report = std::string("snapshot ") + std::to_string(id) + " is not a sound database: " +
-                sqlite3_errmsg(check.db());
+      if (!report->empty()) report->append("\n");
+      report->append("snapshot " + std::to_string(id) + " is not a sound database: " + sqlite3_errmsg(check.db()));
       return Status::OK();
     }
     return SqliteStatus(check.db(), rc, "cannot check snapshot " + std::to_string(id));
@@ -89,8 +90,8 @@ void IntegrityCheckFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
 int RegisterIntegrityCheck(sqlite3* db, ConnectionSettings* settings) {
   for (int n = 1; n <= 2; n++) {
     settings->refs++;
-    const int rc = sqlite3_create_function_v2(db, "snapshot_integrity_check", n, SQLITE_UTF8 | SQLITE_DIRECTONLY,
-                                              settings, IntegrityCheckFunc, nullptr, nullptr, ReleaseSettings);
+    const int rc = CreateFencedFunction(db, "snapshot_integrity_check", n, SQLITE_UTF8 | SQLITE_DIRECTONLY, settings,
+                                        Fenced<IntegrityCheckFunc>(), ReleaseSettings);
     if (rc != SQLITE_OK) return rc;
   }
   return SQLITE_OK;
