@@ -7,12 +7,11 @@
 
 #include "store/coding.h"
 #include "store/format.h"
+#include "vfs/sqlite_format.h"
 
 namespace snapshot {
 namespace {
 
-constexpr size_t kWalHeaderSize = 32;
-constexpr size_t kWalFrameHeaderSize = 24;
 constexpr size_t kReadChunkBytes = 1 << 20;
 
 uint32_t Get32LE(const uint8_t* p) { return uint32_t(p[3]) << 24 | uint32_t(p[2]) << 16 | uint32_t(p[1]) << 8 | p[0]; }
@@ -23,7 +22,7 @@ Status ReadAt(sqlite3_file* f, uint64_t offset, size_t n, void* out, bool allow_
   return Status::IOError(std::string("cannot read the database: ") + sqlite3_errstr(rc));
 }
 
-// WAL checksum (see SQLite's file format document, section 4.1): pairs of
+// WAL checksum (SQLite's file format document, section 4.1): pairs of
 // 32-bit words, in the byte order the WAL header's magic number names.
 void WalChecksum(bool big_endian, const uint8_t* p, size_t n, uint32_t* s1, uint32_t* s2) {
   for (size_t i = 0; i + 8 <= n; i += 8) {
@@ -35,8 +34,8 @@ void WalChecksum(bool big_endian, const uint8_t* p, size_t n, uint32_t* s1, uint
 }
 
 uint32_t PageSizeFromHeader(const uint8_t* h) {
-  const uint32_t v = uint32_t(h[16]) << 8 | h[17];
-  return v == 1 ? 65536 : v;
+  const uint32_t v = uint32_t(h[kDbHeaderPageSizeOffset]) << 8 | h[kDbHeaderPageSizeOffset + 1];
+  return v == 1 ? kMaxPageSize : v;
 }
 
 // Fills out->wal_pages from the frames of the last commit (at most frame
@@ -48,16 +47,18 @@ Status ScanWal(sqlite3_file* wal, uint32_t max_frame, DbImageLayout* out, bool* 
   if (uint64_t(size) < kWalHeaderSize) return Status::OK();
   uint8_t h[kWalHeaderSize];
   SNAPSHOT_RETURN_IF_ERROR(ReadAt(wal, 0, sizeof h, h, false));
-  const uint32_t magic = LoadU32BE(h);
-  if ((magic & 0xFFFFFFFE) != 0x377f0682) return Status::OK();  // not (yet) a WAL: no frames
-  const bool big_endian = (magic & 1) != 0;
-  const uint32_t page_size = LoadU32BE(h + 8);
-  if (page_size < 512 || page_size > 65536 || (page_size & (page_size - 1)) != 0) return Status::OK();
+  const uint32_t magic = LoadU32BE(h + kWalHeaderMagicOffset);
+  if (!IsWalMagic(magic)) return Status::OK();  // not (yet) a WAL: no frames
+  const bool big_endian = (magic & kWalMagicByteOrderBit) != 0;
+  const uint32_t page_size = LoadU32BE(h + kWalHeaderPageSizeOffset);
+  if (!IsValidPageSize(page_size)) return Status::OK();
   uint32_t s1 = 0, s2 = 0;
-  WalChecksum(big_endian, h, 24, &s1, &s2);
-  if (s1 != LoadU32BE(h + 24) || s2 != LoadU32BE(h + 28)) return Status::OK();  // a header never completed
-  const uint32_t salt1 = LoadU32BE(h + 16), salt2 = LoadU32BE(h + 20);
-  std::memcpy(out->wal_salt, h + 16, 8);
+  WalChecksum(big_endian, h, kWalHeaderChecksummedSize, &s1, &s2);
+  if (s1 != LoadU32BE(h + kWalHeaderChecksumOffset) || s2 != LoadU32BE(h + kWalHeaderChecksumOffset + 4)) {
+    return Status::OK();  // a header never completed
+  }
+  const uint32_t salt1 = LoadU32BE(h + kWalHeaderSaltOffset), salt2 = LoadU32BE(h + kWalHeaderSaltOffset + 4);
+  std::memcpy(out->wal_salt, h + kWalHeaderSaltOffset, kWalSaltSize);
 
   std::unordered_map<uint32_t, uint64_t> pending;  // frames since the last commit
   std::vector<uint8_t> frame(kWalFrameHeaderSize + page_size);
@@ -65,11 +66,14 @@ Status ScanWal(sqlite3_file* wal, uint32_t max_frame, DbImageLayout* out, bool* 
   for (uint64_t off = kWalHeaderSize; off + frame.size() <= end; off += frame.size()) {
     SNAPSHOT_RETURN_IF_ERROR(ReadAt(wal, off, frame.size(), frame.data(), false));
     const uint8_t* fh = frame.data();
-    const uint32_t pgno = LoadU32BE(fh), commit_pages = LoadU32BE(fh + 4);
-    if (pgno == 0 || LoadU32BE(fh + 8) != salt1 || LoadU32BE(fh + 12) != salt2) break;
-    WalChecksum(big_endian, fh, 8, &s1, &s2);
+    const uint32_t pgno = LoadU32BE(fh + kWalFramePageNumberOffset);
+    const uint32_t commit_pages = LoadU32BE(fh + kWalFrameCommitSizeOffset);
+    if (pgno == 0 || LoadU32BE(fh + kWalFrameSaltOffset) != salt1 || LoadU32BE(fh + kWalFrameSaltOffset + 4) != salt2) {
+      break;
+    }
+    WalChecksum(big_endian, fh, kWalFrameChecksummedSize, &s1, &s2);
     WalChecksum(big_endian, fh + kWalFrameHeaderSize, page_size, &s1, &s2);
-    if (s1 != LoadU32BE(fh + 16) || s2 != LoadU32BE(fh + 20)) break;
+    if (s1 != LoadU32BE(fh + kWalFrameChecksumOffset) || s2 != LoadU32BE(fh + kWalFrameChecksumOffset + 4)) break;
     pending[pgno] = off + kWalFrameHeaderSize;
     if (commit_pages != 0) {
       out->wal_commit_frame = uint32_t((off - kWalHeaderSize) / frame.size() + 1);
@@ -90,13 +94,14 @@ Status ReadDbFileLayout(sqlite3_int64 file_size, const uint8_t* h, DbImageLayout
     return Status::OK();
   }
   out->page_size = PageSizeFromHeader(h);
-  if (out->page_size < 512 || out->page_size > 65536 || (out->page_size & (out->page_size - 1)) != 0) {
+  if (!IsValidPageSize(out->page_size)) {
     return Status::Corruption("the database header has an invalid page size");
   }
   // SQLite trusts the in-header size only while the change counter matches
   // the version-valid-for number; otherwise the file size decides.
-  const uint32_t header_pages = LoadU32BE(h + 28);
-  if (header_pages != 0 && std::memcmp(h + 24, h + 92, 4) == 0) {
+  const uint32_t header_pages = LoadU32BE(h + kDbHeaderPageCountOffset);
+  if (header_pages != 0 &&
+      LoadU32BE(h + kDbHeaderChangeCounterOffset) == LoadU32BE(h + kDbHeaderVersionValidForOffset)) {
     out->page_count = header_pages;
   } else {
     out->page_count = uint32_t((uint64_t(file_size) + out->page_size - 1) / out->page_size);
@@ -106,8 +111,8 @@ Status ReadDbFileLayout(sqlite3_int64 file_size, const uint8_t* h, DbImageLayout
 
 Status ReadDbHeader(sqlite3_file* db, sqlite3_int64* file_size, uint8_t* h) {
   if (db->pMethods->xFileSize(db, file_size) != SQLITE_OK) return Status::IOError("cannot size the database file");
-  std::memset(h, 0, 100);
-  if (*file_size > 0) SNAPSHOT_RETURN_IF_ERROR(ReadAt(db, 0, 100, h, true));
+  std::memset(h, 0, kDbHeaderSize);
+  if (*file_size > 0) SNAPSHOT_RETURN_IF_ERROR(ReadAt(db, 0, kDbHeaderSize, h, true));
   return Status::OK();
 }
 
@@ -115,7 +120,7 @@ Status ReadDbHeader(sqlite3_file* db, sqlite3_int64* file_size, uint8_t* h) {
 const volatile void* MappedWalIndex(sqlite3_file* db) {
   if (db->pMethods->iVersion < 2 || db->pMethods->xShmMap == nullptr) return nullptr;
   void volatile* region = nullptr;
-  if (db->pMethods->xShmMap(db, 0, 32 * 1024, 0, &region) != SQLITE_OK) return nullptr;
+  if (db->pMethods->xShmMap(db, 0, kWalIndexRegionSize, 0, &region) != SQLITE_OK) return nullptr;
   return region;
 }
 
@@ -124,9 +129,9 @@ const volatile void* MappedWalIndex(sqlite3_file* db) {
 Status ReadDbLayout(sqlite3_file* db, sqlite3_file* wal, DbImageLayout* out) {
   *out = DbImageLayout();
   sqlite3_int64 file_size = 0;
-  uint8_t h[100];
+  uint8_t h[kDbHeaderSize];
   SNAPSHOT_RETURN_IF_ERROR(ReadDbHeader(db, &file_size, h));
-  out->wal = h[18] == 2;
+  out->wal = h[kDbHeaderWriteVersionOffset] == kFileFormatWal;
   if (wal != nullptr && out->wal) {
     bool has_commit = false;
     SNAPSHOT_RETURN_IF_ERROR(ScanWal(wal, UINT32_MAX, out, &has_commit));
@@ -139,9 +144,9 @@ Status ReadDbLayoutForPin(sqlite3_file* db, sqlite3_file* wal, DbImageLayout* ou
   *frames_pending = false;
   *out = DbImageLayout();
   sqlite3_int64 file_size = 0;
-  uint8_t h[100];
+  uint8_t h[kDbHeaderSize];
   SNAPSHOT_RETURN_IF_ERROR(ReadDbHeader(db, &file_size, h));
-  out->wal = h[18] == 2;
+  out->wal = h[kDbHeaderWriteVersionOffset] == kFileFormatWal;
   if (!out->wal || wal == nullptr) return ReadDbFileLayout(file_size, h, out);
   // (Only now: mapping the wal-index of a rollback-mode database would
   // create its -shm file.)
@@ -152,7 +157,7 @@ Status ReadDbLayoutForPin(sqlite3_file* db, sqlite3_file* wal, DbImageLayout* ou
   out->page_size = index.page_size;
   out->page_count = index.page_count;
   out->wal_commit_frame = index.max_frame;
-  std::memcpy(out->wal_salt, index.salt, 8);
+  std::memcpy(out->wal_salt, index.salt, kWalSaltSize);
   *frames_pending = true;
   return Status::OK();
 }
@@ -166,7 +171,7 @@ Status MapWalFrames(sqlite3_file* wal, DbImageLayout* layout) {
     uint8_t h[kWalHeaderSize];
     // (A WAL truncated to nothing reads as zeros: not the generation.)
     SNAPSHOT_RETURN_IF_ERROR(ReadAt(wal, 0, sizeof h, h, /*allow_short=*/true));
-    *same = std::memcmp(h + 16, layout->wal_salt, 8) == 0;
+    *same = std::memcmp(h + kWalHeaderSaltOffset, layout->wal_salt, kWalSaltSize) == 0;
     return Status::OK();
   };
   bool same = false;
@@ -176,7 +181,7 @@ Status MapWalFrames(sqlite3_file* wal, DbImageLayout* layout) {
   bool has_commit = false;
   SNAPSHOT_RETURN_IF_ERROR(ScanWal(wal, layout->wal_commit_frame, &scanned, &has_commit));
   if (has_commit && scanned.wal_commit_frame == layout->wal_commit_frame &&
-      std::memcmp(scanned.wal_salt, layout->wal_salt, 8) == 0 && scanned.page_size == layout->page_size) {
+      std::memcmp(scanned.wal_salt, layout->wal_salt, kWalSaltSize) == 0 && scanned.page_size == layout->page_size) {
     layout->wal_pages = std::move(scanned.wal_pages);
     return Status::OK();
   }
@@ -186,27 +191,27 @@ Status MapWalFrames(sqlite3_file* wal, DbImageLayout* layout) {
 }
 
 bool ReadWalIndexHeader(const volatile void* region0, WalIndexHeader* out) {
-  // Two 48-byte copies (SQLite writes the second, then the first); the
-  // fields are in native byte order, the salts as the WAL header has them.
-  constexpr size_t kCopy = 48;
+  // Two copies (SQLite writes the second, then the first); the fields are
+  // in native byte order, the salts as the WAL header has them.
+  constexpr size_t kCopy = kWalIndexHeaderCopySize;
   const volatile uint8_t* p = static_cast<const volatile uint8_t*>(region0);
   uint8_t copies[2 * kCopy];
   for (size_t i = 0; i < sizeof copies; i++) copies[i] = p[i];
-  if (std::memcmp(copies, copies + kCopy, kCopy) != 0 || copies[12] != 1) return false;
+  if (std::memcmp(copies, copies + kCopy, kCopy) != 0 || copies[kWalIndexIsInitOffset] != 1) return false;
   auto u32 = [&](size_t at) {
     uint32_t v;
     std::memcpy(&v, copies + at, 4);
     return v;
   };
   uint16_t page_size_code;
-  std::memcpy(&page_size_code, copies + 14, 2);
-  out->page_size = (page_size_code & 0xfe00) + (uint32_t(page_size_code & 1) << 16);
-  out->max_frame = u32(16);
-  out->page_count = u32(20);
-  StoreU32BE(out->last_checksum, u32(24));
-  StoreU32BE(out->last_checksum + 4, u32(28));
-  std::memcpy(out->salt, copies + 32, 8);
-  return out->page_size >= 512 && (out->page_size & (out->page_size - 1)) == 0;
+  std::memcpy(&page_size_code, copies + kWalIndexPageSizeOffset, sizeof page_size_code);
+  out->page_size = WalIndexPageSize(page_size_code);
+  out->max_frame = u32(kWalIndexMaxFrameOffset);
+  out->page_count = u32(kWalIndexPageCountOffset);
+  StoreU32BE(out->last_checksum, u32(kWalIndexFrameChecksumOffset));
+  StoreU32BE(out->last_checksum + 4, u32(kWalIndexFrameChecksumOffset + 4));
+  std::memcpy(out->salt, copies + kWalIndexSaltOffset, kWalSaltSize);
+  return out->page_size >= kMinPageSize && (out->page_size & (out->page_size - 1)) == 0;
 }
 
 Status ReadDbPages(sqlite3_file* db, sqlite3_file* wal, const DbImageLayout& layout,

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "vfs/sqlite_format.h"
+
 namespace snapshot {
 namespace {
 
@@ -45,12 +47,15 @@ int ImageRead(sqlite3_file* f, void* out, int amount, sqlite3_int64 offset) {
     if (src->error.ok()) src->error = s;
     return SQLITE_IOERR_READ;
   }
-  // Serve the header as rollback-journal mode (bytes 18 and 19 = 1): the
+  // Serve the header as rollback-journal mode (both version bytes 1): the
   // image has no -wal file, and sqlite3_backup marks a WAL destination as
   // WAL again, so a restore keeps the live database's journal mode.
-  if (offset <= 19 && uint64_t(offset) + n > 18) {
-    for (uint64_t b = 18; b <= 19; b++) {
-      if (b >= uint64_t(offset) && b < uint64_t(offset) + n) static_cast<uint8_t*>(out)[b - uint64_t(offset)] = 1;
+  static_assert(kDbHeaderReadVersionOffset == kDbHeaderWriteVersionOffset + 1, "adjacent");
+  if (offset <= sqlite3_int64(kDbHeaderReadVersionOffset) && uint64_t(offset) + n > kDbHeaderWriteVersionOffset) {
+    for (uint64_t b = kDbHeaderWriteVersionOffset; b <= kDbHeaderReadVersionOffset; b++) {
+      if (b >= uint64_t(offset) && b < uint64_t(offset) + n) {
+        static_cast<uint8_t*>(out)[b - uint64_t(offset)] = kFileFormatRollback;
+      }
     }
   }
   if (n < size_t(amount)) {

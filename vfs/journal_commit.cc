@@ -7,11 +7,10 @@
 
 #include "store/coding.h"
 #include "store/format.h"
+#include "vfs/sqlite_format.h"
 
 namespace snapshot {
 namespace {
-
-const uint8_t kJournalMagic[8] = {0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7};
 
 Status IoStatus(int rc, const char* what) {
   return Status::IOError(std::string(what) + ": " + sqlite3_errstr(rc));
@@ -20,16 +19,17 @@ Status IoStatus(int rc, const char* what) {
 // The pager's checksum: the nonce plus every 200th byte, from the end.
 uint32_t JournalChecksum(uint32_t nonce, const uint8_t* page, uint32_t page_size) {
   uint32_t sum = nonce;
-  for (int i = int(page_size) - 200; i > 0; i -= 200) sum += page[i];
+  constexpr int kStride = int(kJournalChecksumStride);
+  for (int i = int(page_size) - kStride; i > 0; i -= kStride) sum += page[i];
   return sum;
 }
 
 // The journal header size the pager would use for this database file.
 uint32_t SectorSize(sqlite3_file* db) {
-  if (db->pMethods->xDeviceCharacteristics(db) & SQLITE_IOCAP_POWERSAFE_OVERWRITE) return 512;
+  if (db->pMethods->xDeviceCharacteristics(db) & SQLITE_IOCAP_POWERSAFE_OVERWRITE) return kJournalDefaultSectorSize;
   int s = db->pMethods->xSectorSize(db);
-  if (s < 32) return 512;
-  return uint32_t(std::min(s, 65536));
+  if (s < int(kJournalMinSectorSize)) return kJournalDefaultSectorSize;
+  return uint32_t(std::min(s, int(kJournalMaxSectorSize)));
 }
 
 class JournalFile {
@@ -84,22 +84,23 @@ Status CommitThroughJournal(const JournalCommit& c) {
   }
   const uint32_t records = uint32_t(saved.size());
   std::vector<uint8_t> header(sector, 0);
-  std::memcpy(header.data(), kJournalMagic, 8);
-  StoreU32BE(&header[8], records);
-  StoreU32BE(&header[12], nonce);
-  StoreU32BE(&header[16], c.old_page_count);
-  StoreU32BE(&header[20], sector);
-  StoreU32BE(&header[24], ps);
+  std::memcpy(&header[kJournalMagicOffset], kJournalMagic, sizeof kJournalMagic);
+  StoreU32BE(&header[kJournalRecordCountOffset], records);
+  StoreU32BE(&header[kJournalNonceOffset], nonce);
+  StoreU32BE(&header[kJournalInitialPagesOffset], c.old_page_count);
+  StoreU32BE(&header[kJournalSectorSizeOffset], sector);
+  StoreU32BE(&header[kJournalPageSizeOffset], ps);
   if (rc == SQLITE_OK) rc = jf->pMethods->xWrite(jf, header.data(), int(sector), 0);
   sqlite3_int64 offset = sector;
-  std::vector<uint8_t> record(ps + 8);
+  std::vector<uint8_t> record(ps + kJournalRecordOverhead);
+  uint8_t* const record_page = record.data() + kJournalRecordPageNumberSize;
   for (size_t i = 0; rc == SQLITE_OK && i < saved.size(); i++) {
     const uint32_t p = saved[i];
     StoreU32BE(record.data(), p);
-    rc = c.db->pMethods->xRead(c.db, record.data() + 4, int(ps), sqlite3_int64(p - 1) * ps);
+    rc = c.db->pMethods->xRead(c.db, record_page, int(ps), sqlite3_int64(p - 1) * ps);
     if (rc == SQLITE_IOERR_SHORT_READ) rc = SQLITE_OK;  // beyond the file's end: zeros, like the pager
     if (rc != SQLITE_OK) break;
-    StoreU32BE(record.data() + 4 + ps, JournalChecksum(nonce, record.data() + 4, ps));
+    StoreU32BE(record_page + ps, JournalChecksum(nonce, record_page, ps));
     rc = jf->pMethods->xWrite(jf, record.data(), int(record.size()), offset);
     offset += sqlite3_int64(record.size());
   }

@@ -12,10 +12,21 @@
 #include "vfs/attached_snapshot.h"
 #include "vfs/paced_sync.h"
 #include "vfs/sqlite_api.h"
+#include "vfs/sqlite_format.h"
 #include "vfs/tracker.h"
 
 namespace snapshot {
 namespace {
+
+// Whether a read or write of the database file of `amount` bytes at
+// `offset` holds the whole file change counter, and its value there.
+constexpr uint64_t kChangeCounterEnd = kDbHeaderChangeCounterOffset + 4;
+bool CoversChangeCounter(sqlite3_int64 offset, int amount) {
+  return offset <= sqlite3_int64(kDbHeaderChangeCounterOffset) && offset + amount >= sqlite3_int64(kChangeCounterEnd);
+}
+uint32_t ChangeCounterIn(const void* data, sqlite3_int64 offset) {
+  return LoadU32BE(static_cast<const uint8_t*>(data) + (sqlite3_int64(kDbHeaderChangeCounterOffset) - offset));
+}
 
 // ---- the shim -------------------------------------------------------------
 
@@ -30,7 +41,7 @@ struct ShimFile {
   const volatile void* wal_index;  // kMainDb: region 0 of the wal-index, once mapped
   WritebackPacer* pacer;           // kMainDb: set by kPaceWritebackFcntl (owned)
   const char* name;                // as SQLite gave it to xOpen
-  // kMainDb: the change counter (bytes 24..27) as this connection last read
+  // kMainDb: the change counter (vfs/sqlite_format.h) as this connection last read
   // or wrote it while holding the lock it holds now. Nobody else commits
   // while it holds a lock, so at its commit this is the counter in the file:
   // the tracker's check then needs no read of its own (a read that I/O fault
@@ -116,9 +127,9 @@ int ShimWrite(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offse
     if (rc != SQLITE_OK) return rc;
   }
   const int rc = s->real->pMethods->xWrite(s->real, data, amount, offset);
-  if (s->kind == Kind::kMainDb && offset <= 24 && offset + amount >= 28) {
+  if (s->kind == Kind::kMainDb && CoversChangeCounter(offset, amount)) {
     s->counter_known = rc == SQLITE_OK;
-    if (rc == SQLITE_OK) s->counter = LoadU32BE(static_cast<const uint8_t*>(data) + (24 - offset));
+    if (rc == SQLITE_OK) s->counter = ChangeCounterIn(data, offset);
   }
   if (rc == SQLITE_OK && s->pacer != nullptr) s->pacer->Wrote(uint64_t(amount));
   return rc;
@@ -133,7 +144,7 @@ int ShimTruncate(sqlite3_file* f, sqlite3_int64 size) {
     });
     if (rc != SQLITE_OK) return rc;
   }
-  if (size < 28) s->counter_known = false;
+  if (size < sqlite3_int64(kChangeCounterEnd)) s->counter_known = false;
   return s->real->pMethods->xTruncate(s->real, size);
 }
 
@@ -142,8 +153,8 @@ int ShimTruncate(sqlite3_file* f, sqlite3_int64 size) {
 int ShimRead(sqlite3_file* f, void* p, int n, sqlite3_int64 o) {
   ShimFile* s = reinterpret_cast<ShimFile*>(f);
   const int rc = s->real->pMethods->xRead(s->real, p, n, o);
-  if (rc == SQLITE_OK && s->kind == Kind::kMainDb && s->lock >= SQLITE_LOCK_SHARED && o <= 24 && o + n >= 28) {
-    s->counter = LoadU32BE(static_cast<const uint8_t*>(p) + (24 - o));
+  if (rc == SQLITE_OK && s->kind == Kind::kMainDb && s->lock >= SQLITE_LOCK_SHARED && CoversChangeCounter(o, n)) {
+    s->counter = ChangeCounterIn(p, o);
     s->counter_known = true;
   }
   return rc;

@@ -19,12 +19,11 @@
 #include "store/coding.h"
 #include "vfs/cow.h"
 #include "vfs/db_files.h"
+#include "vfs/sqlite_format.h"
 
 namespace snapshot {
 namespace {
 
-constexpr uint64_t kWalHeaderSize = 32;
-constexpr uint64_t kWalFrameHeaderSize = 24;
 constexpr uint64_t kGrowStep = 1 << 20;
 // A write later than this after the recorded mtime gets a later mtime (git's
 // "racy clean" rule; file timestamps advance in clock ticks, not instantly).
@@ -342,14 +341,14 @@ void Tracker::SetUntrusted(uint32_t reason) {
 
 bool Tracker::RingHolds(uint32_t frame, const uint8_t* frame_header) const {
   const FrameRecord& r = ring()[frame % kFrameRingSize];
-  return r.frame == frame && std::memcmp(frame_header + 8, header()->wal_salt, 8) == 0 &&
-         std::memcmp(r.checksum, frame_header + 16, 8) == 0;
+  return r.frame == frame && std::memcmp(frame_header + kWalFrameSaltOffset, header()->wal_salt, kWalSaltSize) == 0 &&
+         std::memcmp(r.checksum, frame_header + kWalFrameChecksumOffset, kWalChecksumSize) == 0;
 }
 
 void Tracker::RecordFrame(uint32_t frame, const uint8_t* frame_header) {
   FrameRecord& r = ring()[frame % kFrameRingSize];
   r.frame = frame;
-  std::memcpy(r.checksum, frame_header + 16, 8);
+  std::memcpy(r.checksum, frame_header + kWalFrameChecksumOffset, kWalChecksumSize);
 }
 
 uint32_t Tracker::FrameVerdict(const ReadFn& read, uint64_t stride, uint32_t frame) {
@@ -369,7 +368,10 @@ uint32_t Tracker::ForEachFrame(const ReadFn& read, uint64_t stride, uint32_t fir
     const ReadResult r = read(kWalHeaderSize + (j - 1) * stride, fh, sizeof fh);
     if (r == ReadResult::kFailed) return kIoError;
     if (r == ReadResult::kPastEnd) return kTrusted;
-    if (LoadU32BE(fh) == 0 || std::memcmp(fh + 8, header()->wal_salt, 8) != 0) return kTrusted;
+    if (LoadU32BE(fh + kWalFramePageNumberOffset) == 0 ||
+        std::memcmp(fh + kWalFrameSaltOffset, header()->wal_salt, kWalSaltSize) != 0) {
+      return kTrusted;
+    }
     const uint32_t verdict = fn(j, fh);
     if (verdict != kTrusted) return verdict;
   }
@@ -380,11 +382,11 @@ uint32_t Tracker::WalVerdict(const ReadFn& read, bool* valid) {
   *valid = false;
   const ReadResult r = read(0, h, sizeof h);
   if (r == ReadResult::kFailed) return kIoError;
-  *valid = r == ReadResult::kOk && (LoadU32BE(h) & 0xFFFFFFFE) == 0x377f0682;
+  *valid = r == ReadResult::kOk && IsWalMagic(LoadU32BE(h + kWalHeaderMagicOffset));
   if (!*valid) return kTrusted;
   TrackHeader* th = header();
-  if (std::memcmp(h + 16, th->wal_salt, 8) != 0) return kForeignWal;
-  const uint64_t stride = kWalFrameHeaderSize + LoadU32BE(h + 8);
+  if (std::memcmp(h + kWalHeaderSaltOffset, th->wal_salt, kWalSaltSize) != 0) return kForeignWal;
+  const uint64_t stride = kWalFrameHeaderSize + LoadU32BE(h + kWalHeaderPageSizeOffset);
   const uint32_t commit = th->wal_commit;
   if (commit > 0) {
     const uint32_t verdict = FrameVerdict(read, stride, commit);
@@ -429,9 +431,9 @@ int Tracker::OnDbWrite(sqlite3_file* real, const void* data, int amount, int64_t
   if (ps != 0 && uint32_t(amount) != ps) SetUntrusted(kOddWrite);
   const uint32_t pgno = uint32_t(uint64_t(offset) / uint64_t(amount) + 1);
   if (content_changes) Mark(pgno);
-  if (offset == 0 && amount >= 100) {
+  if (offset == 0 && amount >= int(kDbHeaderSize)) {
     const uint8_t* page = static_cast<const uint8_t*>(data);
-    if (page[18] == 1) {
+    if (page[kDbHeaderWriteVersionOffset] == kFileFormatRollback) {
       // Rollback mode: every commit writes the next change counter here. The
       // one in the file must be the one a tracked writer left, or someone
       // else committed in between. The writer usually read it under the lock
@@ -443,7 +445,7 @@ int Tracker::OnDbWrite(sqlite3_file* real, const void* data, int amount, int64_t
       if (counter_in_file != nullptr) {
         StoreU32BE(now, *counter_in_file);
       } else {
-        rc = real->pMethods->xRead(real, now, 4, 24);
+        rc = real->pMethods->xRead(real, now, sizeof now, kDbHeaderChangeCounterOffset);
       }
       if (rc != SQLITE_OK && rc != SQLITE_IOERR_SHORT_READ) {
         // A counter that cannot be read cannot be checked. The write fails as
@@ -454,7 +456,7 @@ int Tracker::OnDbWrite(sqlite3_file* real, const void* data, int amount, int64_t
       }
       if (LoadU32BE(now) != __atomic_load_n(&h->change_counter, __ATOMIC_RELAXED)) SetUntrusted(kForeignCommit);
     }
-    __atomic_store_n(&h->change_counter, LoadU32BE(page + 24), __ATOMIC_RELAXED);
+    __atomic_store_n(&h->change_counter, LoadU32BE(page + kDbHeaderChangeCounterOffset), __ATOMIC_RELAXED);
   }
   const uint32_t generation = __atomic_load_n(&h->cow_generation, __ATOMIC_ACQUIRE);
   if (generation != 0) PreserveForSnapshot(real, generation, pgno, pgno);
@@ -501,13 +503,13 @@ int Tracker::OnWalWrite(sqlite3_file* real_wal, const void* data, int amount, in
     } else if (h->wal_state == kWalEnded && !DbUnchangedSinceWalEnded()) {
       SetUntrusted(kForeignWal);
     }
-    std::memcpy(h->wal_salt, d + 16, 8);
+    std::memcpy(h->wal_salt, d + kWalHeaderSaltOffset, kWalSaltSize);
     h->wal_commit = 0;
     h->wal_state = kWalLive;
     return SQLITE_OK;
   }
   if (amount != int(kWalFrameHeaderSize) || offset < int64_t(kWalHeaderSize)) return SQLITE_OK;
-  Mark(LoadU32BE(d));  // a frame header: its first 4 bytes name the page that follows
+  Mark(LoadU32BE(d + kWalFramePageNumberOffset));  // a frame header: it names the page that follows
   const uint32_t ps = page_size();
   if (ps == 0) return SQLITE_OK;
   const uint64_t stride = kWalFrameHeaderSize + ps;
@@ -534,11 +536,14 @@ int Tracker::OnWalWrite(sqlite3_file* real_wal, const void* data, int amount, in
   }
   // Salt and checksum left zero: SQLite rewrote an earlier frame of this
   // transaction and will write this header again, complete, at commit.
-  static const uint8_t kPending[16] = {};
-  if (std::memcmp(d + 8, kPending, 16) == 0) return SQLITE_OK;
-  if (h->wal_state != kWalLive || std::memcmp(d + 8, h->wal_salt, 8) != 0) SetUntrusted(kForeignWal);
+  static const uint8_t kPending[kWalSaltSize + kWalChecksumSize] = {};
+  static_assert(kWalFrameChecksumOffset == kWalFrameSaltOffset + kWalSaltSize, "salt, then checksum");
+  if (std::memcmp(d + kWalFrameSaltOffset, kPending, sizeof kPending) == 0) return SQLITE_OK;
+  if (h->wal_state != kWalLive || std::memcmp(d + kWalFrameSaltOffset, h->wal_salt, kWalSaltSize) != 0) {
+    SetUntrusted(kForeignWal);
+  }
   RecordFrame(frame, d);
-  if (LoadU32BE(d + 4) != 0) h->wal_commit = frame;  // a commit frame
+  if (LoadU32BE(d + kWalFrameCommitSizeOffset) != 0) h->wal_commit = frame;  // a commit frame
   return SQLITE_OK;
 }
 
@@ -612,9 +617,11 @@ uint32_t Tracker::Evaluate(sqlite3_file* db, sqlite3_file* wal, uint32_t page_si
   if (std::memcmp(boot, h->boot_id, 16) != 0) return kRebooted;
   const uint32_t untrusted = __atomic_load_n(&h->untrusted, __ATOMIC_SEQ_CST);
   if (untrusted != kTrusted) return untrusted;
-  uint8_t dbh[100] = {};
+  uint8_t dbh[kDbHeaderSize] = {};
   if (db->pMethods->xRead(db, dbh, sizeof dbh, 0) != SQLITE_OK) return kIoError;
-  if (dbh[18] != 2) return LoadU32BE(dbh + 24) == h->change_counter ? kTrusted : kForeignCommit;
+  if (dbh[kDbHeaderWriteVersionOffset] != kFileFormatWal) {
+    return LoadU32BE(dbh + kDbHeaderChangeCounterOffset) == h->change_counter ? kTrusted : kForeignCommit;
+  }
   // A WAL-mode database whose WAL the caller has not opened: its commits
   // do not move the change counter, so nothing here can vouch for them.
   if (wal == nullptr) return kIoError;
@@ -641,28 +648,29 @@ Status Tracker::Reset(sqlite3_file* db, sqlite3_file* wal, uint32_t page_size, u
   };
   struct stat st;
   if (stat(db_path_.c_str(), &st) != 0) return fail("cannot stat the database file");
-  uint8_t dbh[100] = {};
+  uint8_t dbh[kDbHeaderSize] = {};
   const int rc = db->pMethods->xRead(db, dbh, sizeof dbh, 0);
-  if (rc != SQLITE_OK && (rc != SQLITE_IOERR_SHORT_READ || st.st_size >= 100)) {
+  if (rc != SQLITE_OK && (rc != SQLITE_IOERR_SHORT_READ || st.st_size >= off_t(kDbHeaderSize))) {
     return fail("cannot read the database header");
   }
   h->page_size = page_size;
   h->dev = uint64_t(st.st_dev);
   h->ino = uint64_t(st.st_ino);
   CurrentBootId(h->boot_id);
-  h->change_counter = LoadU32BE(dbh + 24);
+  h->change_counter = LoadU32BE(dbh + kDbHeaderChangeCounterOffset);
   h->cow_broken = 0;
   uint8_t wh[kWalHeaderSize];
   ReadFn read = wal != nullptr ? ReaderOf(wal) : ReadFn();
-  const ReadResult wal_read = wal != nullptr && dbh[18] == 2 ? read(0, wh, sizeof wh) : ReadResult::kPastEnd;
+  const ReadResult wal_read =
+      wal != nullptr && dbh[kDbHeaderWriteVersionOffset] == kFileFormatWal ? read(0, wh, sizeof wh) : ReadResult::kPastEnd;
   if (wal_read == ReadResult::kFailed) return fail("cannot read the -wal file");
-  if (wal_read == ReadResult::kOk && (LoadU32BE(wh) & 0xFFFFFFFE) == 0x377f0682) {
+  if (wal_read == ReadResult::kOk && IsWalMagic(LoadU32BE(wh + kWalHeaderMagicOffset))) {
     // The frames now in the WAL are part of the state this snapshot reads:
     // record them as known. Only the commit frame and those after it are
     // ever checked against the ring again (WalVerdict, and the frame
     // before the next transaction's first).
-    std::memcpy(h->wal_salt, wh + 16, 8);
-    const uint64_t stride = kWalFrameHeaderSize + LoadU32BE(wh + 8);
+    std::memcpy(h->wal_salt, wh + kWalHeaderSaltOffset, kWalSaltSize);
+    const uint64_t stride = kWalFrameHeaderSize + LoadU32BE(wh + kWalHeaderPageSizeOffset);
     const uint32_t recorded = ForEachFrame(read, stride, std::max<uint32_t>(wal_commit_frame, 1),
                                            [this](uint32_t j, const uint8_t* fh) {
                                              RecordFrame(j, fh);
@@ -684,7 +692,7 @@ bool Tracker::UntouchedSinceReset(sqlite3_file* db, uint32_t cow_generation) {
   if (__atomic_load_n(&h->untrusted, __ATOMIC_SEQ_CST) != kTrusted) return false;
   uint8_t counter[4];
   // A commit without the VFS moved the counter past the last tracked one.
-  return db->pMethods->xRead(db, counter, 4, 24) == SQLITE_OK &&
+  return db->pMethods->xRead(db, counter, sizeof counter, kDbHeaderChangeCounterOffset) == SQLITE_OK &&
          LoadU32BE(counter) == __atomic_load_n(&h->change_counter, __ATOMIC_SEQ_CST);
 }
 
