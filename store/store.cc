@@ -9,6 +9,7 @@
 #include "store/coding.h"
 #include "store/format.h"
 #include "store/pin.h"
+#include "store/retention.h"
 
 namespace snapshot {
 namespace {
@@ -701,17 +702,36 @@ Status Store::Prune(int64_t keep_last, int64_t keep_ms, PruneResult* result) {
   if (keep_last < 0 && keep_ms < 0) {
     return Status::InvalidArgument("snapshot_prune needs a rule: how many snapshots to keep, and/or for how many days");
   }
+  return PruneExcept(
+      [&](const std::vector<SnapshotInfo>& newest_first, int64_t now, std::vector<bool>* keep) {
+        for (size_t rank = 0; rank < newest_first.size(); rank++) {  // rank 0: the newest
+          (*keep)[rank] = rank == 0 || (keep_last >= 0 && int64_t(rank) < keep_last) ||
+                          (keep_ms >= 0 && now - newest_first[rank].created_ms <= keep_ms);
+        }
+      },
+      result);
+}
+
+Status Store::Prune(const RetentionPolicy& policy, PruneResult* result) {
+  if (!options_.exclusive) return Status::InvalidArgument("internal: snapshot store opened read-only");
+  return PruneExcept(
+      [&](const std::vector<SnapshotInfo>& newest_first, int64_t now, std::vector<bool>* keep) {
+        const std::vector<RetentionDecision> d = SelectRetained(newest_first, policy, now);
+        for (size_t i = 0; i < d.size(); i++) (*keep)[i] = d[i].keep;
+      },
+      result);
+}
+
+Status Store::PruneExcept(const KeepSelector& select, PruneResult* result) {
   *result = PruneResult();
   std::vector<uint64_t> ids, pack_ids;
   SNAPSHOT_RETURN_IF_ERROR(ScanIds(&ids, &pack_ids));
   // The file with the largest id is never deleted, so that no id is ever
-  // allocated twice (see NextId): the newest manifest is always kept, and a
-  // pack holding the largest id stays until a larger id exists.
+  // allocated twice (see NextId): the newest manifest is always kept (both
+  // selectors keep it), and a pack holding the largest id stays until a
+  // larger id exists.
   uint64_t largest = std::max(ids.empty() ? 0 : ids.back(), pack_ids.empty() ? 0 : pack_ids.back());
-  std::vector<Manifest> kept;
-  std::vector<uint64_t> doomed;
-  const int64_t now = options_.env->NowMillis();
-  int64_t rank = 0;  // 0 = newest valid snapshot
+  std::vector<Manifest> all;  // newest id first
   for (auto it = ids.rbegin(); it != ids.rend(); ++it) {
     Manifest m;
     Status ms = ReadManifest(*it, &m);
@@ -721,18 +741,25 @@ Status Store::Prune(int64_t keep_last, int64_t keep_ms, PruneResult* result) {
       return Status::Corruption("prune changed nothing: snapshot " + std::to_string(*it) +
                                 " cannot be read (" + ms.message() + ")");
     }
-    const bool keep = rank == 0 || (keep_last >= 0 && rank < keep_last) ||
-                      (keep_ms >= 0 && now - m.info.created_ms <= keep_ms);
-    rank++;
+    all.push_back(std::move(m));
+  }
+  std::vector<SnapshotInfo> infos;
+  for (const Manifest& m : all) infos.push_back(m.info);
+  std::vector<bool> keep(all.size(), false);
+  select(infos, options_.env->NowMillis(), &keep);
+  if (!all.empty()) keep[0] = true;  // the largest id (see above), whatever the selector says
+  std::vector<Manifest> kept;
+  std::vector<uint64_t> doomed;
+  for (size_t i = 0; i < all.size(); i++) {
     // An attached snapshot stays while it is read (store/pin.h); a later
     // prune deletes it if the rule still says so.
     bool pinned = false;
-    if (!keep) SNAPSHOT_RETURN_IF_ERROR(IsSnapshotPinned(options_.env, options_.dir, *it, &pinned));
-    if (pinned) result->pinned.push_back(*it);
-    if (keep || pinned) {
-      kept.push_back(std::move(m));
+    if (!keep[i]) SNAPSHOT_RETURN_IF_ERROR(IsSnapshotPinned(options_.env, options_.dir, all[i].info.id, &pinned));
+    if (pinned) result->pinned.push_back(all[i].info.id);
+    if (keep[i] || pinned) {
+      kept.push_back(std::move(all[i]));
     } else {
-      doomed.push_back(*it);
+      doomed.push_back(all[i].info.id);
     }
   }
   for (uint64_t id : doomed) {

@@ -29,6 +29,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -58,6 +59,7 @@ struct StoreOptions {
   CompressOptions compress;
 };
 
+class RetentionPolicy;
 class SnapshotBuilder;
 class SnapshotImage;
 
@@ -117,6 +119,9 @@ class Store {
   // so that no id is allocated twice) and rewrites packs that are mostly
   // unneeded, so their space is reclaimed.
   Status Prune(int64_t keep_last, int64_t keep_ms, PruneResult* result);
+  // The same, deleting the snapshots that `policy` does not keep as of the
+  // Env's clock (store/retention.h: tiers, labels, the newest).
+  Status Prune(const RetentionPolicy& policy, PruneResult* result);
 
   // Takes back snapshot `id`, which must be the one just committed through
   // this Store: removes its manifest. Its pack stays, as an orphan that a
@@ -152,6 +157,12 @@ class Store {
   Status LoadDedupIndex();
   bool FrameIsSound(const PageRef& ref, uint32_t page_size);
   Status WriteManifest(const Manifest& m);
+  // Both Prunes: reads every manifest (all must be readable), lets `select`
+  // mark which to keep (snapshots newest id first, the Env's time), deletes
+  // the others, then the packs and parts of packs no kept snapshot needs.
+  using KeepSelector =
+      std::function<void(const std::vector<SnapshotInfo>& newest_first, int64_t now_ms, std::vector<bool>* keep)>;
+  Status PruneExcept(const KeepSelector& select, PruneResult* result);
   Status CompactPack(uint64_t pack_id, const std::vector<bool>& live,
                      std::vector<Manifest>* manifests,
                      uint64_t* new_pack_id, uint64_t* new_pack_bytes);
