@@ -239,19 +239,37 @@ TEST_P(Diff, SnapshotAgainstLiveMatchesBruteForce) {
 }
 
 TEST_P(Diff, RowRewrittenInPlaceInItsOverflowPagesOnly) {
-  // A same-size update touches only the overflow pages: the leaf that holds
-  // the row is unchanged, and the row must still be found changed.
+  // A write into a large record's middle touches only one overflow page:
+  // the leaf that holds the row is unchanged, and the row must still be
+  // found changed.
   ASSERT_EQ("", Exec(db_, "CREATE TABLE doc(id INTEGER PRIMARY KEY, body BLOB);"
                           "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 5) "
                           "INSERT INTO doc SELECT x, zeroblob(20000) FROM c;"));
   const int64_t a = Backup();
-  ASSERT_EQ("", Exec(db_, "UPDATE doc SET body = CAST(zeroblob(19999) AS BLOB) || x'01' WHERE id = 3"));
+  // Incremental blob I/O writes the record's bytes where they are.
+  sqlite3_blob* blob = nullptr;
+  ASSERT_EQ(SQLITE_OK, sqlite3_blob_open(db_, "main", "doc", "body", 3, 1, &blob));
+  ASSERT_EQ(SQLITE_OK, sqlite3_blob_write(blob, "\x01", 1, 15000));
+  ASSERT_EQ(SQLITE_OK, sqlite3_blob_close(blob));
   const DiffResult got = SnapshotDiff(db_, std::to_string(a));
   EXPECT_EQ(1, got.at("table doc").changed);
   EXPECT_EQ(0, got.at("table doc").added + got.at("table doc").deleted);
   EXPECT_EQ(BruteForce(Image(a), Live()), got);
   const int64_t b = Backup();
   EXPECT_EQ(got, SnapshotDiff(db_, std::to_string(a) + ", " + std::to_string(b)));
+}
+
+TEST_P(Diff, PagesThatLeaveATableUnchanged) {
+  // Without secure_delete, a dropped table's pages go to the freelist as
+  // they were: unchanged, yet no longer the table's. Its rows are deleted.
+  ASSERT_EQ("", Exec(db_, "PRAGMA secure_delete=OFF"));
+  Populate(db_);
+  const int64_t a = Backup();
+  ASSERT_EQ("", Exec(db_, "DROP TABLE t"));
+  const DiffResult got = SnapshotDiff(db_, std::to_string(a));
+  EXPECT_EQ(5000, got.at("table t").deleted);
+  EXPECT_EQ("dropped", got.at("index t_project").status);
+  EXPECT_EQ(BruteForce(Image(a), Live()), got);
 }
 
 TEST_P(Diff, ManyCommitsBetweenSnapshots) {
