@@ -115,7 +115,9 @@ class Tracker {
   Status TakeMarks(std::vector<uint32_t>* pages);
   // Maps the whole file and brings the bitmap's pages into this process, so
   // that TakeMarks, which runs under the database's write lock, meets no
-  // page fault (a 1 MiB bitmap cost 0.7 ms of that lock).
+  // page fault (faulting a large bitmap in lengthened that lock, which
+  // writers wait for: bench/README.md, "The pin, and the snapshot's last
+  // 40 ms").
   void PrepareToTakeMarks();
   // Sets the bits of `pages` again (a snapshot that used them failed).
   void ReturnMarks(const std::vector<uint32_t>& pages);
