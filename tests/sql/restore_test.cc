@@ -1,0 +1,154 @@
+// Restore (snapshot_restore): every restore records the state it replaces as
+// a pre-restore snapshot, and a crash or failed sync while it writes rolls
+// back to exactly the state before it.
+
+#include "tests/shim_vfs.h"
+#include "tests/sql/sql_test_util.h"
+
+namespace snapshot_test {
+namespace {
+
+class SqlPreRestore : public SqlFixture, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(SqlPreRestore, EveryRestoreRecordsTheStateItReplaces) {
+  const bool wal = GetParam() == "WAL";
+  Conn w(DbPath());  // the writer; in WAL mode its commits stay in the -wal file
+  Ok(w, "PRAGMA journal_mode=" + GetParam());
+  if (wal) Ok(w, "PRAGMA wal_autocheckpoint=0");
+  Conn a(DbPath());  // restores
+
+  Fill(w, "t", 800);
+  const std::string d1 = Digest(w);
+  EXPECT_EQ(1, Backup(a, "one"));
+  Ok(w, "DELETE FROM t WHERE id % 2 = 0; CREATE TABLE more(x); INSERT INTO more VALUES (1)");
+  const std::string d2 = Digest(w);
+  EXPECT_EQ(2, Backup(a, "two"));
+  Fill(w, "t", 300, 1000);
+  Ok(w, "UPDATE more SET x = 2");
+  const std::string d3 = Digest(w);
+  const std::string image3 = Serialize(w);
+  if (wal) {
+    ASSERT_GT(FileSize(DbPath() + "-wal"), 0u);
+  }
+
+  // restore(1): records state 3 as snapshot 3.
+  EXPECT_EQ(1, Restore(a, 1));
+  EXPECT_EQ(d1, Digest(w));
+  EXPECT_EQ("1:one,2:two,3:pre-restore", SnapshotIds(a));
+  const std::string out3 = Path("pre3.db");
+  EXPECT_EQ("3", RestoreTo(a, out3, 3));
+  EXPECT_EQ("", ComparePages(ReadFile(out3), image3, 4096));
+  {
+    Conn r(out3, false);
+    EXPECT_EQ(d3, Digest(r));
+    EXPECT_EQ("ok", Integrity(r));
+  }
+
+  // Restoring the pre-restore snapshot undoes the restore (and is itself
+  // recorded: snapshot 4 holds state 1).
+  EXPECT_EQ(3, Restore(a, 3));
+  EXPECT_EQ(d3, Digest(w));
+  EXPECT_EQ("ok", Integrity(w));
+  EXPECT_EQ("1:one,2:two,3:pre-restore,4:pre-restore", SnapshotIds(a));
+
+  EXPECT_EQ(2, Restore(w, 2));  // from the writer connection itself
+  EXPECT_EQ(d2, Digest(a));
+  EXPECT_EQ(5, SnapshotCount(a));
+  // The latest snapshot is the last pre-restore: a bare snapshot_restore()
+  // undoes the last restore.
+  EXPECT_EQ("5", Query(a, "SELECT snapshot_restore()"));
+  EXPECT_EQ(d3, Digest(a));
+  EXPECT_EQ(6, SnapshotCount(a));
+  EXPECT_EQ(4, Restore(a, 4));
+  EXPECT_EQ(d1, Digest(a));
+  EXPECT_EQ("ok", Integrity(a));
+  EXPECT_EQ("ok", Query(a, "SELECT snapshot_verify()"));
+  EXPECT_EQ(7, SnapshotCount(a));
+  // Recording a state the store already holds adds at most the header page.
+  EXPECT_LE(QueryInt(a, "SELECT pages_new FROM snapshot_list WHERE id = 7"), 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(SqlModes, SqlPreRestore, ::testing::Values("DELETE", "WAL"), ModeName);
+
+// Crash safety of a restore: a VFS shim over the default VFS copies the
+// database and its journal aside at the moment the restore syncs the
+// database file (the state a power cut at that instant leaves on disk), or
+// fails that sync. SQLite then has to roll the hot journal back to exactly
+// the state before the restore.
+
+struct CrashCase {
+  std::string name;
+  int snapshot_rows;  // rows of the snapshot restored
+  int live_rows;      // rows of the live database it replaces
+};
+
+void PrintTo(const CrashCase& c, std::ostream* os) { *os << c.name; }
+
+class SqlCrash : public SqlFixture, public ::testing::WithParamInterface<CrashCase> {
+ protected:
+  void TearDown() override { Shim().Reset(); }
+};
+
+// A crash while the restore is writing leaves a hot journal; whatever
+// SQLite does with it must give back the state before the restore.
+TEST_P(SqlCrash, CrashDuringRestoreRollsBackToTheStateBefore) {
+  sqlite3* a = OpenThroughShim(DbPath());
+  Ok(a, "PRAGMA journal_mode=DELETE");
+  Fill(a, "t", GetParam().snapshot_rows, 500);
+  EXPECT_EQ(1, Backup(a, "snapshot"));
+  Ok(a, "DELETE FROM t");
+  Fill(a, "t", GetParam().live_rows, 500);
+  const std::string before = Digest(a);
+  const int64_t pages_before = PageCount(a);
+
+  Shim().crash_dir = Path("crash");
+  EXPECT_EQ(1, Restore(a, 1));
+  const int images = Shim().crash_images;
+  Shim().crash_dir.clear();
+  EXPECT_GE(images, 1) << "the restore never synced the database file";
+  sqlite3_close_v2(a);
+
+  for (int i = 1; i <= images; i++) {
+    SCOPED_TRACE("crash at database sync #" + std::to_string(i));
+    const std::string img = Path("crash/" + std::to_string(i) + "/app.db");
+    ASSERT_TRUE(Exists(img + "-journal")) << "no hot journal at the sync";
+    Conn r(img, /*load=*/false);  // SQLite rolls the hot journal back
+    EXPECT_EQ("ok", Integrity(r));
+    EXPECT_EQ(before, Digest(r));
+    EXPECT_EQ(pages_before, PageCount(r));
+  }
+}
+
+// The same point as a failed fsync instead of a crash: the restore fails,
+// and the next reader rolls the database back.
+TEST_P(SqlCrash, FailedDatabaseSyncRollsBackToTheStateBefore) {
+  sqlite3* a = OpenThroughShim(DbPath());
+  Ok(a, "PRAGMA journal_mode=DELETE");
+  Fill(a, "t", GetParam().snapshot_rows, 500);
+  EXPECT_EQ(1, Backup(a, "snapshot"));
+  Ok(a, "DELETE FROM t");
+  Fill(a, "t", GetParam().live_rows, 500);
+  const std::string before = Digest(a);
+  const int64_t pages_before = PageCount(a);
+
+  Shim().fail_db_syncs = 1;
+  const std::string r = Query(a, "SELECT snapshot_restore(1)");
+  EXPECT_EQ(0, Shim().fail_db_syncs) << "the restore never synced the database file";
+  Shim().fail_db_syncs = 0;
+  EXPECT_TRUE(IsError(r)) << r;
+  Conn b(DbPath(), /*load=*/false);
+  EXPECT_EQ("ok", Integrity(b));
+  EXPECT_EQ(before, Digest(b));
+  EXPECT_EQ(pages_before, PageCount(b));
+  EXPECT_EQ(before, Digest(a));
+  EXPECT_EQ("ok", Integrity(a));
+  sqlite3_close_v2(a);
+}
+
+INSTANTIATE_TEST_SUITE_P(SqlRestoreShapes, SqlCrash,
+                         ::testing::Values(CrashCase{"shrinks", 100, 3000}, CrashCase{"grows", 3000, 100},
+                                           CrashCase{"same_size", 1000, 1000}),
+                         [](const ::testing::TestParamInfo<CrashCase>& i) { return i.param.name; });
+
+}  // namespace
+}  // namespace snapshot_test
