@@ -1,0 +1,170 @@
+// Lock order between the database and the snapshot store.
+//
+// snapshot_list (like any statement reading a table) holds the database's
+// SHARED lock, or WAL read lock, while it waits for the store's shared lock.
+// snapshot_backup and snapshot_restore take the store's exclusive lock first
+// and wait for the database afterwards. In rollback-journal mode that is a
+// lock-order inversion: each waits for the other until a timeout.
+
+#include "tests/concurrency/concurrency_util.h"
+
+namespace snapshot_test {
+namespace {
+
+class ConcurrencyLockOrder : public ::testing::TestWithParam<std::string> {};
+
+struct LockShm {
+  std::atomic<int> step;
+  std::atomic<int> list_done, other_done;
+  std::atomic<int64_t> list_ms, other_ms;
+  char list_result[512];
+  char other_result[512];
+  std::atomic<int> commit_rc;
+};
+
+// A process with an open read transaction lists the snapshots while a
+// restore waits for that transaction to end.
+TEST_P(ConcurrencyLockOrder, ListingInAReadTransactionWhileARestoreWaits) {
+  const std::string mode = GetParam();
+  TempDir dir;
+  const std::string path = dir / "live.db";
+  ASSERT_NO_FATAL_FAILURE(CreateDb(path, mode, 50, 10, 100));
+  int64_t id = 0;
+  {
+    std::string err;
+    sqlite3* db = OpenConn(path, true, &err);
+    ASSERT_NE(db, nullptr) << err;
+    ASSERT_TRUE(QueryI64(db, "SELECT snapshot_backup('base')", &id, &err)) << err;
+    ASSERT_EQ(SQLITE_OK, sqlite3_close(db));
+  }
+  Shared<LockShm> k;
+  Children kids(path);
+  const pid_t reader = kids.Spawn([&]() -> int {
+    std::string e;
+    sqlite3* db = OpenConn(path, true, &e);
+    if (db == nullptr) return 2;
+    ExecRc(db, "PRAGMA busy_timeout=4000");
+    Query(db, "SELECT snapshot_config('busy_timeout', 4000)");
+    Query(db, "BEGIN");
+    Query(db, "SELECT counter FROM meta");  // the read transaction
+    k->step.store(1);
+    while (k->step.load() < 2) SleepMs(1);
+    const int64_t t0 = NowMs();
+    SetMsg(k->list_result, sizeof k->list_result, Query(db, "SELECT count(*) FROM snapshot_list"));
+    k->list_ms.store(NowMs() - t0);
+    Query(db, "COMMIT");
+    k->list_done.store(1);
+    sqlite3_close(db);
+    return 0;
+  });
+  while (k->step.load() < 1) SleepMs(1);
+  const pid_t restorer = kids.Spawn([&]() -> int {
+    std::string e;
+    sqlite3* db = OpenConn(path, true, &e);
+    if (db == nullptr) return 2;
+    ExecRc(db, "PRAGMA busy_timeout=8000");
+    Query(db, "SELECT snapshot_config('busy_timeout', 8000)");
+    const int64_t t0 = NowMs();
+    SetMsg(k->other_result, sizeof k->other_result, Query(db, Sql("SELECT snapshot_restore(%lld)", (long long)id)));
+    k->other_ms.store(NowMs() - t0);
+    k->other_done.store(1);
+    sqlite3_close(db);
+    return 0;
+  });
+  SleepMs(400);  // the restore is now waiting (rollback mode) or done (WAL)
+  k->step.store(2);
+  EXPECT_EQ(0, kids.Wait(reader));
+  EXPECT_EQ(0, kids.Wait(restorer));
+  std::printf("[%s] snapshot_list in the read transaction: '%s' after %lld ms; snapshot_restore: '%s' after %lld ms\n",
+              mode.c_str(), k->list_result, (long long)k->list_ms.load(), k->other_result,
+              (long long)k->other_ms.load());
+  // Listing needs nothing the restore must change: it should answer at
+  // once, and the restore go ahead when the reader's transaction ends.
+  EXPECT_GE(std::atoi(k->list_result), 1)
+      << k->list_result << "\nsnapshot_list waited for the store lock that the restore held while the restore waited for this "
+         "reader's database lock (lock-order inversion)";
+  EXPECT_LT(k->list_ms.load(), 2000);
+  EXPECT_EQ(std::to_string(id), std::string(k->other_result));
+}
+
+// A writer waits (PENDING) for a reader; a backup waits behind the writer;
+// the reader then lists the snapshots.
+TEST_P(ConcurrencyLockOrder, ListingWhileABackupWaitsBehindAWriter) {
+  const std::string mode = GetParam();
+  TempDir dir;
+  const std::string path = dir / "live.db";
+  ASSERT_NO_FATAL_FAILURE(CreateDb(path, mode, 50, 10, 100));
+  {
+    std::string err;
+    sqlite3* db = OpenConn(path, true, &err);
+    ASSERT_NE(db, nullptr) << err;
+    int64_t id;
+    ASSERT_TRUE(QueryI64(db, "SELECT snapshot_backup('base')", &id, &err)) << err;
+    ASSERT_EQ(SQLITE_OK, sqlite3_close(db));
+  }
+  Shared<LockShm> k;
+  Children kids(path);
+  const pid_t reader = kids.Spawn([&]() -> int {
+    std::string e;
+    sqlite3* db = OpenConn(path, true, &e);
+    if (db == nullptr) return 2;
+    ExecRc(db, "PRAGMA busy_timeout=4000");
+    Query(db, "SELECT snapshot_config('busy_timeout', 4000)");
+    Query(db, "BEGIN");
+    Query(db, "SELECT counter FROM meta");
+    k->step.store(1);
+    while (k->step.load() < 3) SleepMs(1);
+    const int64_t t0 = NowMs();
+    SetMsg(k->list_result, sizeof k->list_result, Query(db, "SELECT count(*) FROM snapshot_list"));
+    k->list_ms.store(NowMs() - t0);
+    Query(db, "COMMIT");
+    sqlite3_close(db);
+    return 0;
+  });
+  while (k->step.load() < 1) SleepMs(1);
+  const pid_t writer = kids.Spawn([&]() -> int {
+    std::string e;
+    sqlite3* db = OpenConn(path, false, &e);
+    if (db == nullptr) return 2;
+    ExecRc(db, "PRAGMA busy_timeout=8000");
+    ExecRc(db, "BEGIN IMMEDIATE; UPDATE meta SET counter = counter + 1;"
+               "UPDATE wstate SET commits = commits + 1 WHERE writer = 0");
+    k->step.store(2);
+    k->commit_rc.store(ExecRc(db, "COMMIT"));  // rollback mode: PENDING, waits for the reader
+    sqlite3_close(db);
+    return 0;
+  });
+  while (k->step.load() < 2) SleepMs(1);
+  SleepMs(200);
+  const pid_t backup = kids.Spawn([&]() -> int {
+    std::string e;
+    sqlite3* db = OpenConn(path, true, &e);
+    if (db == nullptr) return 2;
+    ExecRc(db, "PRAGMA busy_timeout=8000");
+    Query(db, "SELECT snapshot_config('busy_timeout', 8000)");
+    const int64_t t0 = NowMs();
+    SetMsg(k->other_result, sizeof k->other_result, Query(db, "SELECT snapshot_backup('behind-writer')"));
+    k->other_ms.store(NowMs() - t0);
+    sqlite3_close(db);
+    return 0;
+  });
+  SleepMs(400);
+  k->step.store(3);
+  EXPECT_EQ(0, kids.Wait(reader));
+  EXPECT_EQ(0, kids.Wait(writer));
+  EXPECT_EQ(0, kids.Wait(backup));
+  std::printf("[%s] snapshot_list: '%s' after %lld ms; snapshot_backup: '%s' after %lld ms; writer COMMIT rc %d\n",
+              mode.c_str(), k->list_result, (long long)k->list_ms.load(), k->other_result,
+              (long long)k->other_ms.load(), k->commit_rc.load());
+  EXPECT_GE(std::atoi(k->list_result), 1)
+      << k->list_result << "\nsnapshot_list waited for the store lock held by a backup that waited for the database "
+         "(lock-order inversion: reader -> backup -> writer -> reader)";
+  EXPECT_LT(k->list_ms.load(), 2000);
+  EXPECT_EQ(SQLITE_OK, k->commit_rc.load());
+  EXPECT_EQ(0u, std::string(k->other_result).rfind("2", 0)) << "backup: " << k->other_result;
+}
+
+INSTANTIATE_TEST_SUITE_P(Concurrency, ConcurrencyLockOrder, ::testing::Values("delete", "wal"), ModeName);
+
+}  // namespace
+}  // namespace snapshot_test
