@@ -17,7 +17,6 @@
 #include "tests/store/store_test_util.h"
 
 namespace store_test {
-
 namespace {
 
 // Takes a snapshot of `img` into a new store at `dir` whose pack hooks

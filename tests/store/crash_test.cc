@@ -10,7 +10,6 @@
 #include "tests/store/store_test_util.h"
 
 namespace store_test {
-
 namespace {
 
 // After a failed or interrupted operation on the store in `dir`: every

@@ -10,7 +10,6 @@
 #include "tests/store/store_test_util.h"
 
 namespace store_test {
-
 namespace {
 
 class StoreDamage : public ::testing::Test {

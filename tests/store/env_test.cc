@@ -12,7 +12,6 @@
 #include "tests/store/store_test_util.h"
 
 namespace store_test {
-
 namespace {
 
 class UmaskGuard {

@@ -6,7 +6,6 @@
 #include "tests/store/store_test_util.h"
 
 namespace store_test {
-
 namespace {
 
 TEST(StoreIdentity, BelongsToOneDatabase) {

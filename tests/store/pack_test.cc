@@ -11,7 +11,6 @@
 #include "tests/store/store_test_util.h"
 
 namespace store_test {
-
 namespace {
 
 struct RawFrame {

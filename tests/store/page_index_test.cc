@@ -10,7 +10,6 @@
 #include "tests/store/store_test_util.h"
 
 namespace store_test {
-
 namespace {
 
 // The index behaves as a map from hash to reference, through growth, probe

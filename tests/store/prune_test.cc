@@ -8,7 +8,6 @@
 #include "tests/store/store_test_util.h"
 
 namespace store_test {
-
 namespace {
 
 class StorePrune : public ::testing::Test {
