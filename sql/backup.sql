@@ -2,6 +2,7 @@
 --   sqlite3 /path/to/db.sqlite3 < /usr/share/snapshot/sql/backup.sql
 -- Prints one line for the log: when, which database, which store, the
 -- snapshot id, what it added, and the exact command that restores it.
+-- nightly.sql repeats these lines (it cannot include this file; it says why).
 .bail on
 -- Wait for a writer's commit instead of failing on "database is locked"
 -- (the shell reads the schema before any snapshot function runs).

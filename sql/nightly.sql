@@ -3,6 +3,10 @@
 -- Needs the extension where `.load snapshot` finds it: the Debian package
 -- (README, Install), or LD_LIBRARY_PATH=/path/to/build. Stops at the first
 -- error and exits non-zero, so cron mails the failure. One log line per action.
+-- The snapshot step repeats backup.sql's, with the label 'nightly': this file
+-- must stand alone, because cron feeds it to the bare sqlite3 shell on stdin,
+-- where `.read backup.sql` would look in cron's working directory, not beside
+-- this file. sql/test_scripts.sh checks that the two steps stay the same.
 .bail on
 -- Wait for a writer's commit instead of failing on "database is locked"
 -- (the shell reads the schema before any snapshot function runs).

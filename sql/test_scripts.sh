@@ -33,6 +33,12 @@ out=$(sqlite3 "$db" < "$here/nightly.sql")
 check "nightly backs up" grep -q "nightly database=$db .* snapshot=2 " <<<"$out"
 check "nightly prunes" grep -q "prune database=$db .* deleted=0" <<<"$out"
 check "nightly verifies" grep -q "verify database=$db .* snapshots=2 result=ok" <<<"$out"
+# nightly.sql must stand alone (cron feeds it on stdin), so it repeats
+# backup.sql's snapshot step with its own label: the copies must not drift.
+snapshot_step() { sed -n '/^\.bail on/,/WHERE db.name/p' "$1"; }
+check "nightly's snapshot step is backup's" \
+  diff <(snapshot_step "$here/backup.sql" | sed "s/'backup'/'nightly'/; s/%s backup /%s nightly /") \
+       <(snapshot_step "$here/nightly.sql")
 sqlite3 "$db" "DELETE FROM t"
 out=$(sqlite3 "$db" < "$here/restore-latest.sql")
 check "restore-latest restores the latest" grep -q "restore database=$db .* snapshot=2; the state it replaced is snapshot 3; .*SELECT snapshot_restore(3)" <<<"$out"
