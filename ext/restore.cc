@@ -1,0 +1,319 @@
+#include "ext/restore.h"
+
+#include <limits.h>
+#include <stdlib.h>
+
+#include <memory>
+#include <string>
+
+#include "ext/backup.h"
+#include "ext/capture.h"
+#include "ext/progress.h"
+#include "ext/sql_util.h"
+#include "ext/tracked_capture.h"
+#include "store/coding.h"
+#include "store/format.h"
+#include "store/store.h"
+#include "vfs/internal_vfs.h"
+#include "vfs/journal_commit.h"
+#include "vfs/tracker.h"
+
+namespace snapshot {
+namespace {
+
+Status ResolveId(Store* store, uint64_t requested, uint64_t* id) {
+  if (requested != 0) {
+    Manifest m;
+    SNAPSHOT_RETURN_IF_ERROR(store->ReadManifest(requested, &m));
+    *id = requested;
+    return Status::OK();
+  }
+  return store->LatestId(id);
+}
+
+// Opens snapshot `id` as a read-only SQLite database (the restore source).
+class ImageDatabase {
+ public:
+  ~ImageDatabase() { sqlite3_close(db_); }
+  Status Open(SnapshotImage* image) {
+    source_.image = image;
+    token_.reset(new ScopedToken<ImageSource>(&ImageRegistry(), &source_));
+    int rc = sqlite3_open_v2(token_->token().c_str(), &db_, SQLITE_OPEN_READONLY, kImageVfsName);
+    if (rc != SQLITE_OK) return SqliteStatus(db_, rc, "cannot open the snapshot");
+    return Status::OK();
+  }
+  sqlite3* db() const { return db_; }
+  // The store's own account of a failed read, when there is one.
+  Status ReadError() const { return source_.error; }
+
+ private:
+  ImageSource source_;
+  std::unique_ptr<ScopedToken<ImageSource>> token_;
+  sqlite3* db_ = nullptr;
+};
+
+constexpr char kPreRestoreLabel[] = "pre-restore";
+
+Status PageSizeMismatch() {
+  return Status::InvalidArgument(
+      "cannot restore a snapshot whose page size differs from the database's while the database is in WAL mode; "
+      "switch it to PRAGMA journal_mode=DELETE first, or use snapshot_restore_to()");
+}
+
+// Whether a restore may write only the pages that differ, through its own
+// rollback journal (see vfs/journal_commit.h): rollback-journal modes that
+// keep a journal on disk, and a connection that re-reads the file header
+// when it next locks the database (not locking_mode=EXCLUSIVE).
+bool CanCommitThroughJournal(sqlite3* db, const char* schema) {
+  const std::string q = "PRAGMA \"" + QuoteIdentifier(schema) + "\".";
+  std::string journal_mode, locking_mode;
+  if (!QueryText(db, q + "journal_mode", &journal_mode).ok()) return false;
+  if (!QueryText(db, q + "locking_mode", &locking_mode).ok()) return false;
+  const bool journaled = sqlite3_stricmp(journal_mode.c_str(), "delete") == 0 ||
+                         sqlite3_stricmp(journal_mode.c_str(), "truncate") == 0 ||
+                         sqlite3_stricmp(journal_mode.c_str(), "persist") == 0;
+  return journaled && sqlite3_stricmp(locking_mode.c_str(), "normal") == 0;
+}
+
+// Writes snapshot `image` over the live file, changing only pages whose
+// content differs from the state just recorded as snapshot `current` (taken
+// under the same EXCLUSIVE lock), as one journaled commit.
+Status RestoreThroughJournal(sqlite3* db, const char* schema, Store* store, SnapshotImage* image,
+                             uint64_t current_id, ProgressFile* progress) {
+  std::unique_ptr<SnapshotImage> current;
+  SNAPSHOT_RETURN_IF_ERROR(store->OpenImage(current_id, &current));
+  sqlite3_file* file = FilePointer(db, schema, SQLITE_FCNTL_FILE_POINTER);
+  sqlite3_vfs* vfs = nullptr;
+  sqlite3_file_control(db, schema, SQLITE_FCNTL_VFS_POINTER, &vfs);
+  const char* db_name = sqlite3_db_filename(db, schema);
+  if (file == nullptr || vfs == nullptr || db_name == nullptr) return Status::IOError("cannot reach the database file");
+  uint8_t live_header[100];
+  int rc = file->pMethods->xRead(file, live_header, sizeof live_header, 0);
+  if (rc != SQLITE_OK) return SqliteStatus(nullptr, rc, "cannot read the database header");
+  if (live_header[18] != 1 || live_header[19] != 1) {
+    // Switched to WAL since the restore looked: not for this path.
+    return Status::NotSupported("the database is no longer in rollback-journal mode");
+  }
+
+  JournalCommit c;
+  c.vfs = vfs;
+  c.journal_name = sqlite3_filename_journal(db_name);
+  c.db = file;
+  c.page_size = image->info().page_size;
+  c.old_page_count = current->info().page_count;
+  c.new_page_count = image->info().page_count;
+  const uint32_t lock_page = LockBytePage(c.page_size);
+  for (uint32_t p = 1; p <= c.new_page_count; p++) {
+    if (p == lock_page) continue;
+    // Compared by content hash, not by (pack, index): the target was opened
+    // before the store lock was taken again, and a compaction may have
+    // moved its pages to another pack since.
+    PageHash now, then;
+    const bool same = p != 1 && current->StoredHash(p, &now) && image->StoredHash(p, &then) && now == then;
+    if (!same) c.pages.push_back(p);
+  }
+  size_t written = 0;
+  c.new_content = [&](uint32_t pgno, uint8_t* out) -> Status {
+    progress->Update(++written, c.pages.size());
+    SNAPSHOT_RETURN_IF_ERROR(image->ReadPage(pgno, out));
+    if (pgno == 1) {
+      // What SQLite's own commit would write: the next change counter (so
+      // every other connection drops its cache), a new schema cookie (so
+      // each re-reads the schema), the page count, this library's version,
+      // and the live file's journal-mode bytes.
+      const uint32_t counter = LoadU32BE(live_header + 24) + 1;
+      StoreU32BE(out + 24, counter);
+      StoreU32BE(out + 92, counter);
+      StoreU32BE(out + 96, uint32_t(sqlite3_libversion_number()));
+      StoreU32BE(out + 28, c.new_page_count);
+      StoreU32BE(out + 40, LoadU32BE(live_header + 40) + 1);
+      out[18] = live_header[18];
+      out[19] = live_header[19];
+    }
+    return Status::OK();
+  };
+  return CommitThroughJournal(c);
+}
+
+// Restores snapshot `id` into `schema`, after recording the current state as
+// a 'pre-restore' snapshot; both under the write lock that sqlite3_backup
+// takes first, so no commit can slip in between. In rollback-journal mode
+// only the pages that differ are written (RestoreThroughJournal); otherwise
+// sqlite3_backup copies every page. If the restore fails, the pre-restore
+// snapshot is taken back: a failed call changes nothing.
+Status RestoreInto(sqlite3* db, const char* schema, const ConnectionSettings& settings, SnapshotImage* image,
+                   uint64_t* pre_restore_id) {
+  std::unique_ptr<Store> store;  // locked exclusively once the database is
+  bool recorded = false;
+  if (image->info().page_count == 0) {
+    // sqlite3_backup copies an empty source at its first step, before the
+    // state it replaces could be recorded, so record it first (outside the
+    // write lock: a commit landing in between is not in it). Refuse up front
+    // what that step would refuse.
+    std::string mode;
+    int64_t page_size = 0;
+    const std::string q = "PRAGMA \"" + QuoteIdentifier(schema) + "\".";
+    if (QueryText(db, q + "journal_mode", &mode).ok() && sqlite3_stricmp(mode.c_str(), "wal") == 0 &&
+        QueryInt(db, q + "page_size", &page_size).ok() && uint32_t(page_size) != image->info().page_size) {
+      return PageSizeMismatch();
+    }
+    SNAPSHOT_RETURN_IF_ERROR(
+        TakeSnapshot(db, schema, settings, StoreAccess::kWrite, "pre-restore", kPreRestoreLabel, pre_restore_id));
+    recorded = true;
+  }
+  const bool journal_path = image->info().page_count > 0 && CanCommitThroughJournal(db, schema);
+  ImageDatabase source;
+  Status s = source.Open(image);
+  sqlite3_backup* backup = s.ok() ? sqlite3_backup_init(db, schema, source.db(), "main") : nullptr;
+  if (s.ok() && backup == nullptr) s = SqliteStatus(db, sqlite3_errcode(db), "cannot start the restore");
+  // The restore may write without the snapshot VFS: the next snapshot must
+  // not trust the record of changed pages.
+  if (s.ok()) DistrustTracking(sqlite3_db_filename(db, schema), kRestored);
+  // Zero pages: takes the destination's write lock and copies nothing.
+  int rc = !s.ok() ? SQLITE_ERROR
+                   : RetryWhileBusy(settings.busy_timeout_ms, [&] { return sqlite3_backup_step(backup, 0); });
+  bool copied = false;
+  if (!s.ok()) {
+    // reported below
+  } else if (rc == SQLITE_READONLY) {
+    s = PageSizeMismatch();
+  } else if (rc != SQLITE_OK && rc != SQLITE_DONE) {
+    s = SqliteStatus(db, rc, "cannot lock the database for the restore");
+  } else if (rc == SQLITE_OK) {
+    // The database's write lock is held: now the store's lock. (SQLITE_DONE
+    // means the empty copy is already committed, its pre-restore recorded.)
+    StoreLocation loc;
+    s = OpenStore(db, schema, settings, StoreAccess::kWrite, &store, &loc);
+    std::unique_ptr<ProgressFile> progress;
+    if (s.ok()) progress.reset(new ProgressFile(store->dir(), "restore", loc.file_mode));
+    if (s.ok()) {
+      std::unique_ptr<SnapshotBuilder> builder;
+      s = CaptureUnderWriteLock(db, schema, store.get(), &builder);
+      if (s.ok()) s = builder->Commit(kPreRestoreLabel, pre_restore_id);
+      recorded = recorded || s.ok();
+      if (s.ok() && journal_path && builder->page_size() == image->info().page_size) {
+        s = RestoreThroughJournal(db, schema, store.get(), image, *pre_restore_id, progress.get());
+        copied = s.code() != Status::Code::kNotSupported;
+        if (!copied) s = Status::OK();
+      }
+      while (s.ok() && !copied && (rc = sqlite3_backup_step(backup, 1024)) == SQLITE_OK) {
+        const int total = sqlite3_backup_pagecount(backup);
+        progress->Update(uint64_t(total - sqlite3_backup_remaining(backup)), uint64_t(total));
+      }
+    }
+  }
+  if (s.ok() && !copied && rc != SQLITE_DONE) {
+    if (!source.ReadError().ok()) {
+      s = Status::Corruption(source.ReadError().message() + "; the database was not changed");
+    } else if (rc == SQLITE_READONLY) {
+      s = PageSizeMismatch();
+    } else {
+      s = SqliteStatus(db, rc, "the restore failed and was rolled back");
+    }
+  }
+  // After RestoreThroughJournal this ends the backup's (empty) transaction
+  // and releases the lock; otherwise it commits or rolls back the copy.
+  if (backup != nullptr) sqlite3_backup_finish(backup);
+  if (!s.ok() && recorded) {
+    if (!store) OpenStore(db, schema, settings, StoreAccess::kWrite, &store);
+    if (store) store->Discard(*pre_restore_id);
+  }
+  return s;
+}
+
+// Whether directory `dir` is `root` or below it (both resolved; false when
+// either does not exist, since then nothing can be inside it).
+bool IsInside(const std::string& dir, const std::string& root) {
+  char a[PATH_MAX], b[PATH_MAX];
+  if (realpath(dir.c_str(), a) == nullptr || realpath(root.c_str(), b) == nullptr) return false;
+  const std::string d(a), r(b);
+  return d == r || (d.size() > r.size() && d.compare(0, r.size(), r) == 0 && d[r.size()] == '/');
+}
+
+}  // namespace
+
+Status RestoreLive(sqlite3* db, const char* schema, const ConnectionSettings& settings, uint64_t requested,
+                   uint64_t* restored_id) {
+  Status s;
+  if (!sqlite3_get_autocommit(db)) {
+    s = Status::InvalidArgument("cannot restore inside a transaction; COMMIT or ROLLBACK first");
+  }
+  if (s.ok() && sqlite3_db_readonly(db, schema) == 1) {
+    s = Status::InvalidArgument("this connection opened the database read-only; a restore must write it");
+  }
+  int64_t query_only = 0;
+  if (s.ok() && QueryInt(db, "PRAGMA query_only", &query_only).ok() && query_only != 0) {
+    s = Status::InvalidArgument("this connection is read-only (PRAGMA query_only); a restore must write the database");
+  }
+  if (s.ok() && sqlite3_txn_state(db, schema) > SQLITE_TXN_NONE) {
+    // The calling statement (or another one still running on this
+    // connection) reads the database, and a restore must replace it.
+    s = Status::InvalidArgument(
+        "call snapshot_restore() in a statement of its own (SELECT snapshot_restore(...);), with no other statement "
+        "of this connection still reading the database");
+  }
+  // First, under the store's shared lock alone: find the snapshot, check
+  // every byte it needs (a damaged snapshot changes nothing), and open its
+  // files. Then the lock is dropped, since RestoreInto must wait for the
+  // database's write lock holding no store lock; the open files stay valid.
+  uint64_t id = 0, pre_id = 0;
+  std::unique_ptr<Store> reader;
+  std::unique_ptr<SnapshotImage> image;
+  if (s.ok()) s = OpenStore(db, schema, settings, StoreAccess::kRead, &reader);
+  if (s.ok()) s = ResolveId(reader.get(), requested, &id);
+  if (s.ok()) s = reader->Verify(id);
+  if (s.ok()) s = reader->OpenImage(id, &image);
+  if (s.ok()) reader->ReleaseLock();
+  if (s.ok()) s = RestoreInto(db, schema, settings, image.get(), &pre_id);
+  if (s.ok()) *restored_id = id;
+  return s;
+}
+
+Status RestoreToFile(sqlite3* db, const char* schema, const ConnectionSettings& settings, const char* path,
+                     uint64_t requested, uint64_t* restored_id) {
+  uint64_t id = 0;
+  Env* env = Env::Default();
+  StoreLocation loc;
+  Status s = LocateStore(db, schema, settings, &loc);
+  if (s.ok() && env->FileExists(path)) {
+    s = Status::InvalidArgument(std::string(path) + " already exists; snapshot_restore_to() only creates new files");
+  }
+  if (s.ok() && IsInside(DirName(path), loc.store_dir)) {
+    s = Status::InvalidArgument(std::string(path) + " is inside the snapshot store; choose a path outside " +
+                                loc.store_dir);
+  }
+  std::unique_ptr<Store> store;
+  if (s.ok()) s = OpenStore(db, schema, settings, StoreAccess::kRead, &store);
+  if (s.ok()) s = ResolveId(store.get(), requested, &id);
+  std::unique_ptr<SnapshotImage> image;
+  if (s.ok()) s = store->OpenImage(id, &image);
+  if (s.ok()) {
+    // A name nobody else uses, so that nothing of the user's is truncated.
+    uint64_t nonce;
+    sqlite3_randomness(sizeof nonce, &nonce);
+    const std::string tmp = std::string(path) + ".snapshot-" + std::to_string(nonce) + kTempSuffix;
+    std::unique_ptr<WritableFile> out;
+    s = env->NewWritableFile(tmp, loc.file_mode, &out);
+    std::string page(image->info().page_size, '\0');
+    InterruptCheck interrupt(db);
+    ProgressFile progress(loc.store_dir, "restore_to", loc.file_mode);
+    for (uint32_t pgno = 1; s.ok() && pgno <= image->info().page_count; pgno++) {
+      progress.Update(pgno, image->info().page_count);
+      s = interrupt.Poll();
+      if (s.ok()) s = image->ReadPage(pgno, reinterpret_cast<uint8_t*>(&page[0]));
+      if (s.ok()) s = out->Append(page.data(), page.size());
+    }
+    if (s.ok()) s = out->Sync();
+    if (s.ok()) s = out->Close();
+    if (s.ok()) s = env->RenameNoReplace(tmp, path);
+    if (s.ok()) s = env->SyncDir(DirName(path));
+    if (!s.ok()) {
+      out.reset();
+      env->RemoveFile(tmp);
+    }
+  }
+  if (s.ok()) *restored_id = id;
+  return s;
+}
+
+}  // namespace snapshot
