@@ -75,9 +75,16 @@ bool CanCommitThroughJournal(sqlite3* db, const char* schema) {
   return journaled && sqlite3_stricmp(locking_mode.c_str(), "normal") == 0;
 }
 
+// The journaled restore keeps the list of pages it writes; past this many
+// (a 64 MiB list) the restore copies every page with sqlite3_backup instead,
+// which keeps none. So memory stays bounded whatever page count a snapshot's
+// manifest declares.
+constexpr size_t kMaxJournaledPages = size_t(1) << 24;
+
 // Writes snapshot `image` over the live file, changing only pages whose
 // content differs from the state just recorded as snapshot `current` (taken
-// under the same EXCLUSIVE lock), as one journaled commit.
+// under the same EXCLUSIVE lock), as one journaled commit. NotSupported when
+// this path does not apply (the caller copies every page instead).
 Status RestoreThroughJournal(sqlite3* db, const char* schema, Store* store, SnapshotImage* image,
                              uint64_t current_id, ProgressFile* progress) {
   std::unique_ptr<SnapshotImage> current;
@@ -110,7 +117,9 @@ Status RestoreThroughJournal(sqlite3* db, const char* schema, Store* store, Snap
     // moved its pages to another pack since.
     PageHash now, then;
     const bool same = p != 1 && current->StoredHash(p, &now) && image->StoredHash(p, &then) && now == then;
-    if (!same) c.pages.push_back(p);
+    if (same) continue;
+    if (c.pages.size() == kMaxJournaledPages) return Status::NotSupported("too many pages differ to list them");
+    c.pages.push_back(p);
   }
   size_t written = 0;
   c.new_content = [&](uint32_t pgno, uint8_t* out) -> Status {
@@ -133,6 +142,18 @@ Status RestoreThroughJournal(sqlite3* db, const char* schema, Store* store, Snap
     return Status::OK();
   };
   return CommitThroughJournal(c);
+}
+
+// A snapshot larger than the database may grow is refused before anything
+// is written: sqlite3_backup would fail part way (SQLITE_FULL), and a page
+// count past SQLite's limit is what a damaged or hostile manifest declares.
+Status CheckFitsDatabase(sqlite3* db, const char* schema, uint64_t id, uint32_t page_count) {
+  int64_t max_pages = 0;
+  SNAPSHOT_RETURN_IF_ERROR(QueryInt(db, "PRAGMA \"" + QuoteIdentifier(schema) + "\".max_page_count", &max_pages));
+  if (int64_t(page_count) <= max_pages) return Status::OK();
+  return Status::InvalidArgument("snapshot " + std::to_string(id) + " has " + std::to_string(page_count) +
+                                 " pages, more than this database may hold (PRAGMA max_page_count is " +
+                                 std::to_string(max_pages) + "); the database was not changed");
 }
 
 // Restores snapshot `id` into `schema`, after recording the current state as
@@ -263,6 +284,7 @@ Status RestoreLive(sqlite3* db, const char* schema, const ConnectionSettings& se
   if (s.ok()) s = ResolveId(reader.get(), requested, &id);
   if (s.ok()) s = reader->Verify(id);
   if (s.ok()) s = reader->OpenImage(id, &image);
+  if (s.ok()) s = CheckFitsDatabase(db, schema, id, image->info().page_count);
   if (s.ok()) reader->ReleaseLock();
   if (s.ok()) s = RestoreInto(db, schema, settings, image.get(), &pre_id);
   if (s.ok()) *restored_id = id;
