@@ -3,6 +3,7 @@
 #include <map>
 #include <mutex>
 
+#include "ext/sql_fence.h"
 #include "vfs/attached_snapshot.h"
 
 namespace snapshot {
@@ -65,8 +66,7 @@ void ForgetConfiguredDir(const ConnectionSettings* settings) {
 
 int RegisterAttach(sqlite3* db) {
   SetStoreDirResolver(ResolveStoreDir);
-  return sqlite3_create_function_v2(db, "snapshot_attach_error", 0, SQLITE_UTF8, nullptr, AttachErrorFunc, nullptr,
-                                    nullptr, nullptr);
+  return CreateFencedFunction(db, "snapshot_attach_error", 0, SQLITE_UTF8, nullptr, Fenced<AttachErrorFunc>(), nullptr);
 }
 
 }  // namespace snapshot

@@ -14,6 +14,7 @@
 #include "ext/inspect.h"
 #include "ext/progress.h"
 #include "ext/restore.h"
+#include "ext/sql_fence.h"
 #include "ext/sql_util.h"
 #include "ext/tracked_capture.h"
 #include "vfs/snapshot_vfs.h"
@@ -260,21 +261,21 @@ int RegisterSnapshotFunctions(sqlite3* db) {
   struct Def {
     const char* name;
     int min_args, max_args;
-    void (*fn)(sqlite3_context*, int, sqlite3_value**);
+    FencedFunction fn;
     bool side_effects;
   };
   static const Def kDefs[] = {
-      {"snapshot_backup", 0, 2, BackupFunc, true},
-      {"snapshot_restore", 0, 2, RestoreFunc, true},
-      {"snapshot_restore_to", 1, 3, RestoreToFunc, true},
-      {"snapshot_import", 1, 3, ImportFunc, true},
-      {"snapshot_verify", 0, 2, VerifyFunc, true},
-      {"snapshot_prune", 1, 3, PruneFunc, true},
-      {"snapshot_config", 1, 2, ConfigFunc, true},
-      {"snapshot_dir", 0, 1, DirFunc, true},
-      {"snapshot_progress", 0, 1, ProgressFunc, true},
-      {"snapshot_tracking", 0, 1, TrackingFunc, true},
-      {"snapshot_version", 0, 0, VersionFunc, false},
+      {"snapshot_backup", 0, 2, Fenced<BackupFunc>(), true},
+      {"snapshot_restore", 0, 2, Fenced<RestoreFunc>(), true},
+      {"snapshot_restore_to", 1, 3, Fenced<RestoreToFunc>(), true},
+      {"snapshot_import", 1, 3, Fenced<ImportFunc>(), true},
+      {"snapshot_verify", 0, 2, Fenced<VerifyFunc>(), true},
+      {"snapshot_prune", 1, 3, Fenced<PruneFunc>(), true},
+      {"snapshot_config", 1, 2, Fenced<ConfigFunc>(), true},
+      {"snapshot_dir", 0, 1, Fenced<DirFunc>(), true},
+      {"snapshot_progress", 0, 1, Fenced<ProgressFunc>(), true},
+      {"snapshot_tracking", 0, 1, Fenced<TrackingFunc>(), true},
+      {"snapshot_version", 0, 0, Fenced<VersionFunc>(), false},
   };
   auto* settings = new ConnectionSettings;
   for (const Def& d : kDefs) {
@@ -283,7 +284,7 @@ int RegisterSnapshotFunctions(sqlite3* db) {
     const int flags = SQLITE_UTF8 | (d.side_effects ? SQLITE_DIRECTONLY : SQLITE_INNOCUOUS | SQLITE_DETERMINISTIC);
     for (int n = d.min_args; n <= d.max_args; n++) {
       settings->refs++;
-      int rc = sqlite3_create_function_v2(db, d.name, n, flags, settings, d.fn, nullptr, nullptr, ReleaseSettings);
+      int rc = CreateFencedFunction(db, d.name, n, flags, settings, d.fn, ReleaseSettings);
       if (rc != SQLITE_OK) return rc;
     }
   }

@@ -11,6 +11,7 @@
 
 #include "ext/connection.h"
 #include "ext/functions.h"
+#include "ext/sql_fence.h"
 
 namespace snapshot {
 namespace {
@@ -134,16 +135,16 @@ sqlite3_module MakeModule() {
   memset(&m, 0, sizeof m);
   m.iVersion = 0;
   m.xCreate = nullptr;  // eponymous only
-  m.xConnect = Connect;
-  m.xBestIndex = BestIndex;
-  m.xDisconnect = Disconnect;
-  m.xOpen = Open;
-  m.xClose = Close;
-  m.xFilter = Filter;
-  m.xNext = Next;
-  m.xEof = Eof;
-  m.xColumn = ColumnValue;
-  m.xRowid = Rowid;
+  m.xConnect = FencedMethod<Connect>::Call;
+  m.xBestIndex = FencedMethod<BestIndex>::Call;
+  m.xDisconnect = FencedMethod<Disconnect>::Call;
+  m.xOpen = FencedMethod<Open>::Call;
+  m.xClose = FencedMethod<Close>::Call;
+  m.xFilter = FencedMethod<Filter>::Call;
+  m.xNext = FencedMethod<Next>::Call;
+  m.xEof = FencedMethod<Eof>::Call;
+  m.xColumn = FencedMethod<ColumnValue>::Call;
+  m.xRowid = FencedMethod<Rowid>::Call;
   return m;
 }
 

@@ -29,10 +29,15 @@ SQLITE_EXTENSION_INIT1
 namespace {
 
 int InitConnection(sqlite3* db, char** error) {
-  int rc = snapshot::RegisterInternalVfs();
-  if (rc == SQLITE_OK) rc = snapshot::RegisterSnapshotVfs();
-  if (rc == SQLITE_OK) rc = snapshot::RegisterSnapshotFunctions(db);
-  if (rc == SQLITE_OK) rc = snapshot::RegisterAttach(db);
+  int rc = SQLITE_OK;
+  try {  // SQLite calls this (sqlite3_open, .load): no exception may reach it
+    rc = snapshot::RegisterInternalVfs();
+    if (rc == SQLITE_OK) rc = snapshot::RegisterSnapshotVfs();
+    if (rc == SQLITE_OK) rc = snapshot::RegisterSnapshotFunctions(db);
+    if (rc == SQLITE_OK) rc = snapshot::RegisterAttach(db);
+  } catch (...) {  // std::bad_alloc
+    rc = SQLITE_NOMEM;
+  }
   if (rc != SQLITE_OK && error != nullptr) *error = sqlite3_mprintf("snapshot: cannot register: %s", sqlite3_errstr(rc));
   return rc;
 }

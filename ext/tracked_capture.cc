@@ -11,6 +11,9 @@
 #include <thread>
 #include <cstring>
 #include <memory>
+#include <new>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "ext/capture.h"
@@ -188,7 +191,14 @@ Status RunInBackground(InterruptCheck* interrupt, const std::function<Status(con
   Status result;
   std::thread reader([&] {
     LowerThisThreadToBackground();
-    Status s = work(&cancel);
+    Status s;
+    try {
+      s = work(&cancel);
+    } catch (const std::bad_alloc&) {  // an exception leaving the thread would end the process
+      s = Status::IOError("out of memory; nothing was changed");
+    } catch (const std::exception& e) {
+      s = Status::IOError(std::string(e.what()) + "; nothing was changed");
+    }
     std::lock_guard<std::mutex> l(mu);
     result = s;
     done = true;
