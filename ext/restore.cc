@@ -16,6 +16,7 @@
 #include "store/store.h"
 #include "vfs/internal_vfs.h"
 #include "vfs/journal_commit.h"
+#include "vfs/sqlite_format.h"
 #include "vfs/tracker.h"
 
 namespace snapshot {
@@ -94,10 +95,11 @@ Status RestoreThroughJournal(sqlite3* db, const char* schema, Store* store, Snap
   sqlite3_file_control(db, schema, SQLITE_FCNTL_VFS_POINTER, &vfs);
   const char* db_name = sqlite3_db_filename(db, schema);
   if (file == nullptr || vfs == nullptr || db_name == nullptr) return Status::IOError("cannot reach the database file");
-  uint8_t live_header[100];
+  uint8_t live_header[kDbHeaderSize];
   int rc = file->pMethods->xRead(file, live_header, sizeof live_header, 0);
   if (rc != SQLITE_OK) return SqliteStatus(nullptr, rc, "cannot read the database header");
-  if (live_header[18] != 1 || live_header[19] != 1) {
+  if (live_header[kDbHeaderWriteVersionOffset] != kFileFormatRollback ||
+      live_header[kDbHeaderReadVersionOffset] != kFileFormatRollback) {
     // Switched to WAL since the restore looked: not for this path.
     return Status::NotSupported("the database is no longer in rollback-journal mode");
   }
@@ -130,14 +132,14 @@ Status RestoreThroughJournal(sqlite3* db, const char* schema, Store* store, Snap
       // every other connection drops its cache), a new schema cookie (so
       // each re-reads the schema), the page count, this library's version,
       // and the live file's journal-mode bytes.
-      const uint32_t counter = LoadU32BE(live_header + 24) + 1;
-      StoreU32BE(out + 24, counter);
-      StoreU32BE(out + 92, counter);
-      StoreU32BE(out + 96, uint32_t(sqlite3_libversion_number()));
-      StoreU32BE(out + 28, c.new_page_count);
-      StoreU32BE(out + 40, LoadU32BE(live_header + 40) + 1);
-      out[18] = live_header[18];
-      out[19] = live_header[19];
+      const uint32_t counter = LoadU32BE(live_header + kDbHeaderChangeCounterOffset) + 1;
+      StoreU32BE(out + kDbHeaderChangeCounterOffset, counter);
+      StoreU32BE(out + kDbHeaderVersionValidForOffset, counter);
+      StoreU32BE(out + kDbHeaderSqliteVersionOffset, uint32_t(sqlite3_libversion_number()));
+      StoreU32BE(out + kDbHeaderPageCountOffset, c.new_page_count);
+      StoreU32BE(out + kDbHeaderSchemaCookieOffset, LoadU32BE(live_header + kDbHeaderSchemaCookieOffset) + 1);
+      out[kDbHeaderWriteVersionOffset] = live_header[kDbHeaderWriteVersionOffset];
+      out[kDbHeaderReadVersionOffset] = live_header[kDbHeaderReadVersionOffset];
     }
     return Status::OK();
   };
