@@ -338,37 +338,37 @@ const char* ShimNextSystemCall(sqlite3_vfs* v, const char* n) { return Real(v)->
 
 }  // namespace
 
-int RegisterSnapshotVfs() {
-  if (sqlite3_vfs_find(kSnapshotVfsName) != nullptr) return SQLITE_OK;
+int RegisterSnapshotVfs(const char* name) {
+  if (sqlite3_vfs_find(name) != nullptr) return SQLITE_OK;
   sqlite3_vfs* real = sqlite3_vfs_find(nullptr);
   if (real == nullptr) return SQLITE_ERROR;
-  static sqlite3_vfs vfs;  // registered for the life of the process
-  std::memset(&vfs, 0, sizeof vfs);
+  auto* vfs = new (std::nothrow) sqlite3_vfs();  // registered for the life of the process
+  if (vfs == nullptr) return SQLITE_NOMEM;
   // The real VFS's version, so that nothing it offers is hidden.
-  vfs.iVersion = std::min(real->iVersion, 3);
-  vfs.szOsFile = int(sizeof(ShimFile)) + real->szOsFile;
-  vfs.mxPathname = real->mxPathname;
-  vfs.zName = kSnapshotVfsName;
-  vfs.pAppData = real;
-  vfs.xOpen = ShimOpen;
-  vfs.xDelete = ShimDelete;
-  vfs.xAccess = ShimAccess;
-  vfs.xFullPathname = ShimFullPathname;
-  vfs.xDlOpen = ShimDlOpen;
-  vfs.xDlError = ShimDlError;
-  vfs.xDlSym = ShimDlSym;
-  vfs.xDlClose = ShimDlClose;
-  vfs.xRandomness = ShimRandomness;
-  vfs.xSleep = ShimSleep;
-  vfs.xCurrentTime = ShimCurrentTime;
-  vfs.xGetLastError = ShimGetLastError;
-  if (vfs.iVersion >= 2) vfs.xCurrentTimeInt64 = ShimCurrentTimeInt64;
-  if (vfs.iVersion >= 3) {
-    vfs.xSetSystemCall = ShimSetSystemCall;
-    vfs.xGetSystemCall = ShimGetSystemCall;
-    vfs.xNextSystemCall = ShimNextSystemCall;
+  vfs->iVersion = std::min(real->iVersion, 3);
+  vfs->szOsFile = int(sizeof(ShimFile)) + real->szOsFile;
+  vfs->mxPathname = real->mxPathname;
+  vfs->zName = name;
+  vfs->pAppData = real;
+  vfs->xOpen = ShimOpen;
+  vfs->xDelete = ShimDelete;
+  vfs->xAccess = ShimAccess;
+  vfs->xFullPathname = ShimFullPathname;
+  vfs->xDlOpen = ShimDlOpen;
+  vfs->xDlError = ShimDlError;
+  vfs->xDlSym = ShimDlSym;
+  vfs->xDlClose = ShimDlClose;
+  vfs->xRandomness = ShimRandomness;
+  vfs->xSleep = ShimSleep;
+  vfs->xCurrentTime = ShimCurrentTime;
+  vfs->xGetLastError = ShimGetLastError;
+  if (vfs->iVersion >= 2) vfs->xCurrentTimeInt64 = ShimCurrentTimeInt64;
+  if (vfs->iVersion >= 3) {
+    vfs->xSetSystemCall = ShimSetSystemCall;
+    vfs->xGetSystemCall = ShimGetSystemCall;
+    vfs->xNextSystemCall = ShimNextSystemCall;
   }
-  return sqlite3_vfs_register(&vfs, 0);
+  return sqlite3_vfs_register(vfs, 0);
 }
 
 int MakeSnapshotVfsDefault() {

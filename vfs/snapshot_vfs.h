@@ -21,8 +21,10 @@ namespace snapshot {
 constexpr char kSnapshotVfsName[] = "snapshot";
 
 // Registers the VFS over the current default VFS (idempotent); returns an
-// SQLite result code.
-int RegisterSnapshotVfs();
+// SQLite result code. Under another `name` (a string that lives as long as
+// the process) it is a separate registration of the same shim: unit tests
+// linked with SQLite use one so that theirs never meets the extension's.
+int RegisterSnapshotVfs(const char* name = kSnapshotVfsName);
 
 // Makes the snapshot VFS the process's default, so connections opened later
 // use it without asking; returns an SQLite result code.
