@@ -17,6 +17,8 @@
 #include "ext/sql_fence.h"
 #include "ext/sql_util.h"
 #include "ext/tracked_capture.h"
+#include "store/retention.h"
+#include "store/snapshot_spec.h"
 #include "vfs/snapshot_vfs.h"
 
 namespace snapshot {
@@ -46,15 +48,33 @@ const char* SchemaArg(int argc, sqlite3_value** argv, int i) {
   return s ? s : "main";
 }
 
-// Optional snapshot id argument: 0 when absent or NULL (meaning "latest").
-Status IdArg(int argc, sqlite3_value** argv, int i, uint64_t* id) {
-  *id = 0;
+// Optional snapshot argument: an integer id, or text naming a snapshot (an
+// id, 'latest' or a moment: store/snapshot_spec.h); the latest when absent
+// or NULL.
+Status SpecArg(int argc, sqlite3_value** argv, int i, SnapshotSpec* spec) {
+  *spec = SnapshotSpec::Latest();
   if (i >= argc || sqlite3_value_type(argv[i]) == SQLITE_NULL) return Status::OK();
-  if (sqlite3_value_numeric_type(argv[i]) != SQLITE_INTEGER || sqlite3_value_int64(argv[i]) <= 0) {
-    return Status::InvalidArgument("a snapshot id is a positive integer (see SELECT id FROM snapshot_list)");
+  if (sqlite3_value_type(argv[i]) == SQLITE_TEXT) {
+    return SnapshotSpec::Parse(reinterpret_cast<const char*>(sqlite3_value_text(argv[i])), spec);
   }
-  *id = uint64_t(sqlite3_value_int64(argv[i]));
+  if (sqlite3_value_type(argv[i]) != SQLITE_INTEGER || sqlite3_value_int64(argv[i]) <= 0) {
+    return Status::InvalidArgument(
+        "a snapshot id is a positive integer (see SELECT id FROM snapshot_list); a moment is text, such as "
+        "'2026-12-05 14:59:00'");
+  }
+  *spec = SnapshotSpec::Id(uint64_t(sqlite3_value_int64(argv[i])));
   return Status::OK();
+}
+
+// The id that restore and restore_to take (0: the latest). A moment is
+// resolved to one here, under the store's shared lock.
+Status SpecToId(sqlite3* db, const char* schema, const ConnectionSettings& settings, const SnapshotSpec& spec,
+                uint64_t* id) {
+  *id = spec.kind == SnapshotSpec::Kind::kId ? spec.id : 0;
+  if (spec.kind != SnapshotSpec::Kind::kTime) return Status::OK();
+  std::unique_ptr<Store> store;
+  SNAPSHOT_RETURN_IF_ERROR(OpenStore(db, schema, settings, StoreAccess::kRead, &store));
+  return ResolveSnapshot(store.get(), spec, id);
 }
 
 // snapshot_backup([label [, schema]]) -> id of the new snapshot
@@ -69,24 +89,30 @@ void BackupFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   sqlite3_result_int64(ctx, sqlite3_int64(id));
 }
 
-// snapshot_restore([id [, schema]]) -> id restored
+// snapshot_restore([id or moment [, schema]]) -> id restored
 void RestoreFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
-  uint64_t requested, id = 0;
-  Status s = IdArg(argc, argv, 0, &requested);
-  if (s.ok()) s = RestoreLive(sqlite3_context_db_handle(ctx), SchemaArg(argc, argv, 1), *Settings(ctx), requested, &id);
+  sqlite3* db = sqlite3_context_db_handle(ctx);
+  const char* schema = SchemaArg(argc, argv, 1);
+  SnapshotSpec spec;
+  uint64_t requested = 0, id = 0;
+  Status s = SpecArg(argc, argv, 0, &spec);
+  if (s.ok()) s = SpecToId(db, schema, *Settings(ctx), spec, &requested);
+  if (s.ok()) s = RestoreLive(db, schema, *Settings(ctx), requested, &id);
   if (!s.ok()) return ResultStatus(ctx, "snapshot_restore", s);
   sqlite3_result_int64(ctx, sqlite3_int64(id));
 }
 
-// snapshot_restore_to(path [, id [, schema]]) -> id restored into a new file
+// snapshot_restore_to(path [, id or moment [, schema]]) -> id restored into a new file
 void RestoreToFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  sqlite3* db = sqlite3_context_db_handle(ctx);
   const char* path = TextArg(argc, argv, 0);
-  uint64_t requested, id = 0;
-  Status s = IdArg(argc, argv, 1, &requested);
+  const char* schema = SchemaArg(argc, argv, 2);
+  SnapshotSpec spec;
+  uint64_t requested = 0, id = 0;
+  Status s = SpecArg(argc, argv, 1, &spec);
   if (s.ok() && (path == nullptr || path[0] == '\0')) s = Status::InvalidArgument("the target path is empty");
-  if (s.ok()) {
-    s = RestoreToFile(sqlite3_context_db_handle(ctx), SchemaArg(argc, argv, 2), *Settings(ctx), path, requested, &id);
-  }
+  if (s.ok()) s = SpecToId(db, schema, *Settings(ctx), spec, &requested);
+  if (s.ok()) s = RestoreToFile(db, schema, *Settings(ctx), path, requested, &id);
   if (!s.ok()) return ResultStatus(ctx, "snapshot_restore_to", s);
   sqlite3_result_int64(ctx, sqlite3_int64(id));
 }
@@ -139,20 +165,72 @@ void ImportFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   sqlite3_result_int64(ctx, sqlite3_int64(id));
 }
 
-// snapshot_verify([id [, schema]]) -> 'ok', or an error naming the damage
+// snapshot_verify([id or moment [, schema]]) -> 'ok', or an error naming the damage
 void VerifyFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   sqlite3* db = sqlite3_context_db_handle(ctx);
-  uint64_t id;
-  Status s = IdArg(argc, argv, 0, &id);
+  const bool every = argc == 0 || sqlite3_value_type(argv[0]) == SQLITE_NULL;
+  SnapshotSpec spec;
+  Status s = SpecArg(argc, argv, 0, &spec);
   std::unique_ptr<Store> store;
   if (s.ok()) s = OpenStore(db, SchemaArg(argc, argv, 1), *Settings(ctx), StoreAccess::kRead, &store);
+  uint64_t id = 0;  // every snapshot
+  // An id goes to Verify as it is, so that a damaged one is named as such.
+  if (s.ok() && !every) {
+    if (spec.kind == SnapshotSpec::Kind::kId) {
+      id = spec.id;
+    } else {
+      s = ResolveSnapshot(store.get(), spec, &id);
+    }
+  }
   if (s.ok()) s = store->Verify(id);
   if (!s.ok()) return ResultStatus(ctx, "snapshot_verify", s);
   sqlite3_result_text(ctx, "ok", -1, SQLITE_STATIC);
 }
 
-// snapshot_prune(keep_last [, keep_days [, schema]]) -> snapshots deleted
+// snapshot_id([id or moment [, schema]]) -> the id of the snapshot it names
+void IdFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  SnapshotSpec spec;
+  Status s = SpecArg(argc, argv, 0, &spec);
+  std::unique_ptr<Store> store;
+  if (s.ok()) {
+    s = OpenStore(sqlite3_context_db_handle(ctx), SchemaArg(argc, argv, 1), *Settings(ctx), StoreAccess::kRead, &store);
+  }
+  uint64_t id = 0;
+  if (s.ok()) s = ResolveSnapshot(store.get(), spec, &id);
+  if (!s.ok()) return ResultStatus(ctx, "snapshot_id", s);
+  sqlite3_result_int64(ctx, sqlite3_int64(id));
+}
+
+// snapshot_prune(policy [, schema]) -> snapshots deleted: the retention
+// tiers of store/retention.h, e.g. 'within 1h, hourly 48, daily 30'.
+void PrunePolicy(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  const std::string text = reinterpret_cast<const char*>(sqlite3_value_text(argv[0]));
+  RetentionPolicy policy;
+  Status s = RetentionPolicy::Parse(text, &policy);
+  if (!s.ok()) {
+    s = Status::InvalidArgument("'" + text + "' is neither keep_last (a positive integer) nor a retention policy: " +
+                                s.message());
+  }
+  if (s.ok() && argc > 2) {
+    s = Status::InvalidArgument("a policy takes no keep_days: snapshot_prune(policy [, schema])");
+  }
+  std::unique_ptr<Store> store;
+  if (s.ok()) {
+    s = OpenStore(sqlite3_context_db_handle(ctx), SchemaArg(argc, argv, 1), *Settings(ctx), StoreAccess::kWrite, &store);
+  }
+  PruneResult result;
+  if (s.ok()) s = store->Prune(policy, &result);
+  if (!s.ok()) return ResultStatus(ctx, "snapshot_prune", s);
+  sqlite3_result_int64(ctx, sqlite3_int64(result.deleted.size()));
+}
+
+// snapshot_prune(keep_last [, keep_days [, schema]]) -> snapshots deleted,
+// or snapshot_prune(policy [, schema]) (PrunePolicy).
 void PruneFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  // Text that is not a number is a policy; '10' stays keep_last, as before.
+  if (sqlite3_value_type(argv[0]) == SQLITE_TEXT && sqlite3_value_numeric_type(argv[0]) == SQLITE_TEXT) {
+    return PrunePolicy(ctx, argc, argv);
+  }
   sqlite3* db = sqlite3_context_db_handle(ctx);
   int64_t keep_last = -1, keep_ms = -1;
   Status s;
@@ -270,6 +348,7 @@ int RegisterSnapshotFunctions(sqlite3* db) {
       {"snapshot_restore_to", 1, 3, Fenced<RestoreToFunc>(), true},
       {"snapshot_import", 1, 3, Fenced<ImportFunc>(), true},
       {"snapshot_verify", 0, 2, Fenced<VerifyFunc>(), true},
+      {"snapshot_id", 0, 2, Fenced<IdFunc>(), true},
       {"snapshot_prune", 1, 3, Fenced<PruneFunc>(), true},
       {"snapshot_config", 1, 2, Fenced<ConfigFunc>(), true},
       {"snapshot_dir", 0, 1, Fenced<DirFunc>(), true},
