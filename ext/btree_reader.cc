@@ -1,5 +1,6 @@
 #include "ext/btree_reader.h"
 
+#include <algorithm>
 #include <set>
 
 #include "store/coding.h"
@@ -152,6 +153,9 @@ Status BtreeReader::MapTree(uint32_t root, BtreeShape* out) {
   Page p;
   for (int depth = 0; !level.empty(); depth++) {
     if (depth > kMaxDepth) return Damaged(root, "roots a b-tree deeper than SQLite allows");
+    // In page order: pages near each other share a compressed frame of the
+    // store, which is then decompressed once for the whole level.
+    std::sort(level.begin(), level.end());
     std::vector<uint32_t> next;
     size_t leaves_before = out->leaves.size();
     for (uint32_t pgno : level) {
