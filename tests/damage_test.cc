@@ -85,6 +85,17 @@ class Damage : public ::testing::Test {
   // The store beside app.db, where snapshot_backup() makes it.
   static std::string Pristine() { return Path("app.db-snapshots"); }
 
+  // A database of its own in the new directory `dir` (3000 rows, 4096-byte
+  // pages), for a test that changes the store beside it; *db has the
+  // extension loaded.
+  static void NewDatabase(const std::string& dir, sqlite3** db) {
+    fs::create_directory(dir);
+    *db = OpenDb(dir + "/app.db");
+    ASSERT_EQ("", Exec(*db, "PRAGMA page_size=4096; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);"
+                            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) "
+                            "INSERT INTO t SELECT i, printf('%0400d', i * 7919) FROM n;"));
+  }
+
   // Four snapshots of app.db (4096-byte pages, ~3 MB: three frames in a
   // full pack), and what each one's restore must write.
   static void Build() {
@@ -382,11 +393,8 @@ TEST_F(Damage, SwappedFiles) {
 // Packs are never rewritten, so an old copy of one is the file itself.
 TEST_F(Damage, OldCopyOfARewrittenManifest) {
   const std::string dir = Path("old");
-  fs::create_directory(dir);
-  sqlite3* db = OpenDb(dir + "/app.db");
-  ASSERT_EQ("", Exec(db, "PRAGMA page_size=4096; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);"
-                         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) "
-                         "INSERT INTO t SELECT i, printf('%0400d', i * 7919) FROM n;"));
+  sqlite3* db = nullptr;
+  ASSERT_NO_FATAL_FAILURE(NewDatabase(dir, &db));
   ASSERT_EQ(1, QueryInt(db, "SELECT snapshot_backup()"));
   ASSERT_EQ("", Exec(db, "UPDATE t SET v = printf('%0400d', id * 13) WHERE id > 300"));
   ASSERT_EQ(2, QueryInt(db, "SELECT snapshot_backup()"));
@@ -425,11 +433,8 @@ TEST_F(Damage, OldCopyOfARewrittenManifest) {
 // pack, whose pages it would then return.) Not damage, so not counted.
 TEST_F(Damage, OldCopyOfAPackWhoseSnapshotWasTakenBack) {
   const std::string dir = Path("taken-back");
-  fs::create_directory(dir);
-  sqlite3* db = OpenDb(dir + "/app.db");
-  ASSERT_EQ("", Exec(db, "PRAGMA page_size=4096; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);"
-                         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) "
-                         "INSERT INTO t SELECT i, printf('%0400d', i * 7919) FROM n;"));
+  sqlite3* db = nullptr;
+  ASSERT_NO_FATAL_FAILURE(NewDatabase(dir, &db));
   ASSERT_EQ(1, QueryInt(db, "SELECT snapshot_backup()"));
   const std::string image1 = ReadFile(dir + "/app.db");
   ASSERT_EQ("", Exec(db, "UPDATE t SET v = printf('%0400d', id * 13) WHERE id <= 300"));

@@ -87,17 +87,24 @@ void PrintTo(const CrashCase& c, std::ostream* os) { *os << c.name; }
 class SqlCrash : public SqlFixture, public ::testing::WithParamInterface<CrashCase> {
  protected:
   void TearDown() override { Shim().Reset(); }
+
+  // The database through the shim, in rollback mode: snapshot 1 holds
+  // snapshot_rows rows, the live database live_rows others.
+  sqlite3* OpenWithSnapshotAndOtherRows() {
+    sqlite3* a = OpenThroughShim(DbPath());
+    Ok(a, "PRAGMA journal_mode=DELETE");
+    Fill(a, "t", GetParam().snapshot_rows, 500);
+    EXPECT_EQ(1, Backup(a, "snapshot"));
+    Ok(a, "DELETE FROM t");
+    Fill(a, "t", GetParam().live_rows, 500);
+    return a;
+  }
 };
 
 // A crash while the restore is writing leaves a hot journal; whatever
 // SQLite does with it must give back the state before the restore.
 TEST_P(SqlCrash, CrashDuringRestoreRollsBackToTheStateBefore) {
-  sqlite3* a = OpenThroughShim(DbPath());
-  Ok(a, "PRAGMA journal_mode=DELETE");
-  Fill(a, "t", GetParam().snapshot_rows, 500);
-  EXPECT_EQ(1, Backup(a, "snapshot"));
-  Ok(a, "DELETE FROM t");
-  Fill(a, "t", GetParam().live_rows, 500);
+  sqlite3* a = OpenWithSnapshotAndOtherRows();
   const std::string before = Digest(a);
   const int64_t pages_before = PageCount(a);
 
@@ -122,12 +129,7 @@ TEST_P(SqlCrash, CrashDuringRestoreRollsBackToTheStateBefore) {
 // The same point as a failed fsync instead of a crash: the restore fails,
 // and the next reader rolls the database back.
 TEST_P(SqlCrash, FailedDatabaseSyncRollsBackToTheStateBefore) {
-  sqlite3* a = OpenThroughShim(DbPath());
-  Ok(a, "PRAGMA journal_mode=DELETE");
-  Fill(a, "t", GetParam().snapshot_rows, 500);
-  EXPECT_EQ(1, Backup(a, "snapshot"));
-  Ok(a, "DELETE FROM t");
-  Fill(a, "t", GetParam().live_rows, 500);
+  sqlite3* a = OpenWithSnapshotAndOtherRows();
   const std::string before = Digest(a);
   const int64_t pages_before = PageCount(a);
 
