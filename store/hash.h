@@ -25,4 +25,19 @@ struct PageHash {
 PageHash HashPage(const uint8_t* secret, const void* data, size_t n);
 uint64_t Checksum64(const void* data, size_t n);
 
+// Checksum64 of bytes fed in pieces: equal to Checksum64 of their
+// concatenation, without holding them all at once.
+class Checksum64Stream {
+ public:
+  Checksum64Stream();
+  ~Checksum64Stream();
+  Checksum64Stream(const Checksum64Stream&) = delete;
+  Checksum64Stream& operator=(const Checksum64Stream&) = delete;
+  void Update(const void* data, size_t n);
+  uint64_t Digest() const;
+
+ private:
+  void* state_;  // XXH3_state_t, kept out of this header
+};
+
 }  // namespace snapshot

@@ -325,14 +325,30 @@ Status PackReader::Open(Env* env, const std::string& path, uint64_t id, const ui
   r->secret_ = secret;
   SNAPSHOT_RETURN_IF_ERROR(env->NewRandomAccessFile(path, &r->file_));
   auto bad = [&](const std::string& why) { return PackDamaged(path, why); };
-  PackEnds ends;
+  PackEnds& ends = r->ends_;
   SNAPSHOT_RETURN_IF_ERROR(ReadPackEnds(*r->file_, path, id, &ends));
   r->page_size_ = ends.page_size;
-  std::string index(ends.index_size, '\0');
-  if (!index.empty()) SNAPSHOT_RETURN_IF_ERROR(r->file_->Read(ends.index_offset, index.size(), &index[0]));
-  if (Checksum64(index.data(), index.size()) != ends.index_sum) return bad("index checksum mismatch");
+  r->page_count_ = ends.n_pages;
 
-  ByteReader ir(index);
+  // The frame table is kept; the hash table only passes through a small
+  // buffer on its way into the index checksum.
+  std::string table(size_t(ends.n_frames) * kFrameEntrySize, '\0');
+  if (!table.empty()) SNAPSHOT_RETURN_IF_ERROR(r->file_->Read(ends.index_offset, table.size(), &table[0]));
+  Checksum64Stream sum;
+  sum.Update(table.data(), table.size());
+  {
+    constexpr uint64_t kChunk = 64 << 10;
+    std::unique_ptr<char[]> chunk(new char[kChunk]);
+    for (uint64_t at = ends.index_offset + table.size(); at < ends.index_offset + ends.index_size;) {
+      const size_t n = size_t(std::min(kChunk, ends.index_offset + ends.index_size - at));
+      SNAPSHOT_RETURN_IF_ERROR(r->file_->Read(at, n, chunk.get()));
+      sum.Update(chunk.get(), n);
+      at += n;
+    }
+  }
+  if (sum.Digest() != ends.index_sum) return bad("index checksum mismatch");
+
+  ByteReader ir(table);
   r->frames_.resize(ends.n_frames);
   uint64_t expect_offset = kPackHeaderSize;
   uint64_t first_index = 0;  // 64 bits: a hostile table must not wrap it
@@ -350,12 +366,22 @@ Status PackReader::Open(Env* env, const std::string& path, uint64_t id, const ui
     expect_offset += e.compressed_size;
   }
   if (expect_offset != ends.index_offset || first_index != ends.n_pages) return bad("frame table is inconsistent");
-  r->hashes_.resize(ends.n_pages);
-  for (PageHash& h : r->hashes_) {
+  *out = std::move(r);
+  return Status::OK();
+}
+
+Status PackReader::LoadHashes() {
+  if (hashes_loaded()) return Status::OK();
+  std::string index(ends_.index_size, '\0');
+  if (!index.empty()) SNAPSHOT_RETURN_IF_ERROR(file_->Read(ends_.index_offset, index.size(), &index[0]));
+  if (Checksum64(index.data(), index.size()) != ends_.index_sum) return PackDamaged(path_, "index checksum mismatch");
+  ByteReader ir(index.data() + frames_.size() * kFrameEntrySize, index.size() - frames_.size() * kFrameEntrySize);
+  std::vector<PageHash> hashes(page_count_);
+  for (PageHash& h : hashes) {
     ir.U64(&h.lo);
     ir.U64(&h.hi);
   }
-  *out = std::move(r);
+  hashes_.swap(hashes);
   return Status::OK();
 }
 
@@ -385,9 +411,33 @@ uint32_t PackReader::FrameOf(uint32_t index) const {
   return static_cast<uint32_t>((it - frames_.begin()) - 1);
 }
 
+// Entries first .. first + n - 1 of the page hash table, as stored.
+Status PackReader::ReadHashEntries(uint32_t first, uint32_t n, std::string* out) const {
+  out->resize(size_t(n) * 16);
+  const uint64_t at = ends_.index_offset + uint64_t(frames_.size()) * kFrameEntrySize + uint64_t(first) * 16;
+  return n == 0 ? Status::OK() : file_->Read(at, out->size(), &(*out)[0]);
+}
+
+Status PackReader::FrameHashes(uint32_t f, std::vector<PageHash>* out) const {
+  const FrameEntry& e = frames_[f];
+  out->resize(e.page_count);
+  if (hashes_loaded()) {
+    std::copy(hashes_.begin() + e.first_index, hashes_.begin() + e.first_index + e.page_count, out->begin());
+    return Status::OK();
+  }
+  std::string entries;
+  SNAPSHOT_RETURN_IF_ERROR(ReadHashEntries(e.first_index, e.page_count, &entries));
+  ByteReader r(entries);
+  for (PageHash& h : *out) {
+    r.U64(&h.lo);
+    r.U64(&h.hi);
+  }
+  return Status::OK();
+}
+
 Status PackReader::ReadCompressed(uint32_t f, std::string* compressed) const {
   const FrameEntry& e = frames_[f];
-  compressed->assign(e.compressed_size, '\0');
+  compressed->resize(e.compressed_size);
   if (e.compressed_size > 0) SNAPSHOT_RETURN_IF_ERROR(file_->Read(e.offset, e.compressed_size, &(*compressed)[0]));
   if (Checksum64(compressed->data(), compressed->size()) != e.checksum) {
     return Status::Corruption("pack " + path_ + " is damaged: frame " + std::to_string(f) + " checksum mismatch");
@@ -400,21 +450,36 @@ Status PackReader::CheckFrame(uint32_t f) const {
   return ReadCompressed(f, &compressed);
 }
 
-Status PackReader::ReadFrame(uint32_t f, std::string* pages) const {
+FrameScratch::~FrameScratch() { ZSTD_freeDCtx(dctx_); }
+
+Status PackReader::ReadFrame(uint32_t f, std::string* pages, FrameScratch* scratch) const {
   const FrameEntry& e = frames_[f];
   auto bad = [&](const std::string& why) {
     return Status::Corruption("pack " + path_ + " is damaged: frame " + std::to_string(f) + " " + why);
   };
-  std::string compressed;
-  SNAPSHOT_RETURN_IF_ERROR(ReadCompressed(f, &compressed));
+  FrameScratch local;
+  FrameScratch& s = scratch != nullptr ? *scratch : local;
+  if (s.dctx_ == nullptr && (s.dctx_ = ZSTD_createDCtx()) == nullptr) {
+    return Status::IOError("zstd decompression failed: out of memory");
+  }
+  SNAPSHOT_RETURN_IF_ERROR(ReadCompressed(f, &s.compressed_));
   const size_t raw_size = size_t(e.page_count) * page_size_;
-  pages->resize(raw_size);
-  size_t n = ZSTD_decompress(&(*pages)[0], raw_size, compressed.data(), compressed.size());
+  if (pages->size() != raw_size) pages->resize(raw_size);
+  size_t n = ZSTD_decompressDCtx(s.dctx_, &(*pages)[0], raw_size, s.compressed_.data(), s.compressed_.size());
   if (ZSTD_isError(n)) return bad(std::string("does not decompress: ") + ZSTD_getErrorName(n));
   if (n != raw_size) return bad("decompresses to the wrong size");
+  if (!hashes_loaded()) SNAPSHOT_RETURN_IF_ERROR(ReadHashEntries(e.first_index, e.page_count, &s.hashes_));
   for (uint32_t i = 0; i < e.page_count; i++) {
     const uint8_t* page = reinterpret_cast<const uint8_t*>(pages->data()) + size_t(i) * page_size_;
-    if (HashPage(secret_, page, page_size_) != hashes_[e.first_index + i]) return bad("holds a page that fails its hash");
+    PageHash stored;
+    if (hashes_loaded()) {
+      stored = hashes_[e.first_index + i];
+    } else {
+      ByteReader r(s.hashes_.data() + size_t(i) * 16, 16);
+      r.U64(&stored.lo);
+      r.U64(&stored.hi);
+    }
+    if (HashPage(secret_, page, page_size_) != stored) return bad("holds a page that fails its hash");
   }
   return Status::OK();
 }

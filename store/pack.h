@@ -21,6 +21,8 @@
 #include "store/hash.h"
 #include "store/status.h"
 
+struct ZSTD_DCtx_s;  // zstd.h
+
 namespace snapshot {
 
 constexpr size_t kPackHeaderSize = 32;
@@ -140,6 +142,35 @@ class PackHashPeek {
   uint64_t reads_ = 0;
 };
 
+// What decoding a frame needs besides its output: the compressed bytes, the
+// frame's page hashes and zstd's decompression context. Kept from one
+// ReadFrame to the next (one per thread), it lets steady-state decoding
+// allocate and zero-fill nothing: fresh buffers cost a page fault per 4 KiB
+// touched, which is most of a frame's decoding time (bench/README.md,
+// "Attached snapshots").
+class FrameScratch {
+ public:
+  FrameScratch() = default;
+  ~FrameScratch();
+  FrameScratch(const FrameScratch&) = delete;
+  FrameScratch& operator=(const FrameScratch&) = delete;
+
+ private:
+  friend class PackReader;
+  ZSTD_DCtx_s* dctx_ = nullptr;  // created on first use
+  std::string compressed_;
+  std::string hashes_;  // the frame's entries of the page hash table, as stored
+};
+
+// Reads pages back from a pack. Open checks the header, the footer and the
+// whole index (its checksum, streamed through a small buffer) but keeps only
+// the frame table: a page's hash is read from the file when its frame is
+// decoded, so opening costs little more than the frame table's size (24
+// bytes per MiB of pages), not the 16 bytes per page of the hash table. The
+// hashes read later are the bytes the checksum covered (a pack is never
+// changed in place), and damage since can only make a page fail its hash.
+// Callers that look up many hashes (deduplication, compaction) load the
+// whole table with LoadHashes().
 class PackReader {
  public:
   // Opens and checks header, footer and index. `secret` is the store's hash
@@ -149,15 +180,27 @@ class PackReader {
 
   uint64_t id() const { return id_; }
   uint32_t page_size() const { return page_size_; }
-  uint32_t page_count() const { return static_cast<uint32_t>(hashes_.size()); }
+  uint32_t page_count() const { return page_count_; }
   uint64_t file_size() const { return file_->Size(); }
   const std::vector<FrameEntry>& frames() const { return frames_; }
-  const PageHash& hash(uint32_t index) const { return hashes_[index]; }
   uint32_t FrameOf(uint32_t index) const;
 
+  // Reads the whole page hash table into memory, checking the index's
+  // checksum again, so that hash() may be called. Not thread-safe.
+  Status LoadHashes();
+  bool hashes_loaded() const { return hashes_.size() == page_count_; }
+  // Page `index`'s hash; only after LoadHashes().
+  const PageHash& hash(uint32_t index) const { return hashes_[index]; }
+  // The hashes of frame `f`'s pages, from memory after LoadHashes(), else
+  // from the file. Thread-safe.
+  Status FrameHashes(uint32_t f, std::vector<PageHash>* out) const;
+
   // Reads frame `f`, checks its checksum, decompresses it into *pages and
-  // checks every page against its hash. Thread-safe.
-  Status ReadFrame(uint32_t f, std::string* pages) const;
+  // checks every page against its hash. *pages's storage is reused when it
+  // already has the frame's size (as every full frame of a pack has), and
+  // `scratch` (optional) is reused from call to call: with both, decoding
+  // allocates nothing. Thread-safe (one scratch per thread).
+  Status ReadFrame(uint32_t f, std::string* pages, FrameScratch* scratch = nullptr) const;
   // Reads frame `f`'s compressed bytes and checks their checksum only: a
   // frame that passes decompresses to the pages its index hashed.
   Status CheckFrame(uint32_t f) const;
@@ -165,14 +208,17 @@ class PackReader {
  private:
   PackReader() = default;
   Status ReadCompressed(uint32_t f, std::string* compressed) const;
+  Status ReadHashEntries(uint32_t first, uint32_t n, std::string* out) const;
   Env* env_ = nullptr;
   std::string path_;
   uint64_t id_ = 0;
   uint32_t page_size_ = 0;
+  uint32_t page_count_ = 0;
+  PackEnds ends_;
   const uint8_t* secret_ = nullptr;
   std::unique_ptr<RandomAccessFile> file_;
   std::vector<FrameEntry> frames_;
-  std::vector<PageHash> hashes_;
+  std::vector<PageHash> hashes_;  // empty until LoadHashes()
 };
 
 }  // namespace snapshot

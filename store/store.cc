@@ -280,6 +280,11 @@ Status Store::GetPack(uint64_t id, const PackReader** out) {
   return Status::OK();
 }
 
+Status Store::GetPackWithHashes(uint64_t id, const PackReader** out) {
+  SNAPSHOT_RETURN_IF_ERROR(GetPack(id, out));
+  return packs_[id]->LoadHashes();
+}
+
 void Store::ForgetPack(uint64_t id) {
   packs_.erase(id);
   peeks_.erase(id);
@@ -290,7 +295,7 @@ bool Store::StoredHashIs(const PageRef& ref, uint32_t page_size, const PageHash&
     return pack_page_size == page_size && ref.index < pack_pages;
   };
   auto loaded = packs_.find(ref.pack);
-  if (loaded == packs_.end()) {
+  if (loaded == packs_.end() || !loaded->second->hashes_loaded()) {
     auto it = peeks_.find(ref.pack);
     if (it == peeks_.end()) {
       std::unique_ptr<PackHashPeek> peek;
@@ -307,7 +312,7 @@ bool Store::StoredHashIs(const PageRef& ref, uint32_t page_size, const PageHash&
     }
     peeks_.erase(it);
     const PackReader* pack;
-    if (!GetPack(ref.pack, &pack).ok()) return false;
+    if (!GetPackWithHashes(ref.pack, &pack).ok()) return false;
     loaded = packs_.find(ref.pack);
   }
   const PackReader& pack = *loaded->second;
@@ -322,7 +327,7 @@ Status Store::LoadDedupIndex() {
   for (uint64_t id : ids) {
     const PackReader* pack;
     // A damaged pack is not used for deduplication; verify reports it.
-    if (!GetPack(id, &pack).ok()) continue;
+    if (!GetPackWithHashes(id, &pack).ok()) continue;
     for (uint32_t i = 0; i < pack->page_count(); i++) {
       dedup_.Insert(pack->hash(i), PageRef{id, i}, /*keep_existing=*/true);
     }
@@ -517,18 +522,20 @@ Status SnapshotImage::ReadPage(uint32_t pgno, uint8_t* out) {
   auto key = std::make_pair(ref.pack, f);
   auto it = cache_.find(key);
   if (it == cache_.end()) {
-    CachedFrame frame;
-    SNAPSHOT_RETURN_IF_ERROR(pack->ReadFrame(f, &frame.pages));
+    const size_t frame_bytes = size_t(pack->frames()[f].page_count) * page_size;
     while (!cache_.empty() && (cache_.size() >= cache_capacity_ ||
-                               (cache_bytes_limit_ != 0 && cache_bytes_ + frame.pages.size() > cache_bytes_limit_))) {
+                               (cache_bytes_limit_ != 0 && cache_bytes_ + frame_bytes > cache_bytes_limit_))) {
       auto oldest = std::min_element(cache_.begin(), cache_.end(), [](const auto& a, const auto& b) {
         return a.second.last_use < b.second.last_use;
       });
       cache_bytes_ -= oldest->second.pages.size();
+      if (oldest->second.pages.capacity() > spare_.capacity()) spare_.swap(oldest->second.pages);
       cache_.erase(oldest);
     }
-    cache_bytes_ += frame.pages.size();
-    it = cache_.emplace(key, std::move(frame)).first;
+    SNAPSHOT_RETURN_IF_ERROR(pack->ReadFrame(f, &spare_, &scratch_));
+    cache_bytes_ += spare_.size();
+    it = cache_.emplace(key, CachedFrame{std::move(spare_), 0}).first;
+    spare_ = std::string();
   }
   it->second.last_use = ++clock_;
   const size_t slot = ref.index - pack->frames()[f].first_index;
@@ -543,13 +550,20 @@ bool SnapshotImage::StoredHash(uint32_t pgno, PageHash* out) {
       ref.index >= pack->page_count()) {
     return false;
   }
-  *out = pack->hash(ref.index);
+  const auto frame = std::make_pair(ref.pack, pack->FrameOf(ref.index));
+  if (hash_block_frame_ != frame) {
+    hash_block_frame_ = {0, 0};
+    // Unreadable: no hash, so the caller sees a page that differs and reads
+    // it, which reports the damage.
+    if (!pack->FrameHashes(frame.second, &hash_block_).ok()) return false;
+    hash_block_frame_ = frame;
+  }
+  *out = hash_block_[ref.index - pack->frames()[frame.second].first_index];
   return true;
 }
 
 Status SnapshotImage::Read(uint64_t offset, size_t n, uint8_t* out) {
   const uint32_t page_size = manifest_.info.page_size;
-  std::string page(page_size, '\0');
   while (n > 0) {
     const uint32_t pgno = static_cast<uint32_t>(offset / page_size) + 1;
     const size_t in_page = static_cast<size_t>(offset % page_size);
@@ -558,8 +572,13 @@ Status SnapshotImage::Read(uint64_t offset, size_t n, uint8_t* out) {
       std::memset(out, 0, n);  // past the end reads as zeros, like a short file
       return Status::OK();
     }
-    SNAPSHOT_RETURN_IF_ERROR(ReadPage(pgno, reinterpret_cast<uint8_t*>(&page[0])));
-    std::memcpy(out, page.data() + in_page, take);
+    if (take == page_size) {
+      SNAPSHOT_RETURN_IF_ERROR(ReadPage(pgno, out));  // SQLite's usual read: a whole page
+    } else {
+      partial_page_.resize(page_size);
+      SNAPSHOT_RETURN_IF_ERROR(ReadPage(pgno, reinterpret_cast<uint8_t*>(&partial_page_[0])));
+      std::memcpy(out, partial_page_.data() + in_page, take);
+    }
     out += take;
     offset += take;
     n -= take;
@@ -579,6 +598,8 @@ Status Store::Verify(uint64_t id) {
   std::map<std::pair<uint64_t, uint32_t>, std::string> frame_errors;
   std::map<uint64_t, std::string> pack_errors;
   std::vector<std::string> damaged;
+  std::string pages;
+  FrameScratch scratch;
   for (uint64_t sid : ids) {
     Manifest m;
     Status s = ReadManifest(sid, &m);
@@ -605,8 +626,7 @@ Status Store::Verify(uint64_t id) {
         auto key = std::make_pair(e.pack, f);
         auto fe = frame_errors.find(key);
         if (fe == frame_errors.end()) {
-          std::string pages;
-          Status fs = pack->ReadFrame(f, &pages);
+          Status fs = pack->ReadFrame(f, &pages, &scratch);
           fe = frame_errors.emplace(key, fs.ok() ? std::string() : fs.message()).first;
         }
         if (!fe->second.empty()) {
@@ -644,7 +664,7 @@ Status Store::StoredBytes(uint64_t* bytes) {
 Status Store::CompactPack(uint64_t pack_id, const std::vector<bool>& live, std::vector<Manifest>* manifests,
                           uint64_t* new_pack_id, uint64_t* new_pack_bytes) {
   const PackReader* old_pack;
-  SNAPSHOT_RETURN_IF_ERROR(GetPack(pack_id, &old_pack));
+  SNAPSHOT_RETURN_IF_ERROR(GetPackWithHashes(pack_id, &old_pack));
   uint64_t new_id;
   SNAPSHOT_RETURN_IF_ERROR(NextId(&new_id));
   *new_pack_id = new_id;
@@ -653,12 +673,13 @@ Status Store::CompactPack(uint64_t pack_id, const std::vector<bool>& live, std::
                                               old_pack->page_size(), options_.file_mode, options_.compress, &writer));
   std::vector<uint32_t> new_index(live.size(), UINT32_MAX);
   std::string pages;
+  FrameScratch scratch;
   for (uint32_t f = 0; f < old_pack->frames().size(); f++) {
     const FrameEntry& fe = old_pack->frames()[f];
     bool any = false;
     for (uint32_t i = 0; i < fe.page_count; i++) any = any || live[fe.first_index + i];
     if (!any) continue;
-    SNAPSHOT_RETURN_IF_ERROR(old_pack->ReadFrame(f, &pages));
+    SNAPSHOT_RETURN_IF_ERROR(old_pack->ReadFrame(f, &pages, &scratch));
     for (uint32_t i = 0; i < fe.page_count; i++) {
       const uint32_t idx = fe.first_index + i;
       if (!live[idx]) continue;

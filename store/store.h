@@ -148,7 +148,10 @@ class Store {
   // that NextId never returns it again. That is pack `id` if the snapshot
   // stored pages, else an empty pack (of `page_size`) published now.
   Status KeepIdAllocated(uint64_t id, uint32_t page_size);
+  // Opens pack `id` (once per Store) with its frame table only; the second
+  // form also loads its page hash table, for hash().
   Status GetPack(uint64_t id, const PackReader** out);
+  Status GetPackWithHashes(uint64_t id, const PackReader** out);
   void ForgetPack(uint64_t id);
   // Whether the store holds content hashing to `h` at `ref`, for a page of
   // `page_size`. Reads only that hash, until a 64th of the pack's pages
@@ -232,6 +235,15 @@ class SnapshotImage {
   size_t cache_capacity_ = 64;
   size_t cache_bytes_limit_ = 0;
   size_t cache_bytes_ = 0;
+  // An evicted frame's buffer, decoded into next: once the cache is full,
+  // reading a frame allocates nothing and touches no new memory.
+  std::string spare_;
+  FrameScratch scratch_;
+  std::string partial_page_;  // for reads that do not cover a whole page
+  // The hashes of the frame StoredHash last looked at: callers go through
+  // the pages in order, so one read of the file serves a frame's pages.
+  std::vector<PageHash> hash_block_;
+  std::pair<uint64_t, uint32_t> hash_block_frame_{0, 0};  // pack 0: none
   uint64_t clock_ = 0;
 };
 

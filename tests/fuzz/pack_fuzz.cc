@@ -27,7 +27,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (uint32_t i = 0; i < peek->page_count() && i < 4096; i++) {
       PageHash h;
       FUZZ_CHECK(peek->Hash(i, &h).ok(), "peek of page %u failed", i);
-      if (open.ok()) FUZZ_CHECK(h == reader->hash(i), "peek and index disagree on page %u", i);
+      if (open.ok()) {
+        std::vector<PageHash> frame_hashes;
+        const uint32_t f = reader->FrameOf(i);
+        FUZZ_CHECK(reader->FrameHashes(f, &frame_hashes).ok(), "frame %u's hashes do not read", f);
+        FUZZ_CHECK(h == frame_hashes[i - reader->frames()[f].first_index], "peek and index disagree on page %u", i);
+      }
     }
     PageHash h;
     FUZZ_CHECK(!peek->Hash(peek->page_count(), &h).ok(), "peek past the end succeeded");
@@ -37,19 +42,30 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(reader->page_size() >= 512 && reader->page_size() <= 65536, "page size %u", reader->page_size());
   const auto& frames = reader->frames();
   std::string pages;
-  for (uint32_t f = 0; f < frames.size(); f++) {
-    const FrameEntry& e = frames[f];
-    FUZZ_CHECK(uint64_t(e.page_count) * reader->page_size() <= kMaxFrameBytes, "frame %u too big", f);
-    for (uint32_t i = 0; i < e.page_count; i++) FUZZ_CHECK(reader->FrameOf(e.first_index + i) == f, "FrameOf");
-    const Status checked = reader->CheckFrame(f);
-    const Status read = reader->ReadFrame(f, &pages);
-    if (read.ok()) {
-      FUZZ_CHECK(checked.ok(), "a frame that reads fails its checksum");
-      FUZZ_CHECK(pages.size() == size_t(e.page_count) * reader->page_size(), "frame %u has the wrong size", f);
-      for (uint32_t i = 0; i < e.page_count; i++) {
-        const uint8_t* page = reinterpret_cast<const uint8_t*>(pages.data()) + size_t(i) * reader->page_size();
-        FUZZ_CHECK(HashPage(FixedSecret(), page, reader->page_size()) == reader->hash(e.first_index + i),
-                   "frame %u returned page %u that fails its hash", f, i);
+  FrameScratch scratch;
+  // Twice: with each frame's hashes read when it is decoded, then with the
+  // whole hash table loaded; both must refuse what fails its hash.
+  for (int loaded = 0; loaded < 2; loaded++) {
+    if (loaded) FUZZ_CHECK(reader->LoadHashes().ok(), "an opened pack's hash table does not load");
+    for (uint32_t f = 0; f < frames.size(); f++) {
+      const FrameEntry& e = frames[f];
+      FUZZ_CHECK(uint64_t(e.page_count) * reader->page_size() <= kMaxFrameBytes, "frame %u too big", f);
+      for (uint32_t i = 0; i < e.page_count; i++) FUZZ_CHECK(reader->FrameOf(e.first_index + i) == f, "FrameOf");
+      const Status checked = reader->CheckFrame(f);
+      const Status read = reader->ReadFrame(f, &pages, &scratch);
+      std::vector<PageHash> hashes;
+      FUZZ_CHECK(reader->FrameHashes(f, &hashes).ok(), "frame %u's hashes do not read", f);
+      if (loaded) {
+        for (uint32_t i = 0; i < e.page_count; i++) FUZZ_CHECK(hashes[i] == reader->hash(e.first_index + i), "hashes");
+      }
+      if (read.ok()) {
+        FUZZ_CHECK(checked.ok(), "a frame that reads fails its checksum");
+        FUZZ_CHECK(pages.size() == size_t(e.page_count) * reader->page_size(), "frame %u has the wrong size", f);
+        for (uint32_t i = 0; i < e.page_count; i++) {
+          const uint8_t* page = reinterpret_cast<const uint8_t*>(pages.data()) + size_t(i) * reader->page_size();
+          FUZZ_CHECK(HashPage(FixedSecret(), page, reader->page_size()) == hashes[i],
+                     "frame %u returned page %u that fails its hash", f, i);
+        }
       }
     }
   }
