@@ -11,6 +11,29 @@ namespace {
 
 constexpr size_t kDbHeaderSize = 100;
 
+// The second image's pages, taken from the first image where they are the
+// same (not in D): both images then share one cache of decompressed pages,
+// and a page both need is decompressed once. Page 1 is always the image's
+// own (its header, which the freelist starts from, may differ).
+class SharedPages : public PageSource {
+ public:
+  SharedPages(PageSource* own, PageSource* other, const std::set<uint32_t>* differing)
+      : own_(own), other_(other), differing_(differing) {}
+  uint32_t page_size() const override { return own_->page_size(); }
+  uint32_t page_count() const override { return own_->page_count(); }
+  Status ReadPage(uint32_t pgno, std::string* out) override {
+    const bool same = pgno != 1 && pgno <= other_->page_count() && other_->page_size() == own_->page_size() &&
+                      pgno <= own_->page_count() && differing_->count(pgno) == 0;
+    return same ? other_->ReadPage(pgno, out) : own_->ReadPage(pgno, out);
+  }
+  std::string Describe() const override { return own_->Describe(); }
+
+ private:
+  PageSource* own_;
+  PageSource* other_;
+  const std::set<uint32_t>* differing_;
+};
+
 // One image and what is known of it.
 struct Image {
   explicit Image(PageSource* s) : source(s), reader(s) {}
@@ -33,9 +56,7 @@ struct Tree {
 class Differ {
  public:
   Differ(PageSource* a, PageSource* b, const std::vector<uint32_t>& d, const std::function<Status()>& poll)
-      : images_{Image(a), Image(b)}, poll_(poll) {
-    differing_.insert(d.begin(), d.end());
-  }
+      : differing_(d.begin(), d.end()), shared_b_(b, a, &differing_), images_{Image(a), Image(&shared_b_)}, poll_(poll) {}
 
   Status Run(std::vector<TreeDiff>* out) {
     for (Image& im : images_) {
@@ -218,9 +239,10 @@ class Differ {
     }
   }
 
+  std::set<uint32_t> differing_;  // D; page 1 is decided by ComparePage1
+  SharedPages shared_b_;
   Image images_[2];
   std::function<Status()> poll_;
-  std::set<uint32_t> differing_;
   std::vector<Tree> trees_;
   std::unordered_map<uint32_t, Tree*> overflow_changed_;  // changed overflow page -> its table
 };
