@@ -24,7 +24,9 @@
 namespace snapshot {
 namespace {
 
-constexpr char kVersion[] = "0.1.0";
+// CMake's project(VERSION), which it reads from the one place the version is
+// written (see the top of CMakeLists.txt).
+constexpr char kVersion[] = SNAPSHOT_VERSION;
 
 ConnectionSettings* Settings(sqlite3_context* ctx) {
   return static_cast<ConnectionSettings*>(sqlite3_user_data(ctx));
