@@ -30,6 +30,7 @@
 #include "tests/crash_env.h"
 #include "tests/power_loss_vfs.h"
 #include "tests/test_util.h"
+#include "vfs/tracking_format.h"
 
 namespace {
 
@@ -382,8 +383,10 @@ TEST(PowerLossStore, CatchesAForgottenDirectorySync) {
 // change kept and the tracking file exactly as it was, with this boot's id;
 // those states are checked too, and there the tracking can be trusted.
 
-constexpr size_t kDevOffset = 16;     // TrackHeader::dev, then ino (vfs/tracker.h)
-constexpr size_t kBootIdOffset = 32;  // TrackHeader::boot_id
+constexpr size_t kDevOffset = offsetof(snapshot::TrackHeader, dev);  // then ino
+constexpr size_t kDevInoSize = sizeof(snapshot::TrackHeader::dev) + sizeof(snapshot::TrackHeader::ino);
+static_assert(offsetof(snapshot::TrackHeader, ino) == kDevOffset + sizeof(snapshot::TrackHeader::dev), "adjacent");
+constexpr size_t kBootIdOffset = offsetof(snapshot::TrackHeader, boot_id);
 
 // Commit k sets the counter to k and changes rows as a function of k only,
 // so the content after each commit is known.
@@ -537,9 +540,10 @@ int RunSqlitePowerLoss(const std::string& param, const std::string& base_dir, bo
       // The state's database is a copy; after a power cut it is the same
       // file, so the record names its device and inode.
       struct stat db_st;
-      if (track.size() >= kDevOffset + 16 && ::stat(db_path.c_str(), &db_st) == 0) {
+      if (track.size() >= kDevOffset + kDevInoSize && ::stat(db_path.c_str(), &db_st) == 0) {
         const uint64_t ids[2] = {uint64_t(db_st.st_dev), uint64_t(db_st.st_ino)};
-        track.replace(kDevOffset, 16, reinterpret_cast<const char*>(ids), 16);
+        static_assert(sizeof ids == kDevInoSize, "dev, ino");
+        track.replace(kDevOffset, kDevInoSize, reinterpret_cast<const char*>(ids), sizeof ids);
       }
       if (files[fi].has_track) Spit(db_path + "-snaptrack", track);
       if (f.has_cow) Spit(db_path + "-snapcow", f.cow);

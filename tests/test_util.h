@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "vfs/sqlite_format.h"
+
 namespace snapshot_test {
 
 // A fresh directory under $TMPDIR, removed with its contents at the end.
@@ -108,18 +110,25 @@ inline std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
+// Zeroes the database header fields that SQLite itself rewrites whenever
+// pages are copied into a live file: the change counter, the schema cookie,
+// the version-valid-for number and the SQLite version (vfs/sqlite_format.h).
+inline void ZeroRewrittenHeaderFields(std::string* page1) {
+  for (size_t field : {snapshot::kDbHeaderChangeCounterOffset, snapshot::kDbHeaderSchemaCookieOffset,
+                       snapshot::kDbHeaderVersionValidForOffset, snapshot::kDbHeaderSqliteVersionOffset}) {
+    for (size_t i = field; i < field + 4 && i < page1->size(); i++) (*page1)[i] = 0;
+  }
+}
+
 // Compares two database images page by page, ignoring the header fields
-// that SQLite itself rewrites whenever pages are copied into a live file
-// (change counter 24..27, schema cookie 40..43, version-valid-for and
-// SQLite version 92..99). Returns "" when equal, else a description.
+// ZeroRewrittenHeaderFields names. Returns "" when equal, else a description.
 inline std::string ComparePages(const std::string& a, const std::string& b, uint32_t page_size) {
   if (a.size() != b.size()) return "sizes differ: " + std::to_string(a.size()) + " vs " + std::to_string(b.size());
   for (size_t off = 0; off < a.size(); off += page_size) {
     std::string pa = a.substr(off, page_size), pb = b.substr(off, page_size);
     if (off == 0) {
-      for (size_t i : {24, 25, 26, 27, 40, 41, 42, 43, 92, 93, 94, 95, 96, 97, 98, 99}) {
-        if (i < pa.size()) pa[i] = pb[i] = 0;
-      }
+      ZeroRewrittenHeaderFields(&pa);
+      ZeroRewrittenHeaderFields(&pb);
     }
     if (pa != pb) return "page " + std::to_string(off / page_size + 1) + " differs";
   }

@@ -14,14 +14,15 @@
 
 #include "tests/shim_vfs.h"
 #include "tests/test_util.h"
+#include "vfs/tracking_format.h"
 
 namespace snapshot_test {
 namespace {
 
-constexpr size_t kBootIdOffset = 32;  // TrackHeader::boot_id (vfs/tracker.h)
-constexpr size_t kCowLastGenerationOffset = 124;  // TrackHeader::cow_last_generation
-constexpr size_t kWritesEndedOffset = 136;  // TrackHeader::writes_ended
-constexpr size_t kWritesBegunOffset = 144;  // TrackHeader::writes_begun
+constexpr size_t kBootIdOffset = offsetof(snapshot::TrackHeader, boot_id);
+constexpr size_t kCowLastGenerationOffset = offsetof(snapshot::TrackHeader, cow_last_generation);
+constexpr size_t kWritesEndedOffset = offsetof(snapshot::TrackHeader, writes_ended);
+constexpr size_t kWritesBegunOffset = offsetof(snapshot::TrackHeader, writes_begun);
 
 // Runs SQL in the real sqlite3 shell, which does not load the extension: a
 // writer the VFS never sees.
@@ -452,7 +453,7 @@ TEST(TrackedPin, ReadsNoWalFrameUnderTheWriteLock) {
     // A handful of pages and frame headers: BEGIN IMMEDIATE reads page 1,
     // the tracker checks the frames after the last one it knows, the read
     // transaction reads the schema.
-    EXPECT_LT(Shim().wal_bytes_read_under_write_lock.load(), 16 * (4096 + 24));
+    EXPECT_LT(Shim().wal_bytes_read_under_write_lock.load(), int64_t(16 * (4096 + snapshot::kWalFrameHeaderSize)));
     EXPECT_EQ(0, Shim().wal_write_locks.load());
     // And the snapshot is the database.
     const std::string copy = dir / "copy.db";

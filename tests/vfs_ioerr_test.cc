@@ -25,7 +25,10 @@
 
 #include "tests/shim_vfs.h"
 #include "tests/test_util.h"
+#include "store/coding.h"
 #include "vfs/snapshot_vfs.h"
+#include "vfs/sqlite_format.h"
+#include "vfs/tracking_format.h"
 
 namespace snapshot_test {
 namespace {
@@ -64,7 +67,9 @@ std::shared_ptr<const int> FailNthRead(int n, std::function<bool(int flags, int 
   };
   return seen;
 }
-bool WalFrameHeaderRead(int flags, int amount, sqlite3_int64) { return (flags & SQLITE_OPEN_WAL) && amount == 24; }
+bool WalFrameHeaderRead(int flags, int amount, sqlite3_int64) {
+  return (flags & SQLITE_OPEN_WAL) && amount == int(snapshot::kWalFrameHeaderSize);
+}
 
 // 400 rows of 300 bytes: about 30 leaf pages. Row 5 and row 390 are on
 // different pages, so marks for one are not marks for the other.
@@ -127,7 +132,7 @@ void ExpectCommitFailsAndRollsBack(sqlite3* db, const std::string& update, int i
 // commits with, and the VFS then needs no read of its own; it reads when a
 // writer writes page 1 without having read it under its lock.
 bool ChangeCounterRead(int flags, int amount, sqlite3_int64 offset) {
-  return (flags & SQLITE_OPEN_MAIN_DB) && amount == 4 && offset == 24;
+  return (flags & SQLITE_OPEN_MAIN_DB) && amount == 4 && offset == sqlite3_int64(snapshot::kDbHeaderChangeCounterOffset);
 }
 
 // Rollback mode: a tracked commit checks the change counter SQLite read
@@ -170,9 +175,10 @@ TEST(VfsIoError, ChangeCounterReadFailsAtATrackedCommit) {
     const std::string image = ReadFile(path);
     const size_t page_size = size_t(std::stoi(Query(db, "PRAGMA page_size")));
     std::string page1 = image.substr(0, page_size);
-    const uint32_t next = (uint32_t(uint8_t(page1[24])) << 24 | uint32_t(uint8_t(page1[25])) << 16 |
-                           uint32_t(uint8_t(page1[26])) << 8 | uint32_t(uint8_t(page1[27]))) + 1;
-    for (int i = 0; i < 4; i++) page1[24 + i] = page1[92 + i] = char(next >> (24 - 8 * i));
+    uint8_t* header = reinterpret_cast<uint8_t*>(&page1[0]);
+    const uint32_t next = snapshot::LoadU32BE(header + snapshot::kDbHeaderChangeCounterOffset) + 1;
+    snapshot::StoreU32BE(header + snapshot::kDbHeaderChangeCounterOffset, next);
+    snapshot::StoreU32BE(header + snapshot::kDbHeaderVersionValidForOffset, next);
     sqlite3* writer = OpenThroughVfs(path);
     EXPECT_EQ("ok", Query(writer, "PRAGMA quick_check"));  // opens the file
     sqlite3_file* f = nullptr;
@@ -327,7 +333,7 @@ TEST(VfsIoError, DatabaseHeaderReadFailsWhenASnapshotChecks) {
     EXPECT_EQ("", Exec(db, "UPDATE t SET v = 'tracked' WHERE id = 390"));
     // The 1st read of the header works out the layout; the 2nd is the check's.
     FailNthRead(2, [](int flags, int amount, sqlite3_int64 offset) {
-      return (flags & SQLITE_OPEN_MAIN_DB) && amount == 100 && offset == 0;
+      return (flags & SQLITE_OPEN_MAIN_DB) && amount == int(snapshot::kDbHeaderSize) && offset == 0;
     });
     EXPECT_EQ(kIoErrorReason, Query(db, "SELECT snapshot_tracking()"));
     Shim().Reset();
@@ -345,9 +351,7 @@ TEST(VfsIoError, ChangeCounterReadFailsAfterACopyOnWriteRead) {
     const std::string path = dir / "app.db";
     sqlite3* db = MakeDatabase(path, "DELETE");
     EXPECT_EQ("", Exec(db, "UPDATE t SET v = 'tracked' WHERE id = 390"));
-    const auto reads = FailNthRead(1, [](int flags, int amount, sqlite3_int64 offset) {
-      return (flags & SQLITE_OPEN_MAIN_DB) && amount == 4 && offset == 24;
-    });
+    const auto reads = FailNthRead(1, ChangeCounterRead);
     // (It reads again, every page.)
     ExpectNextSnapshotHolds(db, dir / "copy.db", {"tracked"});
     EXPECT_GE(*reads, 1) << "the check was not made";
@@ -452,7 +456,7 @@ TEST(VfsIoError, TrackingFileCannotGrow) {
   if (child == 0) {
     sqlite3_close(MakeDatabase(path, "DELETE"));
     // Only the header and ring: the first mark must grow the file.
-    constexpr off_t kTrackBitmapOffset = 4096 + 65536 * 16;
+    constexpr off_t kTrackBitmapOffset = off_t(snapshot::kTrackBitmapOffset);
     EXPECT_EQ(0, truncate((path + "-snaptrack").c_str(), kTrackBitmapOffset));
     signal(SIGXFSZ, SIG_IGN);
     struct rlimit old_limit, limit;

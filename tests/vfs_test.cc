@@ -7,14 +7,13 @@
 
 #include "tests/test_util.h"
 #include "vfs/snapshot_vfs.h"
+#include "vfs/tracking_format.h"
 
 namespace snapshot_test {
 namespace {
 
-// The tracking file's layout (vfs/tracker.h; the tests do not include the
-// extension's headers, which use the loadable-extension API).
-constexpr char kTrackMagic[] = "SQSNTRK1";
-constexpr size_t kTrackBitmapOffset = 4096 + 65536 * 16;
+using snapshot::kTrackBitmapOffset;
+using snapshot::kTrackMagic;
 
 // Pages whose bit is set in <db>-snaptrack.
 std::set<uint32_t> MarkedPages(const std::string& db) {

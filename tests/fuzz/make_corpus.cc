@@ -3,6 +3,7 @@
 // small seed store (MakeSmallStore), or, for sql_args_fuzz, one encoded
 // function call. Deterministic: the same files on every run.
 #include "tests/fuzz/fuzz_util.h"
+#include "vfs/tracking_format.h"
 
 using namespace snapshot_fuzz;
 
@@ -103,11 +104,11 @@ int main(int argc, char** argv) {
   side("pristine", 0, std::string(160, '\0'), "");  // XOR with zeros: the file as the backup left it
   side("empty-file", 1, "", "");
   // A snapshot's copy-on-write generation 1 in progress (the header's
-  // cow_generation, offset 116, XORed from 0 to 1), and its -snapcow: magic,
+  // cow_generation XORed from 0 to 1), and its -snapcow: magic,
   // generation, page size, page count, "every unlisted page needed", next
   // slot, then the page states.
   std::string track(160, '\0');
-  track[116] = 1;
+  track[offsetof(snapshot::TrackHeader, cow_generation)] = 1;
   std::string cow = "SQSNCOW2";
   ByteWriter w(&cow);
   w.U32(1);
