@@ -31,6 +31,11 @@ def get(connection, snapshot_id):
     return Snapshot(*rows[0])
 
 
+def resolve(connection, spec):
+    """The id of the snapshot `spec` names: an id, 'latest', or a time (the newest taken at or before it)."""
+    return query(connection, "SELECT snapshot_id(%s)", [spec])[0][0]
+
+
 def store_dir(connection):
     return query(connection, "SELECT snapshot_dir()")[0][0]
 

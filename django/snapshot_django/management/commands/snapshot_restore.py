@@ -7,19 +7,30 @@ from snapshot_django import db
 
 class Command(db.SnapshotCommand):
     help = (
-        "Restores snapshot ID (the latest if omitted) into the live database while the application runs. "
+        "Restores snapshot ID (the latest if omitted), or with --at the newest snapshot taken at or before a "
+        "moment, into the live database while the application runs. "
         "The replaced state is kept as a 'pre-restore' snapshot, so the restore can be undone."
     )
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
         parser.add_argument("id", nargs="?", type=int, help="Snapshot id (see snapshot_list); default: the latest.")
+        parser.add_argument(
+            "--at",
+            metavar="TIME",
+            help="Restore the newest snapshot taken at or before TIME, ISO 8601: '2026-12-05 14:59:00' "
+            "(UTC unless followed by Z or +hh:mm, e.g. '2026-12-05T15:59:00+01:00').",
+        )
         parser.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
 
     def handle(self, *args, **options):
         connection = self.connection(options)
         path = db.database_path(connection)
-        if options["id"] is None:
+        if options["at"] is not None:
+            if options["id"] is not None:
+                raise CommandError("give a snapshot id or --at TIME, not both")
+            snap = db.get(connection, db.resolve(connection, options["at"]))
+        elif options["id"] is None:
             snaps = db.snapshots(connection)
             if not snaps:
                 raise CommandError(f"no snapshots in {db.store_dir(connection)}")
