@@ -11,6 +11,7 @@ rollback journal, Django's default). Use Debian's /usr/bin/python3 (its sqlite3
 module can load extensions) with python3-django. Prints "N passed, M failed"
 last and exits non-zero on any failure.
 """
+import datetime
 import hashlib
 import json
 import os
@@ -258,6 +259,30 @@ def run(tmp):
         p = manage("snapshot_restore", str(checkpoint), "--yes")
         check("restoring the checkpoint by id", p.returncode == 0 and digest() == recorded)
 
+        # 6b. Restore to a moment: the checkpoint's time plus 1 ms, written with
+        # a +02:00 offset, names the checkpoint (the pre-restore after it is
+        # later); an earlier moment than any snapshot, or a malformed one, changes nothing.
+        p = manage("snapshot_restore", str(pre_restore), "--yes")
+        require("back to the later state", p.returncode == 0 and digest() == later)
+        with connection.cursor() as c:
+            created = c.execute("SELECT created FROM snapshot_list WHERE id = %s", [checkpoint]).fetchone()[0]
+            first = c.execute("SELECT min(created) FROM snapshot_list").fetchone()[0]
+        at = datetime.datetime.fromisoformat(created.replace("Z", "+00:00")) + datetime.timedelta(milliseconds=1)
+        at = at.astimezone(datetime.timezone(datetime.timedelta(hours=2))).isoformat(timespec="milliseconds")
+        before = snapshots()
+        p = manage("snapshot_restore", "--at", at, "--yes")
+        check(f"snapshot_restore --at {at} restores the checkpoint",
+              p.returncode == 0 and f"Restored snapshot {checkpoint} " in p.stdout and digest() == recorded,
+              p.stdout + p.stderr)
+        p = manage("snapshot_restore", str(checkpoint), "--at", at, "--yes")
+        check("an id and --at together are refused", p.returncode != 0 and "not both" in p.stderr, p.stderr)
+        early = (datetime.datetime.fromisoformat(first.replace("Z", "+00:00")) - datetime.timedelta(seconds=1)).isoformat()
+        for bad, why in ((early, "no snapshot was taken at or before"), ("2026-02-30 10:00", "day 30 does not exist")):
+            p = manage("snapshot_restore", "--at", bad, "--yes")
+            check(f"snapshot_restore --at {bad!r} is refused ({why}) and changes nothing",
+                  p.returncode != 0 and why in p.stderr and digest() == recorded and len(snapshots()) == len(before) + 1,
+                  p.stdout + p.stderr)
+
         # 7. Workers resume on their old connections.
         acks2 = wait_for_ops(workers, acks, min_ops=5, seconds=1.0)
         check("every worker resumed writing after the restores", all(b["ops"] - a["ops"] >= 5 for a, b in zip(acks, acks2)),
@@ -278,8 +303,18 @@ def run(tmp):
     check("snapshot_verify: ok", p.returncode == 0 and p.stdout.strip().endswith(": ok"), p.stdout + p.stderr)
     p = manage("snapshot_list")
     labels = re.findall(r"^\s*\d+\s+\S+\s+(\S+)", p.stdout, re.M)
-    expected = ["pre-migrate"] + ["cron"] * CRON_RUNS + ["checkpoint"] + ["pre-restore"] * 3
+    expected = ["pre-migrate"] + ["cron"] * CRON_RUNS + ["checkpoint"] + ["pre-restore"] * 5
     check("snapshot_list shows every snapshot", p.returncode == 0 and labels == expected, f"{labels} != {expected}")
+    p = manage("snapshot_prune", "--policy", "last 1")
+    check("snapshot_prune --policy keeps labelled snapshots the policy does not name",
+          p.returncode == 0 and "pruned 0 " in p.stdout and [l for _, l in snapshots()] == expected, p.stdout + p.stderr)
+    p = manage("snapshot_prune", "--policy", "last 2, label cron")
+    expected = ["pre-migrate"] + ["cron"] * 2 + ["checkpoint"] + ["pre-restore"] * 5
+    check("snapshot_prune --policy 'last 2, label cron' keeps the 2 newest cron snapshots",
+          p.returncode == 0 and f"pruned {CRON_RUNS - 2} " in p.stdout and [l for _, l in snapshots()] == expected,
+          p.stdout + p.stderr)
+    p = manage("snapshot_prune", "--policy", "dayly 7")
+    check("a malformed policy is refused naming the rule", p.returncode != 0 and "'dayly 7'" in p.stderr, p.stderr)
     p = manage("snapshot_prune", "--keep-last", "3", "--keep-days", "0")
     check("snapshot_prune keeps the newest 3", p.returncode == 0 and f"pruned {len(expected) - 3} " in p.stdout
           and len(snapshots()) == 3, p.stdout + p.stderr)
@@ -310,8 +345,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="snapshot-django-e2e-")
     try:
         run(tmp)
-    except Fatal:
-        pass
+    except Fatal as e:
+        print(f"      stopped: {str(e)[:3000]}")  # require() printed its FAIL; a worker's failure is printed here
     except Exception as e:  # an error in the test itself is a failure too
         import traceback
 
