@@ -148,14 +148,15 @@ Status RestoreThroughJournal(sqlite3* db, const char* schema, Store* store, Snap
 
 // A snapshot larger than the database may grow is refused before anything
 // is written: sqlite3_backup would fail part way (SQLITE_FULL), and a page
-// count past SQLite's limit is what a damaged or hostile manifest declares.
-Status CheckFitsDatabase(sqlite3* db, const char* schema, uint64_t id, uint32_t page_count) {
+// count past SQLite's limit is what a damaged or hostile manifest declares
+// (its pages all zeros, stored nowhere: writing them would fill the disk).
+Status CheckFitsDatabase(sqlite3* db, const char* schema, uint64_t id, uint32_t page_count, const char* outcome) {
   int64_t max_pages = 0;
   SNAPSHOT_RETURN_IF_ERROR(QueryInt(db, "PRAGMA \"" + QuoteIdentifier(schema) + "\".max_page_count", &max_pages));
   if (int64_t(page_count) <= max_pages) return Status::OK();
   return Status::InvalidArgument("snapshot " + std::to_string(id) + " has " + std::to_string(page_count) +
                                  " pages, more than this database may hold (PRAGMA max_page_count is " +
-                                 std::to_string(max_pages) + "); the database was not changed");
+                                 std::to_string(max_pages) + "); " + outcome);
 }
 
 // Restores snapshot `id` into `schema`, after recording the current state as
@@ -286,7 +287,7 @@ Status RestoreLive(sqlite3* db, const char* schema, const ConnectionSettings& se
   if (s.ok()) s = ResolveId(reader.get(), requested, &id);
   if (s.ok()) s = reader->Verify(id);
   if (s.ok()) s = reader->OpenImage(id, &image);
-  if (s.ok()) s = CheckFitsDatabase(db, schema, id, image->info().page_count);
+  if (s.ok()) s = CheckFitsDatabase(db, schema, id, image->info().page_count, "the database was not changed");
   if (s.ok()) reader->ReleaseLock();
   if (s.ok()) s = RestoreInto(db, schema, settings, image.get(), &pre_id);
   if (s.ok()) *restored_id = id;
@@ -311,6 +312,7 @@ Status RestoreToFile(sqlite3* db, const char* schema, const ConnectionSettings& 
   if (s.ok()) s = ResolveId(store.get(), requested, &id);
   std::unique_ptr<SnapshotImage> image;
   if (s.ok()) s = store->OpenImage(id, &image);
+  if (s.ok()) s = CheckFitsDatabase(db, schema, id, image->info().page_count, "nothing was written");
   if (s.ok()) {
     // A name nobody else uses, so that nothing of the user's is truncated.
     uint64_t nonce;

@@ -58,6 +58,13 @@ TEST(HostileStore, RestoreRefusesAManifestDeclaringBillionsOfPages) {
   EXPECT_TRUE(ReadFile(dir / "app.db") == before) << "a refused restore changed the database";
   EXPECT_EQ("2", Query(db, "SELECT count(*) FROM t"));
   EXPECT_EQ("1", Query(db, "SELECT count(*) FROM snapshot_list")) << "a refused restore left its pre-restore snapshot";
+
+  // Nor is it written to a new file: its zero pages would fill the disk.
+  const std::string copy = dir / "copy.db";
+  const std::string to = Query(db, "SELECT snapshot_restore_to('" + copy + "', 1)");
+  EXPECT_EQ(0u, to.rfind("ERROR: ", 0)) << to;
+  EXPECT_NE(std::string::npos, to.find("max_page_count")) << to;
+  EXPECT_FALSE(std::filesystem::exists(copy));
   sqlite3_close(db);
 }
 
@@ -136,6 +143,7 @@ TEST(HostileStore, APackDeclaringAHugeIndexIsAnSqlErrorNotACrash) {
     return 0;
   });
   ASSERT_EQ(0, children.Wait(pid)) << "the process did not live through reading the pack";
+  std::printf("[ hostile  ] snapshot_verify() of the pack: %s\n", result->message);
   EXPECT_TRUE(result->rc == SQLITE_NOMEM || result->rc == SQLITE_ERROR) << result->rc << ": " << result->message;
   EXPECT_NE("", std::string(result->message));
   EXPECT_TRUE(result->usable_after) << "the connection did not go on after the error";
