@@ -355,7 +355,9 @@ def main():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     elapsed = time.monotonic() - t0
-    check(f"finished within 60 s ({elapsed:.1f} s)", elapsed < 60)
+    # Not a check: how long a run takes depends on the machine (ctest's
+    # TIMEOUT bounds a hung run).
+    print(f"      took {elapsed:.1f} s")
     check("temp dir removed", not os.path.exists(tmp))
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
