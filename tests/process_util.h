@@ -353,4 +353,19 @@ inline sqlite3* OpenConn(const std::string& path, bool load, std::string* err) {
   return db;
 }
 
+// Closes a connection when the scope ends, however the test leaves it (an
+// ASSERT returns early).
+class CloseAtExit {
+ public:
+  explicit CloseAtExit(sqlite3* db) : db_(db) {}
+  ~CloseAtExit() { sqlite3_close(db_); }
+  CloseAtExit(const CloseAtExit&) = delete;
+  CloseAtExit& operator=(const CloseAtExit&) = delete;
+  // The test closed the connection itself.
+  void Release() { db_ = nullptr; }
+
+ private:
+  sqlite3* db_;
+};
+
 }  // namespace snapshot_test

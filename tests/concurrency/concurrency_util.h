@@ -458,6 +458,23 @@ inline int WriterMain(const std::string& path, bool wal, int w, Control* c) {
   return 0;
 }
 
+// Starts the kWriters writer processes on `path`, steered through `c`.
+inline std::vector<pid_t> SpawnWriters(Children* kids, const std::string& path, const std::string& mode,
+                                       Control* c) {
+  std::vector<pid_t> writers;
+  for (int w = 0; w < kWriters; w++) writers.push_back(kids->Spawn([=] { return WriterMain(path, mode == "wal", w, c); }));
+  return writers;
+}
+
+// What the writers that failed reported, a line each ("" when none did).
+inline std::string WriterFailures(const Control& c) {
+  std::string m;
+  for (int w = 0; w < kWriters; w++) {
+    if (c.writer[w].failed.load()) m += std::string(c.writer[w].msg) + "\n";
+  }
+  return m;
+}
+
 // ---------------------------------------------------------------------------
 // Snapshot helpers (parent side)
 

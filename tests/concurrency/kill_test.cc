@@ -65,10 +65,7 @@ TEST_P(ConcurrencyKill, KillDuringBackupLeavesEverySnapshotWhole) {
     std::string err;
     sqlite3* db = OpenConn(path, true, &err);
     ASSERT_NE(db, nullptr) << err;
-    struct Closer {
-      sqlite3* db;
-      ~Closer() { sqlite3_close(db); }
-    } closer{db};
+    CloseAtExit closer(db);
     if (FileExists(store + "/STORE")) {
       EXPECT_EQ("ok", Query(db, "SELECT snapshot_verify()"));
     }
@@ -106,7 +103,7 @@ TEST_P(ConcurrencyKill, KillDuringBackupLeavesEverySnapshotWhole) {
       ASSERT_EQ("0", Query(db, "PRAGMA wal_checkpoint(TRUNCATE)"));
     }
     ASSERT_EQ(SQLITE_OK, sqlite3_close(db));
-    closer.db = nullptr;
+    closer.Release();
     // The file alone (WAL checkpointed) now holds the whole database.
     EXPECT_EQ("", ComparePages(ReadFile(path), ReadFile(out), 4096));
     unlink(out.c_str());
@@ -315,10 +312,7 @@ TEST_P(ConcurrencyKill, KillDuringRestoreLeavesOldOrNewDatabase) {
 
     sqlite3* db = OpenConn(path, true, &err);
     ASSERT_NE(db, nullptr) << err;
-    struct Closer {
-      sqlite3* db;
-      ~Closer() { sqlite3_close(db); }
-    } closer{db};
+    CloseAtExit closer(db);
     DbState now;
     ASSERT_EQ("", CheckState(db, &now)) << "the database is damaged after a restore was killed";
     ASSERT_TRUE(now.digest == live.digest || now.digest == target.digest)

@@ -22,6 +22,37 @@ struct LockShm {
   std::atomic<int> commit_rc;
 };
 
+// One snapshot of the database at `path`, taken before any child is forked.
+void BackUp(const std::string& path, int64_t* id) {
+  std::string err;
+  sqlite3* db = OpenConn(path, true, &err);
+  ASSERT_NE(db, nullptr) << err;
+  ASSERT_TRUE(QueryI64(db, "SELECT snapshot_backup('base')", id, &err)) << err;
+  ASSERT_EQ(SQLITE_OK, sqlite3_close(db));
+}
+
+// The reader child: opens a read transaction, says so (step 1), waits for
+// step `list_at`, then lists the snapshots inside that transaction and
+// records the answer and how long it took.
+int ListInAReadTransaction(const std::string& path, LockShm* k, int list_at) {
+  std::string e;
+  sqlite3* db = OpenConn(path, true, &e);
+  if (db == nullptr) return 2;
+  ExecRc(db, "PRAGMA busy_timeout=4000");
+  Query(db, "SELECT snapshot_config('busy_timeout', 4000)");
+  Query(db, "BEGIN");
+  Query(db, "SELECT counter FROM meta");  // the read transaction
+  k->step.store(1);
+  while (k->step.load() < list_at) SleepMs(1);
+  const int64_t t0 = NowMs();
+  SetMsg(k->list_result, sizeof k->list_result, Query(db, "SELECT count(*) FROM snapshot_list"));
+  k->list_ms.store(NowMs() - t0);
+  Query(db, "COMMIT");
+  k->list_done.store(1);
+  sqlite3_close(db);
+  return 0;
+}
+
 // A process with an open read transaction lists the snapshots while a
 // restore waits for that transaction to end.
 TEST_P(ConcurrencyLockOrder, ListingInAReadTransactionWhileARestoreWaits) {
@@ -30,33 +61,10 @@ TEST_P(ConcurrencyLockOrder, ListingInAReadTransactionWhileARestoreWaits) {
   const std::string path = dir / "live.db";
   ASSERT_NO_FATAL_FAILURE(CreateDb(path, mode, 50, 10, 100));
   int64_t id = 0;
-  {
-    std::string err;
-    sqlite3* db = OpenConn(path, true, &err);
-    ASSERT_NE(db, nullptr) << err;
-    ASSERT_TRUE(QueryI64(db, "SELECT snapshot_backup('base')", &id, &err)) << err;
-    ASSERT_EQ(SQLITE_OK, sqlite3_close(db));
-  }
+  ASSERT_NO_FATAL_FAILURE(BackUp(path, &id));
   Shared<LockShm> k;
   Children kids(path);
-  const pid_t reader = kids.Spawn([&]() -> int {
-    std::string e;
-    sqlite3* db = OpenConn(path, true, &e);
-    if (db == nullptr) return 2;
-    ExecRc(db, "PRAGMA busy_timeout=4000");
-    Query(db, "SELECT snapshot_config('busy_timeout', 4000)");
-    Query(db, "BEGIN");
-    Query(db, "SELECT counter FROM meta");  // the read transaction
-    k->step.store(1);
-    while (k->step.load() < 2) SleepMs(1);
-    const int64_t t0 = NowMs();
-    SetMsg(k->list_result, sizeof k->list_result, Query(db, "SELECT count(*) FROM snapshot_list"));
-    k->list_ms.store(NowMs() - t0);
-    Query(db, "COMMIT");
-    k->list_done.store(1);
-    sqlite3_close(db);
-    return 0;
-  });
+  const pid_t reader = kids.Spawn([&] { return ListInAReadTransaction(path, &*k, 2); });
   while (k->step.load() < 1) SleepMs(1);
   const pid_t restorer = kids.Spawn([&]() -> int {
     std::string e;
@@ -94,33 +102,11 @@ TEST_P(ConcurrencyLockOrder, ListingWhileABackupWaitsBehindAWriter) {
   TempDir dir;
   const std::string path = dir / "live.db";
   ASSERT_NO_FATAL_FAILURE(CreateDb(path, mode, 50, 10, 100));
-  {
-    std::string err;
-    sqlite3* db = OpenConn(path, true, &err);
-    ASSERT_NE(db, nullptr) << err;
-    int64_t id;
-    ASSERT_TRUE(QueryI64(db, "SELECT snapshot_backup('base')", &id, &err)) << err;
-    ASSERT_EQ(SQLITE_OK, sqlite3_close(db));
-  }
+  int64_t id = 0;
+  ASSERT_NO_FATAL_FAILURE(BackUp(path, &id));
   Shared<LockShm> k;
   Children kids(path);
-  const pid_t reader = kids.Spawn([&]() -> int {
-    std::string e;
-    sqlite3* db = OpenConn(path, true, &e);
-    if (db == nullptr) return 2;
-    ExecRc(db, "PRAGMA busy_timeout=4000");
-    Query(db, "SELECT snapshot_config('busy_timeout', 4000)");
-    Query(db, "BEGIN");
-    Query(db, "SELECT counter FROM meta");
-    k->step.store(1);
-    while (k->step.load() < 3) SleepMs(1);
-    const int64_t t0 = NowMs();
-    SetMsg(k->list_result, sizeof k->list_result, Query(db, "SELECT count(*) FROM snapshot_list"));
-    k->list_ms.store(NowMs() - t0);
-    Query(db, "COMMIT");
-    sqlite3_close(db);
-    return 0;
-  });
+  const pid_t reader = kids.Spawn([&] { return ListInAReadTransaction(path, &*k, 3); });
   while (k->step.load() < 1) SleepMs(1);
   const pid_t writer = kids.Spawn([&]() -> int {
     std::string e;

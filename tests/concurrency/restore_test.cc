@@ -15,25 +15,14 @@ TEST_P(ConcurrencyRestore, WritersWithOpenConnectionsSeeTheRestoredDatabase) {
   ASSERT_NO_FATAL_FAILURE(CreateDb(path, mode, 300, 400, 1500));
   Shared<Control> c;
   Children kids(path);
-  std::vector<pid_t> writers;
-  for (int w = 0; w < kWriters; w++) writers.push_back(kids.Spawn([&, w] { return WriterMain(path, mode == "wal", w, &*c); }));
+  const std::vector<pid_t> writers = SpawnWriters(&kids, path, mode, &*c);
   // Every child is forked: only now may the parent open connections.
   std::string err;
   sqlite3* db = OpenConn(path, true, &err);
   ASSERT_NE(db, nullptr) << err;
-  struct Closer {
-    sqlite3* db;
-    ~Closer() { sqlite3_close(db); }
-  } closer{db};
+  CloseAtExit closer(db);
   ASSERT_EQ("20000", Query(db, "SELECT snapshot_config('busy_timeout', 20000)"));
   ASSERT_EQ("", Exec(db, "PRAGMA busy_timeout=20000"));
-  auto writer_failures = [&] {
-    std::string m;
-    for (int w = 0; w < kWriters; w++) {
-      if (c->writer[w].failed.load()) m += std::string(c->writer[w].msg) + "\n";
-    }
-    return m;
-  };
   auto total_commits = [&] {
     int64_t n = 0;
     for (int w = 0; w < kWriters; w++) n += c->writer[w].commits.load();
@@ -45,7 +34,7 @@ TEST_P(ConcurrencyRestore, WritersWithOpenConnectionsSeeTheRestoredDatabase) {
   };
 
   SetPhase(&*c, kRun);
-  ASSERT_TRUE(WaitAcks(&*c, 30000)) << writer_failures();
+  ASSERT_TRUE(WaitAcks(&*c, 30000)) << WriterFailures(*c);
   SleepMs(400);
   int64_t s1 = 0;
   ASSERT_TRUE(QueryI64(db, "SELECT snapshot_backup('s1')", &s1, &err)) << err;
@@ -68,13 +57,13 @@ TEST_P(ConcurrencyRestore, WritersWithOpenConnectionsSeeTheRestoredDatabase) {
   ASSERT_EQ("", RestoreToAndCheck(db, pre_a, dir / "pre-a.db", &st_pre_a));
   EXPECT_GE(st_pre_a.counter, st1.counter);
   SleepMs(400);
-  ASSERT_EQ("", writer_failures());
+  ASSERT_EQ("", WriterFailures(*c));
   EXPECT_GT(total_commits(), commits_after_a) << "writers stopped committing after a restore";
 
   // (b) The deterministic part: writers pause with their connections open.
   SetPhase(&*c, kPause);
-  ASSERT_TRUE(WaitAcks(&*c, 30000)) << writer_failures();
-  ASSERT_EQ("", writer_failures());
+  ASSERT_TRUE(WaitAcks(&*c, 30000)) << WriterFailures(*c);
+  ASSERT_EQ("", WriterFailures(*c));
   DbState paused;
   ASSERT_EQ("", CheckState(db, &paused));
   // Writers committed on top of the database that restore (a) put back.
@@ -83,10 +72,7 @@ TEST_P(ConcurrencyRestore, WritersWithOpenConnectionsSeeTheRestoredDatabase) {
   // Another connection holds a read transaction across the restore.
   sqlite3* reader = OpenConn(path, false, &err);
   ASSERT_NE(reader, nullptr) << err;
-  struct Closer2 {
-    sqlite3* db;
-    ~Closer2() { sqlite3_close(db); }
-  } closer2{reader};
+  CloseAtExit closer2(reader);
   ASSERT_EQ("", Exec(reader, "BEGIN"));
   ASSERT_EQ(std::to_string(paused.counter), Query(reader, "SELECT counter FROM meta"));
   if (mode == "delete") {
@@ -128,8 +114,8 @@ TEST_P(ConcurrencyRestore, WritersWithOpenConnectionsSeeTheRestoredDatabase) {
 
   // Each writer, on the connection it kept open, now sees the restored data.
   SetPhase(&*c, kReport);
-  ASSERT_TRUE(WaitAcks(&*c, 30000)) << writer_failures();
-  ASSERT_EQ("", writer_failures());
+  ASSERT_TRUE(WaitAcks(&*c, 30000)) << WriterFailures(*c);
+  ASSERT_EQ("", WriterFailures(*c));
   int64_t base[kWriters];
   for (int w = 0; w < kWriters; w++) {
     EXPECT_EQ(st1.counter, c->writer[w].seen_counter.load()) << "writer " << w << " sees a stale counter";
@@ -141,8 +127,8 @@ TEST_P(ConcurrencyRestore, WritersWithOpenConnectionsSeeTheRestoredDatabase) {
   SetPhase(&*c, kRun);
   SleepMs(500);
   SetPhase(&*c, kPause);
-  ASSERT_TRUE(WaitAcks(&*c, 30000)) << writer_failures();
-  ASSERT_EQ("", writer_failures());
+  ASSERT_TRUE(WaitAcks(&*c, 30000)) << WriterFailures(*c);
+  ASSERT_EQ("", WriterFailures(*c));
   int64_t delta = 0;
   for (int w = 0; w < kWriters; w++) {
     const int64_t d = c->writer[w].commits.load() - base[w];
@@ -156,7 +142,7 @@ TEST_P(ConcurrencyRestore, WritersWithOpenConnectionsSeeTheRestoredDatabase) {
   std::printf("[%s] restore under writers %lld ms, with writers paused %lld ms; %lld commits after the restore\n",
               mode.c_str(), (long long)restore_a_ms, (long long)restore_b_ms, (long long)delta);
   SetPhase(&*c, kStop);
-  for (pid_t p : writers) EXPECT_EQ(0, kids.Wait(p)) << writer_failures();
+  for (pid_t p : writers) EXPECT_EQ(0, kids.Wait(p)) << WriterFailures(*c);
 }
 
 INSTANTIATE_TEST_SUITE_P(Concurrency, ConcurrencyRestore, ::testing::Values("delete", "wal"), ModeName);

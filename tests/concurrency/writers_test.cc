@@ -16,8 +16,7 @@ TEST_P(ConcurrencyWriters, EverySnapshotIsOneCommitWhileThreeWritersRun) {
   ASSERT_NO_FATAL_FAILURE(CreateDb(path, mode, 300, 1800, 1800));
   Shared<Control> c;
   Children kids(path);
-  std::vector<pid_t> writers;
-  for (int w = 0; w < kWriters; w++) writers.push_back(kids.Spawn([&, w] { return WriterMain(path, mode == "wal", w, &*c); }));
+  const std::vector<pid_t> writers = SpawnWriters(&kids, path, mode, &*c);
   // The backup job: a fourth process, as cron would run it.
   const pid_t backup = kids.Spawn([&]() -> int {
     auto die = [&](const std::string& m) { return ReportChildFailure(c->backup_msg, c->backup_failed, m); };
