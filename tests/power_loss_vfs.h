@@ -26,6 +26,7 @@
 #include <string>
 
 #include "tests/crash_env.h"
+#include "tests/shim_vfs.h"
 #include "tests/test_util.h"
 
 namespace snapshot_test {
@@ -90,28 +91,14 @@ inline int Sync(sqlite3_file* f, int flags) {
   }
   return rc;
 }
-inline int FileSize(sqlite3_file* f, sqlite3_int64* n) { return Real(f)->pMethods->xFileSize(Real(f), n); }
-inline int Lock(sqlite3_file* f, int l) { return Real(f)->pMethods->xLock(Real(f), l); }
-inline int Unlock(sqlite3_file* f, int l) { return Real(f)->pMethods->xUnlock(Real(f), l); }
-inline int CheckReserved(sqlite3_file* f, int* out) { return Real(f)->pMethods->xCheckReservedLock(Real(f), out); }
-inline int FileControl(sqlite3_file* f, int op, void* arg) { return Real(f)->pMethods->xFileControl(Real(f), op, arg); }
-inline int SectorSize(sqlite3_file* f) { return Real(f)->pMethods->xSectorSize(Real(f)); }
-inline int Device(sqlite3_file* f) { return Real(f)->pMethods->xDeviceCharacteristics(Real(f)); }
-inline int ShmMap(sqlite3_file* f, int i, int sz, int ext, void volatile** pp) {
-  return Real(f)->pMethods->xShmMap(Real(f), i, sz, ext, pp);
-}
-inline int ShmLock(sqlite3_file* f, int offset, int n, int flags) {
-  return Real(f)->pMethods->xShmLock(Real(f), offset, n, flags);
-}
-inline void ShmBarrier(sqlite3_file* f) { Real(f)->pMethods->xShmBarrier(Real(f)); }
-inline int ShmUnmap(sqlite3_file* f, int del) { return Real(f)->pMethods->xShmUnmap(Real(f), del); }
-
 // Version 2: no xFetch, so SQLite never reads or writes through a mapping
 // this VFS cannot see.
-inline const sqlite3_io_methods kMethods = {2,           Close,      Read,     Write,   Truncate,      Sync,
-                                            FileSize,    Lock,       Unlock,   CheckReserved, FileControl,
-                                            SectorSize,  Device,     ShmMap,   ShmLock, ShmBarrier,    ShmUnmap,
-                                            nullptr,     nullptr};
+inline const sqlite3_io_methods kMethods = {
+    2, Close, Read, Write, Truncate, Sync,
+    passthrough::FileSize<File>, passthrough::Lock<File>, passthrough::Unlock<File>, passthrough::CheckReserved<File>,
+    passthrough::FileControl<File>, passthrough::SectorSize<File>, passthrough::Device<File>,
+    passthrough::ShmMap<File>, passthrough::ShmLock<File>, passthrough::ShmBarrier<File>, passthrough::ShmUnmap<File>,
+    nullptr, nullptr};  // no xFetch, xUnfetch
 
 inline int Open(sqlite3_vfs*, const char* name, sqlite3_file* f, int flags, int* out_flags) {
   File* pf = F(f);
@@ -150,31 +137,15 @@ inline int Delete(sqlite3_vfs*, const char* name, int sync_dir) {
 }  // namespace power_loss_internal
 
 inline sqlite3_vfs* PowerLossVfsRegistered() {
-  static sqlite3_vfs v = [] {
-    sqlite3_vfs x = *power_loss_internal::Unix();
-    x.iVersion = 2;
-    x.szOsFile = int(sizeof(power_loss_internal::File)) + power_loss_internal::Unix()->szOsFile;
-    x.zName = "power_loss";
-    x.pNext = nullptr;
-    x.xOpen = power_loss_internal::Open;
-    x.xDelete = power_loss_internal::Delete;
-    x.xSetSystemCall = nullptr;
-    x.xGetSystemCall = nullptr;
-    x.xNextSystemCall = nullptr;
-    return x;
-  }();
+  static sqlite3_vfs v = MakeShimVfs(power_loss_internal::Unix(), "power_loss", sizeof(power_loss_internal::File),
+                                     power_loss_internal::Open, power_loss_internal::Delete);
   static bool registered = sqlite3_vfs_register(&v, 0) == SQLITE_OK;
   EXPECT_TRUE(registered);
   return &v;
 }
 
 // Makes the snapshot VFS a layer over this one (only in a process of its
-// own: the snapshot VFS wraps the default VFS of the moment it registers).
-inline void LayerSnapshotVfsOverPowerLossVfs() {
-  sqlite3_vfs_register(PowerLossVfsRegistered(), 1);
-  if (sqlite3_vfs* registered = sqlite3_vfs_find("snapshot")) sqlite3_vfs_unregister(registered);
-  sqlite3_close(OpenDb(":memory:"));  // loads the extension: registers it again
-  sqlite3_vfs_register(sqlite3_vfs_find("unix"), 1);
-}
+// own: see LayerSnapshotVfsOver).
+inline void LayerSnapshotVfsOverPowerLossVfs() { LayerSnapshotVfsOver(PowerLossVfsRegistered()); }
 
 }  // namespace snapshot_test

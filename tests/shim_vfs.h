@@ -10,6 +10,11 @@
 //
 // Layered under the snapshot VFS instead, it sees the extension's own I/O:
 // see LayerSnapshotVfsOverShim.
+//
+// Other shims (tests/power_loss_vfs.h) are built from the same parts: a file
+// struct that begins {sqlite3_file base; sqlite3_file* real;}, the
+// passthrough:: methods for what they do not watch, MakeShimVfs() and
+// LayerSnapshotVfsOver().
 #pragma once
 
 #include <sqlite3.h>
@@ -67,9 +72,96 @@ inline sqlite3_vfs* ShimRealVfs() {
   return v;
 }
 
+// The methods a shim passes straight to the VFS below: `File` is the shim's
+// file struct, which begins {sqlite3_file base; sqlite3_file* real;}.
+namespace passthrough {
+
+template <typename File>
+sqlite3_file* Real(sqlite3_file* f) {
+  return reinterpret_cast<File*>(f)->real;
+}
+template <typename File>
+int FileSize(sqlite3_file* f, sqlite3_int64* n) {
+  return Real<File>(f)->pMethods->xFileSize(Real<File>(f), n);
+}
+template <typename File>
+int Lock(sqlite3_file* f, int l) {
+  return Real<File>(f)->pMethods->xLock(Real<File>(f), l);
+}
+template <typename File>
+int Unlock(sqlite3_file* f, int l) {
+  return Real<File>(f)->pMethods->xUnlock(Real<File>(f), l);
+}
+template <typename File>
+int CheckReserved(sqlite3_file* f, int* out) {
+  return Real<File>(f)->pMethods->xCheckReservedLock(Real<File>(f), out);
+}
+template <typename File>
+int FileControl(sqlite3_file* f, int op, void* arg) {
+  return Real<File>(f)->pMethods->xFileControl(Real<File>(f), op, arg);
+}
+template <typename File>
+int SectorSize(sqlite3_file* f) {
+  return Real<File>(f)->pMethods->xSectorSize(Real<File>(f));
+}
+template <typename File>
+int Device(sqlite3_file* f) {
+  return Real<File>(f)->pMethods->xDeviceCharacteristics(Real<File>(f));
+}
+template <typename File>
+int ShmMap(sqlite3_file* f, int i, int sz, int ext, void volatile** pp) {
+  return Real<File>(f)->pMethods->xShmMap(Real<File>(f), i, sz, ext, pp);
+}
+template <typename File>
+int ShmLock(sqlite3_file* f, int offset, int n, int flags) {
+  return Real<File>(f)->pMethods->xShmLock(Real<File>(f), offset, n, flags);
+}
+template <typename File>
+void ShmBarrier(sqlite3_file* f) {
+  Real<File>(f)->pMethods->xShmBarrier(Real<File>(f));
+}
+template <typename File>
+int ShmUnmap(sqlite3_file* f, int del) {
+  return Real<File>(f)->pMethods->xShmUnmap(Real<File>(f), del);
+}
+
+}  // namespace passthrough
+
+// A VFS named `name` over `below` whose files are a `file_size`-byte shim
+// struct followed by `below`'s own file; xOpen (and xDelete, when given) are
+// the shim's. Version 2: no xFetch, so SQLite never reads or writes through a
+// mapping the shim cannot see. Register it once.
+inline sqlite3_vfs MakeShimVfs(sqlite3_vfs* below, const char* name, size_t file_size,
+                               int (*open)(sqlite3_vfs*, const char*, sqlite3_file*, int, int*),
+                               int (*remove)(sqlite3_vfs*, const char*, int) = nullptr) {
+  // Unix's other methods do not look at the sqlite3_vfs they are given.
+  sqlite3_vfs x = *below;
+  x.iVersion = 2;
+  x.szOsFile = int(file_size) + below->szOsFile;
+  x.zName = name;
+  x.pNext = nullptr;
+  x.xOpen = open;
+  if (remove != nullptr) x.xDelete = remove;
+  x.xSetSystemCall = nullptr;
+  x.xGetSystemCall = nullptr;
+  x.xNextSystemCall = nullptr;
+  return x;
+}
+
+// Makes the snapshot VFS a layer over `below`, so that `below` sees what the
+// extension's own connections do. The snapshot VFS takes the default VFS of
+// the moment it is registered; only for a process of its own (a forked
+// child), since the extension may already be registered over the real VFS.
+inline void LayerSnapshotVfsOver(sqlite3_vfs* below) {
+  sqlite3_vfs_register(below, 1);
+  if (sqlite3_vfs* registered = sqlite3_vfs_find("snapshot")) sqlite3_vfs_unregister(registered);
+  sqlite3_close(OpenDb(":memory:"));  // loads the extension: registers it again
+  sqlite3_vfs_register(sqlite3_vfs_find("unix"), 1);
+}
+
 namespace shim_internal {
 
-inline sqlite3_file* Real(sqlite3_file* f) { return reinterpret_cast<ShimFile*>(f)->real; }
+inline sqlite3_file* Real(sqlite3_file* f) { return passthrough::Real<ShimFile>(f); }
 
 inline int Close(sqlite3_file* f) { return Real(f)->pMethods->xClose(Real(f)); }
 inline int Read(sqlite3_file* f, void* p, int n, sqlite3_int64 o) {
@@ -106,16 +198,6 @@ inline int Sync(sqlite3_file* f, int flags) {
   }
   return Real(f)->pMethods->xSync(Real(f), flags);
 }
-inline int FileSize(sqlite3_file* f, sqlite3_int64* n) { return Real(f)->pMethods->xFileSize(Real(f), n); }
-inline int Lock(sqlite3_file* f, int l) { return Real(f)->pMethods->xLock(Real(f), l); }
-inline int Unlock(sqlite3_file* f, int l) { return Real(f)->pMethods->xUnlock(Real(f), l); }
-inline int CheckReserved(sqlite3_file* f, int* out) { return Real(f)->pMethods->xCheckReservedLock(Real(f), out); }
-inline int FileControl(sqlite3_file* f, int op, void* arg) { return Real(f)->pMethods->xFileControl(Real(f), op, arg); }
-inline int SectorSize(sqlite3_file* f) { return Real(f)->pMethods->xSectorSize(Real(f)); }
-inline int Device(sqlite3_file* f) { return Real(f)->pMethods->xDeviceCharacteristics(Real(f)); }
-inline int ShmMap(sqlite3_file* f, int i, int sz, int ext, void volatile** pp) {
-  return Real(f)->pMethods->xShmMap(Real(f), i, sz, ext, pp);
-}
 inline int ShmLock(sqlite3_file* f, int offset, int n, int flags) {
   const int rc = Real(f)->pMethods->xShmLock(Real(f), offset, n, flags);
   // Slot 0 is SQLite's WAL write lock.
@@ -124,13 +206,13 @@ inline int ShmLock(sqlite3_file* f, int offset, int n, int flags) {
   }
   return rc;
 }
-inline void ShmBarrier(sqlite3_file* f) { Real(f)->pMethods->xShmBarrier(Real(f)); }
-inline int ShmUnmap(sqlite3_file* f, int del) { return Real(f)->pMethods->xShmUnmap(Real(f), del); }
-
-inline const sqlite3_io_methods kMethods = {2,          Close,         Read,        Write,      Truncate,
-                                            Sync,       FileSize,      Lock,        Unlock,     CheckReserved,
-                                            FileControl, SectorSize,   Device,      ShmMap,     ShmLock,
-                                            ShmBarrier, ShmUnmap,      nullptr,     nullptr};
+using F = ShimFile;
+inline const sqlite3_io_methods kMethods = {
+    2, Close, Read, Write, Truncate, Sync,
+    passthrough::FileSize<F>, passthrough::Lock<F>, passthrough::Unlock<F>, passthrough::CheckReserved<F>,
+    passthrough::FileControl<F>, passthrough::SectorSize<F>, passthrough::Device<F>,
+    passthrough::ShmMap<F>, ShmLock, passthrough::ShmBarrier<F>, passthrough::ShmUnmap<F>,
+    nullptr, nullptr};  // no xFetch, xUnfetch
 
 inline int Open(sqlite3_vfs*, const char* name, sqlite3_file* f, int flags, int* out_flags) {
   auto* sf = reinterpret_cast<ShimFile*>(f);
@@ -150,19 +232,7 @@ inline int Open(sqlite3_vfs*, const char* name, sqlite3_file* f, int flags, int*
 }  // namespace shim_internal
 
 inline sqlite3_vfs* ShimVfs() {
-  static sqlite3_vfs v = [] {
-    // Unix's other methods do not look at the sqlite3_vfs they are given.
-    sqlite3_vfs x = *ShimRealVfs();
-    x.iVersion = 2;
-    x.szOsFile = int(sizeof(ShimFile)) + ShimRealVfs()->szOsFile;
-    x.zName = "test_shim";
-    x.pNext = nullptr;
-    x.xOpen = shim_internal::Open;
-    x.xSetSystemCall = nullptr;
-    x.xGetSystemCall = nullptr;
-    x.xNextSystemCall = nullptr;
-    return x;
-  }();
+  static sqlite3_vfs v = MakeShimVfs(ShimRealVfs(), "test_shim", sizeof(ShimFile), shim_internal::Open);
   static bool registered = sqlite3_vfs_register(&v, 0) == SQLITE_OK;
   EXPECT_TRUE(registered);
   return &v;
@@ -178,16 +248,7 @@ inline sqlite3* OpenThroughShim(const std::string& path) {
   return db;
 }
 
-// Makes the snapshot VFS a layer over the shim, so that the shim sees what
-// the extension's own connections do. The snapshot VFS takes the default
-// VFS of the moment it is registered; only for a process of its own (a
-// forked child), since the extension may already be registered over the
-// real VFS.
-inline void LayerSnapshotVfsOverShim() {
-  sqlite3_vfs_register(ShimVfs(), 1);
-  if (sqlite3_vfs* registered = sqlite3_vfs_find("snapshot")) sqlite3_vfs_unregister(registered);
-  sqlite3_close(OpenDb(":memory:"));  // loads the extension: registers it again
-  sqlite3_vfs_register(sqlite3_vfs_find("unix"), 1);
-}
+// Makes the snapshot VFS a layer over the shim (see LayerSnapshotVfsOver).
+inline void LayerSnapshotVfsOverShim() { LayerSnapshotVfsOver(ShimVfs()); }
 
 }  // namespace snapshot_test
