@@ -146,16 +146,23 @@ Status RestoreThroughJournal(sqlite3* db, const char* schema, Store* store, Snap
   return CommitThroughJournal(c);
 }
 
-// A snapshot larger than the database may grow is refused before anything
-// is written: sqlite3_backup would fail part way (SQLITE_FULL), and a page
-// count past SQLite's limit is what a damaged or hostile manifest declares
-// (its pages all zeros, stored nowhere: writing them would fill the disk).
-Status CheckFitsDatabase(sqlite3* db, const char* schema, uint64_t id, uint32_t page_count, const char* outcome) {
+// A snapshot larger than SQLite allows a database is refused before
+// anything is written: sqlite3_backup would fail part way (SQLITE_FULL), and
+// such a page count is what a damaged or hostile manifest declares (its
+// pages all zeros, stored nowhere: writing them would fill the disk). The
+// limit (SQLITE_MAX_PAGE_COUNT as the library was built) is read on a
+// connection of its own: a PRAGMA on the caller's schema would start a read
+// transaction there lasting as long as the calling statement (say, an
+// INSERT ... SELECT snapshot_restore()), and sqlite3_backup could not start.
+Status CheckFitsSqlite(uint64_t id, uint32_t page_count, const char* outcome) {
+  PrivateConnection memory;
+  const int rc = memory.Open(":memory:", SQLITE_OPEN_READWRITE, nullptr, 0);
+  if (rc != SQLITE_OK) return SqliteStatus(memory.db(), rc, "cannot open an in-memory database");
   int64_t max_pages = 0;
-  SNAPSHOT_RETURN_IF_ERROR(QueryInt(db, "PRAGMA \"" + QuoteIdentifier(schema) + "\".max_page_count", &max_pages));
+  SNAPSHOT_RETURN_IF_ERROR(QueryInt(memory.db(), "PRAGMA max_page_count", &max_pages));
   if (int64_t(page_count) <= max_pages) return Status::OK();
   return Status::InvalidArgument("snapshot " + std::to_string(id) + " has " + std::to_string(page_count) +
-                                 " pages, more than this database may hold (PRAGMA max_page_count is " +
+                                 " pages, more than SQLite allows a database (max_page_count " +
                                  std::to_string(max_pages) + "); " + outcome);
 }
 
@@ -287,7 +294,7 @@ Status RestoreLive(sqlite3* db, const char* schema, const ConnectionSettings& se
   if (s.ok()) s = ResolveId(reader.get(), requested, &id);
   if (s.ok()) s = reader->Verify(id);
   if (s.ok()) s = reader->OpenImage(id, &image);
-  if (s.ok()) s = CheckFitsDatabase(db, schema, id, image->info().page_count, "the database was not changed");
+  if (s.ok()) s = CheckFitsSqlite(id, image->info().page_count, "the database was not changed");
   if (s.ok()) reader->ReleaseLock();
   if (s.ok()) s = RestoreInto(db, schema, settings, image.get(), &pre_id);
   if (s.ok()) *restored_id = id;
@@ -312,7 +319,7 @@ Status RestoreToFile(sqlite3* db, const char* schema, const ConnectionSettings& 
   if (s.ok()) s = ResolveId(store.get(), requested, &id);
   std::unique_ptr<SnapshotImage> image;
   if (s.ok()) s = store->OpenImage(id, &image);
-  if (s.ok()) s = CheckFitsDatabase(db, schema, id, image->info().page_count, "nothing was written");
+  if (s.ok()) s = CheckFitsSqlite(id, image->info().page_count, "nothing was written");
   if (s.ok()) {
     // A name nobody else uses, so that nothing of the user's is truncated.
     uint64_t nonce;
