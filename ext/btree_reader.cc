@@ -5,6 +5,7 @@
 
 #include "store/coding.h"
 #include "store/hash.h"
+#include "vfs/sqlite_format.h"
 
 namespace snapshot {
 namespace {
@@ -15,7 +16,6 @@ constexpr uint8_t kTableInterior = 5;
 constexpr uint8_t kIndexLeaf = 10;
 constexpr uint8_t kTableLeaf = 13;
 
-constexpr size_t kDbHeaderSize = 100;
 // SQLite refuses deeper trees (BTCURSOR_MAX_DEPTH): deeper means damage.
 constexpr int kMaxDepth = 20;
 
@@ -107,7 +107,7 @@ Status BtreeReader::Init() {
   std::string page1;
   SNAPSHOT_RETURN_IF_ERROR(source_->ReadPage(1, &page1));
   const uint8_t* h = reinterpret_cast<const uint8_t*>(page1.data());
-  if (page1.size() < kDbHeaderSize || page1.compare(0, 16, std::string("SQLite format 3\0", 16)) != 0) {
+  if (page1.size() < kDbHeaderSize || page1.compare(0, kDbHeaderMagicSize, kDbHeaderMagic, kDbHeaderMagicSize) != 0) {
     return Damaged(1, "does not start with a SQLite database header");
   }
   const uint8_t reserved = h[20];
@@ -272,7 +272,7 @@ Status BtreeReader::FreelistPages(std::vector<uint32_t>* out) {
   if (page_count_ == 0) return Status::OK();
   std::string page;
   SNAPSHOT_RETURN_IF_ERROR(source_->ReadPage(1, &page));
-  uint32_t trunk = LoadU32BE(reinterpret_cast<const uint8_t*>(page.data()) + 32);
+  uint32_t trunk = LoadU32BE(reinterpret_cast<const uint8_t*>(page.data()) + kDbHeaderFreelistTrunkOffset);
   while (trunk != 0) {
     if (trunk > page_count_ || out->size() > page_count_) return Damaged(trunk, "is a freelist page out of place");
     out->push_back(trunk);

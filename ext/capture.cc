@@ -8,6 +8,7 @@
 #include "store/coding.h"
 #include "vfs/db_files.h"
 #include "vfs/internal_vfs.h"
+#include "vfs/sqlite_format.h"
 
 namespace snapshot {
 
@@ -111,7 +112,7 @@ Status CaptureThroughPager(sqlite3* db, const char* schema, SnapshotBuilder* bui
   // The backup API gives its destination a schema cookie of its own; put
   // back the source's, so the snapshot's header is the database's.
   uint8_t* p = reinterpret_cast<uint8_t*>(&sink.page1[0]);
-  StoreU32BE(p + 40, uint32_t(schema_cookie));
+  StoreU32BE(p + kDbHeaderSchemaCookieOffset, uint32_t(schema_cookie));
   return builder->AddPage(1, p);
 }
 

@@ -6,10 +6,10 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "vfs/sqlite_format.h"
+
 namespace snapshot {
 namespace {
-
-constexpr size_t kDbHeaderSize = 100;
 
 // The second image's pages, taken from the first image where they are the
 // same (not in D): both images then share one cache of decompressed pages,

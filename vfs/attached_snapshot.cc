@@ -6,6 +6,8 @@
 #include <cstring>
 #include <new>
 
+#include "vfs/sqlite_format.h"
+
 namespace snapshot {
 namespace {
 
@@ -57,9 +59,9 @@ int Read(sqlite3_file* f, void* out, int amount, sqlite3_int64 offset) {
     }
   }
   // A snapshot has no -wal beside it: a WAL database's snapshot is served as
-  // rollback-journal mode (header bytes 18 and 19 = 1), as restore serves it.
-  for (uint64_t b = 18; b <= 19; b++) {
-    if (b >= begin && b < begin + n) static_cast<uint8_t*>(out)[b - begin] = 1;
+  // rollback-journal mode (both version bytes 1), as restore serves it.
+  for (uint64_t b = kDbHeaderWriteVersionOffset; b <= kDbHeaderReadVersionOffset; b++) {
+    if (b >= begin && b < begin + n) static_cast<uint8_t*>(out)[b - begin] = kFileFormatRollback;
   }
   if (n < size_t(amount)) {
     std::memset(static_cast<uint8_t*>(out) + n, 0, size_t(amount) - n);
