@@ -1,3 +1,20 @@
+// Tracked capture (ext/tracked_capture.h describes the protocol). The parts
+// of this file, in order:
+//
+//   the pin              Pin, PinState: steps 2 and 3 under the write lock;
+//                        Abandon puts the marks back when a snapshot fails
+//   reading the pages    PagesToRead, ReadPinnedPages: step 4, from the WAL
+//                        frames or the database file, settled against the
+//                        copy-on-write area
+//   the background run   RunInBackground: step 4 on a thread of its own at
+//                        background priority, cancelled by sqlite3_interrupt()
+//   pacing for writers   CheckpointPaced, WriterCounter, WritersActive,
+//                        AfterAWriteTransaction, OutsideWritersTransactions:
+//                        when the snapshot's own work yields to the
+//                        database's writers (bench/README.md has the reasons)
+//   the job              StoreMayHoldBase, CanTrack, StorePinnedState and the
+//                        entry points TakeTrackedSnapshot, DescribeTracking,
+//                        DistrustTracking
 #include "ext/tracked_capture.h"
 
 #include <unistd.h>
@@ -25,7 +42,9 @@
 #include "vfs/cow.h"
 #include "vfs/db_files.h"
 #include "vfs/paced_sync.h"
+#include "vfs/snapshot_lock.h"
 #include "vfs/snapshot_vfs.h"
+#include "vfs/sqlite_format.h"
 #include "vfs/tracker.h"
 
 namespace snapshot {
@@ -144,7 +163,7 @@ Status ReadPinnedPages(sqlite3_file* file, sqlite3_file* wal, Pin* pin, const st
   const DbImageLayout& layout = pin->layout;
   const uint32_t ps = layout.page_size;
   std::vector<uint8_t> run(size_t(kRunPages) * ps), frame_data(ps);
-  uint8_t frame_header[24];
+  uint8_t frame_header[kWalFrameHeaderSize];
   size_t done = 0;
   for (size_t i = 0; i < pages.size();) {
     // A run of consecutive pages, read with one call.
@@ -163,8 +182,10 @@ Status ReadPinnedPages(sqlite3_file* file, sqlite3_file* wal, Pin* pin, const st
         // the pinned generation, the data read before it did too. If the WAL
         // was restarted since, the pinned state is all in the database file.
         if (wal->pMethods->xRead(wal, frame_data.data(), int(ps), sqlite3_int64(it->second)) == SQLITE_OK &&
-            wal->pMethods->xRead(wal, frame_header, 24, sqlite3_int64(it->second - 24)) == SQLITE_OK &&
-            LoadU32BE(frame_header) == pgno && std::memcmp(frame_header + 8, layout.wal_salt, 8) == 0) {
+            wal->pMethods->xRead(wal, frame_header, sizeof frame_header,
+                                 sqlite3_int64(it->second - kWalFrameHeaderSize)) == SQLITE_OK &&
+            LoadU32BE(frame_header + kWalFramePageNumberOffset) == pgno &&
+            std::memcmp(frame_header + kWalFrameSaltOffset, layout.wal_salt, kWalSaltSize) == 0) {
           std::memcpy(page, frame_data.data(), ps);
         }
       }

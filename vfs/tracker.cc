@@ -1,22 +1,39 @@
+// The Tracker (vfs/tracker.h): one database's tracking file, mapped. Its
+// parts, in the order they appear below:
+//
+//   opening and mapping   Open/Acquire/Release, the per-process registry of
+//                         trackers, growing the mapping under SizeLock
+//   the bitmap            Mark, TakeMarks, ReturnMarks, CountMarks, and the
+//                         `untrusted` flag
+//   the WAL's evidence    the frame ring (RecordFrame, RingHolds), the
+//                         verdict on a WAL generation (WalVerdict), and the
+//                         end of a WAL (EndWal, RecordWalEnded)
+//   writer hooks          what the snapshot VFS calls on each write, truncate
+//                         and lock change of the database and its WAL
+//   snapshot side         Evaluate, Reset, SetBase, UntouchedSinceReset: what
+//                         a snapshot calls under the database's write lock
+//
+// Elsewhere: the file's layout is vfs/tracking_format.h, SQLite's formats
+// vfs/sqlite_format.h, the boot id vfs/boot_id.cc, the lock that lets one
+// snapshot at a time use the file vfs/snapshot_lock.cc, and the pages
+// writers preserve for a copy-on-write snapshot vfs/cow.cc.
 #include "vfs/tracker.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstring>
 #include <functional>
 #include <map>
 #include <new>
-#include <thread>
 
 #include "store/coding.h"
+#include "vfs/boot_id.h"
 #include "vfs/cow.h"
 #include "vfs/db_files.h"
 #include "vfs/sqlite_format.h"
@@ -96,32 +113,6 @@ const char* UntrustedReasonText(uint32_t reason) {
     case kIoError: return "the change record could not be checked (an I/O error)";
   }
   return "unknown";
-}
-
-void ReadBootId(uint8_t out[16]) {
-  std::memset(out, 0, 16);
-  char text[64] = {};
-  int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  ssize_t n = read(fd, text, sizeof text - 1);
-  close(fd);
-  int k = 0;
-  for (ssize_t i = 0; i < n && k < 32; i++) {
-    const char c = text[i];
-    int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (v < 0) continue;
-    out[k / 2] = uint8_t(out[k / 2] | (k % 2 == 0 ? v << 4 : v));
-    k++;
-  }
-}
-
-// Read once per process (a process does not outlive its boot): a snapshot
-// asks for it twice while it holds the database's write lock.
-void CurrentBootId(uint8_t out[16]) {
-  static uint8_t id[16];
-  static std::once_flag once;
-  std::call_once(once, [] { ReadBootId(id); });
-  std::memcpy(out, id, 16);
 }
 
 // ---- opening and mapping ----------------------------------------------------
@@ -612,9 +603,10 @@ uint32_t Tracker::Evaluate(sqlite3_file* db, sqlite3_file* wal, uint32_t page_si
   struct stat st;
   if (stat(db_path_.c_str(), &st) != 0) return errno == ENOENT ? kOtherFile : kIoError;
   if (uint64_t(st.st_dev) != h->dev || uint64_t(st.st_ino) != h->ino) return kOtherFile;
-  uint8_t boot[16];
+  uint8_t boot[kBootIdSize];
+  static_assert(sizeof boot == sizeof h->boot_id, "a boot id fills the header's field");
   CurrentBootId(boot);
-  if (std::memcmp(boot, h->boot_id, 16) != 0) return kRebooted;
+  if (std::memcmp(boot, h->boot_id, sizeof boot) != 0) return kRebooted;
   const uint32_t untrusted = __atomic_load_n(&h->untrusted, __ATOMIC_SEQ_CST);
   if (untrusted != kTrusted) return untrusted;
   uint8_t dbh[kDbHeaderSize] = {};
@@ -705,31 +697,6 @@ void Tracker::SetBase(uint64_t store_tag, uint64_t base_id, uint32_t base_page_c
 
 void Tracker::SetCowGeneration(uint32_t generation) {
   __atomic_store_n(&header()->cow_generation, generation, __ATOMIC_SEQ_CST);
-}
-
-// ---- the snapshot lock -------------------------------------------------------------------
-
-SnapshotLock::~SnapshotLock() { close(fd_); }
-
-Status SnapshotLock::Acquire(const std::string& db_path, int timeout_ms, std::unique_ptr<SnapshotLock>* out) {
-  const std::string path = db_path + kTrackSuffix;
-  int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return Status::IOError("cannot open " + path + ": " + std::strerror(errno));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    if (errno != EWOULDBLOCK && errno != EINTR) {
-      const int err = errno;
-      close(fd);
-      return Status::IOError("cannot lock " + path + ": " + std::strerror(err));
-    }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      close(fd);
-      return Status::Busy("another snapshot of this database is running");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  out->reset(new SnapshotLock(fd));
-  return Status::OK();
 }
 
 }  // namespace snapshot

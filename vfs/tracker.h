@@ -200,19 +200,4 @@ class Tracker {
   bool txn_base_known_ = false;
 };
 
-// Holds the tracking file's snapshot lock (flock on a descriptor of its own):
-// one tracked snapshot of a database at a time, across threads and processes.
-class SnapshotLock {
- public:
-  ~SnapshotLock();
-  static Status Acquire(const std::string& db_path, int timeout_ms, std::unique_ptr<SnapshotLock>* out);
-
- private:
-  explicit SnapshotLock(int fd) : fd_(fd) {}
-  int fd_;
-};
-
-// This boot of the machine (/proc/sys/kernel/random/boot_id), as 16 bytes.
-void CurrentBootId(uint8_t out[16]);
-
 }  // namespace snapshot
