@@ -1,8 +1,8 @@
-import sys
 
 from django.core.management.base import CommandError
 
 from snapshot_django import db
+from snapshot_django.prompt import confirm
 
 
 class Command(db.SnapshotCommand):
@@ -40,16 +40,8 @@ class Command(db.SnapshotCommand):
         what = f"snapshot {snap.id} ({snap.created}, label {snap.label!r})"
         self.stdout.write(f"Found {what} in {db.store_dir(connection)}, database {path}")
         if not options["yes"]:
-            self.stdout.write(f"y to confirm restoring snapshot {snap.id} into {path}: ", ending="")
-            self.stdout.flush()
-            try:
-                answer = input()
-            except EOFError:
-                answer = ""
-            if not sys.stdin.isatty():
-                self.stdout.write("")  # the answer was not echoed
-            if answer.strip().lower() not in ("y", "yes"):
-                raise CommandError("not confirmed; nothing was changed")
+            confirm(self.stdout, f"y to confirm restoring snapshot {snap.id} into {path}",
+                    "not confirmed; nothing was changed")
         pre = db.restore(connection, snap.id)  # the id chosen above, even if a backup lands meanwhile
         self.stdout.write(f"Restored {what} to {path}")
         if pre is not None:

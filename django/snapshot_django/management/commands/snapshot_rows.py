@@ -1,5 +1,4 @@
 import os
-import sys
 from urllib.parse import quote
 
 from django.apps import apps
@@ -7,6 +6,7 @@ from django.core.management.base import CommandError
 from django.db import DatabaseError, transaction
 
 from snapshot_django import db
+from snapshot_django.prompt import confirm
 
 
 def ident(name):
@@ -119,16 +119,8 @@ class Command(db.SnapshotCommand):
             return
         verb = "copy (replacing rows with the same key)" if options["replace"] else "copy"
         if not options["yes"]:
-            self.stdout.write(f"y to {verb} {count} rows from snapshot {snap.id} into {table}: ", ending="")
-            self.stdout.flush()
-            try:
-                answer = input()
-            except EOFError:
-                answer = ""
-            if not sys.stdin.isatty():
-                self.stdout.write("")  # the answer was not echoed
-            if answer.strip().lower() not in ("y", "yes"):
-                raise CommandError("not confirmed; nothing was copied")
+            confirm(self.stdout, f"y to {verb} {count} rows from snapshot {snap.id} into {table}",
+                    "not confirmed; nothing was copied")
         names = ", ".join(ident(c) for c in columns)
         insert = "INSERT OR REPLACE" if options["replace"] else "INSERT"
         sql = f"{insert} INTO {live} ({names}) SELECT {', '.join('s.' + ident(c) for c in columns)} {source}"
