@@ -33,7 +33,8 @@ inline bool IsValidPageSize(uint32_t n) {
 // SQLite never reads or writes the page that holds byte offset 2^30 (its
 // lock bytes live there): snapshots store no content for it, and it reads
 // back as zeros.
-inline uint32_t LockBytePage(uint32_t page_size) { return uint32_t(0x40000000ull / page_size) + 1; }
+constexpr uint64_t kLockByteOffset = 0x40000000;
+inline uint32_t LockBytePage(uint32_t page_size) { return uint32_t(kLockByteOffset / page_size) + 1; }
 
 // "0000000042.pack" for (42, ".pack"); ParseFileId undoes it.
 std::string FileNameForId(uint64_t id, const char* suffix);

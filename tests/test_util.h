@@ -113,12 +113,13 @@ inline std::string ReadFile(const std::string& path) {
 // Zeroes the database header fields that SQLite itself rewrites whenever
 // pages are copied into a live file: the change counter, the schema cookie,
 // the version-valid-for number and the SQLite version (vfs/sqlite_format.h).
-inline void ZeroRewrittenHeaderFields(std::string* page1) {
+inline void ZeroRewrittenHeaderFields(char* page1, size_t size) {
   for (size_t field : {snapshot::kDbHeaderChangeCounterOffset, snapshot::kDbHeaderSchemaCookieOffset,
                        snapshot::kDbHeaderVersionValidForOffset, snapshot::kDbHeaderSqliteVersionOffset}) {
-    for (size_t i = field; i < field + 4 && i < page1->size(); i++) (*page1)[i] = 0;
+    for (size_t i = field; i < field + 4 && i < size; i++) page1[i] = 0;
   }
 }
+inline void ZeroRewrittenHeaderFields(std::string* page1) { ZeroRewrittenHeaderFields(&(*page1)[0], page1->size()); }
 
 // Compares two database images page by page, ignoring the header fields
 // ZeroRewrittenHeaderFields names. Returns "" when equal, else a description.

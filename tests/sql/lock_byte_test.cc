@@ -37,7 +37,8 @@ std::string CompareFilesStreaming(const std::string& a, const std::string& b, ui
     }
     if (na == 0) break;
     if (off == 0 && mask_header) {
-      for (size_t i : {24, 25, 26, 27, 40, 41, 42, 43, 92, 93, 94, 95, 96, 97, 98, 99}) ba[i] = bb[i] = 0;
+      ZeroRewrittenHeaderFields(ba.data(), na);
+      ZeroRewrittenHeaderFields(bb.data(), nb);
     }
     if (std::memcmp(ba.data(), bb.data(), na) != 0) {
       for (size_t i = 0; i < na; i++) {

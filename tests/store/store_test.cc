@@ -546,13 +546,13 @@ TEST(StoreEdge, LockBytePageReadsAsZeros) {
   const SnapshotInfo info = InfoOf(store.get(), id);
   EXPECT_EQ(n, info.page_count);
   EXPECT_EQ(7u, info.pages_new);
-  EXPECT_GT(info.db_bytes(), 0x40000000ull);
+  EXPECT_GT(info.db_bytes(), snapshot::kLockByteOffset);
   EXPECT_TRUE(ReadsBack(store.get(), id, img));
 
   std::unique_ptr<SnapshotImage> image;
   ASSERT_OK(store->OpenImage(id, &image));
   std::string buf(3 * ps, 'x');
-  ASSERT_OK(image->Read(0x40000000ull - 10, 3 * ps, reinterpret_cast<uint8_t*>(&buf[0])));
+  ASSERT_OK(image->Read(snapshot::kLockByteOffset - 10, 3 * ps, reinterpret_cast<uint8_t*>(&buf[0])));
   EXPECT_EQ(img.pages[lock_page - 2].substr(ps - 10), buf.substr(0, 10));
   EXPECT_EQ(std::string(ps, '\0'), buf.substr(10, ps));
   EXPECT_EQ(img.pages[lock_page], buf.substr(10 + ps, ps));
