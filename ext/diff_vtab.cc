@@ -112,6 +112,18 @@ Status IdValue(sqlite3_value* v, const char* which, uint64_t* id) {
   return Status::OK();
 }
 
+// The pages that differ are listed (and the live side's kept in memory), so
+// a manifest declaring billions of pages (a damaged or hostile store) must
+// be refused before any list is built: 2^24 pages is 64 GiB at 4 KiB pages.
+constexpr uint32_t kMaxDiffPages = uint32_t(1) << 24;
+
+Status CheckDiffable(const SnapshotImage& image) {
+  if (image.info().page_count <= kMaxDiffPages) return Status::OK();
+  return Status::InvalidArgument("snapshot " + std::to_string(image.info().id) + " has " +
+                                 std::to_string(image.info().page_count) + " pages; snapshot_diff compares at most " +
+                                 std::to_string(kMaxDiffPages));
+}
+
 Status Diff(sqlite3* db, const ConnectionSettings& settings, uint64_t a_id, uint64_t b_id, const char* schema,
             std::vector<TreeDiff>* out) {
   StoreLocation where;  // first, so that a bad schema is named as such
@@ -133,11 +145,13 @@ Status Diff(sqlite3* db, const ConnectionSettings& settings, uint64_t a_id, uint
   SNAPSHOT_RETURN_IF_ERROR(OpenStore(db, schema, settings, StoreAccess::kRead, &store));
   std::unique_ptr<SnapshotImage> image_a, image_b;
   SNAPSHOT_RETURN_IF_ERROR(store->OpenImage(a_id, &image_a));
+  SNAPSHOT_RETURN_IF_ERROR(CheckDiffable(*image_a));
   SnapshotPages pages_a(image_a.get());
   InterruptCheck interrupt(db);
   auto poll = [&interrupt] { return interrupt.Poll(); };
   if (b_id != 0) {
     SNAPSHOT_RETURN_IF_ERROR(store->OpenImage(b_id, &image_b));
+    SNAPSHOT_RETURN_IF_ERROR(CheckDiffable(*image_b));
     SnapshotPages pages_b(image_b.get());
     std::vector<uint32_t> differing;
     DifferingPages(image_a.get(), image_b.get(), &differing);

@@ -65,6 +65,13 @@ TEST(HostileStore, RestoreRefusesAManifestDeclaringBillionsOfPages) {
   EXPECT_EQ(0u, to.rfind("ERROR: ", 0)) << to;
   EXPECT_NE(std::string::npos, to.find("max_page_count")) << to;
   EXPECT_FALSE(std::filesystem::exists(copy));
+
+  // Nor compared: snapshot_diff would list every page number.
+  for (const char* sql : {"SELECT count(*) FROM snapshot_diff(1)", "SELECT count(*) FROM snapshot_diff(1, 1)"}) {
+    const std::string diff = Query(db, sql);
+    EXPECT_EQ(0u, diff.rfind("ERROR: ", 0)) << sql << ": " << diff;
+    EXPECT_NE(std::string::npos, diff.find("snapshot_diff compares at most")) << sql << ": " << diff;
+  }
   sqlite3_close(db);
 }
 
