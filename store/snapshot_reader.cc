@@ -20,8 +20,8 @@ Status SnapshotReader::Open(const SnapshotReaderOptions& o, std::unique_ptr<Snap
   so.db_name = o.db_name;
   so.lock_timeout_ms = o.lock_timeout_ms;
   SNAPSHOT_RETURN_IF_ERROR(Store::Open(so, &r->store_));
-  uint64_t id = o.id;
-  if (id == 0) SNAPSHOT_RETURN_IF_ERROR(r->store_->LatestId(&id));
+  uint64_t id = 0;
+  SNAPSHOT_RETURN_IF_ERROR(ResolveSnapshot(r->store_.get(), o.snapshot, &id));
   // Pinned before the manifest is read, under the shared lock: no prune
   // can fall between the two.
   SNAPSHOT_RETURN_IF_ERROR(PinSnapshot(o.env, o.store_dir, id, &r->pin_));

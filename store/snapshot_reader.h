@@ -4,7 +4,7 @@
 //   SnapshotReaderOptions o;
 //   o.store_dir = "app.db-snapshots";
 //   o.db_name = "app.db";        // a store of another database is refused
-//   o.id = 17;                   // 0: the latest snapshot
+//   o.snapshot = SnapshotSpec::Id(17);   // or Latest(), or a moment
 //   std::unique_ptr<SnapshotReader> r;
 //   Status s = SnapshotReader::Open(o, &r);
 //   r->Read(0, 100, header);     // bytes of the database image
@@ -28,6 +28,7 @@
 
 #include "store/env.h"
 #include "store/manifest.h"
+#include "store/snapshot_spec.h"
 #include "store/status.h"
 #include "store/store.h"
 
@@ -42,7 +43,7 @@ struct SnapshotReaderOptions {
   Env* env = Env::Default();
   std::string store_dir;
   std::string db_name;  // the database's file name (no directory); empty: any
-  uint64_t id = 0;      // 0: the latest snapshot
+  SnapshotSpec snapshot;  // an id, the latest (default) or a moment (store/snapshot_spec.h)
   size_t cache_bytes = kDefaultReaderCacheBytes;
   int lock_timeout_ms = 30000;  // waiting for a backup or prune to finish
 };

@@ -91,22 +91,6 @@ const sqlite3_io_methods kMethods = {
     1, Close, Read, Write, Truncate, Sync, FileSize, Lock, Lock, CheckReservedLock, FileControl, SectorSize,
     DeviceCharacteristics, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
 
-// A positive decimal number, or "latest" (0).
-bool ParseSnapshotId(const char* text, uint64_t* id) {
-  if (std::strcmp(text, "latest") == 0) {
-    *id = 0;
-    return true;
-  }
-  if (*text == '\0' || std::strlen(text) > 18) return false;
-  uint64_t v = 0;
-  for (const char* p = text; *p != '\0'; p++) {
-    if (*p < '0' || *p > '9') return false;
-    v = v * 10 + uint64_t(*p - '0');
-  }
-  *id = v;
-  return v > 0;
-}
-
 // Whole MiB from 1 to 64 GiB.
 bool ParseMiB(const char* text, size_t* bytes) {
   char* end = nullptr;
@@ -125,8 +109,9 @@ int Open(const char* name, int flags, sqlite3_file* f, int* out_flags) {
     return SQLITE_CANTOPEN;
   }
   SnapshotReaderOptions o;
-  if (!ParseSnapshotId(id_text, &o.id)) {
-    SetError(SQLITE_CANTOPEN, what + ": snapshot= must be a snapshot id (a positive number) or 'latest'");
+  const Status spec = SnapshotSpec::Parse(id_text, &o.snapshot);
+  if (!spec.ok()) {
+    SetError(SQLITE_CANTOPEN, what + ": snapshot= " + spec.message());
     return SQLITE_CANTOPEN;
   }
   const char* cache = sqlite3_uri_parameter(name, "snapshot_cache");

@@ -7,8 +7,9 @@
 //                   SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr);
 //
 // The path is the live database's; URI parameters:
-//   snapshot=N|latest   which snapshot (required: without it the open is an
-//                       ordinary open of the live file)
+//   snapshot=S          which snapshot: an id, latest, or a moment such as
+//                       2026-12-05T14:59:00Z (store/snapshot_spec.h; required:
+//                       without it the open is an ordinary open of the live file)
 //   snapshot_dir=D      the store (default: the store_dir resolver below)
 //   snapshot_cache=M    MiB of decompressed frames kept (default 64, or
 //                       $SNAPSHOT_ATTACH_CACHE_MB)

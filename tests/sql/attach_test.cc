@@ -6,6 +6,9 @@
 // damaged pack, the store found as the functions find it, nothing written,
 // and the errors an operator sees when it cannot be done. The shell, Python
 // and writer processes are in tests/concurrency/attach_test.cc.
+#include <chrono>
+#include <thread>
+
 #include "tests/sql/sql_test_util.h"
 
 namespace snapshot_test {
@@ -75,6 +78,22 @@ TEST_F(SqlAttach, TwoSnapshotsAtOnce) {
   EXPECT_EQ(0, QueryInt(db, "SELECT count(*) FROM (SELECT * FROM s2.annotation EXCEPT SELECT * FROM s1.annotation)"));
 }
 
+// snapshot= names a snapshot as every function does: an id, 'latest', or a
+// moment (the newest snapshot taken at or before it).
+TEST_F(SqlAttach, AMomentNamesTheNewestSnapshotTakenAtOrBeforeIt) {
+  Conn db(DbPath());
+  MakeAnnotations(db, 100);
+  ASSERT_EQ(1, Backup(db));
+  const std::string first = Query(db, "SELECT created FROM snapshot_list WHERE id = 1");
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the two must differ in their millisecond
+  Ok(db, "DELETE FROM annotation WHERE project_id = 4");
+  ASSERT_EQ(2, Backup(db));
+  Ok(db, AttachSql(DbPath(), first, "s1"));
+  EXPECT_EQ(100, QueryInt(db, "SELECT count(*) FROM s1.annotation"));
+  Ok(db, AttachSql(DbPath(), "2999-01-01T00:00:00Z", "s2"));  // a moment after both: the latest
+  EXPECT_EQ(90, QueryInt(db, "SELECT count(*) FROM s2.annotation"));
+}
+
 TEST_F(SqlAttach, PruneSkipsAnAttachedSnapshotUntilItIsDetached) {
   Conn db(DbPath());
   MakeAnnotations(db, 2000);
@@ -134,7 +153,8 @@ TEST_F(SqlAttach, ClearErrorsAtAttachAndNothingCreated) {
   refused2(AttachSql(DbPath(), "7", "s"), "no snapshot with id 7");
   refused2(AttachSql(DbPath(), "1", "s", ""), "must be opened read-only");
   refused2(AttachSql(DbPath(), "1", "s", "&mode=rw"), "must be opened read-only");
-  refused2(AttachSql(DbPath(), "-1", "s"), "a positive number) or 'latest'");
+  refused2(AttachSql(DbPath(), "-1", "s"), "names no snapshot");
+  refused2(AttachSql(DbPath(), "2001-01-01T00:00:00Z", "s"), "");  // before the first snapshot
   refused2(AttachSql(DbPath(), "1", "s", "&mode=ro&snapshot_cache=0"), "whole number of MiB");
   // Another database's store, named explicitly.
   refused2(AttachSql(Path("other.db"), "1", "s", "&mode=ro&snapshot_dir=" + StoreDir()),

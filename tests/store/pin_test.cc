@@ -16,7 +16,7 @@ SnapshotReaderOptions ReaderOptions(const std::string& dir, uint64_t id) {
   SnapshotReaderOptions o;
   o.store_dir = dir;
   o.db_name = "app.db";
-  o.id = id;
+  o.snapshot = id == 0 ? snapshot::SnapshotSpec::Latest() : snapshot::SnapshotSpec::Id(id);
   o.lock_timeout_ms = 2000;
   return o;
 }
