@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# A single-node S3-compatible object store on loopback, for the remote tests
+# and for trying remote copies by hand: OpenStack Swift from Debian's
+# packages with its s3api middleware, storage in a plain directory.
+#
+#   eval "$(tools/object-store.sh start)"   # installs (apt-get) on first use,
+#                                           # starts it, prints the exports
+#   tools/object-store.sh stop              # stops it and removes its data
+#   tools/object-store.sh kill              # stops it, keeps the data (a
+#                                           # later `start` brings it back)
+#   tools/object-store.sh dir               # where its files are
+#
+# `start` prints, on stdout only, lines that set AWS_ENDPOINT_URL,
+# AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and SNAPSHOT_REMOTE
+# (s3://snapshot-test/<prefix>). It is quiet otherwise; on failure it says
+# what failed on stderr, with the servers' log, and exits non-zero. Both
+# commands are idempotent. No systemd: the four servers (proxy, account,
+# container, object) and memcached are plain processes recorded in a pid
+# file. Swift reads /etc/swift/swift.conf (the path is fixed in Swift) as
+# Debian installs it.
+#
+# Settings (environment): SNAPSHOT_OBJECT_STORE_DIR (default
+# /tmp/snapshot-object-store), SNAPSHOT_OBJECT_STORE_PORT (the S3 endpoint's
+# port, default 18080; the three storage servers and memcached use the next
+# four).
+set -euo pipefail
+
+dir=${SNAPSHOT_OBJECT_STORE_DIR:-/tmp/snapshot-object-store}
+port=${SNAPSHOT_OBJECT_STORE_PORT:-18080}
+bucket=snapshot-test
+region=us-east-1
+# tempauth's user "tester" of account "test": S3 access key "test:tester".
+access_key=test:tester
+secret_key=testing
+servers=(account container object proxy)
+
+die() { echo "object-store.sh: $*" >&2; exit 1; }
+say_log() { [ -f "$dir/log" ] && { echo "--- $dir/log (last lines):" >&2; tail -25 "$dir/log" >&2; }; return 0; }
+
+install_packages() {
+  local pkgs=(swift-proxy swift-account swift-container swift-object memcached curl) missing=()
+  for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  # The packages' scripts would start the servers (and rsyslog) with
+  # Debian's default configuration: forbid that for the install, where no
+  # policy says otherwise (101: "action forbidden").
+  local policy=/usr/sbin/policy-rc.d added_policy=""
+  if [ ! -e $policy ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee $policy >/dev/null && $sudo chmod 755 $policy && added_policy=1
+  fi
+  local log; log=$(mktemp)
+  # Recommends would bring a desktop keyring; the servers need none of them.
+  if ! { $sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q \
+         --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+    [ -z "$added_policy" ] || $sudo rm -f $policy
+    tail -30 "$log" >&2; rm -f "$log"
+    die "apt-get could not install ${missing[*]}"
+  fi
+  [ -z "$added_policy" ] || $sudo rm -f $policy
+  rm -f "$log"
+}
+
+running() {  # is every recorded server alive?
+  [ -f "$dir/pids" ] || return 1
+  local pid
+  while read -r pid; do kill -0 "$pid" 2>/dev/null || return 1; done <"$dir/pids"
+}
+
+kill_servers() {
+  [ -f "$dir/pids" ] || return 0
+  local pid
+  while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$dir/pids"
+  for _ in $(seq 50); do
+    local alive=0
+    while read -r pid; do kill -0 "$pid" 2>/dev/null && alive=1; done <"$dir/pids"
+    [ $alive -eq 0 ] && break
+    sleep 0.1
+  done
+  while read -r pid; do kill -9 "$pid" 2>/dev/null || true; done <"$dir/pids"
+  rm -f "$dir/pids"
+}
+
+write_config() {
+  local user; user=$(id -un)
+  mkdir -p "$dir/etc" "$dir/srv/d1" "$dir/run"
+  local kind p
+  for kind in account container object; do
+    case $kind in account) p=$((port + 1));; container) p=$((port + 2));; object) p=$((port + 3));; esac
+    # Rings: one device, one replica, 2^6 partitions.
+    (cd "$dir/etc" && swift-ring-builder $kind.builder create 6 1 1 &&
+       swift-ring-builder $kind.builder add r1z1-127.0.0.1:$p/d1 1 &&
+       swift-ring-builder $kind.builder rebalance) >>"$dir/log" 2>&1 || { say_log; die "swift-ring-builder failed for $kind"; }
+    cat >"$dir/etc/$kind-server.conf" <<EOF
+[DEFAULT]
+swift_dir = $dir/etc
+devices = $dir/srv
+mount_check = false
+bind_ip = 127.0.0.1
+bind_port = $p
+workers = 0
+user = $user
+log_name = $kind-server
+[pipeline:main]
+pipeline = $kind-server
+[app:$kind-server]
+use = egg:swift#$kind
+EOF
+  done
+  # s3api answers S3 requests and checks their signatures with tempauth's
+  # keys; slo is what multipart uploads are made of; tempauth keeps its
+  # tokens in memcached (and refuses to issue one without it).
+  cat >"$dir/etc/proxy-server.conf" <<EOF
+[DEFAULT]
+swift_dir = $dir/etc
+bind_ip = 127.0.0.1
+bind_port = $port
+workers = 0
+user = $user
+log_name = proxy-server
+[pipeline:main]
+pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats s3api tempauth copy slo dlo proxy-logging proxy-server
+[app:proxy-server]
+use = egg:swift#proxy
+account_autocreate = true
+[filter:s3api]
+use = egg:swift#s3api
+location = $region
+[filter:tempauth]
+use = egg:swift#tempauth
+user_test_tester = $secret_key .admin
+[filter:catch_errors]
+use = egg:swift#catch_errors
+[filter:gatekeeper]
+use = egg:swift#gatekeeper
+[filter:healthcheck]
+use = egg:swift#healthcheck
+[filter:proxy-logging]
+use = egg:swift#proxy_logging
+[filter:cache]
+use = egg:swift#memcache
+memcache_servers = 127.0.0.1:$((port + 4))
+[filter:listing_formats]
+use = egg:swift#listing_formats
+[filter:copy]
+use = egg:swift#copy
+[filter:slo]
+use = egg:swift#slo
+[filter:dlo]
+use = egg:swift#dlo
+EOF
+}
+
+start_servers() {
+  : >"$dir/pids"
+  local s
+  for s in "${servers[@]}"; do
+    # setsid: the servers outlive the shell that started them, and a
+    # terminal's signals do not reach them.
+    setsid "swift-$s-server" "$dir/etc/$s-server.conf" </dev/null >>"$dir/log" 2>&1 &
+    echo $! >>"$dir/pids"
+  done
+  setsid memcached -l 127.0.0.1 -p $((port + 4)) -U 0 -m 16 -u "$(id -un)" </dev/null >>"$dir/log" 2>&1 &
+  echo $! >>"$dir/pids"
+}
+
+wait_ready() {  # the proxy answers and the bucket exists
+  local i token
+  for i in $(seq 150); do
+    running || { say_log; die "a server exited while starting"; }
+    if curl -fsS -o /dev/null "http://127.0.0.1:$port/healthcheck" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  # Swift's own API makes the bucket (a container of account AUTH_test):
+  # curl's S3 signing cannot take an access key with a colon in it.
+  for i in $(seq 100); do
+    token=$(curl -fsS -o /dev/null -D - -H "X-Auth-User: $access_key" -H "X-Auth-Key: $secret_key" \
+              "http://127.0.0.1:$port/auth/v1.0" 2>/dev/null | tr -d '\r' | sed -n 's/^[Xx]-[Aa]uth-[Tt]oken: //p') || true
+    if [ -n "$token" ] && curl -fsS -o /dev/null -X PUT -H "X-Auth-Token: $token" \
+         "http://127.0.0.1:$port/v1/AUTH_test/$bucket" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  say_log; die "the proxy on 127.0.0.1:$port did not answer within 25 s"
+}
+
+case ${1:-} in
+  start)
+    install_packages
+    if ! running; then
+      kill_servers  # whatever is left of a partial start
+      [ -f "$dir/etc/proxy-server.conf" ] || { rm -rf "$dir"; mkdir -p "$dir"; write_config; }
+      start_servers
+    fi
+    wait_ready
+    echo "export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_REGION=$region" \
+         "AWS_ACCESS_KEY_ID=$access_key AWS_SECRET_ACCESS_KEY=$secret_key"
+    echo "export SNAPSHOT_REMOTE=s3://$bucket/snapshots"
+    ;;
+  stop)
+    kill_servers
+    rm -rf "$dir"
+    ;;
+  kill)
+    kill_servers
+    ;;
+  dir)
+    echo "$dir"
+    ;;
+  *)
+    echo "usage: $0 start|stop|kill|dir" >&2; exit 2
+    ;;
+esac
