@@ -1,0 +1,51 @@
+// ObjectStore: a flat namespace of immutable objects that hold copies of the
+// store's files somewhere else (S3 today: remote/s3_client.h).
+//
+// It is the layer replication is written against. Objects are named by keys
+// relative to the store's remote location (s3://bucket/prefix); their bytes
+// move between objects and local files through an Env (store/env.h), so a
+// test Env that fails the n-th read or write proves replication's handling
+// of local faults the way it proves the local store's, and an object store
+// over a second directory could stand in for a remote.
+//
+// Every call either completes or returns an error that says what failed:
+// an upload that returns OK is stored completely and its checksum was
+// compared with the server's; a download that returns OK wrote exactly the
+// object's bytes, checked; on failure neither leaves a partial result
+// behind (an object that is not listed, a local file that is removed).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "store/status.h"
+
+namespace snapshot {
+
+struct ObjectInfo {
+  std::string key;   // relative to the store's location
+  uint64_t size = 0;
+};
+
+class ObjectStore {
+ public:
+  virtual ~ObjectStore() = default;
+
+  // Uploads the local file `path` as object `key`, replacing any object of
+  // that name.
+  virtual Status Put(const std::string& key, const std::string& path) = 0;
+  // Downloads object `key` into the local file `path` (created with
+  // permission bits `mode`, replaced if it exists). NotFound if no such
+  // object; Corruption if its bytes do not match the checksum it was
+  // stored with.
+  virtual Status Get(const std::string& key, const std::string& path, unsigned mode) = 0;
+  // The object's size; NotFound if there is no such object.
+  virtual Status Head(const std::string& key, ObjectInfo* info) = 0;
+  // Every object whose key starts with `prefix`, in key order.
+  virtual Status List(const std::string& prefix, std::vector<ObjectInfo>* objects) = 0;
+  // Removes object `key`; OK if there was none.
+  virtual Status Delete(const std::string& key) = 0;
+};
+
+}  // namespace snapshot
