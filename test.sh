@@ -10,6 +10,24 @@ set -euo pipefail
 cd "$(dirname "$0")"
 tools/install-deps.sh
 jobs=$(nproc)
+# The S3-compatible object store the remote tests use (tools/object-store.sh):
+# installed and started in the background while the first build runs, its
+# exports read before the first tests, stopped (its data removed) at exit.
+object_store_out=$(mktemp)
+tools/object-store.sh start >"$object_store_out" 2>"$object_store_out.err" &
+object_store_pid=$!
+object_store_ready() {
+  [ -n "$object_store_pid" ] || return 0
+  wait "$object_store_pid" || { cat "$object_store_out.err" >&2; echo "test.sh: the object store did not start" >&2; exit 1; }
+  object_store_pid=""
+  eval "$(cat "$object_store_out")"
+}
+object_store_stop() {
+  [ -z "$object_store_pid" ] || wait "$object_store_pid" || true
+  tools/object-store.sh stop || true
+  rm -f "$object_store_out" "$object_store_out.err"
+}
+trap object_store_stop EXIT
 # Each stage's heading says how long the run has taken so far, so a CI log
 # shows where its time goes.
 stage() { echo "== [$((SECONDS / 60))m$((SECONDS % 60))s] $*"; }
@@ -18,6 +36,7 @@ run() {  # run <build dir> <cmake args...>
   local dir=$1; shift
   cmake -S . -B "$dir" -DSNAPSHOT_WERROR=ON "$@" >/dev/null
   cmake --build "$dir" -j"$jobs"
+  object_store_ready
   ctest --test-dir "$dir" --output-on-failure -j"$jobs"
 }
 
