@@ -3,7 +3,9 @@
 // "not found", never a read past the buffer.
 #include "remote/s3_xml.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <string_view>
 
 namespace snapshot {
 namespace s3xml {
@@ -91,29 +93,31 @@ std::string EscapeText(const std::string& in) {
 
 bool FindElement(const std::string& xml, size_t begin, size_t end, const std::string& name,
                  std::string* text, size_t* element_end) {
-  if (end > xml.size()) end = xml.size();
+  // Every search stops at `end`: a search of the whole body for each of
+  // many small elements would make a long hostile listing quadratic.
+  const std::string_view window = std::string_view(xml).substr(0, std::min(end, xml.size()));
   const std::string open = "<" + name;
   const std::string close = "</" + name + ">";
   size_t pos = begin;
-  while (pos < end) {
-    size_t start = xml.find(open, pos);
-    if (start == std::string::npos || start + open.size() >= end) return false;
+  while (pos < window.size()) {
+    size_t start = window.find(open, pos);
+    if (start == std::string_view::npos || start + open.size() >= window.size()) return false;
     size_t after = start + open.size();
-    char c = xml[after];
+    char c = window[after];
     if (c != '>' && c != '/' && c != ' ' && c != '\t' && c != '\r' && c != '\n') {
       pos = after;  // a longer name that starts the same (<KeyCount> for <Key>)
       continue;
     }
-    size_t tag_end = xml.find('>', after);
-    if (tag_end == std::string::npos || tag_end >= end) return false;
-    if (xml[tag_end - 1] == '/') {  // <name/>
+    size_t tag_end = window.find('>', after);
+    if (tag_end == std::string_view::npos) return false;
+    if (window[tag_end - 1] == '/') {  // <name/>
       text->clear();
       if (element_end) *element_end = tag_end + 1;
       return true;
     }
-    size_t close_pos = xml.find(close, tag_end + 1);
-    if (close_pos == std::string::npos || close_pos + close.size() > end) return false;
-    *text = DecodeEntities(xml.substr(tag_end + 1, close_pos - tag_end - 1));
+    size_t close_pos = window.find(close, tag_end + 1);
+    if (close_pos == std::string_view::npos) return false;
+    *text = DecodeEntities(std::string(window.substr(tag_end + 1, close_pos - tag_end - 1)));
     if (element_end) *element_end = close_pos + close.size();
     return true;
   }
@@ -153,20 +157,19 @@ bool ParseListObjectsV2(const std::string& xml, ListPage* page, std::string* err
   page->next_token.clear();
   std::string body;
   size_t result_end = 0;
-  if (xml.find("<ListBucketResult") == std::string::npos ||
-      !FindElement(xml, 0, xml.size(), "ListBucketResult", &body, &result_end)) {
+  if (!FindElement(xml, 0, xml.size(), "ListBucketResult", &body, &result_end)) {
     *error = "the answer is not a ListBucketResult";
     return false;
   }
   // Walk <Contents> elements in the raw text (FindElement's text is decoded,
   // so nested elements must be searched in the original).
   size_t pos = 0;
-  std::string contents;
+  const std::string_view result = std::string_view(xml).substr(0, result_end);
   while (true) {
-    size_t start = xml.find("<Contents>", pos);
-    if (start == std::string::npos || start >= result_end) break;
-    size_t end = xml.find("</Contents>", start);
-    if (end == std::string::npos || end > result_end) {
+    size_t start = result.find("<Contents>", pos);
+    if (start == std::string_view::npos) break;
+    size_t end = result.find("</Contents>", start);
+    if (end == std::string_view::npos) {
       *error = "a <Contents> element is not closed";
       return false;
     }
