@@ -85,14 +85,23 @@ kill_servers() {
 
 write_config() {
   local user; user=$(id -un)
-  mkdir -p "$dir/etc" "$dir/srv/d1" "$dir/run"
+  mkdir -p "$dir/etc" "$dir/srv/d1"
+  # Rings: one device, one replica, 2^6 partitions; made in one Python
+  # process (swift-ring-builder would start nine, seconds each).
+  /usr/bin/python3 - "$dir/etc" "$port" >>"$dir/log" 2>&1 <<'EOF' || { say_log; die "could not make Swift's rings"; }
+import sys
+from swift.common.ring import RingBuilder
+etc, port = sys.argv[1], int(sys.argv[2])
+for i, kind in enumerate(("account", "container", "object")):
+    builder = RingBuilder(6, 1, 1)
+    builder.add_dev({"id": 0, "region": 1, "zone": 1, "ip": "127.0.0.1", "port": port + 1 + i,
+                     "device": "d1", "weight": 1})
+    builder.rebalance()
+    builder.get_ring().save("%s/%s.ring.gz" % (etc, kind))
+EOF
   local kind p
   for kind in account container object; do
     case $kind in account) p=$((port + 1));; container) p=$((port + 2));; object) p=$((port + 3));; esac
-    # Rings: one device, one replica, 2^6 partitions.
-    (cd "$dir/etc" && swift-ring-builder $kind.builder create 6 1 1 &&
-       swift-ring-builder $kind.builder add r1z1-127.0.0.1:$p/d1 1 &&
-       swift-ring-builder $kind.builder rebalance) >>"$dir/log" 2>&1 || { say_log; die "swift-ring-builder failed for $kind"; }
     cat >"$dir/etc/$kind-server.conf" <<EOF
 [DEFAULT]
 swift_dir = $dir/etc
@@ -167,24 +176,25 @@ start_servers() {
 }
 
 wait_ready() {  # the proxy answers and the bucket exists
-  local i token
-  for i in $(seq 150); do
+  # Four Python servers take seconds to start, many on a loaded machine.
+  local deadline=$((SECONDS + 90)) token
+  until curl -fsS -o /dev/null "http://127.0.0.1:$port/healthcheck" 2>/dev/null; do
     running || { say_log; die "a server exited while starting"; }
-    if curl -fsS -o /dev/null "http://127.0.0.1:$port/healthcheck" 2>/dev/null; then break; fi
+    [ $SECONDS -lt $deadline ] || { say_log; die "the proxy on 127.0.0.1:$port did not answer within 90 s"; }
     sleep 0.1
   done
   # Swift's own API makes the bucket (a container of account AUTH_test):
   # curl's S3 signing cannot take an access key with a colon in it.
-  for i in $(seq 100); do
+  while :; do
     token=$(curl -fsS -o /dev/null -D - -H "X-Auth-User: $access_key" -H "X-Auth-Key: $secret_key" \
               "http://127.0.0.1:$port/auth/v1.0" 2>/dev/null | tr -d '\r' | sed -n 's/^[Xx]-[Aa]uth-[Tt]oken: //p') || true
     if [ -n "$token" ] && curl -fsS -o /dev/null -X PUT -H "X-Auth-Token: $token" \
          "http://127.0.0.1:$port/v1/AUTH_test/$bucket" 2>/dev/null; then
       return 0
     fi
+    [ $SECONDS -lt $deadline ] || { say_log; die "the proxy on 127.0.0.1:$port did not make bucket $bucket within 90 s"; }
     sleep 0.1
   done
-  say_log; die "the proxy on 127.0.0.1:$port did not answer within 25 s"
 }
 
 case ${1:-} in
