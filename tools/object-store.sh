@@ -6,8 +6,11 @@
 #   eval "$(tools/object-store.sh start)"   # installs (apt-get) on first use,
 #                                           # starts it, prints the exports
 #   tools/object-store.sh stop              # stops it and removes its data
-#   tools/object-store.sh kill              # stops it, keeps the data (a
-#                                           # later `start` brings it back)
+#   tools/object-store.sh kill [SERVER...]  # stops it (or only the named
+#                                           # servers: proxy, account,
+#                                           # container, object, memcached),
+#                                           # keeps the data; `start` brings
+#                                           # back what is not running
 #   tools/object-store.sh dir               # where its files are
 #
 # `start` prints, on stdout only, lines that set AWS_ENDPOINT_URL,
@@ -15,8 +18,8 @@
 # (s3://snapshot-test/<prefix>). It is quiet otherwise; on failure it says
 # what failed on stderr, with the servers' log, and exits non-zero. Both
 # commands are idempotent. No systemd: the four servers (proxy, account,
-# container, object) and memcached are plain processes recorded in a pid
-# file. Swift reads /etc/swift/swift.conf (the path is fixed in Swift) as
+# container, object) and memcached are plain processes, each recorded in a
+# pid file. Swift reads /etc/swift/swift.conf (the path is fixed in Swift) as
 # Debian installs it.
 #
 # Settings (environment): SNAPSHOT_OBJECT_STORE_DIR (default
@@ -32,7 +35,7 @@ region=us-east-1
 # tempauth's user "tester" of account "test": S3 access key "test:tester".
 access_key=test:tester
 secret_key=testing
-servers=(account container object proxy)
+servers=(memcached account container object proxy)
 
 die() { echo "object-store.sh: $*" >&2; exit 1; }
 say_log() { [ -f "$dir/log" ] && { echo "--- $dir/log (last lines):" >&2; tail -25 "$dir/log" >&2; }; return 0; }
@@ -63,24 +66,26 @@ install_packages() {
   rm -f "$log"
 }
 
-running() {  # is every recorded server alive?
-  [ -f "$dir/pids" ] || return 1
+alive() {  # alive NAME: is that server's recorded process running?
   local pid
-  while read -r pid; do kill -0 "$pid" 2>/dev/null || return 1; done <"$dir/pids"
+  pid=$(cat "$dir/pids/$1" 2>/dev/null) && kill -0 "$pid" 2>/dev/null
 }
 
-kill_servers() {
-  [ -f "$dir/pids" ] || return 0
-  local pid
-  while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$dir/pids"
-  for _ in $(seq 50); do
-    local alive=0
-    while read -r pid; do kill -0 "$pid" 2>/dev/null && alive=1; done <"$dir/pids"
-    [ $alive -eq 0 ] && break
-    sleep 0.1
+running() {  # is every server alive?
+  local s
+  for s in "${servers[@]}"; do alive "$s" || return 1; done
+}
+
+kill_servers() {  # kill_servers [NAME...]: all of them by default
+  local names=("$@") s pid
+  [ ${#names[@]} -gt 0 ] || names=("${servers[@]}")
+  for s in "${names[@]}"; do
+    pid=$(cat "$dir/pids/$s" 2>/dev/null) || continue
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$dir/pids/$s"
   done
-  while read -r pid; do kill -9 "$pid" 2>/dev/null || true; done <"$dir/pids"
-  rm -f "$dir/pids"
 }
 
 write_config() {
@@ -162,17 +167,20 @@ use = egg:swift#dlo
 EOF
 }
 
-start_servers() {
-  : >"$dir/pids"
+start_servers() {  # those that are not running
+  mkdir -p "$dir/pids"
   local s
   for s in "${servers[@]}"; do
+    alive "$s" && continue
     # setsid: the servers outlive the shell that started them, and a
     # terminal's signals do not reach them.
-    setsid "swift-$s-server" "$dir/etc/$s-server.conf" </dev/null >>"$dir/log" 2>&1 &
-    echo $! >>"$dir/pids"
+    if [ "$s" = memcached ]; then
+      setsid memcached -l 127.0.0.1 -p $((port + 4)) -U 0 -m 16 -u "$(id -un)" </dev/null >>"$dir/log" 2>&1 &
+    else
+      setsid "swift-$s-server" "$dir/etc/$s-server.conf" </dev/null >>"$dir/log" 2>&1 &
+    fi
+    echo $! >"$dir/pids/$s"
   done
-  setsid memcached -l 127.0.0.1 -p $((port + 4)) -U 0 -m 16 -u "$(id -un)" </dev/null >>"$dir/log" 2>&1 &
-  echo $! >>"$dir/pids"
 }
 
 wait_ready() {  # the proxy answers and the bucket exists
@@ -200,11 +208,8 @@ wait_ready() {  # the proxy answers and the bucket exists
 case ${1:-} in
   start)
     install_packages
-    if ! running; then
-      kill_servers  # whatever is left of a partial start
-      [ -f "$dir/etc/proxy-server.conf" ] || { rm -rf "$dir"; mkdir -p "$dir"; write_config; }
-      start_servers
-    fi
+    [ -f "$dir/etc/proxy-server.conf" ] || { rm -rf "$dir"; mkdir -p "$dir"; write_config; }
+    start_servers
     wait_ready
     echo "export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_REGION=$region" \
          "AWS_ACCESS_KEY_ID=$access_key AWS_SECRET_ACCESS_KEY=$secret_key"
@@ -215,12 +220,16 @@ case ${1:-} in
     rm -rf "$dir"
     ;;
   kill)
-    kill_servers
+    shift
+    for s in "$@"; do
+      [[ " ${servers[*]} " == *" $s "* ]] || die "no server '$s' (the servers: ${servers[*]})"
+    done
+    kill_servers "$@"
     ;;
   dir)
     echo "$dir"
     ;;
   *)
-    echo "usage: $0 start|stop|kill|dir" >&2; exit 2
+    echo "usage: $0 start|stop|kill [SERVER...]|dir" >&2; exit 2
     ;;
 esac

@@ -313,10 +313,11 @@ TEST_F(S3ClientTest, ServerStoppedMidUploadThenRestarted) {
   const std::string data = RandomBytes(11 * kMiB, 7);
   WriteFile(dir_ / "in", data);
 
-  // The server dies while the second part is on its way, and stays down:
-  // the upload fails after its retries, with an error that says why.
+  // The server (its proxy, the S3 endpoint) dies while the second part is
+  // on its way, and stays down: the upload fails after its retries, with an
+  // error that says why.
   options_.max_attempts = 3;
-  HookEnv killing(6 * kMiB, [] { ASSERT_EQ(0, ObjectStoreScript("kill")); });
+  HookEnv killing(6 * kMiB, [] { ASSERT_EQ(0, ObjectStoreScript("kill proxy")); });
   Status s = S3Client(options_, &killing).Put("interrupted", dir_ / "in");
   ASSERT_EQ(2, killing.covering_reads()) << "the server was not stopped during the upload";
   EXPECT_FALSE(s.ok());
