@@ -409,8 +409,12 @@ Status S3Client::Delete(const std::string& key) {
   r.what = "DELETE s3://" + options_.bucket + "/" + r.object;
   Response response;
   Status s = Perform(r, &response);
-  // Deleting what is not there is done; a missing bucket is not.
-  if (s.IsNotFound() && s.message().find("no bucket") == std::string::npos) return Status::OK();
+  if (s.IsNotFound()) {
+    // Deleting what is not there is done; a missing bucket is not.
+    std::string code, message;
+    s3xml::ParseError(response.body, &code, &message);
+    if (code != "NoSuchBucket") return Status::OK();
+  }
   return s;
 }
 
@@ -451,17 +455,17 @@ Status S3Client::Get(const std::string& key, const std::string& path, unsigned m
   r.object = ObjectName(key);
   r.what = "GET s3://" + options_.bucket + "/" + r.object;
   std::unique_ptr<WritableFile> out;
+  bool created = false;  // only a file this call made is removed on failure
   Md5 md5;
-  uint64_t received = 0;
   r.restart = [&]() -> Status {
     out.reset();
     md5.Finish();
-    received = 0;
-    return env_->NewWritableFile(path, mode, &out);
+    Status s = env_->NewWritableFile(path, mode, &out);
+    created = created || s.ok();
+    return s;
   };
   r.sink = [&](const char* data, size_t n) -> Status {
     md5.Update(data, n);
-    received += n;
     return out->Append(data, n);
   };
   Response response;
@@ -479,7 +483,7 @@ Status S3Client::Get(const std::string& key, const std::string& path, unsigned m
   }
   if (s.ok()) s = out->Sync();
   if (s.ok()) s = out->Close();
-  if (!s.ok()) {
+  if (!s.ok() && created) {
     out.reset();
     env_->RemoveFile(path);  // a partial or damaged download is never left behind
   }
