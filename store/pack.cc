@@ -177,25 +177,37 @@ Status PackWriter::Create(Env* env, const std::string& dir, uint64_t id, uint32_
   w->offset_ = header.size();
   w->compressor_.reset(new FrameCompressor(options.level, options.threads, options.busy_elsewhere,
                                                 options.between_blocks));
-  w->frame_.reserve(size_t(w->pages_per_frame_) * page_size);
+  w->in_order_.capacity = w->pages_per_frame_;
+  w->grouped_.capacity = PagesPerFrame(page_size, std::min(options.frame_bytes, kGroupedFrameBytes));
+  w->in_order_.data.reserve(size_t(w->pages_per_frame_) * page_size);
   *out = std::move(w);
   return Status::OK();
 }
 
-Status PackWriter::AddPage(const uint8_t* data, const PageHash& hash) {
-  frame_.append(reinterpret_cast<const char*>(data), page_size_);
-  hashes_.push_back(hash);
-  if (++frame_pages_ == pages_per_frame_) SNAPSHOT_RETURN_IF_ERROR(SubmitFrame());
+Status PackWriter::AddPage(const uint8_t* data, const PageHash& hash, PagePlacement placement) {
+  FrameFill& fill = placement == PagePlacement::kGrouped ? grouped_ : in_order_;
+  fill.data.append(reinterpret_cast<const char*>(data), page_size_);
+  fill.slots.push_back(added_++);
+  fill.hashes.push_back(hash);
+  index_of_.push_back(UINT32_MAX);
+  if (fill.slots.size() == fill.capacity) SNAPSHOT_RETURN_IF_ERROR(SubmitFrame(&fill));
   return WriteReadyFrames(/*wait=*/false, SIZE_MAX);
 }
 
-Status PackWriter::SubmitFrame() {
-  if (frame_pages_ == 0) return Status::OK();
-  submitted_pages_.push_back(frame_pages_);
+// Gives the frame's pages their indexes, next after every page submitted
+// before, and hands the frame to the compressor.
+Status PackWriter::SubmitFrame(FrameFill* fill) {
+  if (fill->slots.empty()) return Status::OK();
+  for (size_t i = 0; i < fill->slots.size(); i++) {
+    index_of_[fill->slots[i]] = static_cast<uint32_t>(hashes_.size());
+    hashes_.push_back(fill->hashes[i]);
+  }
+  submitted_pages_.push_back(static_cast<uint32_t>(fill->slots.size()));
+  fill->slots.clear();
+  fill->hashes.clear();
   std::string raw;
-  raw.swap(frame_);
-  frame_.reserve(size_t(pages_per_frame_) * page_size_);
-  frame_pages_ = 0;
+  raw.swap(fill->data);
+  fill->data.reserve(size_t(fill->capacity) * page_size_);
   while (submitted_pages_.size() - frames_.size() > compressor_->max_in_flight()) {
     SNAPSHOT_RETURN_IF_ERROR(WriteReadyFrames(/*wait=*/true, /*limit=*/1));
   }
@@ -224,7 +236,9 @@ Status PackWriter::WriteReadyFrames(bool wait, size_t limit) {
 }
 
 Status PackWriter::Finish(uint64_t* bytes) {
-  SNAPSHOT_RETURN_IF_ERROR(SubmitFrame());
+  SNAPSHOT_RETURN_IF_ERROR(SubmitFrame(&in_order_));
+  SNAPSHOT_RETURN_IF_ERROR(SubmitFrame(&grouped_));
+  for (uint32_t slot = 0; slot < added_ && !reordered_; slot++) reordered_ = index_of_[slot] != slot;
   SNAPSHOT_RETURN_IF_ERROR(WriteReadyFrames(/*wait=*/true, SIZE_MAX));
   std::string index;
   ByteWriter iw(&index);

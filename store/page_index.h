@@ -57,6 +57,14 @@ class PageIndex {
 
   size_t size() const { return size_; }
 
+  // Renumbers the entries of pack `pack`: index i becomes new_index[i]
+  // (a pack writer that placed pages out of the order they came in).
+  void RenumberPack(uint64_t pack, const std::vector<uint32_t>& new_index) {
+    for (Slot& s : slots_) {
+      if (s.used && s.ref.pack == pack && s.ref.index < new_index.size()) s.ref.index = new_index[s.ref.index];
+    }
+  }
+
  private:
   struct Slot {
     PageHash hash;

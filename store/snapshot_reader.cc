@@ -7,7 +7,8 @@
 namespace snapshot {
 
 SnapshotReader::~SnapshotReader() {
-  image_.reset();  // refers to store_
+  image_.reset();  // refers to store_ and holds a frame of the cache
+  cache_claim_.reset();
   store_.reset();
   pin_.reset();    // last: the snapshot stays until nothing reads it
 }
@@ -28,6 +29,10 @@ Status SnapshotReader::Open(const SnapshotReaderOptions& o, std::unique_ptr<Snap
   SNAPSHOT_RETURN_IF_ERROR(r->store_->OpenImage(id, &r->image_));
   r->image_->SetCacheBytes(o.cache_bytes);
   r->store_tag_ = r->store_->tag();
+  if (o.share_cache) {
+    r->cache_claim_ = FrameCache::Shared()->Register(o.cache_bytes);
+    r->image_->UseSharedCache(FrameCache::Shared(), r->store_tag_);
+  }
   r->store_dir_ = o.store_dir;
   r->store_->ReleaseLock();
   *out = std::move(r);

@@ -17,8 +17,10 @@
 // unlinked, never changed in place, so an open pack stays readable even if
 // a prune compacts it away, and the pin keeps the snapshot itself listed.
 // Pages are decompressed on demand, a frame (about 1 MiB) at a time, and
-// kept in a cache bounded by cache_bytes. Not thread-safe: one user at a
-// time (an SQLite connection serialises its reads).
+// kept in the process's frame cache (store/frame_cache.h), which every
+// reader of every store shares, bounded by cache_bytes. Not thread-safe:
+// one user at a time (an SQLite connection serialises its reads); readers
+// on different threads share the cache safely.
 #pragma once
 
 #include <cstddef>
@@ -44,7 +46,11 @@ struct SnapshotReaderOptions {
   std::string store_dir;
   std::string db_name;  // the database's file name (no directory); empty: any
   SnapshotSpec snapshot;  // an id, the latest (default) or a moment (store/snapshot_spec.h)
+  // Decoded frames are kept in the process's FrameCache, shared by every
+  // reader; its bound is the largest cache_bytes of the readers open. With
+  // share_cache false, the reader keeps a cache of its own.
   size_t cache_bytes = kDefaultReaderCacheBytes;
+  bool share_cache = true;
   int lock_timeout_ms = 30000;  // waiting for a backup or prune to finish
 };
 
@@ -77,6 +83,7 @@ class SnapshotReader {
 
   std::unique_ptr<Store> store_;  // its lock released; its packs open
   std::unique_ptr<FileLock> pin_;
+  std::unique_ptr<FrameCache::Registration> cache_claim_;
   std::unique_ptr<SnapshotImage> image_;
   uint64_t store_tag_ = 0;
   std::string store_dir_;

@@ -433,8 +433,12 @@ Status SnapshotBuilder::AddPage(uint32_t pgno, const uint8_t* data) {
                                                 page_size_, store_->options_.file_mode,
                                                 store_->options_.compress, &pack_));
   }
+  // Until Commit, a new page's index is its slot in the pack writer
+  // (PackWriter::IndexOf), which groups b-tree interior pages.
   const PageRef ref{id_, pack_->page_count()};
-  SNAPSHOT_RETURN_IF_ERROR(pack_->AddPage(data, h));
+  const PagePlacement placement =
+      IsTreeInteriorPage(data, page_size_, pgno) ? PagePlacement::kGrouped : PagePlacement::kInOrder;
+  SNAPSHOT_RETURN_IF_ERROR(pack_->AddPage(data, h, placement));
   store_->dedup_.Insert(h, ref);
   refs_[pgno - 1] = ref;
   pages_new_++;
@@ -457,6 +461,12 @@ Status SnapshotBuilder::Commit(const std::string& label, uint64_t* id) {
   m.info.pages_new = pages_new_;
   if (pack_) {
     SNAPSHOT_RETURN_IF_ERROR(pack_->Finish(&m.info.bytes_new));
+    if (pack_->reordered()) {
+      for (PageRef& r : refs_) {
+        if (r.pack == id_) r.index = pack_->IndexOf(r.index);
+      }
+      store_->dedup_.RenumberPack(id_, pack_->index_of());
+    }
     pack_.reset();
   }
   m.SetPageMap(refs_);
@@ -519,6 +529,12 @@ Status SnapshotImage::ReadPage(uint32_t pgno, uint8_t* out) {
   const PackReader* pack;
   SNAPSHOT_RETURN_IF_ERROR(store_->GetPack(ref.pack, &pack));
   const uint32_t f = pack->FrameOf(ref.index);
+  if (shared_cache_ != nullptr) {
+    SNAPSHOT_RETURN_IF_ERROR(LoadSharedFrame(pack, ref, f));
+    const size_t slot = ref.index - pack->frames()[f].first_index;
+    std::memcpy(out, current_->data() + slot * page_size, page_size);
+    return Status::OK();
+  }
   auto key = std::make_pair(ref.pack, f);
   auto it = cache_.find(key);
   if (it == cache_.end()) {
@@ -540,6 +556,23 @@ Status SnapshotImage::ReadPage(uint32_t pgno, uint8_t* out) {
   it->second.last_use = ++clock_;
   const size_t slot = ref.index - pack->frames()[f].first_index;
   std::memcpy(out, it->second.pages.data() + slot * page_size, page_size);
+  return Status::OK();
+}
+
+Status SnapshotImage::LoadSharedFrame(const PackReader* pack, const PageRef& ref, uint32_t f) {
+  const FrameKey key{shared_tag_, ref.pack, f, pack->frames()[f].checksum};
+  // A scan reads a frame's pages one after another: the frame in hand
+  // serves them without taking the cache's lock.
+  if (current_ && !(current_key_ < key) && !(key < current_key_)) return Status::OK();
+  current_.reset();  // so that its buffer may be reused once evicted
+  FrameCache::Frame frame = shared_cache_->Lookup(key);
+  if (!frame) {
+    std::shared_ptr<std::string> pages = shared_cache_->TakeBuffer();
+    SNAPSHOT_RETURN_IF_ERROR(pack->ReadFrame(f, pages.get(), &scratch_));
+    frame = shared_cache_->Insert(key, std::move(pages));
+  }
+  current_ = std::move(frame);
+  current_key_ = key;
   return Status::OK();
 }
 

@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "store/env.h"
+#include "store/frame_cache.h"
 #include "store/hash.h"
 #include "store/manifest.h"
 #include "store/pack.h"
@@ -222,9 +223,19 @@ class SnapshotImage {
   // Bounds the decompressed frames kept for later reads by their bytes too
   // (0: by count only); at least one frame is always kept.
   void SetCacheBytes(size_t bytes) { cache_bytes_limit_ = bytes; }
+  // Keeps decoded frames in `cache` (shared with other images, of this
+  // store or others; `store_tag` is Store::tag()) instead of a cache of
+  // its own. The caller keeps the cache registered while the image reads.
+  void UseSharedCache(FrameCache* cache, uint64_t store_tag) {
+    shared_cache_ = cache;
+    shared_tag_ = store_tag;
+  }
 
  private:
   friend class Store;
+  // Points current_ at the frame holding `ref`, from the shared cache or
+  // decoded into it.
+  Status LoadSharedFrame(const PackReader* pack, const PageRef& ref, uint32_t f);
   struct CachedFrame {
     std::string pages;
     uint64_t last_use = 0;
@@ -245,6 +256,10 @@ class SnapshotImage {
   std::vector<PageHash> hash_block_;
   std::pair<uint64_t, uint32_t> hash_block_frame_{0, 0};  // pack 0: none
   uint64_t clock_ = 0;
+  FrameCache* shared_cache_ = nullptr;
+  uint64_t shared_tag_ = 0;
+  FrameCache::Frame current_;  // the shared frame read last, and its key
+  FrameKey current_key_;
 };
 
 // ISO 8601 UTC with milliseconds, e.g. 2026-11-25T14:34:25.123Z.

@@ -12,25 +12,6 @@ using snapshot::FileLock;
 using snapshot::SnapshotReader;
 using snapshot::SnapshotReaderOptions;
 
-SnapshotReaderOptions ReaderOptions(const std::string& dir, uint64_t id) {
-  SnapshotReaderOptions o;
-  o.store_dir = dir;
-  o.db_name = "app.db";
-  o.snapshot = id == 0 ? snapshot::SnapshotSpec::Latest() : snapshot::SnapshotSpec::Id(id);
-  o.lock_timeout_ms = 2000;
-  return o;
-}
-
-::testing::AssertionResult ReaderReadsBack(SnapshotReader* r, const Image& want) {
-  std::string buf(want.page_size, '\0');
-  for (uint32_t i = 0; i < want.pages.size(); i++) {
-    Status s = r->ReadPage(i + 1, reinterpret_cast<uint8_t*>(&buf[0]));
-    if (!s.ok()) return ::testing::AssertionFailure() << "page " << i + 1 << ": " << Describe(s);
-    if (buf != want.pages[i]) return ::testing::AssertionFailure() << "page " << i + 1 << " differs";
-  }
-  return ::testing::AssertionSuccess();
-}
-
 TEST(StorePin, PruneKeepsAPinnedSnapshotAndSaysSo) {
   TempDir tmp;
   const std::string dir = tmp / "s";

@@ -28,6 +28,7 @@
 #include "store/hash.h"
 #include "store/manifest.h"
 #include "store/page_index.h"
+#include "store/snapshot_reader.h"
 #include "store/status.h"
 #include "store/store.h"
 #include "tests/test_util.h"
@@ -180,6 +181,27 @@ inline ::testing::AssertionResult ReadsBack(Store* store, uint64_t id, const Ima
     if (buf != (want.pages[i].empty() ? zeros : want.pages[i])) {
       return ::testing::AssertionFailure() << "snapshot " << id << " page " << i + 1 << " reads back different bytes";
     }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Options of a SnapshotReader of snapshot `id` (0: the latest) of the
+// store in `dir`, made for database "app.db" as Options() makes them.
+inline snapshot::SnapshotReaderOptions ReaderOptions(const std::string& dir, uint64_t id) {
+  snapshot::SnapshotReaderOptions o;
+  o.store_dir = dir;
+  o.db_name = "app.db";
+  o.snapshot = id == 0 ? snapshot::SnapshotSpec::Latest() : snapshot::SnapshotSpec::Id(id);
+  o.lock_timeout_ms = 2000;
+  return o;
+}
+
+inline ::testing::AssertionResult ReaderReadsBack(snapshot::SnapshotReader* r, const Image& want) {
+  std::string buf(want.page_size, '\0');
+  for (uint32_t i = 0; i < want.pages.size(); i++) {
+    Status s = r->ReadPage(i + 1, reinterpret_cast<uint8_t*>(&buf[0]));
+    if (!s.ok()) return ::testing::AssertionFailure() << "page " << i + 1 << ": " << Describe(s);
+    if (buf != want.pages[i]) return ::testing::AssertionFailure() << "page " << i + 1 << " differs";
   }
   return ::testing::AssertionSuccess();
 }
