@@ -158,6 +158,26 @@ Status BtreeReader::MapTree(uint32_t root, BtreeShape* out) {
     std::sort(level.begin(), level.end());
     std::vector<uint32_t> next;
     size_t leaves_before = out->leaves.size();
+    // A b-tree is balanced: when the first page of a level below the root
+    // is a leaf, every page of it is (a level that mixes leaves and
+    // interior pages is damage, found page by page when the first is
+    // interior). So the leaves are listed without being read: mapping a
+    // tree costs its interior pages, which a snapshot keeps in frames of
+    // their own (store/pack.h), not its size.
+    if (depth > 0) {
+      SNAPSHOT_RETURN_IF_ERROR(LoadPage(level[0], &p));
+      if (!IsInterior(p.flag)) {
+        if ((p.flag == kTableLeaf) != out->is_table) return Damaged(level[0], "mixes table and index pages in one b-tree");
+        for (uint32_t pgno : level) {
+          if (pgno == 0 || pgno > page_count_) {
+            return Damaged(pgno, "is referred to but the database has " + std::to_string(page_count_) + " pages");
+          }
+          if (!seen.insert(pgno).second) return Damaged(pgno, "appears twice in one b-tree");
+          out->leaves.push_back(pgno);
+        }
+        break;
+      }
+    }
     for (uint32_t pgno : level) {
       if (!seen.insert(pgno).second) return Damaged(pgno, "appears twice in one b-tree");
       SNAPSHOT_RETURN_IF_ERROR(LoadPage(pgno, &p));

@@ -15,7 +15,7 @@
 //   std::vector<SchemaEntry> schema;
 //   r.ReadSchema(&schema);
 //   BtreeShape shape;
-//   r.MapTree(schema[0].root, &shape);            // interior pages only
+//   r.MapTree(schema[0].root, &shape);            // interior pages and one leaf
 //   std::vector<TableRow> rows;
 //   r.ReadTableLeaf(shape.leaves[0], &rows, &overflow_pages);
 #pragma once
@@ -72,7 +72,9 @@ class BtreeReader {
   // sqlite_schema itself (root page 1, named "sqlite_schema").
   Status ReadSchema(std::vector<SchemaEntry>* out);
 
-  // The pages of the b-tree rooted at `root`, reading interior pages only.
+  // The pages of the b-tree rooted at `root`, reading its interior pages
+  // and one leaf: the leaves are listed, not read (a leaf's kind is checked
+  // when it is read).
   Status MapTree(uint32_t root, BtreeShape* out);
 
   // The rows of table leaf page `pgno`; the overflow pages their records
