@@ -62,6 +62,7 @@ Status CaptureFromFiles(sqlite3* db, const char* schema, Store* store, bool incl
   SNAPSHOT_RETURN_IF_ERROR(ReadDbLayout(file, wal, &layout));
   SNAPSHOT_RETURN_IF_ERROR(store->NewSnapshot(layout.page_size, layout.page_count, nullptr, builder));
   SnapshotBuilder* b = builder->get();
+  b->SetCommitTime(LastCommitWriteTime(sqlite3_db_filename(db, schema), layout.wal));
   InterruptCheck interrupt(interruptible_by != nullptr ? interruptible_by : db);
   return ReadDbPages(file, wal, layout, [&](uint32_t pgno, const uint8_t* page) {
     SNAPSHOT_RETURN_IF_ERROR(interruptible_by != nullptr ? interrupt.Poll() : Status::OK());
@@ -140,6 +141,9 @@ Status CaptureSnapshot(sqlite3* db, const char* schema, Store* store, const Capt
   SNAPSHOT_RETURN_IF_ERROR(QueryInt(db, q + "page_count", &page_count));
   SNAPSHOT_RETURN_IF_ERROR(QueryInt(db, q + "schema_version", &schema_cookie));
   SNAPSHOT_RETURN_IF_ERROR(store->NewSnapshot(uint32_t(page_size), uint32_t(page_count), nullptr, builder));
+  // Writers may commit meanwhile, so this is only at or after the pinned
+  // commit (the tracked capture, under the write lock, dates it exactly).
+  (*builder)->SetCommitTime(LastCommitWriteTime(sqlite3_db_filename(db, schema), /*wal_mode=*/true));
   return CaptureThroughPager(db, schema, builder->get(), schema_cookie, caller, options.progress);
 }
 

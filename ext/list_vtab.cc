@@ -2,6 +2,10 @@
 //
 //   SELECT * FROM snapshot_list;                 -- schema main
 //   SELECT * FROM snapshot_list('aux');          -- another attached schema
+//
+// `created` is when a snapshot was written; `committed` when the newest
+// commit it holds was made (earlier when nothing was written for a while
+// before the snapshot), NULL for snapshots that did not record it.
 #include "vfs/sqlite_api.h"
 
 #include <cstring>
@@ -16,7 +20,7 @@
 namespace snapshot {
 namespace {
 
-enum Column { kId, kCreated, kLabel, kPageSize, kPageCount, kPagesNew, kBytesNew, kDbBytes, kSchema };
+enum Column { kId, kCreated, kLabel, kPageSize, kPageCount, kPagesNew, kBytesNew, kDbBytes, kCommitted, kSchema };
 
 struct ListTable {
   sqlite3_vtab base;
@@ -34,7 +38,7 @@ int Connect(sqlite3* db, void* aux, int, const char* const*, sqlite3_vtab** out,
   int rc = sqlite3_declare_vtab(db,
                                 "CREATE TABLE x(id INTEGER, created TEXT, label TEXT, page_size INTEGER, "
                                 "page_count INTEGER, pages_new INTEGER, bytes_new INTEGER, db_bytes INTEGER, "
-                                "schema HIDDEN)");
+                                "committed TEXT, schema HIDDEN)");
   if (rc != SQLITE_OK) return rc;
   auto* t = static_cast<ListTable*>(sqlite3_malloc(sizeof(ListTable)));
   if (t == nullptr) return SQLITE_NOMEM;
@@ -119,6 +123,14 @@ int ColumnValue(sqlite3_vtab_cursor* cur, sqlite3_context* ctx, int col) {
     case kPagesNew: sqlite3_result_int64(ctx, sqlite3_int64(r.pages_new)); break;
     case kBytesNew: sqlite3_result_int64(ctx, sqlite3_int64(r.bytes_new)); break;
     case kDbBytes: sqlite3_result_int64(ctx, sqlite3_int64(r.db_bytes())); break;
+    case kCommitted:
+      // NULL where no commit time was recorded (snapshots of format version 1).
+      if (r.has_commit_time()) {
+        sqlite3_result_text(ctx, FormatTimestamp(r.commit_ms).c_str(), -1, SQLITE_TRANSIENT);
+      } else {
+        sqlite3_result_null(ctx);
+      }
+      break;
     default: sqlite3_result_null(ctx); break;
   }
   return SQLITE_OK;

@@ -62,6 +62,7 @@ struct Pin {
   std::unique_ptr<CowArea> cow;  // rollback mode
   std::string cow_path;
   Statement read;                // WAL mode: R's read transaction
+  int64_t commit_ms = kUnknownCommitTime;  // when the pinned commit was written
 };
 
 // Ends the copy-on-write, if any: writers stop preserving pages.
@@ -112,6 +113,9 @@ Status PinState(sqlite3* w, sqlite3* r, Tracker* t, bool force_full, int timeout
   if (file == nullptr) s = Status::IOError("cannot reach the database file");
   bool frames_pending = false;
   if (s.ok()) s = ReadDbLayoutForPin(file, journal, &pin->layout, &frames_pending);
+  // Under the write lock no commit can move the files' times: this is the
+  // pinned commit's own.
+  if (s.ok()) pin->commit_ms = LastCommitWriteTime(sqlite3_db_filename(w, "main"), pin->layout.wal);
   bool marks_taken = false;
   if (s.ok()) {
     sqlite3_file* wal = pin->layout.wal ? journal : nullptr;
@@ -414,6 +418,7 @@ Status StorePinnedState(const SnapshotJob& job, const std::atomic<bool>* cancel,
   std::unique_ptr<SnapshotBuilder> builder;
   s = store->NewSnapshot(pin->layout.page_size, pin->layout.page_count, tracked ? &base : nullptr, &builder);
   if (s.ok()) {
+    builder->SetCommitTime(pin->commit_ms);
     sqlite3_file* file = FilePointer(job.w, "main", SQLITE_FCNTL_FILE_POINTER);
     sqlite3_file* wal = pin->layout.wal ? FilePointer(job.r, "main", SQLITE_FCNTL_JOURNAL_POINTER) : nullptr;
     // Reading and hashing 1 MiB beside a writer's transaction slowed its

@@ -8,7 +8,9 @@
 
 namespace snapshot {
 
-constexpr uint32_t kFormatVersion = 1;
+// 2: manifests record the time of the commit their image holds
+// (docs/FORMAT.md §11 lists what each version changed).
+constexpr uint32_t kFormatVersion = 2;
 
 constexpr char kStoreMagic[9] = "SQSNSTOR";
 constexpr char kPackMagic[9] = "SQSNPACK";

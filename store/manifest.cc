@@ -74,6 +74,7 @@ std::string Manifest::Encode() const {
   w.U32(info.page_count);
   w.U64(info.pages_new);
   w.U64(info.bytes_new);
+  w.U64(static_cast<uint64_t>(info.commit_ms));
   w.String(info.label);
   w.U32(static_cast<uint32_t>(extents.size()));
   for (const Extent& e : extents) {
@@ -104,11 +105,13 @@ Status Manifest::Decode(const std::string& bytes, const std::string& name, Manif
     return Status::NotSupported("snapshot file " + name + " has format version " + std::to_string(version) +
                                 ", newer than this build reads (" + std::to_string(kFormatVersion) + "); upgrade the extension");
   }
+  uint64_t committed = uint64_t(kUnknownCommitTime);
   bool ok = r.U32(&flags) && r.U64(&m.info.id) && r.U64(&created) && r.U32(&m.info.page_size) &&
             r.U32(&m.info.page_count) && r.U64(&m.info.pages_new) && r.U64(&m.info.bytes_new) &&
-            r.String(&m.info.label, kMaxLabelBytes) && r.U32(&n_extents);
+            (version < 2 || r.U64(&committed)) && r.String(&m.info.label, kMaxLabelBytes) && r.U32(&n_extents);
   if (!ok) return bad("truncated header");
   m.info.created_ms = static_cast<int64_t>(created);
+  m.info.commit_ms = static_cast<int64_t>(committed);
   if (!IsValidPageSize(m.info.page_size)) return bad("invalid page size");
   if (uint64_t(n_extents) * 20 != r.remaining()) return bad("extent table has the wrong size");
   m.extents.resize(n_extents);
@@ -131,14 +134,17 @@ uint64_t ManifestSizeLimit(const std::string& prefix) {
   // Not a manifest at all: no more than its start is ever needed.
   if (prefix.compare(0, 8, kManifestMagic) != 0) return prefix.size();
   ByteReader r(prefix);
-  uint32_t page_count = 0, label_len = 0;
+  uint32_t version = 0, page_count = 0, label_len = 0;
   uint8_t skip[36];
-  r.Bytes(skip, sizeof skip);  // magic, version, flags, id, created, page size
+  r.Bytes(skip, 8);            // magic
+  r.U32(&version);
+  r.Bytes(skip, 24);           // flags, id, created, page size
   r.U32(&page_count);
-  r.Bytes(skip, 16);           // pages_new, bytes_new
+  r.Bytes(skip, version < 2 ? 16 : 24);  // pages_new, bytes_new (, commit_ms)
   r.U32(&label_len);
   if (r.failed()) return kManifestPrefixSize;
-  return 72 + uint64_t(std::min<uint32_t>(label_len, kMaxLabelBytes)) + 20 * uint64_t(page_count);
+  const uint64_t fixed = version < 2 ? 72 : 80;  // every field but the label and the extents
+  return fixed + uint64_t(std::min<uint32_t>(label_len, kMaxLabelBytes)) + 20 * uint64_t(page_count);
 }
 
 Status ValidateLabel(const std::string& label) {

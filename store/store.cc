@@ -110,18 +110,22 @@ Status Store::CheckDirIsOurs() {
   return Status::OK();
 }
 
-Status Store::CreateStoreFile(const std::string& path) {
-  SNAPSHOT_RETURN_IF_ERROR(options_.env->RandomBytes(secret_, sizeof secret_));
+Status Store::WriteStoreFile(const std::string& path, int64_t created_ms, const std::string& db_name) {
   std::string data;
   ByteWriter w(&data);
   w.Bytes(kStoreMagic, 8);
   w.U32(kFormatVersion);
   w.U32(0);  // flags
-  w.U64(static_cast<uint64_t>(options_.env->NowMillis()));
-  w.String(options_.db_name);
+  w.U64(static_cast<uint64_t>(created_ms));
+  w.String(db_name);
   w.Bytes(secret_, sizeof secret_);
   w.U64(Checksum64(data.data(), data.size()));
   return WriteFileAtomically(options_.env, path, data, options_.file_mode);
+}
+
+Status Store::CreateStoreFile(const std::string& path) {
+  SNAPSHOT_RETURN_IF_ERROR(options_.env->RandomBytes(secret_, sizeof secret_));
+  return WriteStoreFile(path, options_.env->NowMillis(), options_.db_name);
 }
 
 // Reads the first min(file size, limit) bytes of `path`; *size is the
@@ -167,6 +171,13 @@ Status Store::ReadStoreFile(const std::string& path) {
   if (!options_.db_name.empty() && db_name != options_.db_name) {
     return Status::InvalidArgument("the snapshot store " + options_.dir + " belongs to database '" + db_name +
                                    "', not '" + options_.db_name + "'; choose another store directory");
+  }
+  if (version < kFormatVersion && options_.exclusive) {
+    // A writer is about to add files of this version: STORE says so first
+    // (docs/FORMAT.md §11), so that an older build refuses the whole store
+    // instead of meeting files it cannot read one by one. Same identity,
+    // same secret: only the version changes.
+    SNAPSHOT_RETURN_IF_ERROR(WriteStoreFile(path, static_cast<int64_t>(created), db_name));
   }
   return Status::OK();
 }
@@ -456,6 +467,7 @@ Status SnapshotBuilder::Commit(const std::string& label, uint64_t* id) {
   Manifest m;
   m.info.id = id_;
   m.info.created_ms = store_->env()->NowMillis();
+  m.info.commit_ms = commit_ms_ == kUnknownCommitTime ? commit_ms_ : std::min(commit_ms_, m.info.created_ms);
   m.info.label = label;
   m.info.page_size = page_size_;
   m.info.pages_new = pages_new_;

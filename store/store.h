@@ -141,6 +141,8 @@ class Store {
   Status Init();
   Status CheckDirIsOurs();
   Status CreateStoreFile(const std::string& path);
+  // Writes STORE in the current format version with secret_.
+  Status WriteStoreFile(const std::string& path, int64_t created_ms, const std::string& db_name);
   Status ReadStoreFile(const std::string& path);
   Status RemoveDebris();
   Status ScanIds(std::vector<uint64_t>* manifests, std::vector<uint64_t>* packs);
@@ -191,6 +193,11 @@ class SnapshotBuilder {
   // keeps its last content. The lock-byte page may be skipped (it reads as
   // zeros).
   Status AddPage(uint32_t pgno, const uint8_t* data);
+  // When the newest commit in the pages added was made (Unix ms), if the
+  // caller knows: at or after it, never before (restoring to a moment
+  // trusts that the image holds no later commit). A time after the
+  // snapshot's creation is recorded as its creation time.
+  void SetCommitTime(int64_t unix_ms) { commit_ms_ = unix_ms; }
   // Publishes the snapshot durably; *id is its id.
   Status Commit(const std::string& label, uint64_t* id);
   uint32_t page_size() const { return page_size_; }
@@ -205,6 +212,7 @@ class SnapshotBuilder {
   std::vector<PageRef> refs_;
   std::unique_ptr<PackWriter> pack_;
   uint64_t pages_new_ = 0;
+  int64_t commit_ms_ = kUnknownCommitTime;
 };
 
 // Reads the pages of one snapshot, verifying each against its hash.

@@ -297,11 +297,11 @@ TEST_F(Damage, Manifests) {
   for (uint64_t id = 1; id <= 4; id++) {
     const std::string rel = SnapRel(id);
     const uint64_t size = ReadFile(Pristine() + "/" + rel).size();
-    const uint64_t label_end = 60 + 2;  // labels are "sN"
+    const uint64_t label_end = 68 + 2;  // labels are "sN"
     // magic, version, flags, id, created, page size, page count, pages_new,
-    // bytes_new, label length, label, extent count, first extent (first
-    // pgno, page count, pack, first index), last extent, checksum
-    for (uint64_t at : std::vector<uint64_t>{0ull, 8ull, 12ull, 16ull, 24ull, 32ull, 36ull, 40ull, 48ull, 56ull, 60ull, label_end,
+    // bytes_new, commit time, label length, label, extent count, first
+    // extent (first pgno, page count, pack, first index), last extent, checksum
+    for (uint64_t at : std::vector<uint64_t>{0ull, 8ull, 12ull, 16ull, 24ull, 32ull, 36ull, 40ull, 48ull, 56ull, 64ull, 68ull, label_end,
                         label_end + 4, label_end + 8, label_end + 12, label_end + 20, size - 9, size - 8, size - 1}) {
       Run({"manifest " + std::to_string(id) + " flip at " + std::to_string(at),
            [=](const std::string& s) { Flip(s + "/" + rel, at); }, {id}});

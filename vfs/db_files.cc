@@ -1,5 +1,7 @@
 #include "vfs/db_files.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -7,6 +9,7 @@
 
 #include "store/coding.h"
 #include "store/format.h"
+#include "store/manifest.h"
 #include "vfs/sqlite_format.h"
 
 namespace snapshot {
@@ -188,6 +191,15 @@ Status MapWalFrames(sqlite3_file* wal, DbImageLayout* layout) {
   SNAPSHOT_RETURN_IF_ERROR(same_generation(&same));
   if (!same) return Status::OK();  // restarted while it was read
   return Status::Corruption("the -wal file does not hold the commit its wal-index names");
+}
+
+int64_t LastCommitWriteTime(const char* db_filename, bool wal_mode) {
+  if (db_filename == nullptr || db_filename[0] == '\0') return kUnknownCommitTime;
+  struct stat st;
+  const char* wal = wal_mode ? sqlite3_filename_wal(db_filename) : nullptr;
+  const bool from_wal = wal != nullptr && stat(wal, &st) == 0 && uint64_t(st.st_size) > kWalHeaderSize;
+  if (!from_wal && stat(db_filename, &st) != 0) return kUnknownCommitTime;
+  return int64_t(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
 }
 
 bool ReadWalIndexHeader(const volatile void* region0, WalIndexHeader* out) {

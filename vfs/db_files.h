@@ -59,6 +59,19 @@ struct WalIndexHeader {
 // header agree and it is initialised.
 bool ReadWalIndexHeader(const volatile void* region0, WalIndexHeader* out);
 
+// When the newest commit in the database's files was written, from the file
+// system's modification times (Unix ms), or kUnknownCommitTime (a database
+// without a file). In WAL mode the -wal file's while it holds frames: every
+// commit is written there, and a checkpoint, which writes the database
+// file, dates that file after the commit; else (rollback mode, or a WAL
+// emptied or never written) the database file's. `db_filename` is what
+// sqlite3_db_filename returns. Every writer, through any VFS, moves these
+// times, so the result is at or after the newest commit; it is that
+// commit's time, to the file system's resolution, when no writer could
+// write meanwhile (the caller holds the write lock, or in rollback mode a
+// read lock), and later otherwise. Costs a stat() or two.
+int64_t LastCommitWriteTime(const char* db_filename, bool wal_mode);
+
 // Calls fn(pgno, page) for pages 1..page_count in order, skipping the
 // lock-byte page.
 Status ReadDbPages(sqlite3_file* db, sqlite3_file* wal, const DbImageLayout& layout,

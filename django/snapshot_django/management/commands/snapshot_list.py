@@ -7,7 +7,8 @@ class Command(SnapshotCommand):
     def handle(self, *args, **options):
         connection = self.connection(options)
         self.stdout.write(f"Snapshots in {store_dir(connection)}:")
-        row = "{:>6}  {:<24}  {:<20}  {:>8}  {:>9}  {:>12}  {:>12}"
-        self.stdout.write(row.format("id", "created", "label", "pages", "pages_new", "bytes_new", "db_bytes"))
+        row = "{:>6}  {:<24}  {:<20}  {:>8}  {:>9}  {:>12}  {:>12}  {:<24}"
+        self.stdout.write(row.format("id", "created", "label", "pages", "pages_new", "bytes_new", "db_bytes", "committed"))
         for s in snapshots(connection):
-            self.stdout.write(row.format(s.id, s.created, s.label, s.page_count, s.pages_new, s.bytes_new, s.db_bytes))
+            self.stdout.write(row.format(s.id, s.created, s.label, s.page_count, s.pages_new, s.bytes_new, s.db_bytes,
+                                         s.committed or "-"))
