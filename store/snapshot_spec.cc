@@ -54,20 +54,30 @@ Status ResolveSnapshot(Store* store, const SnapshotSpec& spec, uint64_t* id) {
   std::vector<SnapshotInfo> all;
   SNAPSHOT_RETURN_IF_ERROR(store->List(&all));
   if (all.empty()) return Status::NotFound("no snapshot has been taken yet");
+  // A snapshot holds the state as of its newest commit, however long after
+  // it was taken: the state at a moment is in the snapshot whose newest
+  // commit is the newest at or before it. (Its commit time is at or after
+  // that commit, so no snapshot chosen holds a later one.) Snapshots that
+  // did not record it (format version 1) count from when they were taken.
   const SnapshotInfo* best = nullptr;
   const SnapshotInfo* first = &all.front();
   for (const SnapshotInfo& s : all) {
     // Ids follow creation, except when the clock was set back: compare times.
-    if (s.created_ms < first->created_ms) first = &s;
-    if (s.created_ms > spec.at_ms) continue;
-    if (best == nullptr || s.created_ms > best->created_ms || (s.created_ms == best->created_ms && s.id > best->id)) {
+    if (s.state_ms() < first->state_ms()) first = &s;
+    if (s.state_ms() > spec.at_ms) continue;
+    if (best == nullptr || s.state_ms() > best->state_ms() ||
+        (s.state_ms() == best->state_ms() && s.id > best->id)) {
       best = &s;
     }
   }
   if (best == nullptr) {
+    std::string held;
+    if (first->has_commit_time() && first->commit_ms != first->created_ms) {
+      held = ", holding the state as of " + FormatTimestamp(first->commit_ms);
+    }
     return Status::NotFound("no snapshot was taken at or before " + FormatTimestamp(spec.at_ms) +
                             "; the first is snapshot " + std::to_string(first->id) + ", taken " +
-                            FormatTimestamp(first->created_ms));
+                            FormatTimestamp(first->created_ms) + held);
   }
   *id = best->id;
   return Status::OK();

@@ -4,9 +4,10 @@
 //
 //   42                          snapshot 42 (an id, as listed by snapshot_list)
 //   latest                      the newest snapshot
-//   2026-12-05 14:59:00         the newest snapshot taken at or before that
-//   2026-12-05T15:59:00+01:00   moment (ISO 8601, UTC unless an offset or Z
-//                               is given; see store/timestamp.h)
+//   2026-12-05 14:59:00         the state at that moment: the snapshot whose
+//   2026-12-05T15:59:00+01:00   newest commit is the newest at or before it
+//                               (ISO 8601, UTC unless an offset or Z is
+//                               given; see store/timestamp.h)
 //
 //   SnapshotSpec spec;
 //   SNAPSHOT_RETURN_IF_ERROR(SnapshotSpec::Parse(text, &spec));
@@ -44,9 +45,11 @@ struct SnapshotSpec {
 // The id of the snapshot `spec` names in `store` (which must be open):
 //   kId: that snapshot, NotFound if the store does not hold it;
 //   kLatest: the newest, NotFound if the store holds none;
-//   kTime: the newest whose creation time is at or before spec.at_ms (ties:
-//     the larger id), NotFound naming the first snapshot's time if every
-//     snapshot is later.
+//   kTime: the one whose newest commit (SnapshotInfo::commit_ms; its creation
+//     time if it did not record one) is the newest at or before spec.at_ms
+//     (ties: the larger id): a snapshot taken after writes stopped holds the
+//     state of the moments since its last commit. NotFound naming the first
+//     snapshot's time if every snapshot is later.
 // A damaged snapshot is never chosen for kLatest or kTime (Store::List).
 Status ResolveSnapshot(Store* store, const SnapshotSpec& spec, uint64_t* id);
 

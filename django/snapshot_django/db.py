@@ -32,7 +32,7 @@ def get(connection, snapshot_id):
 
 
 def resolve(connection, spec):
-    """The id of the snapshot `spec` names: an id, 'latest', or a time (the newest taken at or before it)."""
+    """The id of the snapshot `spec` names: an id, 'latest', or a time (the snapshot holding the state of that moment)."""
     return query(connection, "SELECT snapshot_id(%s)", [spec])[0][0]
 
 

@@ -1,6 +1,7 @@
 // snapshot_list's `committed`: when the newest commit a snapshot holds was
 // made, which is earlier than `created` when the snapshot was taken after
-// writes stopped. Both journal modes, through the snapshot VFS (the tracked
+// writes stopped, and what a moment is matched against to restore the state
+// of that moment. Both journal modes, through the snapshot VFS (the tracked
 // capture) and without it (the capture under a read transaction); the file
 // whose time is taken in WAL mode; and stores whose snapshots predate the
 // field (format version 1): listed with `committed` NULL, still restored,
@@ -68,6 +69,11 @@ TEST_P(SqlCommitTime, ASnapshotTakenAfterWritesStoppedShowsTheEarlierCommit) {
     EXPECT_GE(committed, before) << which;
     EXPECT_LE(committed, after) << which;
     EXPECT_GE(created - committed, 1000) << which;
+    // Half a second after that commit the database was in the state the
+    // later snapshot holds, though it was written later: a restore to that
+    // moment takes it.
+    const std::string moment = snapshot::FormatTimestamp(committed + 500);
+    EXPECT_EQ("2", Query(db, "SELECT snapshot_id('" + moment + "')")) << which;
     // The first snapshot, taken right after its commit: committed at or
     // before created, never after.
     EXPECT_LE(TimeOf(db, 1, "committed"), TimeOf(db, 1, "created")) << which;

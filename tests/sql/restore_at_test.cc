@@ -1,6 +1,7 @@
 // Naming a snapshot by a moment through SQL: snapshot_restore('2026-12-05
 // 14:59:00'), snapshot_restore_to(path, moment), snapshot_verify(moment) and
-// snapshot_id(moment) take the newest snapshot taken at or before it, on a
+// snapshot_id(moment) take the snapshot holding the state at that moment (the
+// newest whose last commit, `committed` in snapshot_list, is at or before it), on a
 // real database and store; malformed moments and moments before the first
 // snapshot change nothing. And snapshot_prune(policy): the retention tiers
 // through SQL, the old forms beside them.
@@ -24,22 +25,25 @@ class SqlRestoreAt : public SqlFixture {
     Fill(*db_, "t", 200);
     ASSERT_EQ(1, Backup(*db_, "first"));
     first_ = Digest(*db_);
-    // Distinct milliseconds, so that a moment can fall between the two.
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    // Distinct milliseconds, so that a moment can fall between the two
+    // commits (file times, which date them, move a scheduler tick at a time).
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
     Ok(*db_, "UPDATE t SET a = 'second' WHERE id % 3 = 0");
     ASSERT_EQ(2, Backup(*db_, "second"));
     second_ = Digest(*db_);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
     Ok(*db_, "DELETE FROM t WHERE id > 50");
     live_ = Digest(*db_);
-    at1_ = CreatedMs(1);
-    at2_ = CreatedMs(2);
+    // The moments each snapshot's state began: its commit.
+    at1_ = TimeOf(1, "committed");
+    at2_ = TimeOf(2, "committed");
     ASSERT_LT(at1_, at2_);
   }
 
-  int64_t CreatedMs(int id) {
+  int64_t TimeOf(int id, const std::string& column) {
     int64_t ms = 0;
-    const std::string created = Query(*db_, "SELECT created FROM snapshot_list WHERE id = " + std::to_string(id));
-    EXPECT_TRUE(snapshot::ParseTimestamp(created, &ms).ok()) << created;
+    const std::string t = Query(*db_, "SELECT " + column + " FROM snapshot_list WHERE id = " + std::to_string(id));
+    EXPECT_TRUE(snapshot::ParseTimestamp(t, &ms).ok()) << column << ": " << t;
     return ms;
   }
   // `ms` as users may write it: UTC with a space, or with an offset.
@@ -97,9 +101,11 @@ TEST_F(SqlRestoreAt, RestoreToAndVerifyTakeMomentsWithOffsets) {
 }
 
 TEST_F(SqlRestoreAt, MalformedOrTooEarlyMomentsChangeNothing) {
+  const int64_t created1 = TimeOf(1, "created");
+  const std::string held = created1 == at1_ ? "" : ", holding the state as of " + snapshot::FormatTimestamp(at1_);
   const std::vector<std::pair<std::string, std::string>> cases = {
       {Utc(at1_ - 1), "no snapshot was taken at or before " + snapshot::FormatTimestamp(at1_ - 1) +
-                          "; the first is snapshot 1, taken " + snapshot::FormatTimestamp(at1_)},
+                          "; the first is snapshot 1, taken " + snapshot::FormatTimestamp(created1) + held},
       {"2026-13-01 00:00", "month 13 does not exist"},
       {"2026-12-05 14:59 +01:00", "unexpected ' +01:00'"},
       {"2026-12-05", "a time of day must follow"},

@@ -194,5 +194,52 @@ TEST_F(SnapshotAtTime, ADeletedSnapshotIsNeverChosen) {
   EXPECT_EQ(ids_[2], AtOrDie("2026-12-05 12:30"));
 }
 
+// A full snapshot of `img` recording that its newest commit was made at
+// `commit_ms`.
+Status SnapCommittedAt(Store* store, const Image& img, int64_t commit_ms, uint64_t* id) {
+  std::unique_ptr<SnapshotBuilder> b;
+  SNAPSHOT_RETURN_IF_ERROR(store->NewSnapshot(img.page_size, uint32_t(img.pages.size()), nullptr, &b));
+  for (uint32_t p = 0; p < img.pages.size(); p++) {
+    SNAPSHOT_RETURN_IF_ERROR(b->AddPage(p + 1, reinterpret_cast<const uint8_t*>(img.pages[p].data())));
+  }
+  b->SetCommitTime(commit_ms);
+  return b->Commit("", id);
+}
+
+// A snapshot taken at 13:00 of a database last written at 12:10 holds the
+// state of every moment from 12:10 on: a moment between takes it, not the
+// 12:00 one. Before 12:10, the 12:00 one; the message names both times.
+TEST_F(SnapshotAtTime, AMomentMatchesTheCommitASnapshotHolds) {
+  clock_.now = Libc(2026, 12, 5, 13, 0, 0);
+  const Image img = MakeImage(4096, 4, 9);
+  uint64_t late;
+  ASSERT_OK(SnapCommittedAt(store_.get(), img, Libc(2026, 12, 5, 12, 10, 0), &late));
+  EXPECT_EQ(Libc(2026, 12, 5, 12, 10, 0), InfoOf(store_.get(), late).commit_ms);
+  EXPECT_EQ(ids_[2], AtOrDie("2026-12-05 12:09:59.999"));
+  EXPECT_EQ(late, AtOrDie("2026-12-05 12:10"));
+  EXPECT_EQ(late, AtOrDie("2026-12-05 12:59"));
+  // A commit time after the snapshot's own is recorded as its own.
+  clock_.now = Libc(2026, 12, 5, 14, 0, 0);
+  uint64_t clamped;
+  ASSERT_OK(SnapCommittedAt(store_.get(), img, Libc(2026, 12, 5, 15, 0, 0), &clamped));
+  EXPECT_EQ(clock_.now, InfoOf(store_.get(), clamped).commit_ms);
+}
+
+TEST(SnapshotAtTimeMessage, BeforeTheFirstStateNamesItsCommit) {
+  TempDir tmp;
+  ClockEnv clock;
+  std::unique_ptr<Store> store = OpenOrDie(Options(tmp / "s", true, &clock));
+  clock.now = Libc(2026, 12, 5, 13, 0, 0);
+  uint64_t id;
+  ASSERT_OK(SnapCommittedAt(store.get(), MakeImage(4096, 2, 1), Libc(2026, 12, 5, 12, 10, 0), &id));
+  SnapshotSpec spec;
+  ASSERT_OK(SnapshotSpec::Parse("2026-12-05 12:00", &spec));
+  const Status s = ResolveSnapshot(store.get(), spec, &id);
+  EXPECT_TRUE(s.IsNotFound()) << Describe(s);
+  EXPECT_NE(std::string::npos, s.message().find("taken 2026-12-05T13:00:00.000Z, holding the state as of "
+                                                "2026-12-05T12:10:00.000Z"))
+      << s.message();
+}
+
 }  // namespace
 }  // namespace store_test

@@ -7,8 +7,8 @@ from snapshot_django.prompt import confirm
 
 class Command(db.SnapshotCommand):
     help = (
-        "Restores snapshot ID (the latest if omitted), or with --at the newest snapshot taken at or before a "
-        "moment, into the live database while the application runs. "
+        "Restores snapshot ID (the latest if omitted), or with --at the snapshot holding the state of a "
+        "moment (its last commit at or before it), into the live database while the application runs. "
         "The replaced state is kept as a 'pre-restore' snapshot, so the restore can be undone."
     )
 
@@ -18,7 +18,7 @@ class Command(db.SnapshotCommand):
         parser.add_argument(
             "--at",
             metavar="TIME",
-            help="Restore the newest snapshot taken at or before TIME, ISO 8601: '2026-12-05 14:59:00' "
+            help="Restore the snapshot holding the state at TIME (its last commit at or before it), ISO 8601: '2026-12-05 14:59:00' "
             "(UTC unless followed by Z or +hh:mm, e.g. '2026-12-05T15:59:00+01:00').",
         )
         parser.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
