@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "remote/s3_client.h"
+#include "tests/store/fault_env.h"
 #include "tests/test_util.h"
 
 namespace {
@@ -263,6 +264,33 @@ TEST_F(S3ClientTest, UnknownBucketAndUnreachableServerAreNamed) {
   EXPECT_NE(std::string::npos, s.message().find("cannot reach the object store at " + other.endpoint))
       << s.message();
   EXPECT_NE(std::string::npos, s.message().find("gave up after 2 attempts")) << s.message();
+}
+
+// The store's fault-injecting Env reaches the client's local side: each
+// change a download makes to the local disk (create, every append, fsync,
+// close) failing in turn gives an error and leaves no file behind.
+TEST_F(S3ClientTest, LocalWriteFaultsDuringDownloadLeaveNoFile) {
+  const std::string data = RandomBytes(300000, 8);
+  WriteFile(dir_ / "in", data);
+  ASSERT_TRUE(S3Client(options_, Env::Default()).Put("pack", dir_ / "in").ok());
+
+  store_test::FaultEnv faults;
+  S3Client s3(options_, &faults);
+  int k = 1;
+  for (;; k++) {
+    faults.Arm(k, /*sticky=*/false);
+    Status s = s3.Get("pack", dir_ / "out", 0600);
+    faults.Disarm();
+    if (!faults.fired()) {  // k is past the download's last change
+      ASSERT_TRUE(s.ok()) << s.message();
+      EXPECT_TRUE(ReadFile(dir_ / "out") == data);
+      break;
+    }
+    EXPECT_FALSE(s.ok()) << "fault " << faults.first_fault() << " was not reported";
+    EXPECT_NE(std::string::npos, s.message().find("injected fault")) << s.message();
+    EXPECT_FALSE(Exists(dir_ / "out")) << "left a file after " << faults.first_fault();
+  }
+  EXPECT_GT(k, 4) << "the download made fewer changes than create, append, fsync, close";
 }
 
 // Finds the file under `dir` whose content is `data` (Swift keeps each
