@@ -68,7 +68,10 @@ install_packages() {
 
 alive() {  # alive NAME: is that server's recorded process running?
   local pid
-  pid=$(cat "$dir/pids/$1" 2>/dev/null) && kill -0 "$pid" 2>/dev/null
+  pid=$(cat "$dir/pids/$1" 2>/dev/null) || return 1
+  # Its command line names it: after a reboot or a container's restart the
+  # recorded number may belong to another process.
+  tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q -- "$1"
 }
 
 running() {  # is every server alive?
@@ -81,6 +84,7 @@ kill_servers() {  # kill_servers [NAME...]: all of them by default
   [ ${#names[@]} -gt 0 ] || names=("${servers[@]}")
   for s in "${names[@]}"; do
     pid=$(cat "$dir/pids/$s" 2>/dev/null) || continue
+    alive "$s" || { rm -f "$dir/pids/$s"; continue; }  # never another process
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
