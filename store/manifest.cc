@@ -87,6 +87,41 @@ std::string Manifest::Encode() const {
   return out;
 }
 
+// The fields from the version to the label, shared by whole manifests and
+// the heads a bundle keeps of them (store/bundle.h). `r` starts after the magic.
+static Status DecodeHeader(ByteReader* r, const std::string& name, SnapshotInfo* info) {
+  auto bad = [&](const std::string& why) { return Status::Corruption("snapshot file " + name + " is damaged: " + why); };
+  uint32_t version, flags;
+  uint64_t created;
+  if (!r->U32(&version)) return bad("truncated");
+  if (version == 0) return bad("format version 0");
+  if (version > kFormatVersion) {
+    return Status::NotSupported("snapshot file " + name + " has format version " + std::to_string(version) +
+                                ", newer than this build reads (" + std::to_string(kFormatVersion) + "); upgrade the extension");
+  }
+  uint64_t committed = uint64_t(kUnknownCommitTime);
+  bool ok = r->U32(&flags) && r->U64(&info->id) && r->U64(&created) && r->U32(&info->page_size) &&
+            r->U32(&info->page_count) && r->U64(&info->pages_new) && r->U64(&info->bytes_new) &&
+            (version < 2 || r->U64(&committed)) && r->String(&info->label, kMaxLabelBytes);
+  if (!ok) return bad("truncated header");
+  info->created_ms = static_cast<int64_t>(created);
+  info->commit_ms = static_cast<int64_t>(committed);
+  if (!IsValidPageSize(info->page_size)) return bad("invalid page size");
+  return Status::OK();
+}
+
+Status Manifest::DecodeHead(const std::string& head, const std::string& name, SnapshotInfo* out) {
+  if (head.size() < 8 || head.compare(0, 8, kManifestMagic) != 0) {
+    return Status::Corruption("snapshot file " + name + " is damaged: bad magic number");
+  }
+  ByteReader r(head.data() + 8, head.size() - 8);
+  SnapshotInfo info;
+  SNAPSHOT_RETURN_IF_ERROR(DecodeHeader(&r, name, &info));
+  if (r.remaining() != 0) return Status::Corruption("snapshot file " + name + " is damaged: head has the wrong size");
+  *out = std::move(info);
+  return Status::OK();
+}
+
 Status Manifest::Decode(const std::string& bytes, const std::string& name, Manifest* out) {
   auto bad = [&](const std::string& why) { return Status::Corruption("snapshot file " + name + " is damaged: " + why); };
   if (bytes.size() < 8 + 8 || bytes.compare(0, 8, kManifestMagic) != 0) return bad("bad magic number");
@@ -96,23 +131,10 @@ Status Manifest::Decode(const std::string& bytes, const std::string& name, Manif
   if (Checksum64(bytes.data(), bytes.size() - 8) != stored_sum) return bad("checksum mismatch");
 
   ByteReader r(bytes.data() + 8, bytes.size() - 16);
-  uint32_t version, flags, n_extents;
-  uint64_t created;
+  uint32_t n_extents;
   Manifest m;
-  if (!r.U32(&version)) return bad("truncated");
-  if (version == 0) return bad("format version 0");
-  if (version > kFormatVersion) {
-    return Status::NotSupported("snapshot file " + name + " has format version " + std::to_string(version) +
-                                ", newer than this build reads (" + std::to_string(kFormatVersion) + "); upgrade the extension");
-  }
-  uint64_t committed = uint64_t(kUnknownCommitTime);
-  bool ok = r.U32(&flags) && r.U64(&m.info.id) && r.U64(&created) && r.U32(&m.info.page_size) &&
-            r.U32(&m.info.page_count) && r.U64(&m.info.pages_new) && r.U64(&m.info.bytes_new) &&
-            (version < 2 || r.U64(&committed)) && r.String(&m.info.label, kMaxLabelBytes) && r.U32(&n_extents);
-  if (!ok) return bad("truncated header");
-  m.info.created_ms = static_cast<int64_t>(created);
-  m.info.commit_ms = static_cast<int64_t>(committed);
-  if (!IsValidPageSize(m.info.page_size)) return bad("invalid page size");
+  SNAPSHOT_RETURN_IF_ERROR(DecodeHeader(&r, name, &m.info));
+  if (!r.U32(&n_extents)) return bad("truncated header");
   if (uint64_t(n_extents) * 20 != r.remaining()) return bad("extent table has the wrong size");
   m.extents.resize(n_extents);
   uint64_t next_pgno = 1;

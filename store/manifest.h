@@ -73,6 +73,10 @@ struct Manifest {
   // Checks magic, version, checksum and that extents tile 1..page_count.
   // Reads every version up to the current one (version 1: no commit_ms).
   static Status Decode(const std::string& bytes, const std::string& name, Manifest* out);
+  // Reads the info of a manifest's head: its bytes before the extent count,
+  // as a bundle keeps them (store/bundle.h). Unchecked by the manifest's own
+  // checksum (the bundle's frame checksum covers it).
+  static Status DecodeHead(const std::string& head, const std::string& name, SnapshotInfo* out);
 };
 
 // Largest accepted label, in bytes.

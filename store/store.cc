@@ -8,8 +8,6 @@
 
 #include "store/coding.h"
 #include "store/format.h"
-#include "store/pin.h"
-#include "store/retention.h"
 
 namespace snapshot {
 namespace {
@@ -192,7 +190,8 @@ Status Store::RemoveDebris() {
     SNAPSHOT_RETURN_IF_ERROR(options_.env->RemoveFile(JoinPath(options_.dir, name)));
   }
   for (const auto& [sub, suffix] : {std::make_pair(kPackDirName, kPackSuffix),
-                                    std::make_pair(kSnapshotDirName, kManifestSuffix)}) {
+                                    std::make_pair(kSnapshotDirName, kManifestSuffix),
+                                    std::make_pair(kSnapshotDirName, kBundleSuffix)}) {
     const std::string d = JoinPath(options_.dir, sub);
     const std::string tmp_suffix = std::string(suffix) + kTempSuffix;
     std::vector<std::string> names;
@@ -232,16 +231,24 @@ Status Store::ScanIds(std::vector<uint64_t>* manifests, std::vector<uint64_t>* p
 // never allocated twice: an old copy of a file is then a copy of that same
 // file, never of another that once had its name.
 Status Store::NextId(uint64_t* id) {
-  std::vector<uint64_t> m, p;
+  std::vector<uint64_t> m, p, b;
   SNAPSHOT_RETURN_IF_ERROR(ScanIds(&m, &p));
+  SNAPSHOT_RETURN_IF_ERROR(ScanBundleIds(&b));
   uint64_t max_id = 0;
   if (!m.empty()) max_id = std::max(max_id, m.back());
   if (!p.empty()) max_id = std::max(max_id, p.back());
+  if (!b.empty()) max_id = std::max(max_id, b.back());
+  files_seen_ = m.size() + p.size() + b.size();
   *id = max_id + 1;
   return Status::OK();
 }
 
 Status Store::ReadManifest(uint64_t id, Manifest* out) {
+  Status s = ReadLooseManifest(id, out);
+  return s.IsNotFound() ? ReadBundledManifest(id, out) : s;
+}
+
+Status Store::ReadLooseManifest(uint64_t id, Manifest* out, std::string* bytes) {
   std::string data;
   uint64_t size;
   Status s = ReadPrefix(options_.env, ManifestPath(id), kManifestPrefixSize, &data, &size);
@@ -254,19 +261,7 @@ Status Store::ReadManifest(uint64_t id, Manifest* out) {
   if (size > data.size()) SNAPSHOT_RETURN_IF_ERROR(ReadPrefix(options_.env, ManifestPath(id), size, &data, &size));
   SNAPSHOT_RETURN_IF_ERROR(Manifest::Decode(data, FileNameForId(id, kManifestSuffix), out));
   if (out->info.id != id) return Status::Corruption("snapshot file for id " + std::to_string(id) + " names another id");
-  return Status::OK();
-}
-
-Status Store::List(std::vector<SnapshotInfo>* out) {
-  out->clear();
-  std::vector<uint64_t> ids;
-  SNAPSHOT_RETURN_IF_ERROR(ScanIds(&ids, nullptr));
-  for (uint64_t id : ids) {
-    Manifest m;
-    // A damaged snapshot is not listed (and so never restored as "latest");
-    // snapshot_verify() names it.
-    if (ReadManifest(id, &m).ok()) out->push_back(m.info);
-  }
+  if (bytes != nullptr) *bytes = std::move(data);
   return Status::OK();
 }
 
@@ -504,6 +499,8 @@ Status SnapshotBuilder::Commit(const std::string& label, uint64_t* id) {
     return s;
   }
   *id = id_;
+  // Folding what has piled up never fails the snapshot, published by now.
+  store_->last_compaction_ = store_->MaybeCompact();
   return Status::OK();
 }
 
@@ -635,14 +632,14 @@ Status Store::Verify(uint64_t id) {
   std::vector<uint64_t> ids;
   if (id != 0) {
     ids.push_back(id);
-    if (!options_.env->FileExists(ManifestPath(id))) return Status::NotFound("no snapshot with id " + std::to_string(id));
-  } else {
-    SNAPSHOT_RETURN_IF_ERROR(ScanIds(&ids, nullptr));
+    Manifest m;
+    if (ReadManifest(id, &m).IsNotFound()) return Status::NotFound("no snapshot with id " + std::to_string(id));
   }
+  std::vector<std::string> damaged;
+  if (id == 0) SNAPSHOT_RETURN_IF_ERROR(AllSnapshotIds(&ids, &damaged));
   // Each frame is read once however many snapshots share it.
   std::map<std::pair<uint64_t, uint32_t>, std::string> frame_errors;
   std::map<uint64_t, std::string> pack_errors;
-  std::vector<std::string> damaged;
   std::string pages;
   FrameScratch scratch;
   for (uint64_t sid : ids) {
@@ -700,187 +697,12 @@ Status Store::StoredBytes(uint64_t* bytes) {
     uint64_t n = 0;
     if (options_.env->GetFileSize(PackPath(id), &n).ok()) *bytes += n;
   }
-  return Status::OK();
-}
-
-// Copies the live pages of a pack into a new pack and points every manifest
-// at the copies. Each manifest is replaced atomically and the old pack is
-// removed last, so a crash at any step leaves every snapshot readable.
-Status Store::CompactPack(uint64_t pack_id, const std::vector<bool>& live, std::vector<Manifest>* manifests,
-                          uint64_t* new_pack_id, uint64_t* new_pack_bytes) {
-  const PackReader* old_pack;
-  SNAPSHOT_RETURN_IF_ERROR(GetPackWithHashes(pack_id, &old_pack));
-  uint64_t new_id;
-  SNAPSHOT_RETURN_IF_ERROR(NextId(&new_id));
-  *new_pack_id = new_id;
-  std::unique_ptr<PackWriter> writer;
-  SNAPSHOT_RETURN_IF_ERROR(PackWriter::Create(options_.env, JoinPath(options_.dir, kPackDirName), new_id,
-                                              old_pack->page_size(), options_.file_mode, options_.compress, &writer));
-  std::vector<uint32_t> new_index(live.size(), UINT32_MAX);
-  std::string pages;
-  FrameScratch scratch;
-  for (uint32_t f = 0; f < old_pack->frames().size(); f++) {
-    const FrameEntry& fe = old_pack->frames()[f];
-    bool any = false;
-    for (uint32_t i = 0; i < fe.page_count; i++) any = any || live[fe.first_index + i];
-    if (!any) continue;
-    SNAPSHOT_RETURN_IF_ERROR(old_pack->ReadFrame(f, &pages, &scratch));
-    for (uint32_t i = 0; i < fe.page_count; i++) {
-      const uint32_t idx = fe.first_index + i;
-      if (!live[idx]) continue;
-      new_index[idx] = writer->page_count();
-      SNAPSHOT_RETURN_IF_ERROR(writer->AddPage(
-          reinterpret_cast<const uint8_t*>(pages.data()) + size_t(i) * old_pack->page_size(), old_pack->hash(idx)));
-    }
-  }
-  SNAPSHOT_RETURN_IF_ERROR(writer->Finish(new_pack_bytes));
-  for (Manifest& m : *manifests) {
-    bool uses = false;
-    for (const Extent& e : m.extents) uses = uses || e.pack == pack_id;
-    if (!uses) continue;
-    // Extent by extent, page by page only within the compacted pack: a
-    // manifest's page count (up to 2^32, in zero pages) bounds nothing here.
-    std::vector<Extent> old_extents;
-    old_extents.swap(m.extents);
-    for (const Extent& e : old_extents) {
-      if (e.pack != pack_id) {
-        m.AppendExtent(e);
-        continue;
-      }
-      for (uint32_t i = 0; i < e.page_count; i++) {
-        m.AppendExtent(Extent{e.first_pgno + i, 1, new_id, new_index[e.first_index + i]});
-      }
-    }
-    SNAPSHOT_RETURN_IF_ERROR(WriteManifest(m));
-  }
-  ForgetPack(pack_id);
-  return options_.env->RemoveFile(PackPath(pack_id));
-}
-
-static std::string IdList(const std::vector<uint64_t>& ids) {
-  std::string out;
-  for (uint64_t id : ids) out += (out.empty() ? "" : ", ") + std::to_string(id);
-  return out.empty() ? "(none)" : out;
-}
-
-Status Store::Prune(int64_t keep_last, int64_t keep_ms, PruneResult* result) {
-  if (!options_.exclusive) return Status::InvalidArgument("internal: snapshot store opened read-only");
-  if (keep_last < 0 && keep_ms < 0) {
-    return Status::InvalidArgument("snapshot_prune needs a rule: how many snapshots to keep, and/or for how many days");
-  }
-  return PruneExcept(
-      [&](const std::vector<SnapshotInfo>& newest_first, int64_t now, std::vector<bool>* keep) {
-        for (size_t rank = 0; rank < newest_first.size(); rank++) {  // rank 0: the newest
-          (*keep)[rank] = rank == 0 || (keep_last >= 0 && int64_t(rank) < keep_last) ||
-                          (keep_ms >= 0 && now - newest_first[rank].created_ms <= keep_ms);
-        }
-      },
-      result);
-}
-
-Status Store::Prune(const RetentionPolicy& policy, PruneResult* result) {
-  if (!options_.exclusive) return Status::InvalidArgument("internal: snapshot store opened read-only");
-  return PruneExcept(
-      [&](const std::vector<SnapshotInfo>& newest_first, int64_t now, std::vector<bool>* keep) {
-        const std::vector<RetentionDecision> d = SelectRetained(newest_first, policy, now);
-        for (size_t i = 0; i < d.size(); i++) (*keep)[i] = d[i].keep;
-      },
-      result);
-}
-
-Status Store::PruneExcept(const KeepSelector& select, PruneResult* result) {
-  *result = PruneResult();
-  std::vector<uint64_t> ids, pack_ids;
-  SNAPSHOT_RETURN_IF_ERROR(ScanIds(&ids, &pack_ids));
-  // The file with the largest id is never deleted, so that no id is ever
-  // allocated twice (see NextId): the newest manifest is always kept (both
-  // selectors keep it), and a pack holding the largest id stays until a
-  // larger id exists.
-  uint64_t largest = std::max(ids.empty() ? 0 : ids.back(), pack_ids.empty() ? 0 : pack_ids.back());
-  std::vector<Manifest> all;  // newest id first
-  for (auto it = ids.rbegin(); it != ids.rend(); ++it) {
-    Manifest m;
-    Status ms = ReadManifest(*it, &m);
-    if (!ms.ok()) {
-      // Which packs an unreadable snapshot needs is unknown, so nothing may
-      // be deleted until the operator has looked (snapshot_verify names it).
-      return Status::Corruption("prune changed nothing: snapshot " + std::to_string(*it) +
-                                " cannot be read (" + ms.message() + ")");
-    }
-    all.push_back(std::move(m));
-  }
-  std::vector<SnapshotInfo> infos;
-  for (const Manifest& m : all) infos.push_back(m.info);
-  std::vector<bool> keep(all.size(), false);
-  select(infos, options_.env->NowMillis(), &keep);
-  if (!all.empty()) keep[0] = true;  // the largest id (see above), whatever the selector says
-  std::vector<Manifest> kept;
-  std::vector<uint64_t> doomed;
-  for (size_t i = 0; i < all.size(); i++) {
-    // An attached snapshot stays while it is read (store/pin.h); a later
-    // prune deletes it if the rule still says so.
-    bool pinned = false;
-    if (!keep[i]) SNAPSHOT_RETURN_IF_ERROR(IsSnapshotPinned(options_.env, options_.dir, all[i].info.id, &pinned));
-    if (pinned) result->pinned.push_back(all[i].info.id);
-    if (keep[i] || pinned) {
-      kept.push_back(std::move(all[i]));
-    } else {
-      doomed.push_back(all[i].info.id);
-    }
-  }
-  for (uint64_t id : doomed) {
+  SNAPSHOT_RETURN_IF_ERROR(ScanBundleIds(&m));
+  for (uint64_t id : m) {
     uint64_t n = 0;
-    options_.env->GetFileSize(ManifestPath(id), &n);
-    SNAPSHOT_RETURN_IF_ERROR(options_.env->RemoveFile(ManifestPath(id)));
-    result->bytes_reclaimed += n;
-    result->deleted.push_back(id);
+    if (options_.env->GetFileSize(BundlePath(id), &n).ok()) *bytes += n;
   }
-  SNAPSHOT_RETURN_IF_ERROR(options_.env->SyncDir(JoinPath(options_.dir, kSnapshotDirName)));
-  std::sort(result->deleted.begin(), result->deleted.end());
-
-  // Which pages of which packs do the remaining snapshots still need?
-  std::map<uint64_t, std::vector<bool>> live;
-  for (uint64_t pid : pack_ids) {
-    const PackReader* pack;
-    if (GetPack(pid, &pack).ok()) live[pid].assign(pack->page_count(), false);
-  }
-  for (const Manifest& m : kept) {
-    for (const Extent& e : m.extents) {
-      if (e.pack == 0) continue;
-      auto it = live.find(e.pack);
-      const PackReader* pack;
-      if (it == live.end() || !GetPack(e.pack, &pack).ok() || pack->page_size() != m.info.page_size ||
-          uint64_t(e.first_index) + e.page_count > it->second.size()) {
-        return Status::Corruption("prune deleted snapshots " + IdList(result->deleted) + " but reclaimed no space: snapshot " +
-                                  std::to_string(m.info.id) + " refers to pages that pack " + std::to_string(e.pack) +
-                                  " does not hold (see snapshot_verify)");
-      }
-      for (uint32_t i = 0; i < e.page_count; i++) it->second[e.first_index + i] = true;
-    }
-  }
-  for (auto& [pid, bits] : live) {
-    const uint64_t n_live = static_cast<uint64_t>(std::count(bits.begin(), bits.end(), true));
-    const PackReader* pack;
-    SNAPSHOT_RETURN_IF_ERROR(GetPack(pid, &pack));
-    const uint64_t old_bytes = pack->file_size();
-    if (n_live == 0) {
-      if (pid == largest) continue;
-      ForgetPack(pid);
-      SNAPSHOT_RETURN_IF_ERROR(options_.env->RemoveFile(PackPath(pid)));
-      result->bytes_reclaimed += old_bytes;
-    } else if (n_live * 4 < uint64_t(bits.size()) * 3) {
-      // Over a quarter of the pack is dead: rewrite it. Below that, the
-      // rewrite would cost more I/O than the space is worth.
-      uint64_t new_id = 0, new_bytes = 0;
-      SNAPSHOT_RETURN_IF_ERROR(CompactPack(pid, bits, &kept, &new_id, &new_bytes));
-      largest = std::max(largest, new_id);
-      if (old_bytes > new_bytes) result->bytes_reclaimed += old_bytes - new_bytes;
-    }
-  }
-  dedup_loaded_ = false;
-  dedup_.Clear();
-  frame_sound_.clear();
-  return options_.env->SyncDir(JoinPath(options_.dir, kPackDirName));
+  return Status::OK();
 }
 
 }  // namespace snapshot

@@ -32,9 +32,11 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "store/bundle.h"
 #include "store/env.h"
 #include "store/frame_cache.h"
 #include "store/hash.h"
@@ -58,6 +60,10 @@ struct StoreOptions {
   int lock_timeout_ms = 30000;
   unsigned file_mode = 0600;       // permission bits of files the store creates
   CompressOptions compress;
+  // Compaction folds manifests and packs once snapshots/ and packs/ hold
+  // more files than this between them (store/compaction.cc). 0: never on
+  // its own (Compact() still does).
+  size_t compaction_file_threshold = 64;
 };
 
 class RetentionPolicy;
@@ -131,8 +137,20 @@ class Store {
   // 'pre-restore' snapshot when the restore fails.
   Status Discard(uint64_t id);
 
-  // Sum of the sizes of all packs and manifests.
+  // Sum of the sizes of all packs, manifests and bundles.
   Status StoredBytes(uint64_t* bytes);
+
+  // Folds manifests into bundles and merges small packs, so that the store
+  // holds a few dozen files however many snapshots it has (store/compaction.cc).
+  // Crash-safe at every step; snapshot ids and contents do not change.
+  Status Compact();
+  // Compact(), when the store's last directory listing (made by every
+  // snapshot) saw more files than the threshold; else nothing. Commit runs
+  // it after publishing a snapshot.
+  Status MaybeCompact();
+  // What the compaction a Commit ran last returned (it never fails the
+  // snapshot, which is published by then).
+  const Status& last_compaction_status() const { return last_compaction_; }
 
  private:
   friend class SnapshotBuilder;
@@ -169,11 +187,30 @@ class Store {
   using KeepSelector =
       std::function<void(const std::vector<SnapshotInfo>& newest_first, int64_t now_ms, std::vector<bool>* keep)>;
   Status PruneExcept(const KeepSelector& select, PruneResult* result);
-  Status CompactPack(uint64_t pack_id, const std::vector<bool>& live,
-                     std::vector<Manifest>* manifests,
-                     uint64_t* new_pack_id, uint64_t* new_pack_bytes);
   std::string PackPath(uint64_t id) const;
   std::string ManifestPath(uint64_t id) const;
+
+  // Bundles and compaction (store/compaction.cc).
+  struct Held;
+  struct CompactionPlan;
+  std::string BundlePath(uint64_t id) const;
+  Status ScanBundleIds(std::vector<uint64_t>* ids);
+  Status GetBundle(uint64_t id, BundleReader** out);
+  // A snapshot's own manifest file; then, the newest bundle that holds it.
+  Status ReadLooseManifest(uint64_t id, Manifest* out, std::string* bytes = nullptr);
+  Status ReadBundledManifest(uint64_t id, Manifest* out, std::string* bytes = nullptr);
+  // Ids of every snapshot, loose or bundled; bundles that cannot be read
+  // are named in *damaged_bundles.
+  Status AllSnapshotIds(std::vector<uint64_t>* ids, std::vector<std::string>* damaged_bundles);
+  Status LoadAll(std::vector<Held>* all, std::set<uint64_t>* bundles_with_copies);
+  Status LivePages(const std::vector<Held>& held, const std::vector<uint64_t>& pack_ids,
+                   std::map<uint64_t, std::vector<bool>>* live);
+  void PlanFolding(const std::vector<Held>& held, const std::map<uint64_t, std::vector<bool>>& live,
+                   CompactionPlan* plan);
+  Status WriteMergedPack(const std::vector<uint64_t>& group, const std::map<uint64_t, std::vector<bool>>& live,
+                         const Manifest& newest, uint64_t* new_id, std::map<uint64_t, std::vector<uint32_t>>* remap);
+  Status ApplyPlan(std::vector<Held>* held, const std::map<uint64_t, std::vector<bool>>& live,
+                   const std::set<uint64_t>& bundles_with_copies, const CompactionPlan& plan);
 
   StoreOptions options_;
   std::unique_ptr<FileLock> lock_;
@@ -184,6 +221,9 @@ class Store {
   PageIndex dedup_;
   bool dedup_loaded_ = false;
   std::map<std::pair<uint64_t, uint32_t>, bool> frame_sound_;  // (pack, frame) -> checksum ok
+  std::map<uint64_t, std::unique_ptr<BundleReader>> bundles_;  // opened lazily
+  size_t files_seen_ = 0;  // in snapshots/ and packs/, at the last NextId
+  Status last_compaction_;
 };
 
 class SnapshotBuilder {

@@ -1,0 +1,191 @@
+#include "store/bundle.h"
+
+#include <zstd.h>
+
+#include <algorithm>
+
+#include "store/coding.h"
+#include "store/format.h"
+#include "store/hash.h"
+
+namespace snapshot {
+
+// The first format version that has bundles.
+constexpr uint32_t kFirstBundleVersion = 2;
+
+Status BundleWriter::Add(uint64_t snapshot_id, const std::string& record, size_t n_extents) {
+  // A manifest ends with the extent count, the extents and the checksum.
+  const uint64_t tail = 4 + 20 * uint64_t(n_extents) + 8;
+  if (record.size() < tail || record.size() > UINT32_MAX ||
+      (!records_.empty() && snapshot_id <= records_.back().snapshot_id)) {
+    return Status::InvalidArgument("internal: bundle record out of order or malformed");
+  }
+  if (frames_.empty() || (!frames_.back().empty() && frames_.back().size() + record.size() > frame_bytes_)) {
+    frames_.emplace_back();
+  }
+  BundleRecord r;
+  r.snapshot_id = snapshot_id;
+  r.frame = static_cast<uint32_t>(frames_.size());  // frames_[k] is frame k + 1
+  r.offset = static_cast<uint32_t>(frames_.back().size());
+  r.length = static_cast<uint32_t>(record.size());
+  r.head_length = static_cast<uint32_t>(record.size() - tail);
+  r.head_offset = heads_.size();
+  if (frames_.back().size() + record.size() > kMaxBundleFrameBytes || heads_.size() + r.head_length > kMaxBundleFrameBytes) {
+    return Status::InvalidArgument("internal: bundle frame too large");
+  }
+  frames_.back() += record;
+  heads_.append(record, 0, r.head_length);
+  records_.push_back(r);
+  return Status::OK();
+}
+
+Status BundleWriter::Publish(Env* env, const std::string& path, uint64_t bundle_id, unsigned mode, uint64_t* bytes) {
+  std::vector<std::string> compressed;
+  for (size_t f = 0; f <= frames_.size(); f++) {
+    const std::string& raw = f == 0 ? heads_ : frames_[f - 1];
+    std::string out(ZSTD_compressBound(raw.size()), '\0');
+    const size_t n = ZSTD_compress(&out[0], out.size(), raw.data(), raw.size(), level_);
+    if (ZSTD_isError(n)) return Status::IOError(std::string("zstd: ") + ZSTD_getErrorName(n));
+    out.resize(n);
+    compressed.push_back(std::move(out));
+  }
+  std::string data;
+  ByteWriter w(&data);
+  w.Bytes(kBundleMagic, 8);
+  w.U32(kFormatVersion);
+  w.U32(0);  // flags
+  w.U64(bundle_id);
+  w.U32(static_cast<uint32_t>(records_.size()));
+  w.U32(static_cast<uint32_t>(compressed.size()));
+  uint64_t offset = kBundleHeaderSize + kBundleFrameEntrySize * compressed.size() +
+                    kBundleRecordEntrySize * records_.size() + 8;
+  for (size_t f = 0; f < compressed.size(); f++) {
+    w.U64(offset);
+    w.U32(static_cast<uint32_t>(compressed[f].size()));
+    w.U32(static_cast<uint32_t>(f == 0 ? heads_.size() : frames_[f - 1].size()));
+    w.U64(Checksum64(compressed[f].data(), compressed[f].size()));
+    offset += compressed[f].size();
+  }
+  for (const BundleRecord& r : records_) {
+    w.U64(r.snapshot_id);
+    w.U32(r.frame);
+    w.U32(r.offset);
+    w.U32(r.length);
+    w.U32(r.head_length);
+  }
+  w.U64(Checksum64(data.data(), data.size()));
+  for (const std::string& c : compressed) data += c;
+  *bytes = data.size();
+  return WriteFileAtomically(env, path, data, mode);
+}
+
+Status BundleReader::Open(Env* env, const std::string& path, uint64_t id, std::unique_ptr<BundleReader>* out) {
+  std::unique_ptr<BundleReader> r(new BundleReader);
+  r->path_ = path;
+  r->id_ = id;
+  SNAPSHOT_RETURN_IF_ERROR(env->NewRandomAccessFile(path, &r->file_));
+  auto bad = [&](const std::string& why) { return Status::Corruption("snapshot bundle " + path + " is damaged: " + why); };
+  const uint64_t size = r->file_->Size();
+  if (size < kBundleHeaderSize + 8) return bad("too small");
+  std::string head(kBundleHeaderSize, '\0');
+  SNAPSHOT_RETURN_IF_ERROR(r->file_->Read(0, head.size(), &head[0]));
+  if (head.compare(0, 8, kBundleMagic) != 0) return bad("bad magic number");
+  ByteReader h(head.data() + 8, head.size() - 8);
+  uint32_t version = 0, flags = 0, n_records = 0, n_frames = 0;
+  uint64_t stored_id = 0;
+  h.U32(&version);
+  h.U32(&flags);
+  h.U64(&stored_id);
+  h.U32(&n_records);
+  h.U32(&n_frames);
+  const uint64_t tables = kBundleFrameEntrySize * uint64_t(n_frames) + kBundleRecordEntrySize * uint64_t(n_records);
+  if (tables > size - kBundleHeaderSize - 8) return bad("tables larger than the file");
+  std::string data(size_t(kBundleHeaderSize + tables + 8), '\0');
+  SNAPSHOT_RETURN_IF_ERROR(r->file_->Read(0, data.size(), &data[0]));
+  uint64_t sum;
+  ByteReader(data.data() + data.size() - 8, 8).U64(&sum);
+  if (Checksum64(data.data(), data.size() - 8) != sum) return bad("checksum mismatch");
+  if (version < kFirstBundleVersion) return bad("format version " + std::to_string(version));
+  if (version > kFormatVersion) {
+    return Status::NotSupported("snapshot bundle " + path + " has format version " + std::to_string(version) +
+                                ", newer than this build reads (" + std::to_string(kFormatVersion) + "); upgrade the extension");
+  }
+  if (stored_id != id) return bad("names another id");
+  if (n_frames == 0) return bad("no heads frame");
+  ByteReader t(data.data() + kBundleHeaderSize, tables);
+  uint64_t next = data.size();
+  r->frames_.resize(n_frames);
+  for (Frame& f : r->frames_) {
+    t.U64(&f.offset);
+    t.U32(&f.compressed_size);
+    t.U32(&f.size);
+    t.U64(&f.checksum);
+    if (f.offset != next || f.size > kMaxBundleFrameBytes) return bad("frame table");
+    next += f.compressed_size;
+  }
+  if (next != size) return bad("frames do not end at the end of the file");
+  r->records_.resize(n_records);
+  uint64_t heads = 0;
+  for (size_t i = 0; i < r->records_.size(); i++) {
+    BundleRecord& rec = r->records_[i];
+    t.U64(&rec.snapshot_id);
+    t.U32(&rec.frame);
+    t.U32(&rec.offset);
+    t.U32(&rec.length);
+    t.U32(&rec.head_length);
+    rec.head_offset = heads;
+    heads += rec.head_length;
+    if (rec.snapshot_id == 0 || (i > 0 && rec.snapshot_id <= r->records_[i - 1].snapshot_id)) {
+      return bad("snapshot ids do not ascend");
+    }
+    if (rec.frame == 0 || rec.frame >= n_frames || uint64_t(rec.offset) + rec.length > r->frames_[rec.frame].size ||
+        rec.head_length > rec.length) {
+      return bad("record table");
+    }
+  }
+  if (heads != r->frames_[0].size) return bad("heads do not fill their frame");
+  *out = std::move(r);
+  return Status::OK();
+}
+
+long BundleReader::Find(uint64_t snapshot_id) const {
+  auto it = std::lower_bound(records_.begin(), records_.end(), snapshot_id,
+                             [](const BundleRecord& r, uint64_t id) { return r.snapshot_id < id; });
+  return it != records_.end() && it->snapshot_id == snapshot_id ? long(it - records_.begin()) : -1;
+}
+
+Status BundleReader::ReadFrame(uint32_t f, std::string* out) const {
+  const Frame& fr = frames_[f];
+  std::string compressed(fr.compressed_size, '\0');
+  if (!compressed.empty()) SNAPSHOT_RETURN_IF_ERROR(file_->Read(fr.offset, compressed.size(), &compressed[0]));
+  auto bad = [&](const std::string& why) {
+    return Status::Corruption("snapshot bundle " + path_ + " is damaged: frame " + std::to_string(f) + " " + why);
+  };
+  if (Checksum64(compressed.data(), compressed.size()) != fr.checksum) return bad("checksum mismatch");
+  out->assign(fr.size, '\0');
+  const size_t n = ZSTD_decompress(out->empty() ? nullptr : &(*out)[0], out->size(), compressed.data(), compressed.size());
+  if (ZSTD_isError(n) || n != fr.size) return bad("does not decompress to its size");
+  return Status::OK();
+}
+
+Status BundleReader::Heads(std::vector<std::string>* heads) const {
+  std::string all;
+  SNAPSHOT_RETURN_IF_ERROR(ReadFrame(0, &all));
+  heads->clear();
+  heads->reserve(records_.size());
+  for (const BundleRecord& r : records_) heads->push_back(all.substr(size_t(r.head_offset), r.head_length));
+  return Status::OK();
+}
+
+Status BundleReader::Record(size_t i, std::string* bytes) {
+  const BundleRecord& r = records_[i];
+  if (cached_frame_ != r.frame) {
+    cached_frame_ = 0;
+    SNAPSHOT_RETURN_IF_ERROR(ReadFrame(r.frame, &cached_));
+    cached_frame_ = r.frame;
+  }
+  bytes->assign(cached_, r.offset, r.length);
+  return Status::OK();
+}
+
+}  // namespace snapshot

@@ -1,0 +1,594 @@
+// Compaction and prune: the parts of Store that rewrite what is stored.
+//
+// A snapshot every few seconds adds a pack and a manifest each time. This
+// file keeps such a store small and fast to open:
+//   - manifests are folded into bundles (store/bundle.h): many snapshots in
+//     one compressed file, each record the manifest's own bytes;
+//   - small packs are merged into one, holding only the pages some snapshot
+//     still needs, the newest snapshot's pages first and in page order, so
+//     that restoring it reads few frames;
+//   - prune deletes snapshots and reclaims the space no snapshot needs.
+// Bundles and merged packs are folded again as they accumulate, each into
+// one of about four times its size, so a store holds a few dozen files
+// however many snapshots it has, and each record or page is rewritten only
+// a few times over its life.
+//
+// Every change follows one order, so that a crash (or a failure) at any
+// step leaves every snapshot readable and every pack it names in place:
+//   1. new packs, then new bundles, written and made durable;
+//   2. changed loose manifests replaced, each atomically;
+//   3. the manifests and bundles these replace unlinked, snapshots/ synced;
+//   4. packs no snapshot names any more unlinked, packs/ synced.
+// Until step 3 a snapshot may be held twice (a loose manifest or an older
+// bundle, and a new bundle): both copies are whole and name packs that
+// exist. Readers prefer a loose manifest, then the bundle with the largest
+// id; compaction drops the other copies. Readers that opened a snapshot
+// before (a pinned attached snapshot, a restore) keep reading through the
+// files they opened: unlinked files stay readable while open.
+#include <algorithm>
+#include <set>
+
+#include "store/bundle.h"
+#include "store/format.h"
+#include "store/pin.h"
+#include "store/retention.h"
+#include "store/store.h"
+
+namespace snapshot {
+namespace {
+
+// The newest manifests stay loose: the next snapshot builds on the newest,
+// and a restore that fails takes back the snapshot it just took (Discard).
+constexpr size_t kLooseManifestsKept = 2;
+// A run of bundles or packs is folded into the newer ones when it is at
+// most this many times their size.
+constexpr uint64_t kFoldRatio = 4;
+// Packs larger than this are never merged (their pages are a database's
+// bulk, already in large frames); prune still rewrites them when mostly dead.
+constexpr uint64_t kMaxMergedPackBytes = uint64_t(64) << 20;
+
+std::string IdList(const std::vector<uint64_t>& ids) {
+  std::string out;
+  for (uint64_t id : ids) out += (out.empty() ? "" : ", ") + std::to_string(id);
+  return out.empty() ? "(none)" : out;
+}
+
+}  // namespace
+
+// One snapshot, as the store holds it.
+struct Store::Held {
+  Manifest m;
+  std::string bytes;    // as stored: the loose file or the bundle record
+  uint64_t bundle = 0;  // where it was read from; 0: its loose manifest
+  bool changed = false;  // m no longer matches bytes (it names a new pack)
+};
+
+struct Store::CompactionPlan {
+  std::set<uint64_t> doomed;                       // snapshots to delete
+  std::vector<std::vector<uint64_t>> pack_groups;  // each becomes one new pack
+  std::set<uint64_t> dead_packs;                   // to unlink
+  // A dead pack holding the store's largest id: unlinked only once this
+  // compaction has written a file of a larger id (see NextId).
+  uint64_t dead_largest = 0;
+  std::set<uint64_t> fold_loose;                   // loose manifests into the new bundle
+  std::set<uint64_t> fold_bundles;                 // bundles into the new bundle
+};
+
+std::string Store::BundlePath(uint64_t id) const {
+  return JoinPath(JoinPath(options_.dir, kSnapshotDirName), FileNameForId(id, kBundleSuffix));
+}
+
+Status Store::ScanBundleIds(std::vector<uint64_t>* ids) {
+  ids->clear();
+  std::vector<std::string> names;
+  Status s = options_.env->GetChildren(JoinPath(options_.dir, kSnapshotDirName), &names);
+  if (s.IsNotFound()) return Status::OK();
+  SNAPSHOT_RETURN_IF_ERROR(s);
+  for (const std::string& n : names) {
+    uint64_t id;
+    if (ParseFileId(n, kBundleSuffix, &id)) ids->push_back(id);
+  }
+  std::sort(ids->begin(), ids->end());
+  return Status::OK();
+}
+
+Status Store::GetBundle(uint64_t id, BundleReader** out) {
+  auto it = bundles_.find(id);
+  if (it == bundles_.end()) {
+    std::unique_ptr<BundleReader> r;
+    SNAPSHOT_RETURN_IF_ERROR(BundleReader::Open(options_.env, BundlePath(id), id, &r));
+    it = bundles_.emplace(id, std::move(r)).first;
+  }
+  *out = it->second.get();
+  return Status::OK();
+}
+
+Status Store::ReadBundledManifest(uint64_t id, Manifest* out, std::string* bytes) {
+  std::vector<uint64_t> bundles;
+  SNAPSHOT_RETURN_IF_ERROR(ScanBundleIds(&bundles));
+  Status damaged;
+  for (auto b = bundles.rbegin(); b != bundles.rend(); ++b) {  // the newest copy first
+    BundleReader* r;
+    Status s = GetBundle(*b, &r);
+    if (!s.ok()) {
+      if (damaged.ok()) damaged = s;
+      continue;
+    }
+    const long i = r->Find(id);
+    if (i < 0) continue;
+    std::string record;
+    SNAPSHOT_RETURN_IF_ERROR(r->Record(size_t(i), &record));
+    const std::string name = FileNameForId(*b, kBundleSuffix) + " (snapshot " + std::to_string(id) + ")";
+    SNAPSHOT_RETURN_IF_ERROR(Manifest::Decode(record, name, out));
+    if (out->info.id != id) return Status::Corruption("snapshot bundle record for id " + std::to_string(id) + " names another id");
+    if (bytes != nullptr) *bytes = std::move(record);
+    return Status::OK();
+  }
+  // A damaged bundle may have held it: say so rather than "no such snapshot".
+  if (!damaged.ok()) return damaged;
+  return Status::NotFound("no snapshot with id " + std::to_string(id));
+}
+
+Status Store::List(std::vector<SnapshotInfo>* out) {
+  out->clear();
+  std::vector<uint64_t> ids, bundles;
+  SNAPSHOT_RETURN_IF_ERROR(ScanIds(&ids, nullptr));
+  SNAPSHOT_RETURN_IF_ERROR(ScanBundleIds(&bundles));
+  std::set<uint64_t> seen;
+  for (uint64_t id : ids) {
+    Manifest m;
+    // A damaged snapshot is not listed (and so never restored as "latest");
+    // snapshot_verify() names it.
+    if (ReadLooseManifest(id, &m).ok()) {
+      out->push_back(m.info);
+      seen.insert(id);
+    }
+  }
+  // Only the heads of bundled manifests: listing decompresses no extents.
+  std::vector<std::string> heads;
+  for (auto b = bundles.rbegin(); b != bundles.rend(); ++b) {
+    BundleReader* r;
+    if (!GetBundle(*b, &r).ok() || !r->Heads(&heads).ok()) continue;  // snapshot_verify names it
+    for (size_t i = 0; i < heads.size(); i++) {
+      SnapshotInfo info;
+      const uint64_t id = r->records()[i].snapshot_id;
+      if (seen.count(id) || !Manifest::DecodeHead(heads[i], FileNameForId(*b, kBundleSuffix), &info).ok() ||
+          info.id != id) {
+        continue;
+      }
+      seen.insert(id);
+      out->push_back(std::move(info));
+    }
+  }
+  std::sort(out->begin(), out->end(), [](const SnapshotInfo& a, const SnapshotInfo& b) { return a.id < b.id; });
+  return Status::OK();
+}
+
+Status Store::AllSnapshotIds(std::vector<uint64_t>* ids, std::vector<std::string>* damaged_bundles) {
+  std::vector<uint64_t> bundles;
+  SNAPSHOT_RETURN_IF_ERROR(ScanIds(ids, nullptr));
+  SNAPSHOT_RETURN_IF_ERROR(ScanBundleIds(&bundles));
+  for (uint64_t b : bundles) {
+    BundleReader* r;
+    Status s = GetBundle(b, &r);
+    if (!s.ok()) {
+      if (damaged_bundles != nullptr) damaged_bundles->push_back("bundle " + std::to_string(b) + " (" + s.message() + ")");
+      continue;
+    }
+    for (const BundleRecord& rec : r->records()) ids->push_back(rec.snapshot_id);
+  }
+  std::sort(ids->begin(), ids->end());
+  ids->erase(std::unique(ids->begin(), ids->end()), ids->end());
+  return Status::OK();
+}
+
+// Every snapshot, oldest first; any that cannot be read stops everything:
+// which packs it needs is then unknown, so nothing may be deleted.
+Status Store::LoadAll(std::vector<Held>* all, std::set<uint64_t>* bundles_with_copies) {
+  all->clear();
+  std::vector<uint64_t> ids, bundles;
+  SNAPSHOT_RETURN_IF_ERROR(ScanIds(&ids, nullptr));
+  SNAPSHOT_RETURN_IF_ERROR(ScanBundleIds(&bundles));
+  std::map<uint64_t, Held> by_id;
+  for (uint64_t id : ids) {
+    Held h;
+    Status s = ReadLooseManifest(id, &h.m, &h.bytes);
+    if (!s.ok()) return Status::Corruption("snapshot " + std::to_string(id) + " cannot be read (" + s.message() + ")");
+    by_id.emplace(id, std::move(h));
+  }
+  for (auto b = bundles.rbegin(); b != bundles.rend(); ++b) {
+    BundleReader* r;
+    Status s = GetBundle(*b, &r);
+    if (!s.ok()) return Status::Corruption("snapshot bundle " + std::to_string(*b) + " cannot be read (" + s.message() + ")");
+    for (size_t i = 0; i < r->records().size(); i++) {
+      const uint64_t id = r->records()[i].snapshot_id;
+      if (by_id.count(id)) {
+        bundles_with_copies->insert(*b);  // an older copy, left by an interrupted compaction
+        continue;
+      }
+      Held h;
+      h.bundle = *b;
+      s = r->Record(i, &h.bytes);
+      if (s.ok()) s = Manifest::Decode(h.bytes, FileNameForId(*b, kBundleSuffix), &h.m);
+      if (s.ok() && h.m.info.id != id) s = Status::Corruption("a record names another id");
+      if (!s.ok()) return Status::Corruption("snapshot " + std::to_string(id) + " cannot be read (" + s.message() + ")");
+      by_id.emplace(id, std::move(h));
+    }
+  }
+  for (auto& [id, h] : by_id) all->push_back(std::move(h));
+  return Status::OK();
+}
+
+// Which pages of which packs the snapshots need. Corruption when a snapshot
+// names pages no valid pack holds.
+Status Store::LivePages(const std::vector<Held>& held, const std::vector<uint64_t>& pack_ids,
+                        std::map<uint64_t, std::vector<bool>>* live) {
+  live->clear();
+  for (uint64_t pid : pack_ids) {
+    const PackReader* pack;
+    if (GetPack(pid, &pack).ok()) (*live)[pid].assign(pack->page_count(), false);
+  }
+  for (const Held& h : held) {
+    for (const Extent& e : h.m.extents) {
+      if (e.pack == 0) continue;
+      auto it = live->find(e.pack);
+      const PackReader* pack;
+      if (it == live->end() || !GetPack(e.pack, &pack).ok() || pack->page_size() != h.m.info.page_size ||
+          uint64_t(e.first_index) + e.page_count > it->second.size()) {
+        return Status::Corruption("snapshot " + std::to_string(h.m.info.id) + " refers to pages that pack " +
+                                  std::to_string(e.pack) + " does not hold (see snapshot_verify)");
+      }
+      std::fill(it->second.begin() + e.first_index, it->second.begin() + e.first_index + e.page_count, true);
+    }
+  }
+  return Status::OK();
+}
+
+// Chooses what a compaction folds: the loose manifests but the newest, with
+// the bundles no more than kFoldRatio times what is folded so far (newest
+// first); likewise the packs, from the newest down, except the newest
+// snapshot's own pack (Discard may still need it).
+void Store::PlanFolding(const std::vector<Held>& held, const std::map<uint64_t, std::vector<bool>>& live,
+                        CompactionPlan* plan) {
+  std::vector<uint64_t> loose;
+  for (const Held& h : held) {
+    if (h.bundle == 0 && !plan->doomed.count(h.m.info.id)) loose.push_back(h.m.info.id);
+  }
+  if (loose.size() > kLooseManifestsKept) {
+    uint64_t folded = loose.size() - kLooseManifestsKept;
+    plan->fold_loose.insert(loose.begin(), loose.end() - kLooseManifestsKept);
+    // Newest records first: a bundle rewritten because a record changed
+    // gets a new id but keeps its place among the others.
+    std::vector<uint64_t> ids;
+    std::vector<std::pair<uint64_t, BundleReader*>> bundles;  // (newest record, bundle)
+    if (ScanBundleIds(&ids).ok()) {
+      for (uint64_t b : ids) {
+        BundleReader* r;
+        if (GetBundle(b, &r).ok() && !r->records().empty()) bundles.emplace_back(r->records().back().snapshot_id, r);
+      }
+    }
+    std::sort(bundles.rbegin(), bundles.rend());
+    for (const auto& [newest_record, r] : bundles) {
+      if (r->records().size() > kFoldRatio * folded) break;
+      plan->fold_bundles.insert(r->id());
+      folded += r->records().size();
+    }
+  }
+
+  const uint64_t newest = held.empty() ? 0 : held.back().m.info.id;
+  std::set<uint64_t> taken(plan->dead_packs.begin(), plan->dead_packs.end());
+  for (const auto& g : plan->pack_groups) taken.insert(g.begin(), g.end());
+  std::vector<uint64_t> group;
+  uint64_t bytes = 0;
+  uint32_t page_size = 0;
+  for (auto it = live.rbegin(); it != live.rend(); ++it) {
+    const uint64_t pid = it->first;
+    const PackReader* pack;
+    if (pid == newest || taken.count(pid) || !GetPack(pid, &pack).ok()) continue;
+    const uint64_t size = pack->file_size();
+    if (size > kMaxMergedPackBytes || (page_size != 0 && pack->page_size() != page_size) ||
+        (!group.empty() && size > kFoldRatio * bytes)) {
+      break;
+    }
+    page_size = pack->page_size();
+    group.push_back(pid);
+    bytes += size;
+  }
+  if (group.size() >= 2) plan->pack_groups.push_back(group);
+}
+
+// Writes one pack of the live pages of the packs in `group`: first those
+// the newest snapshot uses, in its page order (restoring it then reads them
+// front to back), then the others in their old order. *remap gives each
+// old (pack, index) its new index.
+Status Store::WriteMergedPack(const std::vector<uint64_t>& group, const std::map<uint64_t, std::vector<bool>>& live,
+                              const Manifest& newest, uint64_t* new_id,
+                              std::map<uint64_t, std::vector<uint32_t>>* remap) {
+  std::map<uint64_t, const PackReader*> packs;
+  for (uint64_t pid : group) {
+    SNAPSHOT_RETURN_IF_ERROR(GetPackWithHashes(pid, &packs[pid]));
+    (*remap)[pid].assign(packs[pid]->page_count(), UINT32_MAX);
+  }
+  const uint32_t page_size = packs.begin()->second->page_size();
+  SNAPSHOT_RETURN_IF_ERROR(NextId(new_id));
+  std::unique_ptr<PackWriter> writer;
+  SNAPSHOT_RETURN_IF_ERROR(PackWriter::Create(options_.env, JoinPath(options_.dir, kPackDirName), *new_id, page_size,
+                                              options_.file_mode, options_.compress, &writer));
+  // A few decoded frames: the newest snapshot's pages jump between packs.
+  struct Decoded {
+    std::string pages;
+    uint64_t last_use = 0;
+  };
+  std::map<std::pair<uint64_t, uint32_t>, Decoded> frames;
+  uint64_t clock = 0;
+  FrameScratch scratch;
+  auto add = [&](uint64_t pid, uint32_t index) -> Status {
+    uint32_t& slot = (*remap)[pid][index];
+    if (slot != UINT32_MAX) return Status::OK();
+    const PackReader* pack = packs[pid];
+    const uint32_t f = pack->FrameOf(index);
+    auto it = frames.find({pid, f});
+    if (it == frames.end()) {
+      if (frames.size() >= 16) {
+        frames.erase(std::min_element(frames.begin(), frames.end(), [](const auto& a, const auto& b) {
+          return a.second.last_use < b.second.last_use;
+        }));
+      }
+      it = frames.emplace(std::make_pair(pid, f), Decoded()).first;
+      SNAPSHOT_RETURN_IF_ERROR(pack->ReadFrame(f, &it->second.pages, &scratch));
+    }
+    it->second.last_use = ++clock;
+    slot = writer->page_count();
+    const size_t at = size_t(index - pack->frames()[f].first_index) * page_size;
+    return writer->AddPage(reinterpret_cast<const uint8_t*>(it->second.pages.data()) + at, pack->hash(index));
+  };
+  for (const Extent& e : newest.extents) {
+    if (!packs.count(e.pack)) continue;
+    for (uint32_t i = 0; i < e.page_count; i++) SNAPSHOT_RETURN_IF_ERROR(add(e.pack, e.first_index + i));
+  }
+  for (uint64_t pid : group) {
+    const std::vector<bool>& bits = live.at(pid);
+    for (uint32_t i = 0; i < bits.size(); i++) {
+      if (bits[i]) SNAPSHOT_RETURN_IF_ERROR(add(pid, i));
+    }
+  }
+  uint64_t bytes;
+  return writer->Finish(&bytes);
+}
+
+Status Store::ApplyPlan(std::vector<Held>* held, const std::map<uint64_t, std::vector<bool>>& live,
+                        const std::set<uint64_t>& bundles_with_copies, const CompactionPlan& plan) {
+  Env* env = options_.env;
+  // 1. New packs, and every snapshot pointed at them (in memory).
+  std::map<uint64_t, std::vector<uint32_t>> remap;  // old pack -> new index of each old index
+  std::map<uint64_t, uint64_t> new_pack_of;
+  const Manifest* newest = nullptr;
+  for (const Held& h : *held) {
+    if (!plan.doomed.count(h.m.info.id)) newest = &h.m;
+  }
+  for (const std::vector<uint64_t>& group : plan.pack_groups) {
+    uint64_t new_id = 0;
+    std::map<uint64_t, std::vector<uint32_t>> part;
+    SNAPSHOT_RETURN_IF_ERROR(WriteMergedPack(group, live, *newest, &new_id, &part));
+    for (auto& [pid, map] : part) {
+      new_pack_of[pid] = new_id;
+      remap[pid] = std::move(map);
+    }
+  }
+  for (Held& h : *held) {
+    if (plan.doomed.count(h.m.info.id)) continue;
+    bool uses = false;
+    for (const Extent& e : h.m.extents) uses = uses || new_pack_of.count(e.pack);
+    if (!uses) continue;
+    // Extent by extent, page by page only within a rewritten pack: a
+    // manifest's page count (up to 2^32, in zero pages) bounds nothing here.
+    std::vector<Extent> old_extents;
+    old_extents.swap(h.m.extents);
+    for (const Extent& e : old_extents) {
+      auto np = new_pack_of.find(e.pack);
+      if (np == new_pack_of.end()) {
+        h.m.AppendExtent(e);
+        continue;
+      }
+      const std::vector<uint32_t>& map = remap[e.pack];
+      for (uint32_t i = 0; i < e.page_count; i++) h.m.AppendExtent(Extent{e.first_pgno + i, 1, np->second, map[e.first_index + i]});
+    }
+    h.changed = true;
+  }
+
+  // 2. New bundles: the folded manifests in one; every other bundle that
+  // loses a record or holds a changed one (or an older copy), rewritten.
+  std::set<uint64_t> dirty(bundles_with_copies.begin(), bundles_with_copies.end());
+  for (const Held& h : *held) {
+    if (h.bundle != 0 && (h.changed || plan.doomed.count(h.m.info.id))) dirty.insert(h.bundle);
+  }
+  for (uint64_t b : plan.fold_bundles) dirty.erase(b);
+  std::map<uint64_t, BundleWriter> writers;  // key: a dirty bundle, or 0 for the fold
+  std::set<uint64_t> replaced_loose;
+  for (const Held& h : *held) {
+    if (plan.doomed.count(h.m.info.id)) continue;
+    uint64_t key;
+    if ((h.bundle == 0 && plan.fold_loose.count(h.m.info.id)) || plan.fold_bundles.count(h.bundle)) {
+      key = 0;
+      if (h.bundle == 0) replaced_loose.insert(h.m.info.id);
+    } else if (h.bundle != 0 && dirty.count(h.bundle)) {
+      key = h.bundle;
+    } else {
+      continue;
+    }
+    SNAPSHOT_RETURN_IF_ERROR(writers[key].Add(h.m.info.id, h.changed ? h.m.Encode() : h.bytes, h.m.extents.size()));
+  }
+  bool wrote = !plan.pack_groups.empty();
+  for (auto& [key, writer] : writers) {
+    if (writer.records() == 0) continue;
+    wrote = true;
+    uint64_t id, bytes;
+    SNAPSHOT_RETURN_IF_ERROR(NextId(&id));
+    SNAPSHOT_RETURN_IF_ERROR(writer.Publish(env, BundlePath(id), id, options_.file_mode, &bytes));
+  }
+
+  // 3. Loose manifests that stay loose but name a new pack.
+  for (const Held& h : *held) {
+    if (h.bundle == 0 && h.changed && !replaced_loose.count(h.m.info.id) && !plan.doomed.count(h.m.info.id)) {
+      SNAPSHOT_RETURN_IF_ERROR(WriteManifest(h.m));
+    }
+  }
+
+  // 4. What the new files replace; snapshots/ synced before any pack goes,
+  // so that no manifest naming it can come back after a power cut.
+  bool removed = false;
+  for (uint64_t id : replaced_loose) {
+    SNAPSHOT_RETURN_IF_ERROR(env->RemoveFile(ManifestPath(id)));
+    removed = true;
+  }
+  std::set<uint64_t> gone_bundles(dirty.begin(), dirty.end());
+  gone_bundles.insert(plan.fold_bundles.begin(), plan.fold_bundles.end());
+  for (uint64_t b : gone_bundles) {
+    bundles_.erase(b);
+    SNAPSHOT_RETURN_IF_ERROR(env->RemoveFile(BundlePath(b)));
+    removed = true;
+  }
+  if (removed) SNAPSHOT_RETURN_IF_ERROR(env->SyncDir(JoinPath(options_.dir, kSnapshotDirName)));
+
+  // 5. Packs no snapshot names any more.
+  std::set<uint64_t> gone_packs(plan.dead_packs.begin(), plan.dead_packs.end());
+  for (const auto& [pid, unused] : new_pack_of) gone_packs.insert(pid);
+  if (plan.dead_largest != 0 && wrote) gone_packs.insert(plan.dead_largest);
+  for (uint64_t pid : gone_packs) {
+    ForgetPack(pid);
+    SNAPSHOT_RETURN_IF_ERROR(env->RemoveFile(PackPath(pid)));
+  }
+  dedup_loaded_ = false;
+  dedup_.Clear();
+  frame_sound_.clear();
+  return gone_packs.empty() ? Status::OK() : env->SyncDir(JoinPath(options_.dir, kPackDirName));
+}
+
+Status Store::Compact() {
+  if (!options_.exclusive) return Status::InvalidArgument("internal: snapshot store opened read-only");
+  std::vector<Held> held;
+  std::set<uint64_t> copies;
+  SNAPSHOT_RETURN_IF_ERROR(LoadAll(&held, &copies));
+  std::vector<uint64_t> pack_ids;
+  SNAPSHOT_RETURN_IF_ERROR(ScanIds(nullptr, &pack_ids));
+  std::map<uint64_t, std::vector<bool>> live;
+  SNAPSHOT_RETURN_IF_ERROR(LivePages(held, pack_ids, &live));
+  CompactionPlan plan;
+  PlanFolding(held, live, &plan);
+  return ApplyPlan(&held, live, copies, plan);
+}
+
+// The count comes from the listing NextId made for this snapshot anyway:
+// the check costs nothing.
+Status Store::MaybeCompact() {
+  const size_t threshold = options_.compaction_file_threshold;
+  if (threshold == 0 || files_seen_ + 2 <= threshold) return Status::OK();
+  files_seen_ = 0;  // once per crossing, even if it fails (the next listing counts again)
+  return Compact();
+}
+
+Status Store::Prune(int64_t keep_last, int64_t keep_ms, PruneResult* result) {
+  if (!options_.exclusive) return Status::InvalidArgument("internal: snapshot store opened read-only");
+  if (keep_last < 0 && keep_ms < 0) {
+    return Status::InvalidArgument("snapshot_prune needs a rule: how many snapshots to keep, and/or for how many days");
+  }
+  return PruneExcept(
+      [&](const std::vector<SnapshotInfo>& newest_first, int64_t now, std::vector<bool>* keep) {
+        for (size_t rank = 0; rank < newest_first.size(); rank++) {  // rank 0: the newest
+          (*keep)[rank] = rank == 0 || (keep_last >= 0 && int64_t(rank) < keep_last) ||
+                          (keep_ms >= 0 && now - newest_first[rank].created_ms <= keep_ms);
+        }
+      },
+      result);
+}
+
+Status Store::Prune(const RetentionPolicy& policy, PruneResult* result) {
+  if (!options_.exclusive) return Status::InvalidArgument("internal: snapshot store opened read-only");
+  return PruneExcept(
+      [&](const std::vector<SnapshotInfo>& newest_first, int64_t now, std::vector<bool>* keep) {
+        const std::vector<RetentionDecision> d = SelectRetained(newest_first, policy, now);
+        for (size_t i = 0; i < d.size(); i++) (*keep)[i] = d[i].keep;
+      },
+      result);
+}
+
+Status Store::PruneExcept(const KeepSelector& select, PruneResult* result) {
+  *result = PruneResult();
+  uint64_t bytes_before = 0, bytes_after = 0;
+  SNAPSHOT_RETURN_IF_ERROR(StoredBytes(&bytes_before));
+  std::vector<Held> held;
+  std::set<uint64_t> copies;
+  Status loaded = LoadAll(&held, &copies);
+  if (!loaded.ok()) return Status::Corruption("prune changed nothing: " + loaded.message());
+  std::vector<uint64_t> ids, pack_ids, bundle_ids;
+  SNAPSHOT_RETURN_IF_ERROR(ScanIds(&ids, &pack_ids));
+  SNAPSHOT_RETURN_IF_ERROR(ScanBundleIds(&bundle_ids));
+  // The file with the largest id is never deleted, so that no id is ever
+  // allocated twice (see NextId): the newest snapshot is always kept (and
+  // a bundle holding it is only replaced by one of a larger id), and a pack
+  // holding the largest id stays until a larger id exists.
+  uint64_t largest = 0;
+  for (const auto* v : {&ids, &pack_ids, &bundle_ids}) largest = std::max(largest, v->empty() ? 0 : v->back());
+
+  std::vector<SnapshotInfo> infos;  // newest first
+  for (auto it = held.rbegin(); it != held.rend(); ++it) infos.push_back(it->m.info);
+  std::vector<bool> keep(infos.size(), false);
+  select(infos, options_.env->NowMillis(), &keep);
+  if (!keep.empty()) keep[0] = true;  // the largest id (see above), whatever the selector says
+  CompactionPlan plan;
+  for (size_t i = 0; i < infos.size(); i++) {
+    // An attached snapshot stays while it is read (store/pin.h); a later
+    // prune deletes it if the rule still says so.
+    bool pinned = false;
+    if (!keep[i]) SNAPSHOT_RETURN_IF_ERROR(IsSnapshotPinned(options_.env, options_.dir, infos[i].id, &pinned));
+    if (pinned) result->pinned.push_back(infos[i].id);
+    if (!keep[i] && !pinned) plan.doomed.insert(infos[i].id);
+  }
+  // Loose manifests go first, as they always have; bundled ones go when
+  // their bundle is rewritten below.
+  for (const Held& h : held) {
+    if (h.bundle == 0 && plan.doomed.count(h.m.info.id)) {
+      SNAPSHOT_RETURN_IF_ERROR(options_.env->RemoveFile(ManifestPath(h.m.info.id)));
+    }
+  }
+  SNAPSHOT_RETURN_IF_ERROR(options_.env->SyncDir(JoinPath(options_.dir, kSnapshotDirName)));
+  result->deleted.assign(plan.doomed.begin(), plan.doomed.end());
+
+  std::vector<Held> kept;
+  for (Held& h : held) {
+    if (plan.doomed.count(h.m.info.id)) {
+      if (h.bundle != 0) copies.insert(h.bundle);  // rewritten without it
+    } else {
+      kept.push_back(std::move(h));
+    }
+  }
+  std::map<uint64_t, std::vector<bool>> live;
+  Status s = LivePages(kept, pack_ids, &live);
+  if (!s.ok()) {
+    return Status::Corruption("prune deleted snapshots " + IdList(result->deleted) + " but reclaimed no space: " +
+                              s.message());
+  }
+  for (const auto& [pid, bits] : live) {
+    const uint64_t n_live = static_cast<uint64_t>(std::count(bits.begin(), bits.end(), true));
+    if (n_live == 0) {
+      if (pid != largest) {
+        plan.dead_packs.insert(pid);
+      } else {
+        plan.dead_largest = pid;
+      }
+    } else if (n_live * 4 < uint64_t(bits.size()) * 3) {
+      // Over a quarter of the pack is dead: rewrite it. Below that, the
+      // rewrite would cost more I/O than the space is worth.
+      plan.pack_groups.push_back({pid});
+    }
+  }
+  // A prune is also the moment to fold what has piled up.
+  const size_t threshold = options_.compaction_file_threshold;
+  if (threshold != 0 && ids.size() + pack_ids.size() + bundle_ids.size() > threshold) PlanFolding(kept, live, &plan);
+  SNAPSHOT_RETURN_IF_ERROR(ApplyPlan(&kept, live, copies, plan));
+  SNAPSHOT_RETURN_IF_ERROR(StoredBytes(&bytes_after));
+  if (bytes_before > bytes_after) result->bytes_reclaimed = bytes_before - bytes_after;
+  return Status::OK();
+}
+
+}  // namespace snapshot

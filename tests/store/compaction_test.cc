@@ -1,0 +1,306 @@
+// Compaction: many snapshots of small changes fold into a few files, every
+// snapshot keeps its id and reads back byte for byte, readers that opened a
+// snapshot before keep reading it, and a compaction or prune that fails or
+// crashes at any step leaves every snapshot whole.
+
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "store/bundle.h"
+#include "store/snapshot_reader.h"
+#include "tests/store/fault_env.h"
+#include "tests/store/store_test_util.h"
+
+namespace store_test {
+namespace {
+
+constexpr uint32_t kPageSize = 4096;
+
+StoreOptions CompactingOptions(const std::string& dir, size_t threshold, Env* env = Env::Default()) {
+  StoreOptions o = Options(dir, true, env);
+  o.compaction_file_threshold = threshold;
+  return o;
+}
+
+// Snapshots of a small database changed a little each time, taken the way a
+// tracked backup takes them (on the previous snapshot, only changed pages).
+// Returns each snapshot's image by id.
+std::map<uint64_t, Image> TakeSmallChanges(Store* store, Image* img, int n, uint32_t seed) {
+  std::map<uint64_t, Image> out;
+  std::mt19937 rng(seed);
+  Manifest base;
+  bool have_base = false;
+  uint64_t id = 0;
+  if (!ListIds(store).empty()) {
+    have_base = store->LatestId(&id).ok() && store->ReadManifest(id, &base).ok();
+  }
+  for (int i = 0; i < n; i++) {
+    std::vector<uint32_t> changed = {1, 2 + uint32_t(rng() % (img->pages.size() - 1))};
+    const uint32_t version = seed * 100000 + uint32_t(i) + 2;
+    for (uint32_t p : changed) img->pages[p - 1] = TextPage(kPageSize, p, version);
+    Status s = Snap(store, *img, "auto", &id, have_base ? &base : nullptr, have_base ? &changed : nullptr);
+    EXPECT_TRUE(s.ok()) << Describe(s);
+    if (!s.ok()) return out;
+    out[id] = *img;
+    EXPECT_OK(store->ReadManifest(id, &base));
+    have_base = true;
+  }
+  return out;
+}
+
+size_t FilesIn(const std::string& dir) {
+  return FilesUnder(dir + "/snapshots").size() + FilesUnder(dir + "/packs").size();
+}
+
+// Every snapshot in `want` is listed with its id and reads back exactly,
+// nothing else is listed, and the store verifies.
+void CheckAll(Store* store, const std::map<uint64_t, Image>& want, const std::string& context) {
+  SCOPED_TRACE(context);
+  std::vector<uint64_t> ids;
+  for (const auto& [id, img] : want) ids.push_back(id);
+  EXPECT_EQ(ids, ListIds(store));
+  for (const auto& [id, img] : want) EXPECT_TRUE(ReadsBack(store, id, img)) << "snapshot " << id;
+  Status v = store->Verify(0);
+  EXPECT_TRUE(v.ok()) << Describe(v);
+}
+
+TEST(StoreCompaction, ManySmallSnapshotsFoldIntoFewFilesAndReadBack) {
+  TempDir tmp;
+  const std::string dir = tmp / "s";
+  auto store = OpenOrDie(CompactingOptions(dir, 12));
+  ASSERT_NE(store, nullptr);
+  Image img = MakeImage(kPageSize, 40, 1);
+  uint64_t first = 0;
+  ASSERT_OK(Snap(store.get(), img, "full", &first));
+  std::map<uint64_t, Image> want = {{first, img}};
+  std::map<uint64_t, SnapshotInfo> infos;
+  for (const auto& [id, im] : TakeSmallChanges(store.get(), &img, 80, 1)) want[id] = im;
+  for (const SnapshotInfo& i : [&] { std::vector<SnapshotInfo> v; EXPECT_OK(store->List(&v)); return v; }()) {
+    infos[i.id] = i;
+  }
+  ASSERT_OK(store->last_compaction_status());
+  // Without compaction: 161 files.
+  EXPECT_LE(FilesIn(dir), 12u + 2u) << ::testing::PrintToString(FilesUnder(dir));
+  EXPECT_FALSE(FilesUnder(dir + "/snapshots", snapshot::kBundleSuffix).empty());
+  CheckAll(store.get(), want, "writer");
+  store.reset();
+  auto reader = OpenOrDie(Options(dir, false));
+  ASSERT_NE(reader, nullptr);
+  CheckAll(reader.get(), want, "reader");
+  // A bundled snapshot lists as it did when it was loose: same label, times, sizes.
+  std::vector<SnapshotInfo> listed;
+  ASSERT_OK(reader->List(&listed));
+  for (const SnapshotInfo& i : listed) {
+    const SnapshotInfo& was = infos[i.id];
+    EXPECT_EQ(was.created_ms, i.created_ms);
+    EXPECT_EQ(was.label, i.label);
+    EXPECT_EQ(was.page_count, i.page_count);
+    EXPECT_EQ(was.pages_new, i.pages_new);
+    EXPECT_EQ(was.bytes_new, i.bytes_new);
+  }
+}
+
+// A store that compaction has folded takes prunes, more snapshots and
+// compactions again, and every kept snapshot still reads back.
+TEST(StoreCompaction, PruneDeletesBundledSnapshotsAndReclaimsTheirPages) {
+  TempDir tmp;
+  const std::string dir = tmp / "s";
+  auto store = OpenOrDie(CompactingOptions(dir, 10));
+  ASSERT_NE(store, nullptr);
+  Image img = MakeImage(kPageSize, 30, 1);
+  uint64_t first = 0;
+  ASSERT_OK(Snap(store.get(), img, "full", &first));
+  std::map<uint64_t, Image> want = TakeSmallChanges(store.get(), &img, 30, 2);
+  uint64_t before = 0, after = 0;
+  ASSERT_OK(store->StoredBytes(&before));
+  PruneResult pr;
+  ASSERT_OK(store->Prune(10, -1, &pr));
+  EXPECT_EQ(21u, pr.deleted.size());
+  while (want.size() > 10) want.erase(want.begin());
+  CheckAll(store.get(), want, "after prune");
+  ASSERT_OK(store->StoredBytes(&after));
+  EXPECT_LT(after, before);
+  EXPECT_GT(pr.bytes_reclaimed, 0u);
+  for (const auto& [id, im] : TakeSmallChanges(store.get(), &img, 15, 3)) want[id] = im;
+  CheckAll(store.get(), want, "after more snapshots");
+}
+
+// An attached snapshot opened before a compaction keeps reading every page
+// while its manifest is bundled and its packs are merged away.
+TEST(StoreCompaction, OpenReaderSurvivesItsPacksBeingMerged) {
+  TempDir tmp;
+  const std::string dir = tmp / "s";
+  auto store = OpenOrDie(CompactingOptions(dir, 0));
+  ASSERT_NE(store, nullptr);
+  Image img = MakeImage(kPageSize, 30, 1);
+  std::map<uint64_t, Image> want = TakeSmallChanges(store.get(), &img, 1, 4);
+  for (const auto& [id, im] : TakeSmallChanges(store.get(), &img, 10, 5)) want[id] = im;
+  const uint64_t attached = std::next(want.begin(), 3)->first;
+  snapshot::SnapshotReaderOptions ro;
+  ro.store_dir = dir;
+  ro.db_name = "app.db";
+  ro.snapshot = snapshot::SnapshotSpec::Id(attached);
+  std::unique_ptr<snapshot::SnapshotReader> reader;
+  store.reset();  // the reader needs the shared lock to open
+  ASSERT_OK(snapshot::SnapshotReader::Open(ro, &reader));
+  const std::set<uint64_t> packs_before = PackIdsOnDisk(dir);
+  store = OpenOrDie(CompactingOptions(dir, 0));
+  ASSERT_NE(store, nullptr);
+  ASSERT_OK(store->Compact());
+  const std::set<uint64_t> packs_after = PackIdsOnDisk(dir);
+  EXPECT_LT(packs_after.size(), packs_before.size()) << "nothing was merged";
+  EXPECT_FALSE(FilesUnder(dir + "/snapshots", snapshot::kBundleSuffix).empty());
+  std::string page(kPageSize, '\0');
+  const Image& w = want[attached];
+  for (uint32_t p = 1; p <= w.pages.size(); p++) {
+    ASSERT_OK(reader->ReadPage(p, reinterpret_cast<uint8_t*>(&page[0])));
+    EXPECT_EQ(w.pages[p - 1], page) << "page " << p;
+  }
+  CheckAll(store.get(), want, "after compaction");
+}
+
+// After a failure or crash (FaultEnv sticky) at each file-system step of
+// `op`: every snapshot in `want` is listed and reads back exactly, nothing
+// else is, the next exclusive open clears debris, and running `op` again
+// finishes the job.
+void FailAtEveryStep(const std::string& golden, const std::map<uint64_t, Image>& want,
+                     const std::map<uint64_t, Image>& may_go, const std::function<Status(Store*)>& op,
+                     const std::function<void(const std::string& dir)>& check_done, int min_steps) {
+  TempDir tmp;
+  for (bool sticky : {false, true}) {
+    int k = 1;
+    for (;; k++) {
+      ASSERT_LT(k, 1000) << "the operation never succeeds";
+      const std::string context = std::string(sticky ? "crash" : "single failure") + " at op " + std::to_string(k);
+      SCOPED_TRACE(context);
+      const std::string dir = tmp / ("w-" + std::to_string(sticky) + "-" + std::to_string(k));
+      CopyDir(golden, dir);
+      FaultEnv env;
+      Status s;
+      {
+        auto store = OpenOrDie(CompactingOptions(dir, 0, &env));
+        ASSERT_NE(store, nullptr);
+        env.Arm(k, sticky);
+        s = op(store.get());
+      }
+      env.Disarm();
+      if (s.ok()) {
+        EXPECT_FALSE(env.fired()) << "succeeded although " << env.first_fault() << " failed";
+        check_done(dir);
+        break;
+      }
+      EXPECT_TRUE(env.fired()) << Describe(s);
+      EXPECT_NE(std::string::npos, s.message().find("injected fault")) << Describe(s);
+      {
+        auto reader = OpenOrDie(Options(dir, false));
+        ASSERT_NE(reader, nullptr);
+        const std::vector<uint64_t> ids = ListIds(reader.get());
+        for (const auto& [id, img] : want) {
+          EXPECT_TRUE(std::count(ids.begin(), ids.end(), id)) << "snapshot " << id << " is no longer listed";
+          EXPECT_TRUE(ReadsBack(reader.get(), id, img)) << env.first_fault();
+        }
+        for (uint64_t id : ids) {
+          if (want.count(id)) continue;
+          auto it = may_go.find(id);
+          if (it == may_go.end()) {
+            ADD_FAILURE() << "snapshot " << id << " appeared";
+          } else {
+            EXPECT_TRUE(ReadsBack(reader.get(), id, it->second));
+          }
+        }
+        Status v = reader->Verify(0);
+        EXPECT_TRUE(v.ok()) << Describe(v) << " after " << env.first_fault();
+      }
+      {
+        auto store = OpenOrDie(CompactingOptions(dir, 0));
+        ASSERT_NE(store, nullptr);
+        EXPECT_TRUE(FilesUnder(dir, snapshot::kTempSuffix).empty());
+        ASSERT_OK(op(store.get()));
+      }
+      check_done(dir);
+      fs::remove_all(dir);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+    EXPECT_GE(k, min_steps) << (sticky ? "crash" : "single failure");
+  }
+}
+
+// A golden store: a full snapshot, then small changes; compacted once part
+// way (so it holds bundles and merged packs), then more loose snapshots.
+void MakeGolden(const std::string& dir, std::map<uint64_t, Image>* want) {
+  auto store = OpenOrDie(CompactingOptions(dir, 0));
+  ASSERT_NE(store, nullptr);
+  Image img = MakeImage(kPageSize, 24, 1);
+  uint64_t first = 0;
+  ASSERT_OK(Snap(store.get(), img, "full", &first));
+  (*want)[first] = img;
+  for (const auto& [id, im] : TakeSmallChanges(store.get(), &img, 4, 6)) (*want)[id] = im;
+  ASSERT_OK(store->Compact());
+  for (const auto& [id, im] : TakeSmallChanges(store.get(), &img, 4, 7)) (*want)[id] = im;
+}
+
+TEST(StoreCompaction, CompactionInterruptedAtEveryStep) {
+  TempDir tmp;
+  const std::string golden = tmp / "golden";
+  std::map<uint64_t, Image> want;
+  MakeGolden(golden, &want);
+  ASSERT_FALSE(HasFatalFailure());
+  // What the same compaction leaves when nothing goes wrong.
+  const std::string clean = tmp / "clean";
+  CopyDir(golden, clean);
+  {
+    auto store = OpenOrDie(CompactingOptions(clean, 0));
+    ASSERT_NE(store, nullptr);
+    ASSERT_OK(store->Compact());
+  }
+  const size_t files_clean = FilesIn(clean);
+  ASSERT_LT(files_clean, FilesIn(golden));
+  FailAtEveryStep(
+      golden, want, {}, [](Store* s) { return s->Compact(); },
+      [&](const std::string& dir) {
+        auto reader = OpenOrDie(Options(dir, false));
+        ASSERT_NE(reader, nullptr);
+        CheckAll(reader.get(), want, "compacted");
+        // At most an interrupted run's new pack more, kept for its id.
+        EXPECT_LE(FilesIn(dir), files_clean + 1);
+      },
+      30);
+}
+
+TEST(StoreCompaction, PruneOfBundledSnapshotsInterruptedAtEveryStep) {
+  TempDir tmp;
+  const std::string golden = tmp / "golden";
+  std::map<uint64_t, Image> all;
+  MakeGolden(golden, &all);
+  ASSERT_FALSE(HasFatalFailure());
+  {
+    auto store = OpenOrDie(CompactingOptions(golden, 0));
+    ASSERT_NE(store, nullptr);
+    ASSERT_OK(store->Compact());  // most snapshots bundled
+  }
+  // Keep the last 4: deletes the bundled ones and the full snapshot.
+  std::map<uint64_t, Image> kept, doomed = all;
+  while (kept.size() < 4) {
+    kept.insert(*doomed.rbegin());
+    doomed.erase(std::prev(doomed.end()));
+  }
+  FailAtEveryStep(
+      golden, kept, doomed, [](Store* s) { PruneResult pr; return s->Prune(4, -1, &pr); },
+      [&](const std::string& dir) {
+        auto reader = OpenOrDie(Options(dir, false));
+        ASSERT_NE(reader, nullptr);
+        CheckAll(reader.get(), kept, "pruned");
+        // Every pack is needed, but for one holding the store's largest id
+        // (an interrupted run's new pack: it keeps the id allocated).
+        std::set<uint64_t> on_disk = PackIdsOnDisk(dir);
+        const std::set<uint64_t> referenced = PacksReferenced(reader.get());
+        if (!on_disk.empty() && !referenced.count(*on_disk.rbegin())) on_disk.erase(std::prev(on_disk.end()));
+        EXPECT_EQ(referenced, on_disk);
+      },
+      10);
+}
+
+}  // namespace
+}  // namespace store_test
