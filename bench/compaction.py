@@ -1,0 +1,106 @@
+#!/usr/bin/python3
+"""A store after many snapshots of small changes: files, bytes, listing,
+backup and restore cost, against the same store after a few snapshots.
+
+    /usr/bin/python3 bench/compaction.py [--snapshots 10000] [--mb 2] [--so build/snapshot.so]
+
+Builds a small database of real text with bench/make_db.py, then through the
+`snapshot` VFS and the real SQL functions commits a one-row UPDATE and takes
+`snapshot_backup()` N times (a tracked incremental snapshot each). Reports:
+files in the store (snapshots/ + packs/) against N, stored bytes against the
+sum of what the snapshots added (snapshot_list's bytes_new), the time of
+`SELECT * FROM snapshot_list`, the time of a backup at 10 snapshots and at N,
+and restoring the newest snapshot against restoring the first (full) one of
+the same database. Needs Debian's /usr/bin/python3 (it can load extensions).
+"""
+import argparse, os, random, shutil, sqlite3, statistics, subprocess, sys, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def median_time(fn, reps):
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def store_files(store):
+    return sum(len(os.listdir(os.path.join(store, d))) for d in ("snapshots", "packs"))
+
+
+def store_bytes(store):
+    total = 0
+    for d in ("snapshots", "packs"):
+        for n in os.listdir(os.path.join(store, d)):
+            total += os.path.getsize(os.path.join(store, d, n))
+    return total
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--snapshots", type=int, default=10000)
+    ap.add_argument("--mb", type=float, default=2)
+    ap.add_argument("--so", default=os.path.join(HERE, "..", "build", "snapshot.so"))
+    ap.add_argument("--dir", default="/tmp/snapbench/compaction")
+    a = ap.parse_args()
+    shutil.rmtree(a.dir, ignore_errors=True)
+    os.makedirs(a.dir)
+    db = os.path.join(a.dir, "app.db")
+    store = db + "-snapshots"
+    subprocess.run([sys.executable, os.path.join(HERE, "make_db.py"), db, "--mb", str(a.mb)], check=True,
+                   stdout=subprocess.DEVNULL)
+    loader = sqlite3.connect(":memory:")
+    loader.enable_load_extension(True)
+    loader.load_extension(os.path.abspath(a.so).removesuffix(".so"))
+    con = sqlite3.connect("file:" + db + "?vfs=snapshot", uri=True, isolation_level=None)
+    n_docs = con.execute("SELECT max(id) FROM document").fetchone()[0]
+    rng = random.Random(1)
+
+    def change_and_backup(i):
+        con.execute("UPDATE document SET created = ? WHERE id = ?", (i, rng.randint(1, n_docs)))
+        return con.execute("SELECT snapshot_backup()").fetchone()[0]
+
+    first = con.execute("SELECT snapshot_backup('full')").fetchone()[0]
+    t0 = time.perf_counter()
+    backup_at_10 = []
+    for i in range(1, a.snapshots):
+        t = time.perf_counter()
+        change_and_backup(i)
+        if 5 <= i < 15:
+            backup_at_10.append(time.perf_counter() - t)
+        if i % 1000 == 0:
+            print(f"  {i} snapshots, {time.perf_counter() - t0:.0f} s, {store_files(store)} files", flush=True)
+    took = time.perf_counter() - t0
+    backup_at_n = [median_time(lambda: change_and_backup(a.snapshots + 1 + k), 1) for k in range(10)]
+    newest = con.execute("SELECT max(id) FROM snapshot_list").fetchone()[0]
+    n_listed = con.execute("SELECT count(*) FROM snapshot_list").fetchone()[0]
+    added = con.execute("SELECT sum(bytes_new) FROM snapshot_list").fetchone()[0]
+    list_s = median_time(lambda: con.execute("SELECT * FROM snapshot_list").fetchall(), 5)
+    files, stored = store_files(store), store_bytes(store)
+
+    def restore(sid):
+        out = os.path.join(a.dir, "restored.db")
+        if os.path.exists(out):
+            os.remove(out)
+        con.execute("SELECT snapshot_restore_to(?, ?)", (out, sid)).fetchone()
+
+    restore_full = median_time(lambda: restore(first), 5)
+    restore_newest = median_time(lambda: restore(newest), 5)
+    db_bytes = os.path.getsize(db)
+    print(f"database: {db_bytes} bytes; {n_listed} snapshots taken in {took:.0f} s "
+          f"({1000 * took / max(1, a.snapshots - 1):.1f} ms each)")
+    print(f"files in snapshots/ + packs/: {files} (target <= 100)")
+    print(f"stored bytes: {stored}; sum of bytes_new: {added}; ratio {stored / added:.3f} (target <= 1.2)")
+    print(f"SELECT * FROM snapshot_list: {1000 * list_s:.1f} ms (target < 50)")
+    m10, mn = statistics.median(backup_at_10), statistics.median(backup_at_n)
+    print(f"snapshot_backup() of a one-row change: {1000 * m10:.1f} ms at 10 snapshots, "
+          f"{1000 * mn:.1f} ms at {n_listed} ({mn / m10:.2f}x, target <= 2)")
+    print(f"snapshot_restore_to: newest {1000 * restore_newest:.1f} ms, first (full) {1000 * restore_full:.1f} ms "
+          f"({restore_newest / restore_full:.2f}x, target <= 1.2)")
+
+
+if __name__ == "__main__":
+    main()
