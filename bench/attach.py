@@ -136,6 +136,8 @@ def measure(a, so, db):
     t = time.perf_counter()
     sid = con.execute("SELECT snapshot_backup('bench')").fetchone()[0]
     backup_s = time.perf_counter() - t
+    store_bytes = sum(os.path.getsize(os.path.join(d, f))
+                      for d, _, files in os.walk(db + "-snapshots") for f in files)
     pages = con.execute("PRAGMA page_count").fetchone()[0]
     max_doc = con.execute("SELECT max(id) FROM document").fetchone()[0]
     con.close()
@@ -193,7 +195,7 @@ def measure(a, so, db):
         scan[side] = statistics.median(times)
 
     out = [f"database: {os.path.getsize(db) / 2**20:.0f} MiB, {pages} pages; "
-           f"snapshot {sid} taken in {backup_s:.1f} s",
+           f"snapshot {sid} taken in {backup_s:.1f} s, store {store_bytes / 1e6:.1f} MB",
            f"ATTACH + schema read + DETACH: median {attach_ms:.1f} ms over {a.reps}",
            f"{'query':6} {'mode':7} {'live':>9} {'snapshot':>10} {'ratio':>7}   (microseconds per query)"]
     for name in QUERIES:
