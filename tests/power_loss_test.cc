@@ -48,6 +48,7 @@ using snapshot_test::CrashEnv;
 using snapshot_test::CrashState;
 using snapshot_test::ComparePages;
 using snapshot_test::Exec;
+using snapshot_test::InChildProcess;
 using snapshot_test::LayerSnapshotVfsOverPowerLossVfs;
 using snapshot_test::OpenThroughVfs;
 using snapshot_test::PowerLossVfs;
@@ -427,7 +428,7 @@ enum Tracking { kRebootedLast = 0, kRebootedMix = 1, kRebootedNone = 2, kKilled 
 
 // `param`: the journal mode, then optionally "/" and the synchronous setting
 // (FULL by default).
-int RunSqlitePowerLoss(const std::string& param, const std::string& base_dir, bool stale_same_boot) {
+void RunSqlitePowerLoss(const std::string& param, const std::string& base_dir, bool stale_same_boot) {
   const std::string mode = param.substr(0, param.find('/'));
   const std::string sync = param.find('/') == std::string::npos ? "FULL" : param.substr(param.find('/') + 1);
   const auto start = std::chrono::steady_clock::now();
@@ -503,7 +504,7 @@ int RunSqlitePowerLoss(const std::string& param, const std::string& base_dir, bo
   }
   PowerLossVfs().env = nullptr;
   PowerLossVfs().after_sync = nullptr;
-  if (::testing::Test::HasFailure()) return 1;
+  if (::testing::Test::HasFailure()) return;
 
   std::mt19937 rng(777);
   size_t states = 0, points = 0, trusted_states = 0;
@@ -644,19 +645,12 @@ int RunSqlitePowerLoss(const std::string& param, const std::string& base_dir, bo
     EXPECT_GT(states, 100u);
     EXPECT_GT(trusted_states, 0u);
   }
-  std::fflush(stdout);
-  return ::testing::Test::HasFailure() ? 1 : 0;
 }
 
 // Runs RunSqlitePowerLoss in a child process.
 void RunInChild(const std::string& mode, bool stale_same_boot) {
   std::unique_ptr<TempDir> tmp = TempDirOnTmpfs();
-  std::fflush(nullptr);
-  const pid_t child = fork();
-  if (child == 0) _exit(RunSqlitePowerLoss(mode, tmp->path(), stale_same_boot));
-  int status = 0;
-  ASSERT_EQ(child, waitpid(child, &status, 0));
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "see the failures above, from the child";
+  InChildProcess([&] { RunSqlitePowerLoss(mode, tmp->path(), stale_same_boot); });
 }
 
 class PowerLossSqlite : public ::testing::TestWithParam<std::string> {};

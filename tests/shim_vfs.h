@@ -251,4 +251,14 @@ inline sqlite3* OpenThroughShim(const std::string& path) {
 // Makes the snapshot VFS a layer over the shim (see LayerSnapshotVfsOver).
 inline void LayerSnapshotVfsOverShim() { LayerSnapshotVfsOver(ShimVfs()); }
 
+// Runs `body` in a child process with the snapshot VFS layered over the
+// shim (the layering lasts as long as the process: see InChildProcess).
+template <typename Body>
+void InChildOverShim(Body body) {
+  InChildProcess([&] {
+    LayerSnapshotVfsOverShim();
+    body();
+  });
+}
+
 }  // namespace snapshot_test

@@ -5,9 +5,11 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -34,6 +36,23 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// Runs `body` in a forked child and fails the test unless the child's
+// assertions all passed (the child prints its failures). For what must not
+// happen to this process: a VFS registered over another, a resource limit.
+template <typename Body>
+void InChildProcess(Body body) {
+  std::fflush(nullptr);
+  const pid_t child = fork();
+  if (child == 0) {
+    body();
+    std::fflush(stdout);
+    _exit(::testing::Test::HasFailure() ? 1 : 0);
+  }
+  int status = 0;
+  ASSERT_EQ(child, waitpid(child, &status, 0));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "see the failures above, from the child";
+}
 
 // Loads build/snapshot.so into a connection.
 inline void LoadExtension(sqlite3* db) {

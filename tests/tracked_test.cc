@@ -433,9 +433,7 @@ std::string VfsOf(sqlite3* db) {
 TEST(TrackedPin, ReadsNoWalFrameUnderTheWriteLock) {
   TempDir dir;
   const std::string path = dir / "app.db";
-  const pid_t child = fork();  // the shim must be under the snapshot VFS: a process of its own
-  if (child == 0) {
-    LayerSnapshotVfsOverShim();
+  InChildOverShim([&] {  // the shim must be under the snapshot VFS: a process of its own
     sqlite3* db = OpenThroughVfs(path);
     Exec(db, "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0;"
              "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);"
@@ -462,12 +460,7 @@ TEST(TrackedPin, ReadsNoWalFrameUnderTheWriteLock) {
     const int64_t pages = QueryInt(db, "PRAGMA page_count");
     EXPECT_EQ("", ComparePages(ReadFile(path).substr(0, size_t(pages) * 4096), ReadFile(copy), 4096));
     sqlite3_close(db);
-    std::fflush(stdout);
-    _exit(::testing::Test::HasFailure() ? 1 : 0);
-  }
-  int status = 0;
-  ASSERT_EQ(child, waitpid(child, &status, 0));
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "see the failures above, from the child";
+  });
 }
 
 TEST(DefaultVfs, ConfigMakesLaterConnectionsTracked) {

@@ -35,21 +35,6 @@ namespace {
 
 constexpr char kIoErrorReason[] = "untracked: the change record could not be checked (an I/O error)";
 
-// Runs `body` in a forked child with the test shim under the snapshot VFS.
-template <typename Body>
-void InChildOverShim(Body body) {
-  const pid_t child = fork();
-  if (child == 0) {
-    LayerSnapshotVfsOverShim();
-    body();
-    std::fflush(stdout);
-    _exit(::testing::Test::HasFailure() ? 1 : 0);
-  }
-  int status = 0;
-  ASSERT_EQ(child, waitpid(child, &status, 0));
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "see the failures above, from the child";
-}
-
 // A connection that does not use the snapshot VFS (nor load the extension).
 sqlite3* OpenPlain(const std::string& path) {
   sqlite3* db = nullptr;
@@ -82,6 +67,9 @@ sqlite3* MakeDatabase(const std::string& path, const std::string& mode) {
   EXPECT_EQ("1", Query(db, "SELECT snapshot_backup()"));
   return db;
 }
+
+// A commit through the snapshot VFS: row 390 becomes 'tracked'.
+void TrackedCommit(sqlite3* db) { EXPECT_EQ("", Exec(db, "UPDATE t SET v = 'tracked' WHERE id = 390")); }
 
 // A commit the snapshot VFS never sees: row 5 becomes 'plain'.
 void PlainCommit(const std::string& path) {
@@ -135,16 +123,34 @@ bool ChangeCounterRead(int flags, int amount, sqlite3_int64 offset) {
   return (flags & SQLITE_OPEN_MAIN_DB) && amount == 4 && offset == sqlite3_int64(snapshot::kDbHeaderChangeCounterOffset);
 }
 
+// Each case has a directory of its own and a database at `path` in it;
+// most run in a child process over the shim (OnDatabaseInChild).
+class VfsIoError : public ::testing::Test {
+ protected:
+  // Runs body(db) in a child process over the shim, db a connection through
+  // the snapshot VFS to MakeDatabase(path, mode); closes the connection the
+  // body leaves in db (it may close it and open another).
+  template <typename Body>
+  void OnDatabaseInChild(const std::string& mode, Body body) {
+    InChildOverShim([&] {
+      sqlite3* db = MakeDatabase(path, mode);
+      body(db);
+      sqlite3_close(db);
+    });
+  }
+
+  TempDir dir;
+  const std::string path = dir / "app.db";
+};
+
 // Rollback mode: a tracked commit checks the change counter SQLite read
 // under its lock, and makes no read of its own that an I/O fault injected
 // by call count (SQLite's ioerr tests) could land on: the first transaction
 // of a connection (page 1 read whole) and later ones (16 bytes at offset 24).
-TEST(VfsIoError, ATrackedCommitMakesNoReadOfItsOwn) {
-  TempDir dir;
-  InChildOverShim([&] {
-    const std::string path = dir / "app.db";
-    sqlite3_close(MakeDatabase(path, "DELETE"));
-    sqlite3* db = OpenThroughVfs(path);
+TEST_F(VfsIoError, ATrackedCommitMakesNoReadOfItsOwn) {
+  OnDatabaseInChild("DELETE", [&](sqlite3*& db) {
+    sqlite3_close(db);
+    db = OpenThroughVfs(path);  // a new connection: its first transaction reads page 1 whole
     const auto reads = FailNthRead(INT_MAX, ChangeCounterRead);  // counts, never fails
     EXPECT_EQ("", Exec(db, "UPDATE t SET v = 'first' WHERE id = 390"));
     EXPECT_EQ("", Exec(db, "UPDATE t SET v = 'second' WHERE id = 200"));
@@ -155,7 +161,6 @@ TEST(VfsIoError, ATrackedCommitMakesNoReadOfItsOwn) {
     EXPECT_EQ("untracked: the database was changed by a connection that does not use the snapshot VFS",
               Query(db, "SELECT snapshot_tracking()"));
     ExpectNextSnapshotIsTheDatabase(db, dir / "copy.db");
-    sqlite3_close(db);
   });
 }
 
@@ -166,11 +171,8 @@ TEST(VfsIoError, ATrackedCommitMakesNoReadOfItsOwn) {
 // forgot the plain commit: the next snapshot, tracked, held the old row 5.
 // Now the write fails as the read did and changes nothing, and the record
 // is distrusted.
-TEST(VfsIoError, ChangeCounterReadFailsAtATrackedCommit) {
-  TempDir dir;
-  InChildOverShim([&] {
-    const std::string path = dir / "app.db";
-    sqlite3* db = MakeDatabase(path, "DELETE");
+TEST_F(VfsIoError, ChangeCounterReadFailsAtATrackedCommit) {
+  OnDatabaseInChild("DELETE", [&](sqlite3*& db) {
     PlainCommit(path);
     const std::string image = ReadFile(path);
     const size_t page_size = size_t(std::stoi(Query(db, "PRAGMA page_size")));
@@ -198,19 +200,15 @@ TEST(VfsIoError, ChangeCounterReadFailsAtATrackedCommit) {
     EXPECT_EQ(kIoErrorReason, Query(db, "SELECT snapshot_tracking()"));
     ExpectNextSnapshotHolds(db, dir / "copy.db", {"plain", "again"});
     ExpectNextSnapshotIsTheDatabase(db, dir / "copy2.db");
-    sqlite3_close(db);
   });
 }
 
 // WAL mode, the snapshot's check of the frames after the last tracked
 // commit: the plain commit's frames follow it. A frame header that cannot
 // be read is not the end of the WAL.
-TEST(VfsIoError, FrameHeaderReadFailsWhenASnapshotChecksTheWal) {
-  TempDir dir;
-  InChildOverShim([&] {
-    const std::string path = dir / "app.db";
-    sqlite3* db = MakeDatabase(path, "WAL");
-    EXPECT_EQ("", Exec(db, "UPDATE t SET v = 'tracked' WHERE id = 390"));
+TEST_F(VfsIoError, FrameHeaderReadFailsWhenASnapshotChecksTheWal) {
+  OnDatabaseInChild("WAL", [&](sqlite3*& db) {
+    TrackedCommit(db);
     PlainCommit(path);
     // The 1st frame header read is the last tracked commit's, the 2nd the
     // plain commit's first frame.
@@ -219,18 +217,14 @@ TEST(VfsIoError, FrameHeaderReadFailsWhenASnapshotChecksTheWal) {
     FailNthRead(2, WalFrameHeaderRead);
     ExpectNextSnapshotHolds(db, dir / "copy.db", {"plain", "tracked"});
     Shim().Reset();
-    sqlite3_close(db);
   });
 }
 
 // WAL mode, a tracked writer restarting the WAL checks the generation it
 // replaces: its frames after the last tracked commit are the plain commit's.
-TEST(VfsIoError, FrameHeaderReadFailsWhenATrackedWriterRestartsTheWal) {
-  TempDir dir;
-  InChildOverShim([&] {
-    const std::string path = dir / "app.db";
-    sqlite3* db = MakeDatabase(path, "WAL");
-    EXPECT_EQ("", Exec(db, "UPDATE t SET v = 'tracked' WHERE id = 390"));
+TEST_F(VfsIoError, FrameHeaderReadFailsWhenATrackedWriterRestartsTheWal) {
+  OnDatabaseInChild("WAL", [&](sqlite3*& db) {
+    TrackedCommit(db);
     PlainCommit(path);
     sqlite3* plain = OpenPlain(path);
     EXPECT_EQ("0", Query(plain, "PRAGMA wal_checkpoint(FULL)"));  // so the next writer restarts the WAL
@@ -243,16 +237,13 @@ TEST(VfsIoError, FrameHeaderReadFailsWhenATrackedWriterRestartsTheWal) {
     EXPECT_EQ(kIoErrorReason, Query(db, "SELECT snapshot_tracking()"));
     ExpectNextSnapshotHolds(db, dir / "copy.db", {"plain", "tracked", "again"});
     ExpectNextSnapshotIsTheDatabase(db, dir / "copy2.db");
-    sqlite3_close(db);
   });
 }
 
 // WAL mode, a write transaction's first frame checks the frame before it.
 // With the wal-index in shared memory that needs no read; in exclusive
 // locking mode (the wal-index in heap memory) it reads that frame's header.
-TEST(VfsIoError, FrameBeforeATransactionCannotBeRead) {
-  TempDir dir;
-  const std::string path = dir / "app.db";
+TEST_F(VfsIoError, FrameBeforeATransactionCannotBeRead) {
   const pid_t writer = fork();
   if (writer == 0) {  // leaves a WAL of tracked frames behind: killed, no checkpoint
     sqlite3* db = MakeDatabase(path, "WAL");
@@ -282,15 +273,12 @@ TEST(VfsIoError, FrameBeforeATransactionCannotBeRead) {
 // WAL mode, the WAL ends: truncated by a TRUNCATE checkpoint (read through
 // the connection's WAL file), or deleted by the last connection's close
 // (read through a file the VFS opens read-only for the check).
-class VfsIoErrorWalEnds : public ::testing::TestWithParam<std::string> {};
+class VfsIoErrorWalEnds : public VfsIoError, public ::testing::WithParamInterface<std::string> {};
 
 TEST_P(VfsIoErrorWalEnds, FrameHeaderReadFailsAsTheWalEnds) {
   const bool deleted = GetParam() != "Truncated";
-  TempDir dir;
-  InChildOverShim([&] {
-    const std::string path = dir / "app.db";
-    sqlite3* db = MakeDatabase(path, "WAL");
-    EXPECT_EQ("", Exec(db, "UPDATE t SET v = 'tracked' WHERE id = 390"));
+  OnDatabaseInChild("WAL", [&](sqlite3*& db) {
+    TrackedCommit(db);
     PlainCommit(path);
     FailNthRead(2, [deleted](int flags, int amount, sqlite3_int64 offset) {
       return WalFrameHeaderRead(flags, amount, offset) && ((flags & SQLITE_OPEN_READONLY) != 0) == deleted;
@@ -316,7 +304,6 @@ TEST_P(VfsIoErrorWalEnds, FrameHeaderReadFailsAsTheWalEnds) {
     // which check saw the failure.)
     EXPECT_EQ(kIoErrorReason, Query(db, "SELECT snapshot_tracking()"));
     ExpectNextSnapshotHolds(db, dir / "copy.db", {"plain", "tracked"});
-    sqlite3_close(db);
   });
 }
 
@@ -325,12 +312,9 @@ INSTANTIATE_TEST_SUITE_P(VfsIoError, VfsIoErrorWalEnds, ::testing::Values("Trunc
 
 // The snapshot side's read of the database header, to compare the change
 // counter: unread, it vouches for nothing.
-TEST(VfsIoError, DatabaseHeaderReadFailsWhenASnapshotChecks) {
-  TempDir dir;
-  InChildOverShim([&] {
-    const std::string path = dir / "app.db";
-    sqlite3* db = MakeDatabase(path, "DELETE");
-    EXPECT_EQ("", Exec(db, "UPDATE t SET v = 'tracked' WHERE id = 390"));
+TEST_F(VfsIoError, DatabaseHeaderReadFailsWhenASnapshotChecks) {
+  OnDatabaseInChild("DELETE", [&](sqlite3*& db) {
+    TrackedCommit(db);
     // The 1st read of the header works out the layout; the 2nd is the check's.
     FailNthRead(2, [](int flags, int amount, sqlite3_int64 offset) {
       return (flags & SQLITE_OPEN_MAIN_DB) && amount == int(snapshot::kDbHeaderSize) && offset == 0;
@@ -338,38 +322,30 @@ TEST(VfsIoError, DatabaseHeaderReadFailsWhenASnapshotChecks) {
     EXPECT_EQ(kIoErrorReason, Query(db, "SELECT snapshot_tracking()"));
     Shim().Reset();
     ExpectNextSnapshotHolds(db, dir / "copy.db", {"tracked"});
-    sqlite3_close(db);
   });
 }
 
 // Rollback mode: after reading without a lock, the snapshot reads the change
 // counter to learn whether a writer bypassed the VFS meanwhile. Unread, that
 // is not "no": what was read is not kept.
-TEST(VfsIoError, ChangeCounterReadFailsAfterACopyOnWriteRead) {
-  TempDir dir;
-  InChildOverShim([&] {
-    const std::string path = dir / "app.db";
-    sqlite3* db = MakeDatabase(path, "DELETE");
-    EXPECT_EQ("", Exec(db, "UPDATE t SET v = 'tracked' WHERE id = 390"));
+TEST_F(VfsIoError, ChangeCounterReadFailsAfterACopyOnWriteRead) {
+  OnDatabaseInChild("DELETE", [&](sqlite3*& db) {
+    TrackedCommit(db);
     const auto reads = FailNthRead(1, ChangeCounterRead);
     // (It reads again, every page.)
     ExpectNextSnapshotHolds(db, dir / "copy.db", {"tracked"});
     EXPECT_GE(*reads, 1) << "the check was not made";
     Shim().Reset();
     EXPECT_EQ("2", Query(db, "SELECT count(*) FROM snapshot_list"));
-    sqlite3_close(db);
   });
 }
 
 // A snapshot starting a new tracking period reads the WAL header once more
 // (after its check): if that read fails, the snapshot fails, and the record
 // must not be left trusted with half its evidence.
-TEST(VfsIoError, WalHeaderReadFailsWhenASnapshotResetsTheRecord) {
-  TempDir dir;
-  InChildOverShim([&] {
-    const std::string path = dir / "app.db";
-    sqlite3* db = MakeDatabase(path, "WAL");
-    EXPECT_EQ("", Exec(db, "UPDATE t SET v = 'tracked' WHERE id = 390"));
+TEST_F(VfsIoError, WalHeaderReadFailsWhenASnapshotResetsTheRecord) {
+  OnDatabaseInChild("WAL", [&](sqlite3*& db) {
+    TrackedCommit(db);
     FailNthRead(2, [](int flags, int amount, sqlite3_int64 offset) {
       return (flags & SQLITE_OPEN_WAL) && amount == 32 && offset == 0;
     });
@@ -378,7 +354,6 @@ TEST(VfsIoError, WalHeaderReadFailsWhenASnapshotResetsTheRecord) {
     EXPECT_EQ(kIoErrorReason, Query(db, "SELECT snapshot_tracking()"));
     PlainCommit(path);
     ExpectNextSnapshotHolds(db, dir / "copy.db", {"plain", "tracked"});
-    sqlite3_close(db);
   });
 }
 
@@ -386,12 +361,9 @@ TEST(VfsIoError, WalHeaderReadFailsWhenASnapshotResetsTheRecord) {
 // lock is let go: it reads the WAL header again to learn whether the WAL
 // was restarted meanwhile. A header that cannot be read is not a restart:
 // taken for one, the snapshot was the database file without the WAL.
-TEST(VfsIoError, WalHeaderReadFailsWhenASnapshotMapsItsFrames) {
-  TempDir dir;
-  InChildOverShim([&] {
-    const std::string path = dir / "app.db";
-    sqlite3* db = MakeDatabase(path, "WAL");
-    EXPECT_EQ("", Exec(db, "UPDATE t SET v = 'tracked' WHERE id = 390"));
+TEST_F(VfsIoError, WalHeaderReadFailsWhenASnapshotMapsItsFrames) {
+  OnDatabaseInChild("WAL", [&](sqlite3*& db) {
+    TrackedCommit(db);
     // The 1st and 2nd reads of the header check the WAL and reset the
     // record under the write lock; the 3rd is the mapping's.
     FailNthRead(3, [](int flags, int amount, sqlite3_int64 offset) {
@@ -408,7 +380,6 @@ TEST(VfsIoError, WalHeaderReadFailsWhenASnapshotMapsItsFrames) {
       sqlite3_close(c);
     }
     ExpectNextSnapshotHolds(db, dir / "copy.db", {"tracked"});
-    sqlite3_close(db);
   });
 }
 
@@ -449,11 +420,8 @@ TEST(VfsUntracked, ConnectionWithoutATrackingFileIsNoticed) {
 
 // A page that cannot be marked (the tracking file cannot grow: here the
 // file size limit stops it) distrusts the record.
-TEST(VfsIoError, TrackingFileCannotGrow) {
-  TempDir dir;
-  const std::string path = dir / "app.db";
-  const pid_t child = fork();
-  if (child == 0) {
+TEST_F(VfsIoError, TrackingFileCannotGrow) {
+  InChildProcess([&] {  // the file size limit is the process's
     sqlite3_close(MakeDatabase(path, "DELETE"));
     // Only the header and ring: the first mark must grow the file.
     constexpr off_t kTrackBitmapOffset = off_t(snapshot::kTrackBitmapOffset);
@@ -465,27 +433,20 @@ TEST(VfsIoError, TrackingFileCannotGrow) {
     limit.rlim_cur = kTrackBitmapOffset + (512 << 10);
     EXPECT_EQ(0, setrlimit(RLIMIT_FSIZE, &limit));
     sqlite3* db = OpenThroughVfs(path);
-    EXPECT_EQ("", Exec(db, "UPDATE t SET v = 'tracked' WHERE id = 390"));
+    TrackedCommit(db);
     EXPECT_EQ(0, setrlimit(RLIMIT_FSIZE, &old_limit));
     EXPECT_EQ("untracked: a changed page could not be recorded", Query(db, "SELECT snapshot_tracking()"));
     ExpectNextSnapshotHolds(db, dir / "copy.db", {"tracked"});
     sqlite3_close(db);
-    std::fflush(stdout);
-    _exit(::testing::Test::HasFailure() ? 1 : 0);
-  }
-  int status = 0;
-  ASSERT_EQ(child, waitpid(child, &status, 0));
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "see the failures above, from the child";
+  });
 }
 
 // Paced write-back (vfs/paced_sync.h) syncs the database file on the
 // connection's own descriptor. A paced sync that fails must fail the
 // connection's next sync: Linux reports a write-back error to one fsync, so
 // the commit's own sync would succeed over pages that never reached the disk.
-TEST(VfsIoError, FailedPacedSyncFailsTheCommit) {
-  TempDir dir;
+TEST_F(VfsIoError, FailedPacedSyncFailsTheCommit) {
   InChildOverShim([&] {
-    const std::string path = dir / "app.db";
     sqlite3* db = OpenThroughVfs(path);
     EXPECT_EQ("", Exec(db, "PRAGMA journal_mode=DELETE; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);"
                            "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<2000) "
@@ -510,15 +471,14 @@ TEST(VfsIoError, FailedPacedSyncFailsTheCommit) {
 // intact, the tracked commit happened whole or not at all (and not at all
 // when the read that failed was the VFS's check of the change counter: the
 // fault is not absorbed), and the next snapshot, restored, is the database.
-class VfsIoErrorSweep : public ::testing::TestWithParam<std::string> {};
+class VfsIoErrorSweep : public VfsIoError, public ::testing::WithParamInterface<std::string> {};
 
 TEST_P(VfsIoErrorSweep, EachReadFailingOnceLosesNoCommit) {
-  TempDir dir;
   InChildOverShim([&] {
     for (int k = 1;; k++) {
-      const std::string path = dir / ("app" + std::to_string(k) + ".db");
-      sqlite3* db = MakeDatabase(path, GetParam());
-      PlainCommit(path);
+      const std::string db_path = dir / ("app" + std::to_string(k) + ".db");
+      sqlite3* db = MakeDatabase(db_path, GetParam());
+      PlainCommit(db_path);
       const std::string before390 = Query(db, "SELECT v FROM t WHERE id = 390");
       const std::string before200 = Query(db, "SELECT v FROM t WHERE id = 200");
       bool counter_read_failed = false;
@@ -530,7 +490,7 @@ TEST_P(VfsIoErrorSweep, EachReadFailingOnceLosesNoCommit) {
       };
       // Either may fail, with an I/O error, and is then rolled back.
       const std::string error390 = Exec(db, "UPDATE t SET v = 'tracked' WHERE id = 390");
-      sqlite3* plain = OpenPlain(path);
+      sqlite3* plain = OpenPlain(db_path);
       Exec(plain, "UPDATE t SET v = 'plain again' WHERE id = 100");
       sqlite3_close(plain);
       const std::string error200 = Exec(db, "UPDATE t SET v = 'again' WHERE id = 200");
@@ -540,7 +500,7 @@ TEST_P(VfsIoErrorSweep, EachReadFailingOnceLosesNoCommit) {
       EXPECT_EQ(error390.empty() ? "tracked" : before390, Query(db, "SELECT v FROM t WHERE id = 390"));
       EXPECT_EQ(error200.empty() ? "again" : before200, Query(db, "SELECT v FROM t WHERE id = 200"));
       EXPECT_TRUE(!counter_read_failed || !error390.empty() || !error200.empty()) << "a commit went on";
-      ExpectNextSnapshotIsTheDatabase(db, path + "-copy");
+      ExpectNextSnapshotIsTheDatabase(db, db_path + "-copy");
       sqlite3_close(db);
       if (*reads < k || ::testing::Test::HasFailure()) break;  // no read left to fail
     }
