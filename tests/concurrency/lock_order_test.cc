@@ -11,11 +11,8 @@
 namespace snapshot_test {
 namespace {
 
-class ConcurrencyLockOrder : public ::testing::TestWithParam<std::string> {};
-
 struct LockShm {
   std::atomic<int> step;
-  std::atomic<int> list_done, other_done;
   std::atomic<int64_t> list_ms, other_ms;
   char list_result[512];
   char other_result[512];
@@ -48,37 +45,56 @@ int ListInAReadTransaction(const std::string& path, LockShm* k, int list_at) {
   SetMsg(k->list_result, sizeof k->list_result, Query(db, "SELECT count(*) FROM snapshot_list"));
   k->list_ms.store(NowMs() - t0);
   Query(db, "COMMIT");
-  k->list_done.store(1);
   sqlite3_close(db);
   return 0;
 }
+
+// A child that calls `sql` (a snapshot function, with a busy timeout of 8 s
+// both SQLite's and the store's) and records its answer and how long it took.
+int TimedSnapshotCall(const std::string& path, LockShm* k, const std::string& sql) {
+  std::string e;
+  sqlite3* db = OpenConn(path, true, &e);
+  if (db == nullptr) return 2;
+  ExecRc(db, "PRAGMA busy_timeout=8000");
+  Query(db, "SELECT snapshot_config('busy_timeout', 8000)");
+  const int64_t t0 = NowMs();
+  SetMsg(k->other_result, sizeof k->other_result, Query(db, sql));
+  k->other_ms.store(NowMs() - t0);
+  sqlite3_close(db);
+  return 0;
+}
+
+// Each case: a database with one snapshot (`base_id`), and a reader child
+// holding a read transaction on it (StartReader).
+class ConcurrencyLockOrder : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(CreateDb(path, GetParam(), 50, 10, 100));
+    ASSERT_NO_FATAL_FAILURE(BackUp(path, &base_id));
+  }
+
+  // Starts ListInAReadTransaction in a child; returns once its read
+  // transaction is open.
+  pid_t StartReader(int list_at) {
+    const pid_t reader = kids.Spawn([&] { return ListInAReadTransaction(path, &*k, list_at); });
+    while (k->step.load() < 1) SleepMs(1);
+    return reader;
+  }
+
+  TempDir dir;
+  const std::string path = dir / "live.db";
+  int64_t base_id = 0;
+  Shared<LockShm> k;
+  Children kids{path};
+};
 
 // A process with an open read transaction lists the snapshots while a
 // restore waits for that transaction to end.
 TEST_P(ConcurrencyLockOrder, ListingInAReadTransactionWhileARestoreWaits) {
   const std::string mode = GetParam();
-  TempDir dir;
-  const std::string path = dir / "live.db";
-  ASSERT_NO_FATAL_FAILURE(CreateDb(path, mode, 50, 10, 100));
-  int64_t id = 0;
-  ASSERT_NO_FATAL_FAILURE(BackUp(path, &id));
-  Shared<LockShm> k;
-  Children kids(path);
-  const pid_t reader = kids.Spawn([&] { return ListInAReadTransaction(path, &*k, 2); });
-  while (k->step.load() < 1) SleepMs(1);
-  const pid_t restorer = kids.Spawn([&]() -> int {
-    std::string e;
-    sqlite3* db = OpenConn(path, true, &e);
-    if (db == nullptr) return 2;
-    ExecRc(db, "PRAGMA busy_timeout=8000");
-    Query(db, "SELECT snapshot_config('busy_timeout', 8000)");
-    const int64_t t0 = NowMs();
-    SetMsg(k->other_result, sizeof k->other_result, Query(db, Sql("SELECT snapshot_restore(%lld)", (long long)id)));
-    k->other_ms.store(NowMs() - t0);
-    k->other_done.store(1);
-    sqlite3_close(db);
-    return 0;
-  });
+  const pid_t reader = StartReader(2);
+  const pid_t restorer =
+      kids.Spawn([&] { return TimedSnapshotCall(path, &*k, Sql("SELECT snapshot_restore(%lld)", (long long)base_id)); });
   SleepMs(400);  // the restore is now waiting (rollback mode) or done (WAL)
   k->step.store(2);
   EXPECT_EQ(0, kids.Wait(reader));
@@ -92,22 +108,14 @@ TEST_P(ConcurrencyLockOrder, ListingInAReadTransactionWhileARestoreWaits) {
       << k->list_result << "\nsnapshot_list waited for the store lock that the restore held while the restore waited for this "
          "reader's database lock (lock-order inversion)";
   EXPECT_LT(k->list_ms.load(), 2000);
-  EXPECT_EQ(std::to_string(id), std::string(k->other_result));
+  EXPECT_EQ(std::to_string(base_id), std::string(k->other_result));
 }
 
 // A writer waits (PENDING) for a reader; a backup waits behind the writer;
 // the reader then lists the snapshots.
 TEST_P(ConcurrencyLockOrder, ListingWhileABackupWaitsBehindAWriter) {
   const std::string mode = GetParam();
-  TempDir dir;
-  const std::string path = dir / "live.db";
-  ASSERT_NO_FATAL_FAILURE(CreateDb(path, mode, 50, 10, 100));
-  int64_t id = 0;
-  ASSERT_NO_FATAL_FAILURE(BackUp(path, &id));
-  Shared<LockShm> k;
-  Children kids(path);
-  const pid_t reader = kids.Spawn([&] { return ListInAReadTransaction(path, &*k, 3); });
-  while (k->step.load() < 1) SleepMs(1);
+  const pid_t reader = StartReader(3);
   const pid_t writer = kids.Spawn([&]() -> int {
     std::string e;
     sqlite3* db = OpenConn(path, false, &e);
@@ -122,18 +130,7 @@ TEST_P(ConcurrencyLockOrder, ListingWhileABackupWaitsBehindAWriter) {
   });
   while (k->step.load() < 2) SleepMs(1);
   SleepMs(200);
-  const pid_t backup = kids.Spawn([&]() -> int {
-    std::string e;
-    sqlite3* db = OpenConn(path, true, &e);
-    if (db == nullptr) return 2;
-    ExecRc(db, "PRAGMA busy_timeout=8000");
-    Query(db, "SELECT snapshot_config('busy_timeout', 8000)");
-    const int64_t t0 = NowMs();
-    SetMsg(k->other_result, sizeof k->other_result, Query(db, "SELECT snapshot_backup('behind-writer')"));
-    k->other_ms.store(NowMs() - t0);
-    sqlite3_close(db);
-    return 0;
-  });
+  const pid_t backup = kids.Spawn([&] { return TimedSnapshotCall(path, &*k, "SELECT snapshot_backup('behind-writer')"); });
   SleepMs(400);
   k->step.store(3);
   EXPECT_EQ(0, kids.Wait(reader));
