@@ -466,6 +466,25 @@ inline std::vector<pid_t> SpawnWriters(Children* kids, const std::string& path, 
   return writers;
 }
 
+// The writers' tests (one journal mode a parameter): a database of their
+// own at `path` with the writer processes running on it, steered through
+// `c`; children still running when the test ends are killed.
+//   ASSERT_NO_FATAL_FAILURE(StartWriters(300, 400, 1500));
+class WithWriters : public ::testing::TestWithParam<std::string> {
+ protected:
+  // CreateDb(path, GetParam(), ...), then SpawnWriters.
+  void StartWriters(int items, int pad_rows, int pad_half_bytes) {
+    ASSERT_NO_FATAL_FAILURE(CreateDb(path, GetParam(), items, pad_rows, pad_half_bytes));
+    writers = SpawnWriters(&kids, path, GetParam(), &*c);
+  }
+
+  TempDir dir;
+  const std::string path = dir / "live.db";
+  Shared<Control> c;
+  Children kids{path};
+  std::vector<pid_t> writers;
+};
+
 // What the writers that failed reported, a line each ("" when none did).
 inline std::string WriterFailures(const Control& c) {
   std::string m;

@@ -6,16 +6,11 @@
 namespace snapshot_test {
 namespace {
 
-class ConcurrencyRestore : public ::testing::TestWithParam<std::string> {};
+class ConcurrencyRestore : public WithWriters {};
 
 TEST_P(ConcurrencyRestore, WritersWithOpenConnectionsSeeTheRestoredDatabase) {
   const std::string mode = GetParam();
-  TempDir dir;
-  const std::string path = dir / "live.db";
-  ASSERT_NO_FATAL_FAILURE(CreateDb(path, mode, 300, 400, 1500));
-  Shared<Control> c;
-  Children kids(path);
-  const std::vector<pid_t> writers = SpawnWriters(&kids, path, mode, &*c);
+  ASSERT_NO_FATAL_FAILURE(StartWriters(300, 400, 1500));
   // Every child is forked: only now may the parent open connections.
   std::string err;
   sqlite3* db = OpenConn(path, true, &err);

@@ -6,17 +6,12 @@
 namespace snapshot_test {
 namespace {
 
-class ConcurrencyWriters : public ::testing::TestWithParam<std::string> {};
+class ConcurrencyWriters : public WithWriters {};
 
 TEST_P(ConcurrencyWriters, EverySnapshotIsOneCommitWhileThreeWritersRun) {
   const std::string mode = GetParam();
-  TempDir dir;
-  const std::string path = dir / "live.db";
   // ~7 MB, so that a capture takes long enough to overlap many commits.
-  ASSERT_NO_FATAL_FAILURE(CreateDb(path, mode, 300, 1800, 1800));
-  Shared<Control> c;
-  Children kids(path);
-  const std::vector<pid_t> writers = SpawnWriters(&kids, path, mode, &*c);
+  ASSERT_NO_FATAL_FAILURE(StartWriters(300, 1800, 1800));
   // The backup job: a fourth process, as cron would run it.
   const pid_t backup = kids.Spawn([&]() -> int {
     auto die = [&](const std::string& m) { return ReportChildFailure(c->backup_msg, c->backup_failed, m); };
