@@ -166,16 +166,53 @@ Status CheckFitsSqlite(uint64_t id, uint32_t page_count, const char* outcome) {
                                  std::to_string(max_pages) + "); " + outcome);
 }
 
+// What RestoreInto must do on every way out, a return or an exception (the
+// SQL function's fence turns one into an error, and the connection goes
+// on): finish the backup, which commits the copy or rolls it back and lets
+// go of the database's write lock; and unless the restore succeeded,
+// discard the pre-restore snapshot it recorded, so that a failed call
+// changes nothing.
+class RestoreEnds {
+ public:
+  RestoreEnds(sqlite3* db, const char* schema, const ConnectionSettings& settings, const uint64_t* pre_restore_id)
+      : db_(db), schema_(schema), settings_(settings), pre_restore_id_(pre_restore_id) {}
+  ~RestoreEnds() {
+    if (backup != nullptr) sqlite3_backup_finish(backup);
+    if (succeeded || !recorded) return;
+    try {
+      if (!store) OpenStore(db_, schema_, settings_, StoreAccess::kWrite, &store);
+      if (store) store->Discard(*pre_restore_id_);
+    } catch (...) {  // std::bad_alloc: the snapshot stays listed, the database unchanged
+    }
+  }
+  RestoreEnds(const RestoreEnds&) = delete;
+  RestoreEnds& operator=(const RestoreEnds&) = delete;
+
+  std::unique_ptr<Store> store;      // locked exclusively once the database is
+  sqlite3_backup* backup = nullptr;  // the restore's, once started
+  bool recorded = false;             // the pre-restore snapshot is committed
+  bool succeeded = false;
+
+ private:
+  sqlite3* db_;
+  const char* schema_;
+  const ConnectionSettings& settings_;
+  const uint64_t* pre_restore_id_;
+};
+
 // Restores snapshot `id` into `schema`, after recording the current state as
 // a 'pre-restore' snapshot; both under the write lock that sqlite3_backup
 // takes first, so no commit can slip in between. In rollback-journal mode
 // only the pages that differ are written (RestoreThroughJournal); otherwise
 // sqlite3_backup copies every page. If the restore fails, the pre-restore
-// snapshot is taken back: a failed call changes nothing.
+// snapshot is taken back: a failed call changes nothing (RestoreEnds).
 Status RestoreInto(sqlite3* db, const char* schema, const ConnectionSettings& settings, SnapshotImage* image,
                    uint64_t* pre_restore_id) {
-  std::unique_ptr<Store> store;  // locked exclusively once the database is
-  bool recorded = false;
+  ImageDatabase source;  // outlives the backup reading it
+  RestoreEnds ends(db, schema, settings, pre_restore_id);
+  std::unique_ptr<Store>& store = ends.store;
+  sqlite3_backup*& backup = ends.backup;
+  bool& recorded = ends.recorded;
   if (image->info().page_count == 0) {
     // sqlite3_backup copies an empty source at its first step, before the
     // state it replaces could be recorded, so record it first (outside the
@@ -193,9 +230,8 @@ Status RestoreInto(sqlite3* db, const char* schema, const ConnectionSettings& se
     recorded = true;
   }
   const bool journal_path = image->info().page_count > 0 && CanCommitThroughJournal(db, schema);
-  ImageDatabase source;
   Status s = source.Open(image);
-  sqlite3_backup* backup = s.ok() ? sqlite3_backup_init(db, schema, source.db(), "main") : nullptr;
+  backup = s.ok() ? sqlite3_backup_init(db, schema, source.db(), "main") : nullptr;
   if (s.ok() && backup == nullptr) s = SqliteStatus(db, sqlite3_errcode(db), "cannot start the restore");
   // The restore may write without the snapshot VFS: the next snapshot must
   // not trust the record of changed pages.
@@ -242,13 +278,10 @@ Status RestoreInto(sqlite3* db, const char* schema, const ConnectionSettings& se
       s = SqliteStatus(db, rc, "the restore failed and was rolled back");
     }
   }
-  // After RestoreThroughJournal this ends the backup's (empty) transaction
-  // and releases the lock; otherwise it commits or rolls back the copy.
-  if (backup != nullptr) sqlite3_backup_finish(backup);
-  if (!s.ok() && recorded) {
-    if (!store) OpenStore(db, schema, settings, StoreAccess::kWrite, &store);
-    if (store) store->Discard(*pre_restore_id);
-  }
+  // Finishing the backup (ends' destructor) after RestoreThroughJournal
+  // ends the backup's (empty) transaction and releases the lock; otherwise
+  // it commits or rolls back the copy.
+  ends.succeeded = s.ok();
   return s;
 }
 
