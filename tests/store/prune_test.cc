@@ -134,11 +134,9 @@ TEST_F(StorePrune, RemovesOrphanedPacksOnceALargerIdExists) {
 
 // Compaction: a pack more than a quarter dead is rewritten with only its live
 // pages; one at most a quarter dead is left alone.
-TEST(StorePruneCompaction, RewritesPacksMoreThanAQuarterDead) {
-  TempDir tmp;
-  const std::string dir = tmp / "s";
-  auto store = OpenOrDie(Options(dir));
-  ASSERT_NE(store, nullptr);
+class StorePruneCompaction : public StoreInTempDir {};
+
+TEST_F(StorePruneCompaction, RewritesPacksMoreThanAQuarterDead) {
   const uint32_t ps = 4096;
   // Snapshot A: 100 pages in pack A. Snapshot B: 25 of them changed (pack A
   // will be exactly 1/4 dead). Snapshot C: unrelated 100 pages (pack C).
@@ -185,9 +183,7 @@ TEST(StorePruneCompaction, RewritesPacksMoreThanAQuarterDead) {
   EXPECT_EQ(74u, PagesInPack(store.get(), id, compacted));
 
   // A fresh reader, and dedup against the compacted pack.
-  store.reset();
-  store = OpenOrDie(Options(dir));
-  ASSERT_NE(store, nullptr);
+  ASSERT_NO_FATAL_FAILURE(Reopen());
   EXPECT_TRUE(ReadsBack(store.get(), id, d));
   uint64_t ie = 0;
   ASSERT_OK(Snap(store.get(), d, "e", &ie));
@@ -198,11 +194,7 @@ TEST(StorePruneCompaction, RewritesPacksMoreThanAQuarterDead) {
 
 // A snapshot this build cannot read (written by a newer version, or a read
 // that failed) is not deleted by prune; neither may the packs it needs be.
-TEST(StorePruneCompaction, NeverDeletesPacksOfSnapshotsItCannotRead) {
-  TempDir tmp;
-  const std::string dir = tmp / "s";
-  auto store = OpenOrDie(Options(dir));
-  ASSERT_NE(store, nullptr);
+TEST_F(StorePruneCompaction, NeverDeletesPacksOfSnapshotsItCannotRead) {
   Image a = MakeImage(4096, 40, 1), b = MakeImage(4096, 40, 2);
   uint64_t ia, ib;
   ASSERT_OK(Snap(store.get(), a, "a", &ia));
@@ -213,9 +205,7 @@ TEST(StorePruneCompaction, NeverDeletesPacksOfSnapshotsItCannotRead) {
   PutU32(&v2, 8, snapshot::kFormatVersion + 1);
   FixTrailingChecksum(&v2);
   WriteBytes(path, v2);
-  store.reset();
-  store = OpenOrDie(Options(dir));
-  ASSERT_NE(store, nullptr);
+  ASSERT_NO_FATAL_FAILURE(Reopen());
   PruneResult pr;
   Status ps = store->Prune(10, -1, &pr);  // may refuse; may not lose snapshot b
   EXPECT_TRUE(ps.ok() || ps.IsCorruption() || ps.code() == Status::Code::kNotSupported) << Describe(ps);
@@ -225,9 +215,7 @@ TEST(StorePruneCompaction, NeverDeletesPacksOfSnapshotsItCannotRead) {
                                              << ", which it could not read";
   // The newer version reading it finds it whole.
   WriteBytes(path, v1);
-  store.reset();
-  store = OpenOrDie(Options(dir, false));
-  ASSERT_NE(store, nullptr);
+  ASSERT_NO_FATAL_FAILURE(Reopen(false));
   EXPECT_OK(store->Verify(ib));
   EXPECT_TRUE(ReadsBack(store.get(), ib, b));
   EXPECT_TRUE(ReadsBack(store.get(), ia, a));

@@ -185,6 +185,27 @@ inline ::testing::AssertionResult ReadsBack(Store* store, uint64_t id, const Ima
   return ::testing::AssertionSuccess();
 }
 
+// A test with a store of its own in a temporary directory, opened as
+// Options() opens it (the start of most store tests):
+//   class StorePruneCompaction : public StoreInTempDir {};
+//   TEST_F(StorePruneCompaction, X) { ASSERT_OK(Snap(store.get(), img, "a", &id)); }
+class StoreInTempDir : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_NO_FATAL_FAILURE(Reopen()); }
+
+  // A fresh Store object on the same directory (its in-memory state
+  // rebuilt from the files), the old one closed first.
+  void Reopen(bool exclusive = true) {
+    store.reset();
+    store = OpenOrDie(Options(dir, exclusive));
+    ASSERT_NE(store, nullptr);
+  }
+
+  TempDir tmp;
+  const std::string dir = tmp / "s";
+  std::unique_ptr<Store> store;
+};
+
 // Options of a SnapshotReader of snapshot `id` (0: the latest) of the
 // store in `dir`, made for database "app.db" as Options() makes them.
 inline snapshot::SnapshotReaderOptions ReaderOptions(const std::string& dir, uint64_t id) {
