@@ -7,7 +7,8 @@ packages=(cmake g++ make pkg-config libsqlite3-dev sqlite3 libzstd-dev zstd libx
           libgtest-dev lz4 python3 python3-django
           clang libclang-rt-14-dev  # clang and its libFuzzer runtime: tests/fuzz
           tcl-dev  # testfixture for SQLite's test suite (tests/sqlite_suite; dpkg-dev unpacks its source)
-          dpkg-dev file)  # cpack -G DEB: dpkg-shlibdeps finds the package's dependencies, file its ELF files
+          dpkg-dev file  # cpack -G DEB: dpkg-shlibdeps finds the package's dependencies, file its ELF files
+          gnuplot-nox)  # bench/continuous.py plots commit latency and protection lag into a PNG
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
