@@ -75,7 +75,7 @@ stage "ThreadSanitizer build and the concurrency tests"
 # One test at a time: several tests assert how long writers wait, and TSan
 # slows the instrumented processes 5-15 times, so running two tests at once
 # on two cores makes those measurements noise.
-tsan_tests='^(Store|Concurrency/|Modes/VfsTracking[.]|Modes/Tracked[.]|TrackedPin[.]|Modes/MultiWriter[.])'
+tsan_tests='^(Store|Concurrency/|Modes/AutoSnapshots[.]|AutoSnapshotSetting[.]|Modes/VfsTracking[.]|Modes/Tracked[.]|TrackedPin[.]|Modes/MultiWriter[.])'
 # GCC 12's TSan cannot place its shadow memory when the kernel randomizes
 # mmap with more than 28 bits (vm.mmap_rnd_bits=32 on newer kernels): run
 # without address-space randomization there.

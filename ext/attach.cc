@@ -64,6 +64,14 @@ void ForgetConfiguredDir(const ConnectionSettings* settings) {
   }
 }
 
+bool ConfiguredDirOf(const std::string& db_path, std::string* dir) {
+  std::lock_guard<std::mutex> l(DirsMutex());
+  auto it = Dirs().find(db_path);
+  if (it == Dirs().end()) return false;
+  *dir = it->second.dir;
+  return true;
+}
+
 int RegisterAttach(sqlite3* db) {
   SetStoreDirResolver(ResolveStoreDir);
   return CreateFencedFunction(db, "snapshot_attach_error", 0, SQLITE_UTF8, nullptr, Fenced<AttachErrorFunc>(), nullptr);

@@ -25,6 +25,9 @@ void NoteConfiguredDir(sqlite3* db, const ConnectionSettings* settings);
 // The connection owning `settings` is gone: its configuration no longer
 // counts.
 void ForgetConfiguredDir(const ConnectionSettings* settings);
+// The directory a connection of this process configured for the main
+// database at db_path (the last one wins); false if none did.
+bool ConfiguredDirOf(const std::string& db_path, std::string* dir);
 
 // Registers snapshot_attach_error() on `db` and, once, the store directory
 // resolver of the VFS. An SQLite code.

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "ext/attach.h"
+#include "ext/auto_snapshot.h"
 #include "ext/backup.h"
 #include "ext/connection.h"
 #include "ext/inspect.h"
@@ -331,6 +332,60 @@ void TrackingFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   sqlite3_result_text(ctx, text.c_str(), -1, SQLITE_TRANSIENT);
 }
 
+// snapshot_auto([seconds [, policy] [, schema]]) -> the interval (0: off),
+// after setting it when seconds is given. The second argument is the schema
+// when it names one of the connection's databases, else the policy (a policy
+// is never a schema's name); NULL or '' as the policy removes it.
+void AutoFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  sqlite3* db = sqlite3_context_db_handle(ctx);
+  const char* schema = "main";
+  bool policy_given = false;
+  const char* policy_text = nullptr;
+  if (argc == 2) {
+    const char* second = TextArg(argc, argv, 1);
+    if (second != nullptr && sqlite3_db_filename(db, second) != nullptr) {
+      schema = second;
+    } else {
+      policy_given = true;
+      policy_text = second;
+    }
+  } else if (argc == 3) {
+    policy_given = true;
+    policy_text = TextArg(argc, argv, 1);
+    schema = SchemaArg(argc, argv, 2);
+  }
+  Status s;
+  if (argc > 0 && sqlite3_value_type(argv[0]) != SQLITE_NULL) {
+    const int64_t seconds = sqlite3_value_int64(argv[0]);
+    if (sqlite3_value_numeric_type(argv[0]) != SQLITE_INTEGER || seconds < 0 || seconds > kMaxAutoIntervalS) {
+      s = Status::InvalidArgument("seconds must be an integer from 0 (off) to " + std::to_string(kMaxAutoIntervalS));
+    }
+    std::string policy;
+    if (s.ok() && policy_text != nullptr && policy_text[0] != '\0') {
+      RetentionPolicy parsed;
+      s = RetentionPolicy::Parse(policy_text, &parsed);
+      if (!s.ok()) s = Status::InvalidArgument("'" + std::string(policy_text) + "' is not a retention policy: " + s.message());
+      policy = parsed.ToString();  // canonical, as snapshot_status() shows it
+    }
+    if (s.ok()) s = SetAutoSnapshots(db, schema, *Settings(ctx), seconds, policy_given ? &policy : nullptr);
+  } else if (policy_given) {
+    s = Status::InvalidArgument("a policy is set with an interval: snapshot_auto(seconds, policy)");
+  }
+  AutoSettings now;
+  if (s.ok()) s = GetAutoSnapshots(db, schema, *Settings(ctx), &now);
+  if (!s.ok()) return ResultStatus(ctx, "snapshot_auto", s);
+  sqlite3_result_int64(ctx, now.interval_s);
+}
+
+// snapshot_status([schema]) -> a JSON object: automatic snapshots' setting,
+// last snapshot and last error (ext/auto_snapshot.h), and the tracking state.
+void StatusFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  std::string json;
+  Status s = DescribeAutoSnapshots(sqlite3_context_db_handle(ctx), SchemaArg(argc, argv, 0), *Settings(ctx), &json);
+  if (!s.ok()) return ResultStatus(ctx, "snapshot_status", s);
+  sqlite3_result_text(ctx, json.c_str(), -1, SQLITE_TRANSIENT);
+}
+
 void VersionFunc(sqlite3_context* ctx, int, sqlite3_value**) {
   sqlite3_result_text(ctx, kVersion, -1, SQLITE_STATIC);
 }
@@ -356,6 +411,8 @@ int RegisterSnapshotFunctions(sqlite3* db) {
       {"snapshot_dir", 0, 1, Fenced<DirFunc>(), true},
       {"snapshot_progress", 0, 1, Fenced<ProgressFunc>(), true},
       {"snapshot_tracking", 0, 1, Fenced<TrackingFunc>(), true},
+      {"snapshot_auto", 0, 3, Fenced<AutoFunc>(), true},
+      {"snapshot_status", 0, 1, Fenced<StatusFunc>(), true},
       {"snapshot_version", 0, 0, Fenced<VersionFunc>(), false},
   };
   auto* settings = new ConnectionSettings;

@@ -22,6 +22,7 @@ SQLITE_EXTENSION_INIT1
 #include <cstring>
 
 #include "ext/attach.h"
+#include "ext/auto_snapshot.h"
 #include "ext/functions.h"
 #include "vfs/internal_vfs.h"
 #include "vfs/snapshot_vfs.h"
@@ -33,6 +34,7 @@ int InitConnection(sqlite3* db, char** error) {
   try {  // SQLite calls this (sqlite3_open, .load): no exception may reach it
     rc = snapshot::RegisterInternalVfs();
     if (rc == SQLITE_OK) rc = snapshot::RegisterSnapshotVfs();
+    if (rc == SQLITE_OK) snapshot::InstallAutoSnapshots();  // commits through the VFS are noted from now on
     if (rc == SQLITE_OK) rc = snapshot::RegisterSnapshotFunctions(db);
     if (rc == SQLITE_OK) rc = snapshot::RegisterAttach(db);
   } catch (...) {  // std::bad_alloc

@@ -94,7 +94,19 @@ std::map<std::string, std::pair<Tracker*, int>>& Registry() {
   return *r;
 }
 
+std::atomic<Tracker::CommitObserver>& Observer() {
+  static std::atomic<Tracker::CommitObserver> fn{nullptr};  // trivially destructible: safe at exit
+  return fn;
+}
+
 }  // namespace
+
+void Tracker::SetCommitObserver(CommitObserver fn) { Observer().store(fn, std::memory_order_release); }
+
+void Tracker::NotifyCommit() {
+  if (!changed_since_end_.exchange(false, std::memory_order_relaxed)) return;
+  if (CommitObserver fn = Observer().load(std::memory_order_acquire)) fn(this);
+}
 
 const char* UntrustedReasonText(uint32_t reason) {
   switch (reason) {
@@ -210,6 +222,14 @@ Tracker* Tracker::Find(const std::string& db_path) {
   return it == Registry().end() ? nullptr : it->second.first;
 }
 
+Tracker* Tracker::AcquireIfOpen(const std::string& db_path) {
+  std::lock_guard<std::mutex> l(RegistryMutex());
+  auto it = Registry().find(db_path);
+  if (it == Registry().end()) return nullptr;
+  it->second.second++;
+  return it->second.first;
+}
+
 void Tracker::Release(Tracker* t) {
   std::lock_guard<std::mutex> l(RegistryMutex());
   for (auto it = Registry().begin(); it != Registry().end(); ++it) {
@@ -260,6 +280,7 @@ bool Tracker::Grow(uint64_t need) {
 void Tracker::Mark(uint32_t pgno) {
   if (pgno == 0) return;
   __atomic_fetch_add(&header()->pages_written, 1, __ATOMIC_RELAXED);
+  if (!changed_since_end_.load(std::memory_order_relaxed)) changed_since_end_.store(true, std::memory_order_relaxed);
   const uint64_t byte = kTrackBitmapOffset + (uint64_t(pgno) - 1) / 8;
   const uint8_t bit = uint8_t(1u << ((pgno - 1) % 8));
   for (;;) {

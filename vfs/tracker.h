@@ -56,6 +56,9 @@ class Tracker {
   // The same, only if the file exists already (never creates one).
   static Tracker* AcquireExisting(const std::string& db_path);
   static Tracker* Find(const std::string& db_path);  // an acquired one, or nullptr
+  // A new reference (to Release) to one this process has open, or nullptr:
+  // never opens the file.
+  static Tracker* AcquireIfOpen(const std::string& db_path);
   static void Release(Tracker* t);
   // The database at db_path was deleted: removes its tracking and
   // copy-on-write files, unless this process still has the tracker open (a
@@ -95,6 +98,18 @@ class Tracker {
   // `vfs`: the VFS below the snapshot VFS, to read the WAL with.
   void OnWalDelete(sqlite3_vfs* vfs, const char* wal_path);
   void SetUntrusted(uint32_t reason);
+
+  // ---- commit observer (automatic snapshots, ext/auto_snapshot.h) ----------
+  // Called on the committing thread each time a write transaction of this
+  // process that changed pages ends (a commit, or a rollback after a cache
+  // spill: both changed the file). It runs inside SQLite's commit, so it
+  // must be cheap: no I/O, no lock. Process-wide; null (the default) for
+  // none. `fn` must live as long as the process.
+  using CommitObserver = void (*)(Tracker* t);
+  static void SetCommitObserver(CommitObserver fn);
+  // A word the observer may keep its per-database state in (null until it
+  // stores one), so that it finds that state without a lookup.
+  std::atomic<void*>& observer_slot() { return observer_slot_; }
 
   // ---- snapshot side (under the snapshot lock and the database write lock) --
   // Whether the bits hold every page changed since snapshot base_id:
@@ -145,7 +160,9 @@ class Tracker {
   void Mark(uint32_t pgno);
   void CountWriteTransaction(bool begins) {
     __atomic_fetch_add(begins ? &header()->writes_begun : &header()->writes_ended, 1, __ATOMIC_RELAXED);
+    if (!begins && changed_since_end_.load(std::memory_order_relaxed)) NotifyCommit();
   }
+  void NotifyCommit();
   bool Grow(uint64_t need);
   bool MapWholeFile();
   uint32_t page_size() const { return __atomic_load_n(&header()->page_size, __ATOMIC_RELAXED); }
@@ -198,6 +215,10 @@ class Tracker {
   uint32_t txn_base_frame_ = 0;
   uint8_t txn_base_checksum_[8] = {};
   bool txn_base_known_ = false;
+  // A connection of this process marked a page since a write transaction
+  // last ended (the commit observer's cue).
+  std::atomic<bool> changed_since_end_{false};
+  std::atomic<void*> observer_slot_{nullptr};
 };
 
 }  // namespace snapshot

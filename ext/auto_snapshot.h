@@ -1,0 +1,92 @@
+// Automatic snapshots: a tracked incremental snapshot a few seconds after
+// each commit, taken by the processes that write the database, with nothing
+// running beside them.
+//
+//   sqlite> SELECT snapshot_auto(10);                    -- on, every 10 s; persistent
+//   sqlite> SELECT snapshot_auto(10, 'within 1h, hourly 48, daily 30');  -- and prune so
+//   sqlite> SELECT snapshot_status();                    -- what it did last (JSON)
+//   sqlite> SELECT snapshot_auto(0);                     -- off
+//
+// The promise: while at least one process that writes the database through
+// the `snapshot` VFS runs, every commit is inside a snapshot labelled `auto`
+// within interval + 1 s of being committed, the last commits before writes
+// stop included. No writes, no snapshots.
+//
+// How, in four parts:
+//
+// 1. The setting lives in the store (store/auto_settings.h: <store>/AUTO),
+//    found the way every function finds the store. Any process reads it;
+//    snapshot_auto() writes it under the store's exclusive lock.
+//
+// 2. The commit path only notes the time. The VFS's tracker calls an
+//    observer when a write transaction of this process that changed pages
+//    ends (vfs/tracker.h, SetCommitObserver); the observer does one
+//    compare-and-swap on the database's "oldest unprotected commit" word,
+//    found through the tracker's observer slot. No I/O, no lock: a commit is
+//    never delayed, and a snapshot never runs on the committing thread and
+//    its errors never reach the application's transaction. Only the first
+//    commit of a database in a process (and the first after a fork) takes a
+//    mutex, to find that word and start the thread.
+//
+// 3. One background thread per process serves every database this process
+//    committed to. It wakes at least once a second; a database with an
+//    unprotected commit gets a snapshot at that commit's time + interval. It
+//    also watches the tracking file's count of pages written: pages written
+//    by another process (say, one that was killed mid-snapshot) count as a
+//    commit it saw now, so a surviving writer protects them. The snapshot is
+//    snapshot_backup's (ext/backup.h: there is one way to take one), on a
+//    connection of the thread's own, reading only the pages that changed.
+//
+// 4. One process at a time. Before snapshotting, the thread checks whether
+//    the newest snapshot already holds its commits (the tracking file's
+//    marks are empty, trusted, and based on a published snapshot of this
+//    store: a snapshot another process pinned after them), then whether
+//    another snapshot is running (the snapshot lock, vfs/snapshot_lock.h);
+//    if so it looks again 200 ms later. Commits made while another process
+//    was snapshotting leave marks, so they are never taken as held.
+//
+// Errors (a full disk, a store that vanished) are kept in <store>/AUTO-STATUS
+// and in this process, shown by snapshot_status(), and retried an interval
+// later. A busy store is retried 200 ms later.
+//
+// Fork (gunicorn, uWSGI preforking): a fork waits until the thread is
+// between passes (pthread_atfork), so a child never holds a half-owned lock;
+// the child has no thread (fork copies only the forking thread) and forgets
+// the parent's unprotected commits (the parent protects them); its first
+// commit starts its own thread. Exit: the thread is detached and uses only
+// objects that are never destroyed; a snapshot in flight at exit is never
+// listed (the store publishes by an atomic rename).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "ext/connection.h"
+#include "store/auto_settings.h"
+#include "store/status.h"
+#include "vfs/sqlite_api.h"
+
+namespace snapshot {
+
+// The longest interval snapshot_auto() and SNAPSHOT_AUTO accept: a week.
+constexpr int64_t kMaxAutoIntervalS = 7 * 24 * 3600;
+
+// Installs the commit observer and the fork handlers; once per process,
+// idempotent.
+void InstallAutoSnapshots();
+
+// snapshot_auto(seconds [, policy]): writes the store's setting (starting
+// the store if it has none yet, as a backup would). `policy` null: the
+// policy already set stays; empty: none. The policy must already be valid
+// (RetentionPolicy::Parse).
+Status SetAutoSnapshots(sqlite3* db, const char* schema, const ConnectionSettings& settings, int64_t seconds,
+                        const std::string* policy);
+// The setting (interval 0 when never set or there is no store).
+Status GetAutoSnapshots(sqlite3* db, const char* schema, const ConnectionSettings& settings, AutoSettings* out);
+
+// snapshot_status(): a JSON object an operator reads (and a script parses
+// with json_extract): the setting, the last automatic snapshot and the last
+// error of any process, this process's view, and snapshot_tracking().
+Status DescribeAutoSnapshots(sqlite3* db, const char* schema, const ConnectionSettings& settings, std::string* json);
+
+}  // namespace snapshot

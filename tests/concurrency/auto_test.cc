@@ -1,0 +1,366 @@
+// Automatic snapshots (snapshot_auto, ext/auto_snapshot.h) with real writer
+// processes: the last commits are protected after writes stop; no writes, no
+// snapshots; snapshot_auto(0) stops them; several writers with one killed by
+// kill -9 while it snapshots; a writer without the extension; a child forked
+// after the extension loaded; the setting surviving a reopen.
+//
+// The promise under test: while a process that writes through the VFS runs,
+// every commit is inside a snapshot within interval + 1 s. The tests use an
+// interval of 1 s and check after interval + 1 s + kSlackMs (a loaded
+// machine, sanitizers), so a failure means a commit was left unprotected, not
+// that the machine was slow.
+
+#include "tests/concurrency/concurrency_util.h"
+
+namespace snapshot_test {
+namespace {
+
+constexpr int kMaxWriters = 8;
+constexpr int64_t kSlackMs = 3000;
+constexpr int64_t kProtectedWithinMs = 1000 + 1000 + kSlackMs;  // interval 1 s, + 1 s, + slack
+
+class AutoSnapshots : public ::testing::TestWithParam<std::string> {};
+
+struct AutoShm {
+  std::atomic<int> stop;       // writers stop writing (and close their connection)
+  std::atomic<int> exit_now;   // writers exit
+  std::atomic<int> failed;
+  std::atomic<int> stopped[kMaxWriters];
+  std::atomic<int64_t> committed[kMaxWriters];  // last seq each writer saw committed
+  std::atomic<int64_t> pid[kMaxWriters];
+  char msg[512];
+};
+
+int Fail(AutoShm* s, const std::string& m) { return ReportChildFailure(s->msg, s->failed, m); }
+
+// A database with table t(writer, seq, pad), made without the VFS so that
+// the parent's own process notes no commit.
+void CreateAutoDb(const std::string& path, const std::string& mode, int pad_rows = 0) {
+  std::string err;
+  sqlite3* db = OpenConn(path, true, &err);
+  ASSERT_NE(db, nullptr) << err;
+  CloseAtExit closer(db);
+  ASSERT_EQ(mode == "WAL" ? "wal" : "delete", Query(db, "PRAGMA journal_mode=" + mode));
+  ASSERT_EQ("", Exec(db, "CREATE TABLE t(writer INTEGER, seq INTEGER, pad BLOB, PRIMARY KEY(writer, seq))"));
+  ASSERT_EQ("", Exec(db, "CREATE TABLE bulk(b BLOB)"));
+  for (int i = 0; i < pad_rows; i += 100) {
+    ASSERT_EQ("", Exec(db, Sql("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 100) "
+                                "INSERT INTO bulk SELECT randomblob(4000) FROM n")));
+  }
+  ASSERT_EQ("1", Query(db, "SELECT snapshot_auto(1)"));
+}
+
+// Opens `path` through the snapshot VFS in a child (the extension loaded
+// first, on a connection of its own, as an application does).
+sqlite3* OpenWriter(const std::string& path, std::string* err) {
+  sqlite3* loader = OpenConn(":memory:", true, err);
+  if (loader == nullptr) return nullptr;
+  sqlite3_close(loader);
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, "snapshot") != SQLITE_OK) {
+    *err = "open through the VFS: " + std::string(sqlite3_errmsg(db));
+    sqlite3_close(db);
+    return nullptr;
+  }
+  sqlite3_busy_timeout(db, 10000);
+  return db;
+}
+
+// A writer process: commits one row every period_ms until told to stop, then
+// closes its connection and stays alive (its thread must still protect the
+// last commits) until told to exit.
+int WriterBody(const std::string& path, int w, AutoShm* s, int period_ms) {
+  s->pid[w].store(getpid());
+  std::string err;
+  sqlite3* db = OpenWriter(path, &err);
+  if (db == nullptr) return Fail(s, err);
+  for (int64_t seq = 1; !s->stop.load(); seq++) {
+    const int rc = ExecRc(db, Sql("INSERT INTO t VALUES(%d, %lld, randomblob(300))", w, (long long)seq), &err);
+    if (rc != SQLITE_OK) return Fail(s, "writer " + std::to_string(w) + ": " + err);
+    s->committed[w].store(seq);
+    SleepMs(period_ms);
+  }
+  sqlite3_close(db);
+  s->stopped[w].store(1);
+  while (!s->exit_now.load()) SleepMs(10);
+  return 0;
+}
+
+// Per writer: count and max(seq) of its rows, one line each.
+std::string RowsByWriter(sqlite3* db) {
+  return Query(db, "SELECT group_concat(writer || ':' || n || ':' || m, ' ') FROM "
+                   "(SELECT writer, count(*) AS n, max(seq) AS m FROM t GROUP BY writer ORDER BY writer)");
+}
+
+// The rows of the newest snapshot, by writer, read through a restore_to.
+std::string NewestSnapshotRows(sqlite3* db, const std::string& scratch, int64_t* id, std::string* label) {
+  *id = QueryInt(db, "SELECT max(id) FROM snapshot_list");
+  *label = Query(db, Sql("SELECT label FROM snapshot_list WHERE id = %lld", (long long)*id));
+  unlink(scratch.c_str());
+  const std::string r = Query(db, Sql("SELECT snapshot_restore_to(%Q, %lld)", scratch.c_str(), (long long)*id));
+  if (r != std::to_string(*id)) return "restore_to failed: " + r;
+  std::string err;
+  sqlite3* copy = OpenConn(scratch, false, &err);
+  if (copy == nullptr) return err;
+  const std::string rows = RowsByWriter(copy);
+  sqlite3_close(copy);
+  return rows;
+}
+
+// Waits until every writer in [0, n) has stopped; false on timeout.
+bool WaitStopped(AutoShm* s, int n) {
+  const int64_t deadline = NowMs() + 30000;
+  for (int w = 0; w < n; w++) {
+    while (!s->stopped[w].load()) {
+      if (NowMs() > deadline || s->failed.load()) return false;
+      SleepMs(5);
+    }
+  }
+  return true;
+}
+
+TEST_P(AutoSnapshots, LastCommitsAreProtectedAfterWritesStopAndNoWritesTakeNoSnapshot) {
+  TempDir dir;
+  const std::string path = dir / "live.db";
+  ASSERT_NO_FATAL_FAILURE(CreateAutoDb(path, GetParam()));
+  Shared<AutoShm> s;
+  Children kids(path);
+  kids.Spawn([&] { return WriterBody(path, 0, &*s, 30); });
+  SleepMs(700);
+  s->stop.store(1);
+  ASSERT_TRUE(WaitStopped(&*s, 1)) << s->msg;
+  SleepMs(kProtectedWithinMs);
+
+  std::string err;
+  sqlite3* db = OpenConn(path, true, &err);
+  ASSERT_NE(db, nullptr) << err;
+  CloseAtExit closer(db);
+  int64_t id = 0;
+  std::string label;
+  const std::string live = RowsByWriter(db);
+  EXPECT_EQ("0:" + std::to_string(s->committed[0].load()) + ":" + std::to_string(s->committed[0].load()), live);
+  EXPECT_EQ(live, NewestSnapshotRows(db, dir / "copy.db", &id, &label)) << "snapshot " << id;
+  EXPECT_EQ("auto", label);
+  const std::string status = Query(db, "SELECT snapshot_status()");
+  EXPECT_EQ(std::to_string(id), Query(db, "SELECT json_extract(snapshot_status(), '$.last_auto_id')")) << status;
+  EXPECT_EQ("", Query(db, "SELECT json_extract(snapshot_status(), '$.last_error')")) << status;
+
+  // No writes, no snapshots: the writer is still running, idle.
+  const int64_t before = QueryInt(db, "SELECT count(*) FROM snapshot_list");
+  SleepMs(2500);
+  EXPECT_EQ(before, QueryInt(db, "SELECT count(*) FROM snapshot_list"));
+  EXPECT_EQ("ok", Query(db, "SELECT snapshot_verify()"));
+  s->exit_now.store(1);
+}
+
+TEST_P(AutoSnapshots, TurnedOffTakesNoMoreSnapshots) {
+  TempDir dir;
+  const std::string path = dir / "live.db";
+  ASSERT_NO_FATAL_FAILURE(CreateAutoDb(path, GetParam()));
+  Shared<AutoShm> s;
+  Children kids(path);
+  kids.Spawn([&] { return WriterBody(path, 0, &*s, 50); });
+  SleepMs(2500);
+  std::string err;
+  sqlite3* db = OpenConn(path, true, &err);
+  ASSERT_NE(db, nullptr) << err;
+  CloseAtExit closer(db);
+  EXPECT_GE(QueryInt(db, "SELECT count(*) FROM snapshot_list WHERE label = 'auto'"), 1);
+  ASSERT_EQ("0", Query(db, "SELECT snapshot_auto(0)"));
+  SleepMs(1500);  // a snapshot running or due at the switch may still finish
+  const int64_t off = QueryInt(db, "SELECT count(*) FROM snapshot_list");
+  SleepMs(2500);  // the writer commits all along
+  EXPECT_EQ(off, QueryInt(db, "SELECT count(*) FROM snapshot_list"));
+  EXPECT_GT(s->committed[0].load(), 40);
+  EXPECT_EQ(0, s->failed.load()) << s->msg;
+  s->stop.store(1);
+  s->exit_now.store(1);
+}
+
+// Three writers; the one taking an automatic snapshot (PROGRESS names it) is
+// killed with kill -9 in the middle of it; a new writer starts; after the
+// writes stop, the newest snapshot holds every row the database holds.
+TEST_P(AutoSnapshots, WriterKilledMidSnapshotLeavesNoCommitUnprotected) {
+  TempDir dir;
+  const std::string path = dir / "live.db";
+  const std::string store = path + "-snapshots";
+  // ~8 MB of random pages, so that the first (full) snapshot reads for a while.
+  ASSERT_NO_FATAL_FAILURE(CreateAutoDb(path, GetParam(), 2000));
+  Shared<AutoShm> s;
+  Children kids(path);
+  std::vector<pid_t> pids;
+  for (int w = 0; w < 3; w++) pids.push_back(kids.Spawn([&, w] { return WriterBody(path, w, &*s, 20); }));
+  // Find an automatic snapshot in progress and kill the process taking it.
+  pid_t victim = -1;
+  const int64_t deadline = NowMs() + 20000;
+  while (victim < 0 && NowMs() < deadline && !s->failed.load()) {
+    const std::string progress = ReadFile(store + "/PROGRESS");
+    long pid = 0;
+    if (std::sscanf(progress.c_str(), "auto %ld", &pid) == 1) {
+      for (pid_t p : pids) {
+        if (p == pid_t(pid)) victim = p;
+      }
+    }
+    SleepMs(1);
+  }
+  ASSERT_GT(victim, 0) << "no automatic snapshot was seen in progress; " << s->msg;
+  ASSERT_EQ(128 + SIGKILL, kids.Kill(victim));
+  int killed = -1;
+  for (int w = 0; w < 3; w++) {
+    if (s->pid[w].load() == victim) killed = w;
+  }
+  ASSERT_GE(killed, 0);
+  s->stopped[killed].store(1);
+  kids.Spawn([&] { return WriterBody(path, 3, &*s, 20); });
+  SleepMs(1500);
+  s->stop.store(1);
+  ASSERT_TRUE(WaitStopped(&*s, 4)) << s->msg;
+  SleepMs(kProtectedWithinMs);
+
+  std::string err;
+  sqlite3* db = OpenConn(path, true, &err);
+  ASSERT_NE(db, nullptr) << err;
+  CloseAtExit closer(db);
+  int64_t id = 0;
+  std::string label;
+  const std::string live = RowsByWriter(db);
+  EXPECT_EQ(live, NewestSnapshotRows(db, dir / "copy.db", &id, &label)) << "snapshot " << id;
+  EXPECT_EQ("auto", label);
+  for (int w = 0; w < 4; w++) EXPECT_GT(s->committed[w].load(), 0) << "writer " << w;
+  EXPECT_EQ("ok", Query(db, "SELECT snapshot_verify()"));
+  EXPECT_EQ(0, s->failed.load()) << s->msg;
+  s->exit_now.store(1);
+}
+
+// A writer that never loaded the extension (the default VFS) commits between
+// a tracked writer's commits: tracking falls back to reading every page, and
+// the next automatic snapshot holds its rows.
+TEST_P(AutoSnapshots, WriterWithoutTheExtensionIsInTheNextSnapshot) {
+  TempDir dir;
+  const std::string path = dir / "live.db";
+  ASSERT_NO_FATAL_FAILURE(CreateAutoDb(path, GetParam()));
+  Shared<AutoShm> s;
+  Children kids(path);
+  kids.Spawn([&] { return WriterBody(path, 0, &*s, 100); });
+  const pid_t plain = kids.Spawn([&]() -> int {
+    SleepMs(300);
+    std::string err;
+    sqlite3* db = OpenConn(path, /*load=*/false, &err);
+    if (db == nullptr) return Fail(&*s, err);
+    sqlite3_busy_timeout(db, 10000);
+    for (int seq = 1; seq <= 5; seq++) {
+      if (ExecRc(db, Sql("INSERT INTO t VALUES(7, %d, randomblob(300))", seq), &err) != SQLITE_OK) {
+        return Fail(&*s, "plain writer: " + err);
+      }
+    }
+    sqlite3_close(db);
+    return 0;
+  });
+  ASSERT_EQ(0, kids.Wait(plain)) << s->msg;
+  SleepMs(400);  // the tracked writer commits after the plain one
+  s->stop.store(1);
+  ASSERT_TRUE(WaitStopped(&*s, 1)) << s->msg;
+  SleepMs(kProtectedWithinMs);
+
+  std::string err;
+  sqlite3* db = OpenConn(path, true, &err);
+  ASSERT_NE(db, nullptr) << err;
+  CloseAtExit closer(db);
+  int64_t id = 0;
+  std::string label;
+  const std::string live = RowsByWriter(db);
+  EXPECT_NE(std::string::npos, live.find("7:5:5")) << live;
+  EXPECT_EQ(live, NewestSnapshotRows(db, dir / "copy.db", &id, &label)) << "snapshot " << id;
+  EXPECT_EQ("auto", label);
+  s->exit_now.store(1);
+}
+
+// gunicorn's preforking: a process that loaded the extension and committed
+// (its thread runs) forks; the child inherits no thread and no held lock,
+// and its own commits are protected by a thread it starts itself.
+TEST_P(AutoSnapshots, ChildForkedAfterLoadProtectsItsOwnCommits) {
+  TempDir dir;
+  const std::string path = dir / "live.db";
+  ASSERT_NO_FATAL_FAILURE(CreateAutoDb(path, GetParam()));
+  Shared<AutoShm> s;
+  Children kids(path);
+  kids.Spawn([&]() -> int {
+    std::string err;
+    sqlite3* db = OpenWriter(path, &err);
+    if (db == nullptr) return Fail(&*s, err);
+    if (ExecRc(db, "INSERT INTO t VALUES(0, 1, NULL)", &err) != SQLITE_OK) return Fail(&*s, err);
+    sqlite3_close(db);  // no connection crosses the fork
+    SleepMs(200);       // the thread is running, maybe mid-snapshot: fork anyway
+    Children grandchildren;
+    const pid_t child = grandchildren.Spawn([&]() -> int {
+      s->pid[1].store(getpid());
+      std::string e;
+      sqlite3* c = OpenWriter(path, &e);
+      if (c == nullptr) return Fail(&*s, e);
+      for (int seq = 1; seq <= 10; seq++) {
+        if (ExecRc(c, Sql("INSERT INTO t VALUES(1, %d, NULL)", seq), &e) != SQLITE_OK) return Fail(&*s, e);
+        s->committed[1].store(seq);
+        SleepMs(20);
+      }
+      sqlite3_close(c);
+      s->stopped[1].store(1);
+      while (!s->exit_now.load()) SleepMs(10);
+      return 0;
+    });
+    s->stopped[0].store(1);
+    const int rc = grandchildren.Wait(child, 120000);
+    return rc;
+  });
+  ASSERT_TRUE(WaitStopped(&*s, 2)) << s->msg;
+  SleepMs(kProtectedWithinMs);
+  std::string err;
+  sqlite3* db = OpenConn(path, true, &err);
+  ASSERT_NE(db, nullptr) << err;
+  CloseAtExit closer(db);
+  int64_t id = 0;
+  std::string label;
+  EXPECT_EQ("0:1:1 1:10:10", RowsByWriter(db));
+  EXPECT_EQ("0:1:1 1:10:10", NewestSnapshotRows(db, dir / "copy.db", &id, &label)) << "snapshot " << id;
+  EXPECT_EQ(std::to_string(s->pid[1].load()), Query(db, "SELECT json_extract(snapshot_status(), '$.last_auto_pid')"));
+  EXPECT_EQ(0, s->failed.load()) << s->msg;
+  s->exit_now.store(1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, AutoSnapshots, ::testing::Values("DELETE", "WAL"), ModeName);
+
+// The setting lives in the store: another connection, another process, a
+// reopen see it; a policy is kept in its canonical form; refusals change
+// nothing.
+TEST(AutoSnapshotSetting, SurvivesReopenAndRefusesBadInput) {
+  TempDir dir;
+  const std::string path = dir / "live.db";
+  {
+    sqlite3* db = OpenDb(path);
+    CloseAtExit closer(db);
+    EXPECT_EQ("0", Query(db, "SELECT snapshot_auto()"));
+    EXPECT_EQ("5", Query(db, "SELECT snapshot_auto(5, 'daily 30, within 1h')"));
+    EXPECT_NE(std::string::npos, Query(db, "SELECT snapshot_auto(-1)").find("seconds must be an integer"));
+    EXPECT_NE(std::string::npos, Query(db, "SELECT snapshot_auto(5, 'dayly 3')").find("unknown rule"));
+    EXPECT_NE(std::string::npos, Query(db, "SELECT snapshot_auto(1.5)").find("seconds must be an integer"));
+  }
+  sqlite3* db = OpenDb(path);
+  CloseAtExit closer(db);
+  EXPECT_EQ("5", Query(db, "SELECT snapshot_auto()"));
+  EXPECT_EQ("5", Query(db, "SELECT snapshot_auto(NULL, NULL, 'main')"));
+  EXPECT_EQ("5", Query(db, "SELECT json_extract(snapshot_status(), '$.interval_s')"));
+  const std::string policy = Query(db, "SELECT json_extract(snapshot_status(), '$.policy')");
+  EXPECT_NE(std::string::npos, policy.find("within 1h")) << policy;
+  EXPECT_NE(std::string::npos, policy.find("daily 30")) << policy;
+  EXPECT_EQ("7", Query(db, "SELECT snapshot_auto(7)"));  // the policy stays
+  EXPECT_EQ(policy, Query(db, "SELECT json_extract(snapshot_status(), '$.policy')"));
+  EXPECT_EQ("7", Query(db, "SELECT snapshot_auto(7, NULL)"));  // and goes
+  EXPECT_EQ("", Query(db, "SELECT json_extract(snapshot_status(), '$.policy')"));
+  EXPECT_EQ("0", Query(db, "SELECT snapshot_auto(0, 'main')"));
+  EXPECT_EQ("0", Query(db, "SELECT snapshot_auto()"));
+  // Side effects: never from a trigger or view.
+  EXPECT_NE(std::string::npos, Exec(db, "CREATE VIEW v AS SELECT snapshot_auto(3); SELECT * FROM v").find("unsafe"));
+  EXPECT_EQ("0", Query(db, "SELECT snapshot_auto()"));
+}
+
+}  // namespace
+}  // namespace snapshot_test
