@@ -50,6 +50,23 @@ def make_snapshot_vfs_default():
         con.close()  # the extension stays loaded (SQLITE_OK_LOAD_PERMANENTLY)
 
 
+# Database aliases whose automatic-snapshot interval this process has set.
+_auto_applied = set()
+
+
+def apply_auto_setting(alias, raw):
+    """SNAPSHOT_AUTO_SECONDS: once per process and database, make the store's
+    automatic-snapshot interval this one (SELECT snapshot_auto(N)). The
+    setting lives in the store, so a later snapshot_auto() from elsewhere
+    holds until the next process start."""
+    seconds = getattr(settings, "SNAPSHOT_AUTO_SECONDS", None)
+    if seconds is None or alias in _auto_applied:
+        return
+    _auto_applied.add(alias)
+    if raw.execute("SELECT snapshot_auto()").fetchone()[0] != int(seconds):
+        raw.execute("SELECT snapshot_auto(?)", (int(seconds),)).fetchall()
+
+
 def load_extension(sender, connection, **kwargs):
     """connection_created: give every new SQLite connection the snapshot_* functions."""
     if connection.vendor != "sqlite":
@@ -59,6 +76,8 @@ def load_extension(sender, connection, **kwargs):
     store_dir = store_dir_setting()
     if store_dir:
         raw.execute("SELECT snapshot_config('dir', ?)", (str(store_dir),)).fetchall()
+    if not connection.is_in_memory_db():
+        apply_auto_setting(connection.alias, raw)
 
 
 def snapshot_before_migrate(sender, using, plan=None, verbosity=1, **kwargs):
