@@ -168,14 +168,7 @@ Status BundleReader::ReadFrame(uint32_t f, std::string* out) const {
   return Status::OK();
 }
 
-Status BundleReader::Heads(std::vector<std::string>* heads) const {
-  std::string all;
-  SNAPSHOT_RETURN_IF_ERROR(ReadFrame(0, &all));
-  heads->clear();
-  heads->reserve(records_.size());
-  for (const BundleRecord& r : records_) heads->push_back(all.substr(size_t(r.head_offset), r.head_length));
-  return Status::OK();
-}
+Status BundleReader::Heads(std::string* heads) const { return ReadFrame(0, heads); }
 
 Status BundleReader::Record(size_t i, std::string* bytes) {
   const BundleRecord& r = records_[i];

@@ -82,8 +82,9 @@ class BundleReader {
   const std::vector<BundleRecord>& records() const { return records_; }
   // Index of the record of `snapshot_id`, or -1.
   long Find(uint64_t snapshot_id) const;
-  // Every record's head, in record order.
-  Status Heads(std::vector<std::string>* heads) const;
+  // Every record's head, back to back in record order: record i's is
+  // records()[i].head_length bytes at records()[i].head_offset.
+  Status Heads(std::string* heads) const;
   // Record i's bytes (a whole manifest). Keeps the last frame decoded, so
   // that reading records in order decompresses each frame once.
   Status Record(size_t i, std::string* bytes);

@@ -27,6 +27,7 @@
 // files they opened: unlinked files stay readable while open.
 #include <algorithm>
 #include <set>
+#include <unordered_set>
 
 #include "store/bundle.h"
 #include "store/format.h"
@@ -134,7 +135,7 @@ Status Store::List(std::vector<SnapshotInfo>* out) {
   std::vector<uint64_t> ids, bundles;
   SNAPSHOT_RETURN_IF_ERROR(ScanIds(&ids, nullptr));
   SNAPSHOT_RETURN_IF_ERROR(ScanBundleIds(&bundles));
-  std::set<uint64_t> seen;
+  std::unordered_set<uint64_t> seen;
   for (uint64_t id : ids) {
     Manifest m;
     // A damaged snapshot is not listed (and so never restored as "latest");
@@ -145,22 +146,26 @@ Status Store::List(std::vector<SnapshotInfo>* out) {
     }
   }
   // Only the heads of bundled manifests: listing decompresses no extents.
-  std::vector<std::string> heads;
+  std::string heads;
   for (auto b = bundles.rbegin(); b != bundles.rend(); ++b) {
     BundleReader* r;
     if (!GetBundle(*b, &r).ok() || !r->Heads(&heads).ok()) continue;  // snapshot_verify names it
-    for (size_t i = 0; i < heads.size(); i++) {
+    const std::string name = FileNameForId(*b, kBundleSuffix);
+    out->reserve(out->size() + r->records().size());
+    seen.reserve(seen.size() + r->records().size());
+    for (const BundleRecord& rec : r->records()) {
       SnapshotInfo info;
-      const uint64_t id = r->records()[i].snapshot_id;
-      if (seen.count(id) || !Manifest::DecodeHead(heads[i], FileNameForId(*b, kBundleSuffix), &info).ok() ||
-          info.id != id) {
+      if (seen.count(rec.snapshot_id) ||
+          !Manifest::DecodeHead(heads.data() + rec.head_offset, rec.head_length, name, &info).ok() ||
+          info.id != rec.snapshot_id) {
         continue;
       }
-      seen.insert(id);
+      seen.insert(rec.snapshot_id);
       out->push_back(std::move(info));
     }
   }
-  std::sort(out->begin(), out->end(), [](const SnapshotInfo& a, const SnapshotInfo& b) { return a.id < b.id; });
+  auto by_id = [](const SnapshotInfo& a, const SnapshotInfo& b) { return a.id < b.id; };
+  if (!std::is_sorted(out->begin(), out->end(), by_id)) std::sort(out->begin(), out->end(), by_id);
   return Status::OK();
 }
 

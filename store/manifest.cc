@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 
 #include "store/coding.h"
 #include "store/format.h"
@@ -110,11 +111,11 @@ static Status DecodeHeader(ByteReader* r, const std::string& name, SnapshotInfo*
   return Status::OK();
 }
 
-Status Manifest::DecodeHead(const std::string& head, const std::string& name, SnapshotInfo* out) {
-  if (head.size() < 8 || head.compare(0, 8, kManifestMagic) != 0) {
+Status Manifest::DecodeHead(const char* head, size_t size, const std::string& name, SnapshotInfo* out) {
+  if (size < 8 || std::memcmp(head, kManifestMagic, 8) != 0) {
     return Status::Corruption("snapshot file " + name + " is damaged: bad magic number");
   }
-  ByteReader r(head.data() + 8, head.size() - 8);
+  ByteReader r(head + 8, size - 8);
   SnapshotInfo info;
   SNAPSHOT_RETURN_IF_ERROR(DecodeHeader(&r, name, &info));
   if (r.remaining() != 0) return Status::Corruption("snapshot file " + name + " is damaged: head has the wrong size");

@@ -76,7 +76,7 @@ struct Manifest {
   // Reads the info of a manifest's head: its bytes before the extent count,
   // as a bundle keeps them (store/bundle.h). Unchecked by the manifest's own
   // checksum (the bundle's frame checksum covers it).
-  static Status DecodeHead(const std::string& head, const std::string& name, SnapshotInfo* out);
+  static Status DecodeHead(const char* head, size_t size, const std::string& name, SnapshotInfo* out);
 };
 
 // Largest accepted label, in bytes.
