@@ -1,6 +1,7 @@
 // Bad input to every SQL function: a clear error, and neither the store nor
 // the database changed.
 
+#include "store/format.h"
 #include "tests/sql/sql_test_util.h"
 
 namespace snapshot_test {
@@ -94,15 +95,16 @@ void PatchStoreVersion(const std::string& store_dir, uint32_t version) {
 TEST_F(SqlBadInput, StoreOfNewerFormatVersion) {
   Conn a(DbPath());
   SetUpDbWithSnapshot(a);
-  // Sanity: rewriting the current version (1) keeps the store readable, so
-  // the patch itself is right.
-  PatchStoreVersion(StoreDir(), 1);
+  // Sanity: rewriting the current version keeps the store readable, so the
+  // patch itself is right.
+  PatchStoreVersion(StoreDir(), snapshot::kFormatVersion);
   EXPECT_EQ(1, SnapshotCount(a));
-  PatchStoreVersion(StoreDir(), 2);
+  const uint32_t newer = snapshot::kFormatVersion + 1;
+  PatchStoreVersion(StoreDir(), newer);
   for (const char* sql : {"SELECT snapshot_backup()", "SELECT snapshot_restore(1)", "SELECT snapshot_restore()",
                           "SELECT snapshot_verify()", "SELECT snapshot_prune(1)", "SELECT count(*) FROM snapshot_list"}) {
     SCOPED_TRACE(sql);
-    ExpectRefused(a, sql, {"newer version", "format 2"}, StoreDir());
+    ExpectRefused(a, sql, {"newer version", "format " + std::to_string(newer)}, StoreDir());
   }
   ExpectRefused(a, "SELECT snapshot_restore_to(?, 1)", {"newer version"}, StoreDir(), {Arg::Text(Path("o.db"))});
   EXPECT_FALSE(Exists(Path("o.db")));
