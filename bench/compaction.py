@@ -81,14 +81,22 @@ def main():
     list_s = median_time(lambda: con.execute("SELECT * FROM snapshot_list").fetchall(), 5)
     files, stored = store_files(store), store_bytes(store)
 
-    def restore(sid):
+    # The same database, in a store of its own holding one full snapshot.
+    single = os.path.join(a.dir, "single")
+    os.makedirs(single)
+    shutil.copyfile(db, os.path.join(single, "app.db"))
+    con1 = sqlite3.connect("file:" + os.path.join(single, "app.db") + "?vfs=snapshot", uri=True, isolation_level=None)
+    full = con1.execute("SELECT snapshot_backup('full')").fetchone()[0]
+
+    def restore(c, sid):
         out = os.path.join(a.dir, "restored.db")
         if os.path.exists(out):
             os.remove(out)
-        con.execute("SELECT snapshot_restore_to(?, ?)", (out, sid)).fetchone()
+        c.execute("SELECT snapshot_restore_to(?, ?)", (out, sid)).fetchone()
 
-    restore_full = median_time(lambda: restore(first), 5)
-    restore_newest = median_time(lambda: restore(newest), 5)
+    restore_full = median_time(lambda: restore(con1, full), 5)
+    restore_newest = median_time(lambda: restore(con, newest), 5)
+    restore_first = median_time(lambda: restore(con, first), 5)
     db_bytes = os.path.getsize(db)
     print(f"database: {db_bytes} bytes; {n_listed} snapshots taken in {took:.0f} s "
           f"({1000 * took / max(1, a.snapshots - 1):.1f} ms each)")
@@ -98,8 +106,9 @@ def main():
     m10, mn = statistics.median(backup_at_10), statistics.median(backup_at_n)
     print(f"snapshot_backup() of a one-row change: {1000 * m10:.1f} ms at 10 snapshots, "
           f"{1000 * mn:.1f} ms at {n_listed} ({mn / m10:.2f}x, target <= 2)")
-    print(f"snapshot_restore_to: newest {1000 * restore_newest:.1f} ms, first (full) {1000 * restore_full:.1f} ms "
-          f"({restore_newest / restore_full:.2f}x, target <= 1.2)")
+    print(f"snapshot_restore_to: newest {1000 * restore_newest:.1f} ms; the same database's only snapshot in a "
+          f"store of its own {1000 * restore_full:.1f} ms ({restore_newest / restore_full:.2f}x, target <= 1.2); "
+          f"the first (full) snapshot of the compacted store {1000 * restore_first:.1f} ms")
 
 
 if __name__ == "__main__":
