@@ -368,7 +368,7 @@ void AutoFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
       policy = parsed.ToString();  // canonical, as snapshot_status() shows it
     }
     if (s.ok()) s = SetAutoSnapshots(db, schema, *Settings(ctx), seconds, policy_given ? &policy : nullptr);
-  } else if (policy_given) {
+  } else if (policy_text != nullptr) {
     s = Status::InvalidArgument("a policy is set with an interval: snapshot_auto(seconds, policy)");
   }
   AutoSettings now;

@@ -143,7 +143,7 @@ TEST_P(AutoSnapshots, LastCommitsAreProtectedAfterWritesStopAndNoWritesTakeNoSna
   EXPECT_EQ("auto", label);
   const std::string status = Query(db, "SELECT snapshot_status()");
   EXPECT_EQ(std::to_string(id), Query(db, "SELECT json_extract(snapshot_status(), '$.last_auto_id')")) << status;
-  EXPECT_EQ("", Query(db, "SELECT json_extract(snapshot_status(), '$.last_error')")) << status;
+  EXPECT_EQ("NULL", Query(db, "SELECT json_extract(snapshot_status(), '$.last_error')")) << status;
 
   // No writes, no snapshots: the writer is still running, idle.
   const int64_t before = QueryInt(db, "SELECT count(*) FROM snapshot_list");
@@ -165,6 +165,7 @@ TEST_P(AutoSnapshots, TurnedOffTakesNoMoreSnapshots) {
   sqlite3* db = OpenConn(path, true, &err);
   ASSERT_NE(db, nullptr) << err;
   CloseAtExit closer(db);
+  sqlite3_busy_timeout(db, 10000);  // the writer commits all along: FROM snapshot_list reads the schema
   EXPECT_GE(QueryInt(db, "SELECT count(*) FROM snapshot_list WHERE label = 'auto'"), 1);
   ASSERT_EQ("0", Query(db, "SELECT snapshot_auto(0)"));
   SleepMs(1500);  // a snapshot running or due at the switch may still finish
@@ -290,10 +291,14 @@ TEST_P(AutoSnapshots, ChildForkedAfterLoadProtectsItsOwnCommits) {
     if (db == nullptr) return Fail(&*s, err);
     if (ExecRc(db, "INSERT INTO t VALUES(0, 1, NULL)", &err) != SQLITE_OK) return Fail(&*s, err);
     sqlite3_close(db);  // no connection crosses the fork
-    SleepMs(200);       // the thread is running, maybe mid-snapshot: fork anyway
+    SleepMs(1000);      // the thread is due to snapshot that commit: fork anyway
     Children grandchildren;
     const pid_t child = grandchildren.Spawn([&]() -> int {
       s->pid[1].store(getpid());
+      // Once the parent's snapshot is done, so that only this process's
+      // thread can protect what follows (the parent has no connection open:
+      // it cannot see these writes).
+      SleepMs(1500);
       std::string e;
       sqlite3* c = OpenWriter(path, &e);
       if (c == nullptr) return Fail(&*s, e);
@@ -354,7 +359,7 @@ TEST(AutoSnapshotSetting, SurvivesReopenAndRefusesBadInput) {
   EXPECT_EQ("7", Query(db, "SELECT snapshot_auto(7)"));  // the policy stays
   EXPECT_EQ(policy, Query(db, "SELECT json_extract(snapshot_status(), '$.policy')"));
   EXPECT_EQ("7", Query(db, "SELECT snapshot_auto(7, NULL)"));  // and goes
-  EXPECT_EQ("", Query(db, "SELECT json_extract(snapshot_status(), '$.policy')"));
+  EXPECT_EQ("NULL", Query(db, "SELECT json_extract(snapshot_status(), '$.policy')"));
   EXPECT_EQ("0", Query(db, "SELECT snapshot_auto(0, 'main')"));
   EXPECT_EQ("0", Query(db, "SELECT snapshot_auto()"));
   // Side effects: never from a trigger or view.
