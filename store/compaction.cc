@@ -45,8 +45,10 @@ constexpr size_t kLooseManifestsKept = 2;
 // most this many times their size.
 constexpr uint64_t kFoldRatio = 4;
 // Packs larger than this are never merged (their pages are a database's
-// bulk, already in large frames); prune still rewrites them when mostly dead.
-constexpr uint64_t kMaxMergedPackBytes = uint64_t(64) << 20;
+// bulk, already in large frames; rewriting one inside a snapshot's commit
+// held a 100 MB database's store for 37 s in bench/continuous.py); prune
+// still rewrites them when mostly dead.
+constexpr uint64_t kMaxMergedPackBytes = uint64_t(4) << 20;
 
 std::string IdList(const std::vector<uint64_t>& ids) {
   std::string out;
