@@ -48,6 +48,41 @@ Status OpenPrivateReader(sqlite3* db, const char* schema, int timeout_ms, Privat
   return Status::OK();
 }
 
+Status CopyIntoPageSink(sqlite3* db, const char* schema, const std::string& sink_name, const char* sink_vfs,
+                        const char* what, sqlite3* interruptible_by, ProgressFile* progress) {
+  sqlite3* dst = nullptr;
+  int rc = sqlite3_open_v2(sink_name.c_str(), &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, sink_vfs);
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_exec(dst, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-2048;", nullptr,
+                      nullptr, nullptr);
+  }
+  Status result;
+  if (rc != SQLITE_OK) {
+    result = SqliteStatus(dst, rc, std::string("cannot open ") + what);
+  } else {
+    sqlite3_backup* backup = sqlite3_backup_init(dst, "main", db, schema);
+    if (backup == nullptr) {
+      result = SqliteStatus(dst, sqlite3_errcode(dst), "cannot start reading the database");
+    } else {
+      // In steps, so that an interrupt is noticed; the pinned read
+      // transaction keeps every step at the same commit.
+      InterruptCheck interrupt(interruptible_by);
+      do {
+        rc = sqlite3_backup_step(backup, 1024);
+        if (progress) {
+          const int total = sqlite3_backup_pagecount(backup);
+          progress->Update(uint64_t(total - sqlite3_backup_remaining(backup)), uint64_t(total));
+        }
+        if (rc == SQLITE_OK) result = interrupt.Poll(1);
+      } while (rc == SQLITE_OK && result.ok());
+      sqlite3_backup_finish(backup);
+      if (result.ok() && rc != SQLITE_DONE) result = SqliteStatus(db, rc, "cannot read the database");
+    }
+  }
+  sqlite3_close(dst);
+  return result;
+}
+
 namespace {
 
 // Reads the committed image from the files (the caller holds a lock that
@@ -76,36 +111,8 @@ Status CaptureThroughPager(sqlite3* db, const char* schema, SnapshotBuilder* bui
   CaptureSink sink;
   sink.builder = builder;
   ScopedToken<CaptureSink> token(&CaptureRegistry(), &sink);
-  sqlite3* dst = nullptr;
-  int rc = sqlite3_open_v2(token.token().c_str(), &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, kCaptureVfsName);
-  if (rc == SQLITE_OK) {
-    rc = sqlite3_exec(dst, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-2048;", nullptr,
-                      nullptr, nullptr);
-  }
-  Status result;
-  if (rc != SQLITE_OK) {
-    result = SqliteStatus(dst, rc, "cannot open the capture database");
-  } else {
-    sqlite3_backup* backup = sqlite3_backup_init(dst, "main", db, schema);
-    if (backup == nullptr) {
-      result = SqliteStatus(dst, sqlite3_errcode(dst), "cannot start reading the database");
-    } else {
-      // In steps, so that an interrupt is noticed; the pinned read
-      // transaction keeps every step at the same commit.
-      InterruptCheck interrupt(interruptible_by);
-      do {
-        rc = sqlite3_backup_step(backup, 1024);
-        if (progress) {
-          const int total = sqlite3_backup_pagecount(backup);
-          progress->Update(uint64_t(total - sqlite3_backup_remaining(backup)), uint64_t(total));
-        }
-        if (rc == SQLITE_OK) result = interrupt.Poll(1);
-      } while (rc == SQLITE_OK && result.ok());
-      sqlite3_backup_finish(backup);
-      if (result.ok() && rc != SQLITE_DONE) result = SqliteStatus(db, rc, "cannot read the database");
-    }
-  }
-  sqlite3_close(dst);
+  Status result = CopyIntoPageSink(db, schema, token.token(), kCaptureVfsName, "the capture database",
+                                   interruptible_by, progress);
   if (!sink.error.ok()) return sink.error;
   SNAPSHOT_RETURN_IF_ERROR(result);
   if (builder->page_count() == 0) return Status::OK();

@@ -12,6 +12,7 @@
 #include "vfs/sqlite_api.h"
 
 #include <memory>
+#include <string>
 
 #include "ext/sql_util.h"
 #include "store/status.h"
@@ -36,6 +37,16 @@ Status PinReadTransaction(sqlite3* db, const char* schema, int timeout_ms, State
 Status OpenPrivateReader(sqlite3* db, const char* schema, int timeout_ms, PrivateConnection* out);
 
 class ProgressFile;
+
+// Copies every page of `schema`, as the read transaction of `db` sees it,
+// through SQLite's pager (sqlite3_backup) into a page sink: a database named
+// `sink_name` on the private VFS `sink_vfs`, which receives each page (the
+// capture's snapshot_capture in vfs/internal_vfs.h, snapshot_diff's in
+// ext/diff_sources.cc). In steps, so that an interrupt of `interruptible_by`
+// is noticed; `progress`, if set, follows it. `what` names the sink in an
+// error. The sink's own failures are the caller's to check after.
+Status CopyIntoPageSink(sqlite3* db, const char* schema, const std::string& sink_name, const char* sink_vfs,
+                        const char* what, sqlite3* interruptible_by, ProgressFile* progress);
 
 struct CaptureOptions {
   int busy_timeout_ms = 30000;

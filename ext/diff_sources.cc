@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "ext/capture.h"
 #include "ext/sql_util.h"
 #include "vfs/token_registry.h"
 
@@ -178,30 +179,8 @@ Status LivePages::Capture(sqlite3* db, const char* schema, Store* store, Snapsho
   sink.page_size = live->page_size_;
   sink.pages = &live->pages_;
   ScopedToken<LiveSink> token(&SinkRegistry(), &sink);
-  sqlite3* dst = nullptr;
-  rc = sqlite3_open_v2(token.token().c_str(), &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, kLiveSinkVfsName);
-  if (rc == SQLITE_OK) {
-    rc = sqlite3_exec(dst, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-2048;", nullptr,
-                      nullptr, nullptr);
-  }
-  Status result;
-  if (rc != SQLITE_OK) {
-    result = SqliteStatus(dst, rc, "cannot open the diff's page sink");
-  } else {
-    sqlite3_backup* backup = sqlite3_backup_init(dst, "main", db, schema);
-    if (backup == nullptr) {
-      result = SqliteStatus(dst, sqlite3_errcode(dst), "cannot start reading the database");
-    } else {
-      InterruptCheck interrupt(caller);
-      do {
-        rc = sqlite3_backup_step(backup, 1024);
-        if (rc == SQLITE_OK) result = interrupt.Poll(1);
-      } while (rc == SQLITE_OK && result.ok());
-      sqlite3_backup_finish(backup);
-      if (result.ok() && rc != SQLITE_DONE) result = SqliteStatus(db, rc, "cannot read the database");
-    }
-  }
-  sqlite3_close(dst);
+  Status result = CopyIntoPageSink(db, schema, token.token(), kLiveSinkVfsName, "the diff's page sink", caller,
+                                   /*progress=*/nullptr);
   if (!sink.error.ok()) return sink.error;
   SNAPSHOT_RETURN_IF_ERROR(result);
 
