@@ -23,8 +23,8 @@
 #include "ext/diff_sources.h"
 #include "ext/image_diff.h"
 #include "ext/inspect.h"
-#include "ext/sql_fence.h"
 #include "ext/sql_util.h"
+#include "ext/vtab_util.h"
 #include "store/page_diff.h"
 
 namespace snapshot {
@@ -34,72 +34,6 @@ enum Column {
   kName, kType, kTblName, kStatus, kPagesChanged, kRowsAdded, kRowsDeleted, kRowsChanged,
   kArgA, kArgB, kArgSchema  // hidden: the table-valued function's arguments
 };
-
-struct DiffTable {
-  sqlite3_vtab base;
-  sqlite3* db;
-  ConnectionSettings* settings;
-};
-
-struct DiffCursor {
-  sqlite3_vtab_cursor base;
-  std::vector<TreeDiff> rows;
-  size_t pos = 0;
-};
-
-int Connect(sqlite3* db, void* aux, int, const char* const*, sqlite3_vtab** out, char**) {
-  int rc = sqlite3_declare_vtab(db,
-                                "CREATE TABLE x(name TEXT, type TEXT, tbl_name TEXT, status TEXT, "
-                                "pages_changed INTEGER, rows_added INTEGER, rows_deleted INTEGER, "
-                                "rows_changed INTEGER, a HIDDEN, b HIDDEN, schema HIDDEN)");
-  if (rc != SQLITE_OK) return rc;
-  auto* t = static_cast<DiffTable*>(sqlite3_malloc(sizeof(DiffTable)));
-  if (t == nullptr) return SQLITE_NOMEM;
-  memset(t, 0, sizeof *t);
-  t->db = db;
-  t->settings = static_cast<ConnectionSettings*>(aux);
-  sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
-  *out = &t->base;
-  return SQLITE_OK;
-}
-
-int Disconnect(sqlite3_vtab* vtab) {
-  sqlite3_free(vtab);
-  return SQLITE_OK;
-}
-
-// idxNum has bit (1 << k) set for each argument k (a, b, schema) given;
-// they come to Filter in that order.
-int BestIndex(sqlite3_vtab*, sqlite3_index_info* info) {
-  int constraint_of[3] = {-1, -1, -1};
-  for (int i = 0; i < info->nConstraint; i++) {
-    const auto& c = info->aConstraint[i];
-    if (c.iColumn < kArgA || c.op != SQLITE_INDEX_CONSTRAINT_EQ) continue;
-    if (!c.usable) return SQLITE_CONSTRAINT;
-    constraint_of[c.iColumn - kArgA] = i;
-  }
-  int next = 1;
-  info->idxNum = 0;
-  for (int k = 0; k < 3; k++) {
-    if (constraint_of[k] < 0) continue;
-    info->aConstraintUsage[constraint_of[k]].argvIndex = next++;
-    info->aConstraintUsage[constraint_of[k]].omit = 1;
-    info->idxNum |= 1 << k;
-  }
-  info->estimatedCost = 1e6;
-  return SQLITE_OK;
-}
-
-int Open(sqlite3_vtab*, sqlite3_vtab_cursor** out) {
-  auto* c = new DiffCursor;
-  *out = &c->base;
-  return SQLITE_OK;
-}
-
-int Close(sqlite3_vtab_cursor* cur) {
-  delete reinterpret_cast<DiffCursor*>(cur);
-  return SQLITE_OK;
-}
 
 Status IdValue(sqlite3_value* v, const char* which, uint64_t* id) {
   *id = 0;
@@ -163,102 +97,90 @@ Status Diff(sqlite3* db, const ConnectionSettings& settings, uint64_t a_id, uint
   return DiffImages(&pages_a, live.get(), live->differing(), poll, out);
 }
 
-int Filter(sqlite3_vtab_cursor* cur, int idx_num, const char*, int argc, sqlite3_value** argv) {
-  auto* c = reinterpret_cast<DiffCursor*>(cur);
-  auto* t = reinterpret_cast<DiffTable*>(cur->pVtab);
-  c->rows.clear();
-  c->pos = 0;
-  sqlite3_value* args[3] = {nullptr, nullptr, nullptr};
-  for (int k = 0, i = 0; k < 3; k++) {
-    if ((idx_num & (1 << k)) && i < argc) args[k] = argv[i++];
+struct DiffSpec {
+  using Row = TreeDiff;
+  static constexpr char kModuleName[] = "snapshot_diff";
+  static constexpr char kDeclaration[] =
+      "CREATE TABLE x(name TEXT, type TEXT, tbl_name TEXT, status TEXT, pages_changed INTEGER, rows_added INTEGER, "
+      "rows_deleted INTEGER, rows_changed INTEGER, a HIDDEN, b HIDDEN, schema HIDDEN)";
+
+  // idxNum has bit (1 << k) set for each argument k (a, b, schema) given;
+  // they come to Fill in that order.
+  static int BestIndex(sqlite3_vtab*, sqlite3_index_info* info) {
+    int constraint_of[3] = {-1, -1, -1};
+    for (int i = 0; i < info->nConstraint; i++) {
+      const auto& c = info->aConstraint[i];
+      if (c.iColumn < kArgA || c.op != SQLITE_INDEX_CONSTRAINT_EQ) continue;
+      if (!c.usable) return SQLITE_CONSTRAINT;
+      constraint_of[c.iColumn - kArgA] = i;
+    }
+    int next = 1;
+    info->idxNum = 0;
+    for (int k = 0; k < 3; k++) {
+      if (constraint_of[k] < 0) continue;
+      info->aConstraintUsage[constraint_of[k]].argvIndex = next++;
+      info->aConstraintUsage[constraint_of[k]].omit = 1;
+      info->idxNum |= 1 << k;
+    }
+    info->estimatedCost = 1e6;
+    return SQLITE_OK;
   }
-  uint64_t a_id = 0, b_id = 0;
-  Status s = IdValue(args[0], "a", &a_id);
-  if (s.ok() && a_id == 0) {
-    s = Status::InvalidArgument("which snapshot? snapshot_diff(a) compares snapshot a with the live database, "
-                                "snapshot_diff(a, b) with snapshot b");
+
+  static Status Fill(const RowTable& t, int idx_num, int argc, sqlite3_value** argv, std::vector<Row>* rows) {
+    sqlite3_value* args[3] = {nullptr, nullptr, nullptr};
+    for (int k = 0, i = 0; k < 3; k++) {
+      if ((idx_num & (1 << k)) && i < argc) args[k] = argv[i++];
+    }
+    uint64_t a_id = 0, b_id = 0;
+    Status s = IdValue(args[0], "a", &a_id);
+    if (s.ok() && a_id == 0) {
+      s = Status::InvalidArgument("which snapshot? snapshot_diff(a) compares snapshot a with the live database, "
+                                  "snapshot_diff(a, b) with snapshot b");
+    }
+    if (s.ok()) s = IdValue(args[1], "b", &b_id);
+    const char* schema = "main";
+    if (args[2] != nullptr && sqlite3_value_text(args[2]) != nullptr) {
+      schema = reinterpret_cast<const char*>(sqlite3_value_text(args[2]));
+    }
+    if (s.ok()) s = Diff(t.db, *t.settings, a_id, b_id, schema, rows);
+    return s;
   }
-  if (s.ok()) s = IdValue(args[1], "b", &b_id);
-  const char* schema = "main";
-  if (args[2] != nullptr && sqlite3_value_text(args[2]) != nullptr) {
-    schema = reinterpret_cast<const char*>(sqlite3_value_text(args[2]));
-  }
-  if (s.ok()) s = Diff(t->db, *t->settings, a_id, b_id, schema, &c->rows);
-  if (!s.ok()) {
-    c->rows.clear();
-    sqlite3_free(t->base.zErrMsg);
-    t->base.zErrMsg = sqlite3_mprintf("snapshot_diff: %s", s.message().c_str());
+
+  static int ErrorCode(const Status& s) {
     if (s.code() == Status::Code::kBusy) return SQLITE_BUSY;
     if (s.code() == Status::Code::kInterrupted) return SQLITE_INTERRUPT;
     return SQLITE_ERROR;
   }
-  return SQLITE_OK;
-}
 
-int Next(sqlite3_vtab_cursor* cur) {
-  reinterpret_cast<DiffCursor*>(cur)->pos++;
-  return SQLITE_OK;
-}
-
-int Eof(sqlite3_vtab_cursor* cur) {
-  auto* c = reinterpret_cast<DiffCursor*>(cur);
-  return c->pos >= c->rows.size();
-}
-
-int ColumnValue(sqlite3_vtab_cursor* cur, sqlite3_context* ctx, int col) {
-  auto* c = reinterpret_cast<DiffCursor*>(cur);
-  const TreeDiff& r = c->rows[c->pos];
-  auto text = [ctx](const std::string& s) { sqlite3_result_text(ctx, s.c_str(), -1, SQLITE_TRANSIENT); };
-  auto rows = [ctx, &r](uint64_t n) {
-    if (r.rows_counted) {
-      sqlite3_result_int64(ctx, sqlite3_int64(n));
-    } else {
-      sqlite3_result_null(ctx);  // an index or a WITHOUT ROWID table
+  static void Column(const Row& r, sqlite3_context* ctx, int col) {
+    auto text = [ctx](const std::string& s) { sqlite3_result_text(ctx, s.c_str(), -1, SQLITE_TRANSIENT); };
+    auto rows = [ctx, &r](uint64_t n) {
+      if (r.rows_counted) {
+        sqlite3_result_int64(ctx, sqlite3_int64(n));
+      } else {
+        sqlite3_result_null(ctx);  // an index or a WITHOUT ROWID table
+      }
+    };
+    switch (col) {
+      case kName: text(r.name); break;
+      case kType: text(r.type); break;
+      case kTblName: text(r.tbl_name); break;
+      case kStatus: text(r.status); break;
+      case kPagesChanged: sqlite3_result_int64(ctx, sqlite3_int64(r.pages_changed)); break;
+      case kRowsAdded: rows(r.rows_added); break;
+      case kRowsDeleted: rows(r.rows_deleted); break;
+      case kRowsChanged: rows(r.rows_changed); break;
+      default: sqlite3_result_null(ctx); break;
     }
-  };
-  switch (col) {
-    case kName: text(r.name); break;
-    case kType: text(r.type); break;
-    case kTblName: text(r.tbl_name); break;
-    case kStatus: text(r.status); break;
-    case kPagesChanged: sqlite3_result_int64(ctx, sqlite3_int64(r.pages_changed)); break;
-    case kRowsAdded: rows(r.rows_added); break;
-    case kRowsDeleted: rows(r.rows_deleted); break;
-    case kRowsChanged: rows(r.rows_changed); break;
-    default: sqlite3_result_null(ctx); break;
   }
-  return SQLITE_OK;
-}
 
-int Rowid(sqlite3_vtab_cursor* cur, sqlite3_int64* out) {
-  *out = sqlite3_int64(reinterpret_cast<DiffCursor*>(cur)->pos);
-  return SQLITE_OK;
-}
-
-sqlite3_module MakeModule() {
-  sqlite3_module m;
-  memset(&m, 0, sizeof m);
-  m.iVersion = 0;
-  m.xCreate = nullptr;  // eponymous only
-  m.xConnect = FencedMethod<Connect>::Call;
-  m.xBestIndex = FencedMethod<BestIndex>::Call;
-  m.xDisconnect = FencedMethod<Disconnect>::Call;
-  m.xOpen = FencedMethod<Open>::Call;
-  m.xClose = FencedMethod<Close>::Call;
-  m.xFilter = FencedMethod<Filter>::Call;
-  m.xNext = FencedMethod<Next>::Call;
-  m.xEof = FencedMethod<Eof>::Call;
-  m.xColumn = FencedMethod<ColumnValue>::Call;
-  m.xRowid = FencedMethod<Rowid>::Call;
-  return m;
-}
+  static sqlite3_int64 Rowid(const Row&, size_t pos) { return sqlite3_int64(pos); }
+};
 
 }  // namespace
 
 int RegisterDiffModule(sqlite3* db, ConnectionSettings* settings) {
-  static const sqlite3_module kModule = MakeModule();
-  settings->refs++;
-  return sqlite3_create_module_v2(db, "snapshot_diff", &kModule, settings, ReleaseSettings);
+  return RowTableModule<DiffSpec>::Register(db, settings);
 }
 
 }  // namespace snapshot
