@@ -4,7 +4,8 @@
 // A fuzz target sees store files whose checksums the fuzzer cannot forge, so
 // most mutations stop at the first checksum. Each target therefore reads a
 // mode byte first: with kFixChecksums set it recomputes the file's checksums
-// after the mutation (FixPackChecksums, FixTrailingChecksum), so the fuzzer
+// after the mutation (FixPackChecksums, FixTrailingChecksum,
+// FixBundleChecksums), so the fuzzer
 // also reaches the structural checks and everything behind them.
 //
 // Seed stores are made with FixedEnv: a fixed hash secret and a fixed clock,
@@ -24,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "store/bundle.h"
 #include "store/coding.h"
 #include "store/env.h"
 #include "store/format.h"
@@ -110,6 +112,27 @@ inline void FixPackChecksums(std::string* p) {
     PutU64(p, footer + 16, Checksum64(p->data() + index_offset, size_t(index_size)));
   }
   PutU64(p, footer + 24, Checksum64(p->data() + footer, 24));
+}
+
+// The id bundle_fuzz opens its input as; its seeds are written with it.
+constexpr uint64_t kFuzzBundleId = 3;
+
+// Recomputes a bundle's checksums (store/bundle.h) as its own, possibly
+// mutated, header locates them: each frame's, then the header-and-tables'.
+inline void FixBundleChecksums(std::string* b) {
+  const size_t size = b->size();
+  if (size < kBundleHeaderSize + 8) return;
+  const uint64_t n_records = GetU32(*b, 24), n_frames = GetU32(*b, 28);
+  const uint64_t tables = kBundleFrameEntrySize * n_frames + kBundleRecordEntrySize * n_records;
+  if (tables > size - kBundleHeaderSize - 8) return;
+  for (uint64_t f = 0; f < n_frames; f++) {
+    const size_t e = size_t(kBundleHeaderSize + f * kBundleFrameEntrySize);
+    const uint64_t off = GetU64(*b, e);
+    const uint64_t len = GetU32(*b, e + 8);
+    if (off <= size && len <= size - off) PutU64(b, e + 16, Checksum64(b->data() + off, size_t(len)));
+  }
+  const size_t sum_at = size_t(kBundleHeaderSize + tables);
+  PutU64(b, sum_at, Checksum64(b->data(), sum_at));
 }
 
 inline bool WriteFile(const std::string& path, const std::string& data) {

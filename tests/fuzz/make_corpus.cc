@@ -1,7 +1,9 @@
 // Writes the fuzz targets' seed corpora: make_corpus <tests/fuzz/corpus>.
 // Each input is the target's mode byte and the bytes of one file of the
-// small seed store (MakeSmallStore), or, for sql_args_fuzz, one encoded
-// function call. Deterministic: the same files on every run.
+// small seed store (MakeSmallStore) or of a bundle of its manifests, or,
+// for sql_args_fuzz, one encoded function call. Deterministic: the same
+// files on every run.
+#include "store/manifest.h"
 #include "tests/fuzz/fuzz_util.h"
 #include "vfs/tracking_format.h"
 
@@ -65,6 +67,30 @@ int main(int argc, char** argv) {
       Put(out + "/pack_fuzz", base, fix + pack);
       if (i == files.size() - 3) Put(out + "/pack_fuzz", "unfixed-" + base, keep + pack);
     }
+  }
+  // bundle_fuzz: the three manifests folded as compaction folds them, in one
+  // frame, and in a frame each (so the reader's frame cache switches).
+  for (size_t frame_bytes : {size_t(4) << 20, size_t(1)}) {
+    BundleWriter w(3, frame_bytes);
+    for (uint64_t id = 1; id <= 3; id++) {
+      const std::string name = "snapshots/" + FileNameForId(id, ".snap");
+      const std::string bytes = ReadWholeFile(store + "/" + name);
+      Manifest m;
+      s = Manifest::Decode(bytes, name, &m);
+      if (s.ok()) s = w.Add(id, bytes, m.extents.size());
+      if (!s.ok()) break;
+    }
+    const std::string path = ScratchDir() + "/seed.bundle";
+    uint64_t size = 0;
+    if (s.ok()) s = w.Publish(&env, path, kFuzzBundleId, 0644, &size);
+    if (!s.ok()) {
+      std::fprintf(stderr, "%s\n", s.message().c_str());
+      return 1;
+    }
+    const std::string bundle = ReadWholeFile(path);
+    const std::string name = frame_bytes == 1 ? "frame-each" : "one-frame";
+    Put(out + "/bundle_fuzz", name, fix + bundle);
+    if (frame_bytes == 1) Put(out + "/bundle_fuzz", "unfixed-" + name, keep + bundle);
   }
   // sql_args_fuzz: function index (into kFunctions) + 16 * extra arguments.
   const std::vector<Call> calls = {

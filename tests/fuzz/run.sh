@@ -11,7 +11,7 @@ root=$PWD
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(pack_fuzz manifest_fuzz store_fuzz sql_args_fuzz sidefiles_fuzz s3_xml_fuzz)
+[ ${#targets[@]} -gt 0 ] || targets=(pack_fuzz manifest_fuzz bundle_fuzz store_fuzz sql_args_fuzz sidefiles_fuzz s3_xml_fuzz)
 
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSNAPSHOT_FUZZ=ON \
   -DBUILD_TESTING=OFF -DSNAPSHOT_WERROR=ON >/dev/null
