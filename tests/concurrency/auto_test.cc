@@ -225,7 +225,16 @@ TEST_P(AutoSnapshots, WriterKilledMidSnapshotLeavesNoCommitUnprotected) {
   int64_t id = 0;
   std::string label;
   const std::string live = RowsByWriter(db);
-  EXPECT_EQ(live, NewestSnapshotRows(db, dir / "copy.db", &id, &label)) << "snapshot " << id;
+  // What this test asserts is that no commit is left unprotected; how soon
+  // is the other tests' (and bench/continuous.py's) business. The writer
+  // taking over re-reads what the killed snapshot left, which under
+  // ThreadSanitizer's slowdown can take longer than the promise's slack.
+  std::string held = NewestSnapshotRows(db, dir / "copy.db", &id, &label);
+  for (const int64_t until = NowMs() + 60000; held != live && NowMs() < until;) {
+    SleepMs(500);
+    held = NewestSnapshotRows(db, dir / "copy.db", &id, &label);
+  }
+  EXPECT_EQ(live, held) << "snapshot " << id;
   EXPECT_EQ("auto", label);
   for (int w = 0; w < 4; w++) EXPECT_GT(s->committed[w].load(), 0) << "writer " << w;
   EXPECT_EQ("ok", Query(db, "SELECT snapshot_verify()"));
