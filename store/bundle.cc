@@ -162,11 +162,11 @@ Status BundleReader::ReadFrame(uint32_t f, std::string* out) const {
     return Status::Corruption("snapshot bundle " + path_ + " is damaged: frame " + std::to_string(f) + " " + why);
   };
   if (Checksum64(compressed.data(), compressed.size()) != fr.checksum) return bad("checksum mismatch");
-  // Writers record the content size in the frame header: refusing a
-  // mismatch here keeps a damaged table's size (up to kMaxBundleFrameBytes)
-  // from being allocated for a frame that cannot fill it.
-  const unsigned long long content = ZSTD_getFrameContentSize(compressed.data(), compressed.size());
-  if (content == ZSTD_CONTENTSIZE_ERROR || (content != ZSTD_CONTENTSIZE_UNKNOWN && content != fr.size)) {
+  // Writers record the content size in the frame header (FORMAT.md §5.2):
+  // checking it first keeps a damaged table's size (up to
+  // kMaxBundleFrameBytes) from being allocated for a frame that cannot
+  // fill it.
+  if (ZSTD_getFrameContentSize(compressed.data(), compressed.size()) != fr.size) {
     return bad("does not decompress to its size");
   }
   out->assign(fr.size, '\0');
