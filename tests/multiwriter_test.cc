@@ -172,14 +172,28 @@ struct Control {
 };
 
 // One snapshot_backup() through `db`, recorded with the counter values
-// around it. Returns "" or the error.
+// around it. Returns "" or the error. Three processes take snapshots here, and
+// one waits for another's for as long as its busy_timeout (10 s); under
+// ThreadSanitizer a snapshot beside the writers can take longer than that, so
+// the busy error users are told to retry on is retried, for up to two minutes.
 std::string TakeSnapshot(sqlite3* db, int source, Control* c) {
   std::string err;
-  int64_t c0, c1, id;
+  int64_t c0, c1, id = 0;
   const std::string tracking = Query(db, "SELECT snapshot_tracking()");
-  if (!QueryI64(db, "SELECT c FROM counter", &c0, &err)) return err;
-  const int64_t t0 = NowNs();
-  if (!QueryI64(db, Sql("SELECT snapshot_backup(%Q)", kSourceName[source]), &id, &err)) return err;
+  int64_t t0 = 0;
+  const int64_t give_up = NowMs() + 120000;
+  for (;;) {
+    if (!QueryI64(db, "SELECT c FROM counter", &c0, &err)) return err;
+    t0 = NowNs();
+    Stmt backup(db, Sql("SELECT snapshot_backup(%Q)", kSourceName[source]));
+    const int rc = backup.Step();
+    if (rc == SQLITE_ROW) {
+      id = backup.Int(0);
+      break;
+    }
+    if (!IsBusy(rc) || NowMs() > give_up) return "snapshot_backup: " + backup.Error();
+    SleepMs(50);
+  }
   const int64_t t1 = NowNs();
   if (!QueryI64(db, "SELECT c FROM counter", &c1, &err)) return err;
   const int i = c->n_snaps.fetch_add(1);
