@@ -2,7 +2,8 @@
 // Each input is the target's mode byte and the bytes of one file of the
 // small seed store (MakeSmallStore) or of a bundle of its manifests, or,
 // for sql_args_fuzz, one encoded function call. Deterministic: the same
-// files on every run.
+// files on every run. The v1-* seeds beside them are the same store written
+// in format v1 (docs/FORMAT.md §11): readers must keep reading it.
 #include "store/manifest.h"
 #include "tests/fuzz/fuzz_util.h"
 #include "vfs/tracking_format.h"
