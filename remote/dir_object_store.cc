@@ -104,7 +104,7 @@ Status DirObjectStore::ListDir(const std::string& dir, const std::string& key_pr
     if (env_->IsDirectory(path)) {
       SNAPSHOT_RETURN_IF_ERROR(ListDir(path, key_prefix + name + "/", objects));
     } else {
-      ObjectInfo info{key_prefix + name, 0};
+      ObjectInfo info{key_prefix + name, 0, ""};
       SNAPSHOT_RETURN_IF_ERROR(env_->GetFileSize(path, &info.size));
       objects->push_back(std::move(info));
     }

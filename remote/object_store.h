@@ -26,6 +26,9 @@ namespace snapshot {
 struct ObjectInfo {
   std::string key;   // relative to the store's location
   uint64_t size = 0;
+  // The bytes' MD5 in lowercase hex, when the listing says it (S3's ETag of
+  // an object uploaded in one part); "" when unknown.
+  std::string md5;
 };
 
 class ObjectStore {

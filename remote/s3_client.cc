@@ -3,6 +3,8 @@
 // classification of failures into Status, and the S3 operations.
 #include "remote/s3_client.h"
 
+#include "remote/remote_setting.h"
+
 #include <curl/curl.h>
 
 #include <algorithm>
@@ -87,19 +89,12 @@ void GlobalInit() {
 
 Status S3Options::FromEnvironment(const std::string& url, S3Options* out) {
   S3Options o;
-  const std::string scheme = "s3://";
-  if (url.compare(0, scheme.size(), scheme) != 0) {
-    return Status::InvalidArgument("remote location '" + url + "' is not of the form s3://bucket/prefix");
-  }
-  std::string rest = url.substr(scheme.size());
-  size_t slash = rest.find('/');
+  SNAPSHOT_RETURN_IF_ERROR(CheckRemoteUrl(url));
+  const std::string rest = url.substr(std::string("s3://").size());
+  const size_t slash = rest.find('/');
   o.bucket = rest.substr(0, slash);
   o.prefix = slash == std::string::npos ? "" : rest.substr(slash + 1);
   while (!o.prefix.empty() && o.prefix.back() == '/') o.prefix.pop_back();
-  if (o.bucket.empty() || o.bucket.find_first_of("?#%\\ ") != std::string::npos ||
-      (!o.prefix.empty() && o.prefix.front() == '/')) {
-    return Status::InvalidArgument("remote location '" + url + "' is not of the form s3://bucket/prefix");
-  }
   auto env = [](const char* name) { const char* v = std::getenv(name); return std::string(v ? v : ""); };
   o.access_key = env("AWS_ACCESS_KEY_ID");
   o.secret_key = env("AWS_SECRET_ACCESS_KEY");
@@ -438,7 +433,8 @@ Status S3Client::List(const std::string& prefix, std::vector<ObjectInfo>* object
     }
     for (const s3xml::ListedObject& o : page.objects) {
       if (o.key.compare(0, base.size(), base) != 0) continue;  // outside our prefix: not ours
-      objects->push_back(ObjectInfo{o.key.substr(base.size()), o.size});
+      const std::string etag = Lower(o.etag);
+      objects->push_back(ObjectInfo{o.key.substr(base.size()), o.size, IsHexMd5(etag) ? etag : ""});
     }
     if (!page.truncated) break;
     if (page.next_token == token) {

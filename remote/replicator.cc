@@ -1,0 +1,264 @@
+#include "remote/replicator.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+#include <set>
+#include <vector>
+
+#include "remote/md5.h"
+#include "store/bundle.h"
+#include "store/format.h"
+#include "store/store.h"
+
+namespace snapshot {
+namespace {
+
+Status ReadWholeFile(Env* env, const std::string& path, uint64_t limit, std::string* out) {
+  std::unique_ptr<RandomAccessFile> f;
+  SNAPSHOT_RETURN_IF_ERROR(env->NewRandomAccessFile(path, &f));
+  if (f->Size() > limit) return Status::Corruption(path + " is larger than such a file can be");
+  out->assign(size_t(f->Size()), '\0');
+  if (!out->empty()) SNAPSHOT_RETURN_IF_ERROR(f->Read(0, out->size(), &(*out)[0]));
+  return Status::OK();
+}
+
+// STORE is at most 228 + 4096 bytes (docs/FORMAT.md §3); a manifest is
+// bounded by its page count, far below this.
+constexpr uint64_t kMaxStoreFileBytes = 228 + 4096;
+constexpr uint64_t kMaxManifestBytes = 1ull << 30;
+
+// What makes a STORE this store's: everything but the version (rewritten
+// once on a format upgrade) and the checksum over it. The 192-byte secret
+// in it is random per store.
+std::string StoreIdentity(const std::string& store_file) {
+  if (store_file.size() < 28) return std::string();
+  return store_file.substr(12, store_file.size() - 12 - 8);
+}
+
+// Where a downloaded STORE to compare goes: outside the store, which only
+// its exclusive lock holder may write.
+std::string TempFileName() {
+  const char* dir = std::getenv("TMPDIR");
+  uint64_t nonce = 0;
+  Env::Default()->RandomBytes(&nonce, sizeof nonce);
+  return JoinPath(dir && dir[0] ? dir : "/tmp",
+                  "snapshot-remote-" + std::to_string(long(getpid())) + "-" + std::to_string(nonce) + ".tmp");
+}
+
+// The recognised files of one store directory (docs/FORMAT.md §2).
+Status ListIds(Env* env, const std::string& dir, const char* suffix, std::vector<uint64_t>* ids) {
+  ids->clear();
+  if (!env->IsDirectory(dir)) return Status::OK();
+  std::vector<std::string> names;
+  SNAPSHOT_RETURN_IF_ERROR(env->GetChildren(dir, &names));
+  for (const std::string& name : names) {
+    uint64_t id;
+    if (ParseFileId(name, suffix, &id)) ids->push_back(id);
+  }
+  std::sort(ids->begin(), ids->end());
+  return Status::OK();
+}
+
+// `s` with `context` before its message, its code kept.
+Status Within(const Status& s, const std::string& context) {
+  const std::string m = context + ": " + s.message();
+  switch (s.code()) {
+    case Status::Code::kOk: return s;
+    case Status::Code::kNotFound: return Status::NotFound(m);
+    case Status::Code::kCorruption: return Status::Corruption(m);
+    case Status::Code::kInvalidArgument: return Status::InvalidArgument(m);
+    case Status::Code::kBusy: return Status::Busy(m);
+    case Status::Code::kNotSupported: return Status::NotSupported(m);
+    case Status::Code::kInterrupted: return Status::Interrupted(m);
+    default: return Status::IOError(m);
+  }
+}
+
+std::string PackKey(uint64_t id) { return std::string(kPackDirName) + "/" + FileNameForId(id, kPackSuffix); }
+
+}  // namespace
+
+Status Replicator::ListLocal(std::vector<LocalFile>* files) {
+  files->clear();
+  std::vector<uint64_t> ids;
+  auto add = [&](const std::string& dir, const char* suffix, bool is_mutable) -> Status {
+    SNAPSHOT_RETURN_IF_ERROR(ListIds(env_, JoinPath(store_dir_, dir), suffix, &ids));
+    for (uint64_t id : ids) {
+      LocalFile f;
+      f.key = dir + "/" + FileNameForId(id, suffix);
+      f.mutable_ = is_mutable;
+      SNAPSHOT_RETURN_IF_ERROR(env_->GetFileSize(JoinPath(store_dir_, f.key), &f.size));
+      files->push_back(f);
+    }
+    return Status::OK();
+  };
+  // The order of publication: what a file names goes up before it.
+  SNAPSHOT_RETURN_IF_ERROR(add(kPackDirName, kPackSuffix, false));
+  SNAPSHOT_RETURN_IF_ERROR(add(kSnapshotDirName, kBundleSuffix, false));
+  SNAPSHOT_RETURN_IF_ERROR(add(kSnapshotDirName, kManifestSuffix, true));
+  return Status::OK();
+}
+
+bool Replicator::RemoteHas(const LocalFile& f) {
+  auto it = listing_.find(f.key);
+  if (it == listing_.end() || it->second.size != f.size) return false;
+  if (!f.mutable_) return true;
+  std::string bytes;
+  if (it->second.md5.empty() || !ReadWholeFile(env_, JoinPath(store_dir_, f.key), kMaxManifestBytes, &bytes).ok()) {
+    return false;  // sent again: a manifest is small
+  }
+  return Md5::Hex(Md5::Of(bytes)) == it->second.md5;
+}
+
+Status Replicator::CheckSameStore(const std::string& local_store_path, bool* upload_store) {
+  std::string local;
+  SNAPSHOT_RETURN_IF_ERROR(ReadWholeFile(env_, local_store_path, kMaxStoreFileBytes, &local));
+  auto it = listing_.find(kStoreFileName);
+  *upload_store = true;
+  if (it == listing_.end()) return Status::OK();
+  if (it->second.size == local.size() && it->second.md5 == Md5::Hex(Md5::Of(local))) {
+    *upload_store = false;
+    return Status::OK();
+  }
+  const std::string tmp = TempFileName();
+  std::string theirs;
+  Status s = remote_->Get(kStoreFileName, tmp, 0600);
+  if (s.ok()) s = ReadWholeFile(env_, tmp, kMaxStoreFileBytes, &theirs);
+  env_->RemoveFile(tmp);
+  if (!s.ok()) return Within(s, "reading " + remote_name_ + "/STORE");
+  if (StoreIdentity(theirs).empty() || StoreIdentity(theirs) != StoreIdentity(local)) {
+    return Status::InvalidArgument(remote_name_ + " holds the copy of another snapshot store, not of " + store_dir_ +
+                                   "; give each store a remote location of its own");
+  }
+  return Status::OK();  // the same store, its STORE rewritten by a format upgrade
+}
+
+Status Replicator::Push(PushResult* result) {
+  *result = PushResult();
+  // The shared lock, held to the end: no backup, prune or compaction
+  // changes the files while they go up.
+  StoreOptions o;
+  o.env = env_;
+  o.dir = store_dir_;
+  o.lock_timeout_ms = lock_timeout_ms_;
+  std::unique_ptr<Store> store;
+  Status s = Store::Open(o, &store);
+  const std::string store_path = JoinPath(store_dir_, kStoreFileName);
+  if (s.ok() && !env_->FileExists(store_path)) s = Status::NotFound("no snapshot has been taken yet");
+  if (!s.ok()) return Within(s, "the snapshot store " + store_dir_);
+
+  std::vector<LocalFile> files;
+  SNAPSHOT_RETURN_IF_ERROR(ListLocal(&files));
+  std::vector<ObjectInfo> objects;
+  SNAPSHOT_RETURN_IF_ERROR(remote_->List("", &objects));
+  listing_.clear();
+  for (ObjectInfo& object : objects) listing_[object.key] = std::move(object);
+
+  bool upload_store = false;
+  SNAPSHOT_RETURN_IF_ERROR(CheckSameStore(store_path, &upload_store));
+  LocalFile store_file;
+  store_file.key = kStoreFileName;
+  SNAPSHOT_RETURN_IF_ERROR(env_->GetFileSize(store_path, &store_file.size));
+  if (upload_store) files.insert(files.begin(), store_file);
+  result->files_in_store = upload_store ? files.size() : files.size() + 1;
+
+  for (const LocalFile& f : files) {
+    if (f.key != kStoreFileName && RemoteHas(f)) continue;
+    s = remote_->Put(f.key, JoinPath(store_dir_, f.key));
+    if (!s.ok()) {
+      return Within(s, "uploading " + f.key + " to " + remote_name_);
+    }
+    ObjectInfo& now = listing_[f.key];
+    now.key = f.key;
+    now.size = f.size;
+    now.md5.clear();  // compared again next time
+    result->files_uploaded++;
+    result->bytes_uploaded += f.size;
+  }
+  return Status::OK();
+}
+
+void RemoveFetchedStore(Env* env, const std::string& cache_dir) {
+  for (const char* sub : {kPackDirName, kSnapshotDirName, ""}) {
+    const std::string dir = sub[0] ? JoinPath(cache_dir, sub) : cache_dir;
+    std::vector<std::string> names;
+    if (!env->GetChildren(dir, &names).ok()) continue;
+    for (const std::string& name : names) {
+      if (name != "." && name != ".." && !env->IsDirectory(JoinPath(dir, name))) env->RemoveFile(JoinPath(dir, name));
+    }
+    ::rmdir(dir.c_str());
+  }
+}
+
+namespace {
+
+Status FetchInto(Env* env, ObjectStore* remote, const std::string& remote_name, const std::string& cache_dir,
+                 const SnapshotSpec& spec, uint64_t* id, FetchResult* result) {
+  std::vector<ObjectInfo> objects;
+  SNAPSHOT_RETURN_IF_ERROR(remote->List("", &objects));
+  std::map<std::string, uint64_t> listed;
+  for (const ObjectInfo& o : objects) listed[o.key] = o.size;
+  if (listed.count(kStoreFileName) == 0) {
+    return Status::NotFound(remote_name + " holds no snapshot store (there is no " + remote_name + "/STORE)");
+  }
+  auto get = [&](const std::string& key) -> Status {
+    Status s = remote->Get(key, JoinPath(cache_dir, key), 0600);
+    if (!s.ok()) return Within(s, remote_name + "/" + key);
+    result->files++;
+    result->bytes += listed[key];
+    return Status::OK();
+  };
+  SNAPSHOT_RETURN_IF_ERROR(get(kStoreFileName));
+  // Every manifest, loose or bundled: which snapshot `spec` names, and
+  // which copy of it counts, is the store's reader's decision.
+  for (const auto& entry : listed) {
+    const std::string dir = std::string(kSnapshotDirName) + "/";
+    if (entry.first.compare(0, dir.size(), dir) != 0) continue;
+    const std::string name = entry.first.substr(dir.size());
+    uint64_t unused;
+    if (ParseFileId(name, kManifestSuffix, &unused) || ParseFileId(name, kBundleSuffix, &unused)) {
+      SNAPSHOT_RETURN_IF_ERROR(get(entry.first));
+    }
+  }
+  StoreOptions o;
+  o.env = env;
+  o.dir = cache_dir;
+  std::unique_ptr<Store> store;
+  SNAPSHOT_RETURN_IF_ERROR(Store::Open(o, &store));
+  SNAPSHOT_RETURN_IF_ERROR(ResolveSnapshot(store.get(), spec, id));
+  Manifest m;
+  SNAPSHOT_RETURN_IF_ERROR(store->ReadManifest(*id, &m));
+  std::set<uint64_t> packs;
+  for (const Extent& e : m.extents) {
+    if (e.pack != 0) packs.insert(e.pack);
+  }
+  for (uint64_t pack : packs) {
+    if (listed.count(PackKey(pack)) == 0) {
+      return Status::Corruption(remote_name + " lacks " + PackKey(pack) + ", which snapshot " + std::to_string(*id) +
+                                " needs");
+    }
+    SNAPSHOT_RETURN_IF_ERROR(get(PackKey(pack)));
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status FetchSnapshot(Env* env, ObjectStore* remote, const std::string& remote_name, const std::string& cache_dir,
+                     const SnapshotSpec& spec, uint64_t* id, FetchResult* result) {
+  FetchResult ignored;
+  if (result == nullptr) result = &ignored;
+  *result = FetchResult();
+  if (env->FileExists(cache_dir)) return Status::InvalidArgument(cache_dir + " already exists");
+  Status s = env->CreateDir(cache_dir, 0700);
+  if (s.ok()) s = env->CreateDir(JoinPath(cache_dir, kPackDirName), 0700);
+  if (s.ok()) s = env->CreateDir(JoinPath(cache_dir, kSnapshotDirName), 0700);
+  if (s.ok()) s = FetchInto(env, remote, remote_name, cache_dir, spec, id, result);
+  if (!s.ok()) RemoveFetchedStore(env, cache_dir);
+  return s;
+}
+
+}  // namespace snapshot
