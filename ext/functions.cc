@@ -14,6 +14,7 @@
 #include "ext/connection.h"
 #include "ext/inspect.h"
 #include "ext/progress.h"
+#include "ext/remote_functions.h"
 #include "ext/restore.h"
 #include "ext/sql_fence.h"
 #include "ext/sql_util.h"
@@ -105,7 +106,9 @@ void RestoreFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   sqlite3_result_int64(ctx, sqlite3_int64(id));
 }
 
-// snapshot_restore_to(path [, id or moment [, schema]]) -> id restored into a new file
+// snapshot_restore_to(path [, id or moment [, schema or 's3://bucket/prefix']])
+// -> id restored into a new file, from the schema's store or from a remote
+// copy (ext/remote_functions.h)
 void RestoreToFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   sqlite3* db = sqlite3_context_db_handle(ctx);
   const char* path = TextArg(argc, argv, 0);
@@ -114,6 +117,11 @@ void RestoreToFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   uint64_t requested = 0, id = 0;
   Status s = SpecArg(argc, argv, 1, &spec);
   if (s.ok() && (path == nullptr || path[0] == '\0')) s = Status::InvalidArgument("the target path is empty");
+  if (s.ok() && IsRemoteLocation(schema)) {
+    s = RestoreFromRemote(db, *Settings(ctx), path, spec, schema, &id);
+    if (!s.ok()) return ResultStatus(ctx, "snapshot_restore_to", s);
+    return sqlite3_result_int64(ctx, sqlite3_int64(id));
+  }
   if (s.ok()) s = SpecToId(db, schema, *Settings(ctx), spec, &requested);
   if (s.ok()) s = RestoreToFile(db, schema, *Settings(ctx), path, requested, &id);
   if (!s.ok()) return ResultStatus(ctx, "snapshot_restore_to", s);
@@ -427,6 +435,7 @@ int RegisterSnapshotFunctions(sqlite3* db) {
     }
   }
   int rc = RegisterListModule(db, settings);
+  if (rc == SQLITE_OK) rc = RegisterRemoteFunctions(db, settings);
   if (rc == SQLITE_OK) rc = RegisterDiffModule(db, settings);
   if (rc == SQLITE_OK) rc = RegisterIntegrityCheck(db, settings);
   return rc;

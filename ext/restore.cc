@@ -336,11 +336,18 @@ Status RestoreLive(sqlite3* db, const char* schema, const ConnectionSettings& se
 
 Status RestoreToFile(sqlite3* db, const char* schema, const ConnectionSettings& settings, const char* path,
                      uint64_t requested, uint64_t* restored_id) {
-  uint64_t id = 0;
-  Env* env = Env::Default();
   StoreLocation loc;
   Status s = LocateStore(db, schema, settings, &loc);
-  if (s.ok() && env->FileExists(path)) {
+  if (s.ok()) s = RestoreToFileAt(db, loc, settings, path, requested, restored_id);
+  return s;
+}
+
+Status RestoreToFileAt(sqlite3* db, const StoreLocation& loc, const ConnectionSettings& settings, const char* path,
+                       uint64_t requested, uint64_t* restored_id) {
+  uint64_t id = 0;
+  Env* env = Env::Default();
+  Status s;
+  if (env->FileExists(path)) {
     s = Status::InvalidArgument(std::string(path) + " already exists; snapshot_restore_to() only creates new files");
   }
   if (s.ok() && IsInside(DirName(path), loc.store_dir)) {
@@ -348,7 +355,7 @@ Status RestoreToFile(sqlite3* db, const char* schema, const ConnectionSettings& 
                                 loc.store_dir);
   }
   std::unique_ptr<Store> store;
-  if (s.ok()) s = OpenStore(db, schema, settings, StoreAccess::kRead, &store);
+  if (s.ok()) s = OpenStoreAt(loc, settings, StoreAccess::kRead, &store);
   if (s.ok()) s = ResolveId(store.get(), requested, &id);
   std::unique_ptr<SnapshotImage> image;
   if (s.ok()) s = store->OpenImage(id, &image);

@@ -51,5 +51,10 @@ Status RestoreLive(sqlite3* db, const char* schema, const ConnectionSettings& se
 // database file at `path`; *restored_id is the snapshot written.
 Status RestoreToFile(sqlite3* db, const char* schema, const ConnectionSettings& settings, const char* path,
                      uint64_t id, uint64_t* restored_id);
+// The same from the store at `where` (its db_path may be empty: then the
+// store's database name is not checked). `db` is only the connection whose
+// sqlite3_interrupt() stops it.
+Status RestoreToFileAt(sqlite3* db, const StoreLocation& where, const ConnectionSettings& settings, const char* path,
+                       uint64_t id, uint64_t* restored_id);
 
 }  // namespace snapshot

@@ -1,0 +1,40 @@
+// The SQL surface of remote copies (remote/replicator.h):
+//
+//   SELECT snapshot_remote('s3://backups/app');   -- set, for every process
+//   SELECT snapshot_remote();                      -- read (NULL: none)
+//   SELECT snapshot_remote(NULL);                  -- off
+//   SELECT snapshot_push();                        -- files uploaded; OK = durable remotely
+//   -- on a new machine, with an empty disk:
+//   SELECT snapshot_restore_to('app.db', NULL, 's3://backups/app');
+//
+// Endpoint, region and credentials come only from the AWS_* environment
+// variables (remote/s3_client.h), never from SQL or the store's files. The
+// setting lives in the store (remote/remote_setting.h); $SNAPSHOT_REMOTE
+// applies to a store that has none.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "ext/connection.h"
+#include "store/snapshot_spec.h"
+#include "vfs/sqlite_api.h"
+
+namespace snapshot {
+
+// Registers snapshot_remote and snapshot_push (top-level SQL only, like
+// every function with side effects). Returns an SQLite code.
+int RegisterRemoteFunctions(sqlite3* db, ConnectionSettings* settings);
+
+// Whether snapshot_restore_to's third argument names a remote rather than
+// a schema.
+bool IsRemoteLocation(const char* text);
+
+// snapshot_restore_to(path, spec, 's3://...'): fetches what snapshot `spec`
+// of the remote needs into a directory beside `path` (laid out as a store),
+// writes the snapshot to the new file `path` through the local restore
+// (every page checked against its hash), and removes the directory.
+Status RestoreFromRemote(sqlite3* db, const ConnectionSettings& settings, const char* path, const SnapshotSpec& spec,
+                         const std::string& url, uint64_t* restored_id);
+
+}  // namespace snapshot
