@@ -12,12 +12,12 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <dirent.h>
 #include <fstream>
 #include <random>
 #include <thread>
 
 #include "remote/s3_client.h"
+#include "tests/remote/remote_test_util.h"
 #include "tests/store/fault_env.h"
 #include "tests/test_util.h"
 
@@ -30,6 +30,8 @@ using snapshot::RandomAccessFile;
 using snapshot::S3Client;
 using snapshot::S3Options;
 using snapshot::Status;
+using snapshot_test::FindFileHolding;
+using snapshot_test::ObjectStoreDataDir;
 using snapshot_test::ReadFile;
 using snapshot_test::TempDir;
 
@@ -293,27 +295,6 @@ TEST_F(S3ClientTest, LocalWriteFaultsDuringDownloadLeaveNoFile) {
   EXPECT_GT(k, 4) << "the download made fewer changes than create, append, fsync, close";
 }
 
-// Finds the file under `dir` whose content is `data` (Swift keeps each
-// object's bytes in a .data file of their own).
-std::string FindFileHolding(const std::string& dir, const std::string& data) {
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return "";
-  std::string found;
-  while (dirent* e = readdir(d)) {
-    const std::string name = e->d_name;
-    if (name == "." || name == "..") continue;
-    const std::string path = dir + "/" + name;
-    if (e->d_type == DT_DIR) {
-      found = FindFileHolding(path, data);
-    } else if (name.size() > 5 && name.compare(name.size() - 5, 5, ".data") == 0 && ReadFile(path) == data) {
-      found = path;
-    }
-    if (!found.empty()) break;
-  }
-  closedir(d);
-  return found;
-}
-
 TEST_F(S3ClientTest, DamagedObjectIsRefusedByItsChecksum) {
   S3Client s3(options_, Env::Default());
   const std::string data = RandomBytes(200000, 6);
@@ -321,8 +302,7 @@ TEST_F(S3ClientTest, DamagedObjectIsRefusedByItsChecksum) {
   ASSERT_TRUE(s3.Put("pack", dir_ / "in").ok());
 
   // Damage the stored copy on the server's disk: same size, one bit.
-  const char* store_dir = std::getenv("SNAPSHOT_OBJECT_STORE_DIR");
-  const std::string root = std::string(store_dir ? store_dir : "/tmp/snapshot-object-store") + "/srv";
+  const std::string root = ObjectStoreDataDir();
   const std::string stored = FindFileHolding(root, data);
   ASSERT_FALSE(stored.empty()) << "no file under " << root << " holds the object";
   std::string damaged = data;
