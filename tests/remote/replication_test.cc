@@ -15,6 +15,7 @@
 #include <fstream>
 
 #include "remote/s3_client.h"
+#include "store/store.h"
 #include "tests/remote/remote_test_util.h"
 #include "tests/test_util.h"
 
@@ -162,16 +163,32 @@ TEST_F(ReplicationTest, ASecondPushUploadsNothing) {
   ASSERT_EQ(before.size(), after.size());
   for (size_t i = 0; i < before.size(); i++) EXPECT_EQ(before[i].key, after[i].key);
 
-  // A compaction rewrites the store's files; the next push sends the new
-  // ones, and the remote still restores every snapshot.
+  // New snapshots: only their packs and manifests go up.
   for (int i = 0; i < 3; i++) {
     ASSERT_EQ("", Exec(db_, "UPDATE t SET v = randomblob(600) WHERE id = " + std::to_string(i + 1)));
     ASSERT_NE("", Query(db_, "SELECT snapshot_backup()"));
   }
   EXPECT_EQ("6", Query(db_, "SELECT snapshot_push()"));
   EXPECT_EQ("0", Query(db_, "SELECT snapshot_push()"));
+
+  // A compaction folds manifests into a bundle, merges packs and rewrites
+  // the loose manifests it keeps in place, under the same names: the push
+  // sends what changed (compared by content), and every snapshot still
+  // restores from the remote.
+  {
+    snapshot::StoreOptions o;
+    o.dir = machine_a_ / "app.db-snapshots";
+    o.exclusive = true;
+    std::unique_ptr<snapshot::Store> store;
+    ASSERT_TRUE(snapshot::Store::Open(o, &store).ok());
+    ASSERT_TRUE(store->Compact().ok());
+  }
+  EXPECT_LE(2, QueryInt(db_, "SELECT snapshot_push()")) << "at least the bundle and the merged pack";
+  EXPECT_EQ("0", Query(db_, "SELECT snapshot_push()"));
   EXPECT_EQ("4", RestoreOnMachineB("app.db"));
   EXPECT_TRUE(ReadFile(machine_b_ / "app.db") == ReadFile(machine_a_ / "app.db"));
+  EXPECT_EQ("1", RestoreOnMachineB("first.db", "1"));
+  EXPECT_EQ("3", RestoreOnMachineB("third.db", "3"));
 }
 
 TEST_F(ReplicationTest, AnObjectDamagedOrMissingOnTheServerIsRefusedAtRestore) {
