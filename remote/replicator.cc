@@ -77,6 +77,22 @@ Status Within(const Status& s, const std::string& context) {
   }
 }
 
+// The id in a store file's key (packs/N.pack, snapshots/N.snap or .bundle);
+// false for any other key.
+bool KeyId(const std::string& key, uint64_t* id, const char** suffix) {
+  const size_t slash = key.find('/');
+  if (slash == std::string::npos) return false;
+  const std::string dir = key.substr(0, slash), name = key.substr(slash + 1);
+  for (const char* sfx : {kPackSuffix, kManifestSuffix, kBundleSuffix}) {
+    const bool in_dir = dir == (sfx == kPackSuffix ? kPackDirName : kSnapshotDirName);
+    if (in_dir && ParseFileId(name, sfx, id)) {
+      *suffix = sfx;
+      return true;
+    }
+  }
+  return false;
+}
+
 std::string PackKey(uint64_t id) { return std::string(kPackDirName) + "/" + FileNameForId(id, kPackSuffix); }
 
 }  // namespace
@@ -165,8 +181,33 @@ Status Replicator::Push(PushResult* result) {
   if (upload_store) files.insert(files.begin(), store_file);
   result->files_in_store = upload_store ? files.size() : files.size() + 1;
 
+  // Ids are never reused (docs/FORMAT.md §8), but only within one line of
+  // history: a remote holding ids this store never reached means the store
+  // was put back from an older copy, and its next ids would name other
+  // content than the remote's files of those names.
+  uint64_t local_max = 0, remote_max = 0, id = 0;
+  const char* suffix = nullptr;
+  for (const LocalFile& f : files) {
+    if (KeyId(f.key, &id, &suffix)) local_max = std::max(local_max, id);
+  }
+  for (const auto& entry : listing_) {
+    if (KeyId(entry.first, &id, &suffix)) remote_max = std::max(remote_max, id);
+  }
+  if (remote_max > local_max) {
+    return Status::InvalidArgument(remote_name_ + " holds files up to id " + std::to_string(remote_max) +
+                                   ", newer than this store's (" + std::to_string(local_max) +
+                                   "): was the store put back from an older copy? Nothing was sent");
+  }
+
   for (const LocalFile& f : files) {
     if (f.key != kStoreFileName && RemoteHas(f)) continue;
+    if (f.mutable_ && KeyId(f.key, &id, &suffix)) {
+      // A manifest that is sent again replaces the remote's copy: never by
+      // a damaged one.
+      Manifest m;
+      s = store->ReadManifest(id, &m);
+      if (!s.ok()) return Within(s, "not sending " + f.key + " (snapshot_verify() says more)");
+    }
     s = remote_->Put(f.key, JoinPath(store_dir_, f.key));
     if (!s.ok()) {
       return Within(s, "uploading " + f.key + " to " + remote_name_);
@@ -177,6 +218,57 @@ Status Replicator::Push(PushResult* result) {
     now.md5.clear();  // compared again next time
     result->files_uploaded++;
     result->bytes_uploaded += f.size;
+  }
+  return PruneRemote(store.get(), files, result);
+}
+
+Status Replicator::PruneRemote(Store* store, const std::vector<LocalFile>& files, PushResult* result) {
+  std::set<std::string> local;
+  for (const LocalFile& f : files) local.insert(f.key);
+  // What the local snapshots name. Every loose manifest must be readable and
+  // every pack named must be here: a store that lost files (by damage, or
+  // by hand) is no guide to what the remote may lose.
+  std::vector<SnapshotInfo> snapshots;
+  SNAPSHOT_RETURN_IF_ERROR(store->List(&snapshots));
+  std::set<uint64_t> listed, named;
+  for (const SnapshotInfo& info : snapshots) {
+    listed.insert(info.id);
+    Manifest m;
+    SNAPSHOT_RETURN_IF_ERROR(store->ReadManifest(info.id, &m));
+    for (const Extent& e : m.extents) {
+      if (e.pack != 0) named.insert(e.pack);
+    }
+  }
+  uint64_t id = 0;
+  const char* suffix = nullptr;
+  for (const LocalFile& f : files) {
+    if (f.mutable_ && KeyId(f.key, &id, &suffix) && listed.count(id) == 0) {
+      return Status::Corruption("the local manifest " + f.key +
+                                " cannot be read; nothing was deleted remotely (snapshot_verify() says more)");
+    }
+  }
+  for (uint64_t pack : named) {
+    if (local.count(PackKey(pack)) == 0) {
+      return Status::Corruption("the local store lacks " + PackKey(pack) +
+                                ", which a snapshot names; nothing was deleted remotely (snapshot_verify() says more)");
+    }
+  }
+  // Manifests first, then bundles, then packs: a remote manifest never
+  // names a deleted object, and a push that stops half way leaves only
+  // objects nothing names, which the next push deletes.
+  for (const char* kind : {kManifestSuffix, kBundleSuffix, kPackSuffix}) {
+    for (auto it = listing_.begin(); it != listing_.end();) {
+      const bool goes = KeyId(it->first, &id, &suffix) && suffix == kind && local.count(it->first) == 0 &&
+                        !(kind == kPackSuffix && named.count(id) != 0);
+      if (!goes) {
+        ++it;
+        continue;
+      }
+      Status s = remote_->Delete(it->first);
+      if (!s.ok()) return Within(s, "deleting " + it->first + " from " + remote_name_);
+      result->files_deleted++;
+      it = listing_.erase(it);
+    }
   }
   return Status::OK();
 }

@@ -34,14 +34,20 @@
 // consistent state (a backup or prune waits for it, up to its busy timeout).
 // A remote that already holds another store (another STORE) is refused.
 //
-// Push never deletes anything remotely: a snapshot pruned locally stays in
-// the remote copy, which stays consistent because the packs its manifests
-// name stay too.
+// Then Push deletes remotely what the store no longer has (a prune or a
+// compaction removed it locally, so no remaining snapshot needs it):
+// manifests, then bundles, then packs, so again a remote manifest never
+// names a missing object. It deletes nothing when the store looks damaged
+// (a loose manifest it cannot read, a pack a snapshot names missing), and
+// refuses to push at all when the remote holds ids newer than the store's
+// (the store was put back from an older copy), and sends no manifest that
+// does not read back whole.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "remote/object_store.h"
 #include "store/env.h"
@@ -50,10 +56,13 @@
 
 namespace snapshot {
 
+class Store;
+
 struct PushResult {
   uint64_t files_uploaded = 0;
   uint64_t bytes_uploaded = 0;
   uint64_t files_in_store = 0;  // the local store's files, all held remotely when OK
+  uint64_t files_deleted = 0;   // remote files the store no longer has
 };
 
 class Replicator {
@@ -68,8 +77,9 @@ class Replicator {
         remote_name_(std::move(remote_name)),
         lock_timeout_ms_(lock_timeout_ms) {}
 
-  // Uploads every file of the store the remote lacks; OK when the remote
-  // holds all of them, durably.
+  // Uploads every file of the store the remote lacks, then deletes the
+  // remote files the store no longer has; OK when the remote holds exactly
+  // the store's files, durably.
   Status Push(PushResult* result);
 
  private:
@@ -81,6 +91,7 @@ class Replicator {
   Status ListLocal(std::vector<LocalFile>* files);
   Status CheckSameStore(const std::string& local_store_path, bool* upload_store);
   bool RemoteHas(const LocalFile& f);
+  Status PruneRemote(Store* store, const std::vector<LocalFile>& files, PushResult* result);
 
   Env* env_;
   std::string store_dir_;
