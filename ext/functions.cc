@@ -176,12 +176,18 @@ void ImportFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   sqlite3_result_int64(ctx, sqlite3_int64(id));
 }
 
-// snapshot_verify([id or moment [, schema]]) -> 'ok', or an error naming the damage
+// snapshot_verify([id or moment [, schema or 's3://bucket/prefix']]) -> 'ok',
+// or an error naming the damage (of the schema's store or of a remote copy)
 void VerifyFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   sqlite3* db = sqlite3_context_db_handle(ctx);
   const bool every = argc == 0 || sqlite3_value_type(argv[0]) == SQLITE_NULL;
   SnapshotSpec spec;
   Status s = SpecArg(argc, argv, 0, &spec);
+  if (s.ok() && IsRemoteLocation(SchemaArg(argc, argv, 1))) {
+    s = VerifyRemote(*Settings(ctx), every ? nullptr : &spec, SchemaArg(argc, argv, 1));
+    if (!s.ok()) return ResultStatus(ctx, "snapshot_verify", s);
+    return sqlite3_result_text(ctx, "ok", -1, SQLITE_STATIC);
+  }
   std::unique_ptr<Store> store;
   if (s.ok()) s = OpenStore(db, SchemaArg(argc, argv, 1), *Settings(ctx), StoreAccess::kRead, &store);
   uint64_t id = 0;  // every snapshot

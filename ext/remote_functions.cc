@@ -1,5 +1,6 @@
 #include "ext/remote_functions.h"
 
+#include <cstdlib>
 #include <memory>
 
 #include "ext/restore.h"
@@ -105,6 +106,30 @@ Status RestoreFromRemote(sqlite3* db, const ConnectionSettings& settings, const 
   if (!s.ok()) return s;
   s = RestoreToFileAt(db, cache, settings, path, id, restored_id);
   RemoveFetchedStore(env, cache.store_dir);
+  return s;
+}
+
+Status VerifyRemote(const ConnectionSettings& settings, const SnapshotSpec* spec, const std::string& url) {
+  Env* env = Env::Default();
+  std::unique_ptr<S3Client> remote;
+  SNAPSHOT_RETURN_IF_ERROR(OpenRemote(url, &remote));
+  uint64_t nonce;
+  sqlite3_randomness(sizeof nonce, &nonce);
+  const char* tmp = std::getenv("TMPDIR");
+  const std::string cache = JoinPath(tmp && tmp[0] ? tmp : "/tmp", "snapshot-verify-" + std::to_string(nonce));
+  uint64_t id = 0;
+  Status s = spec ? FetchSnapshot(env, remote.get(), url, cache, *spec, &id, nullptr)
+                  : FetchStore(env, remote.get(), url, cache, nullptr);
+  if (!s.ok()) return s;
+  StoreOptions o;
+  o.dir = cache;
+  o.lock_timeout_ms = settings.busy_timeout_ms;
+  std::unique_ptr<Store> store;
+  s = Store::Open(o, &store);
+  if (s.ok()) s = store->Verify(id);
+  store.reset();
+  RemoveFetchedStore(env, cache);
+  if (s.IsCorruption()) return Status::Corruption(url + ": " + s.message());
   return s;
 }
 

@@ -6,6 +6,7 @@
 //   SELECT snapshot_push();                        -- files uploaded; OK = durable remotely
 //   -- on a new machine, with an empty disk:
 //   SELECT snapshot_restore_to('app.db', NULL, 's3://backups/app');
+//   SELECT snapshot_verify(NULL, 's3://backups/app');   -- the remote copy, every byte
 //
 // Endpoint, region and credentials come only from the AWS_* environment
 // variables (remote/s3_client.h), never from SQL or the store's files. The
@@ -36,5 +37,11 @@ bool IsRemoteLocation(const char* text);
 // (every page checked against its hash), and removes the directory.
 Status RestoreFromRemote(sqlite3* db, const ConnectionSettings& settings, const char* path, const SnapshotSpec& spec,
                          const std::string& url, uint64_t* restored_id);
+
+// snapshot_verify(spec, 's3://...'): fetches snapshot `spec` (every
+// snapshot and pack when null) of the remote into a temporary directory laid
+// out as a store, checks every byte as snapshot_verify() does locally, and
+// removes the directory. A damaged object fails its MD5 as it arrives.
+Status VerifyRemote(const ConnectionSettings& settings, const SnapshotSpec* spec, const std::string& url);
 
 }  // namespace snapshot

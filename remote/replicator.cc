@@ -287,8 +287,9 @@ void RemoveFetchedStore(Env* env, const std::string& cache_dir) {
 
 namespace {
 
+// `spec` null: every pack, not only one snapshot's.
 Status FetchInto(Env* env, ObjectStore* remote, const std::string& remote_name, const std::string& cache_dir,
-                 const SnapshotSpec& spec, uint64_t* id, FetchResult* result) {
+                 const SnapshotSpec* spec, uint64_t* id, FetchResult* result) {
   std::vector<ObjectInfo> objects;
   SNAPSHOT_RETURN_IF_ERROR(remote->List("", &objects));
   std::map<std::string, uint64_t> listed;
@@ -315,12 +316,22 @@ Status FetchInto(Env* env, ObjectStore* remote, const std::string& remote_name, 
       SNAPSHOT_RETURN_IF_ERROR(get(entry.first));
     }
   }
+  if (spec == nullptr) {
+    for (const auto& entry : listed) {
+      uint64_t pack;
+      const std::string dir = std::string(kPackDirName) + "/";
+      if (entry.first.compare(0, dir.size(), dir) == 0 && ParseFileId(entry.first.substr(dir.size()), kPackSuffix, &pack)) {
+        SNAPSHOT_RETURN_IF_ERROR(get(entry.first));
+      }
+    }
+    return Status::OK();
+  }
   StoreOptions o;
   o.env = env;
   o.dir = cache_dir;
   std::unique_ptr<Store> store;
   SNAPSHOT_RETURN_IF_ERROR(Store::Open(o, &store));
-  SNAPSHOT_RETURN_IF_ERROR(ResolveSnapshot(store.get(), spec, id));
+  SNAPSHOT_RETURN_IF_ERROR(ResolveSnapshot(store.get(), *spec, id));
   Manifest m;
   SNAPSHOT_RETURN_IF_ERROR(store->ReadManifest(*id, &m));
   std::set<uint64_t> packs;
@@ -339,8 +350,10 @@ Status FetchInto(Env* env, ObjectStore* remote, const std::string& remote_name, 
 
 }  // namespace
 
-Status FetchSnapshot(Env* env, ObjectStore* remote, const std::string& remote_name, const std::string& cache_dir,
-                     const SnapshotSpec& spec, uint64_t* id, FetchResult* result) {
+namespace {
+
+Status Fetch(Env* env, ObjectStore* remote, const std::string& remote_name, const std::string& cache_dir,
+             const SnapshotSpec* spec, uint64_t* id, FetchResult* result) {
   FetchResult ignored;
   if (result == nullptr) result = &ignored;
   *result = FetchResult();
@@ -351,6 +364,19 @@ Status FetchSnapshot(Env* env, ObjectStore* remote, const std::string& remote_na
   if (s.ok()) s = FetchInto(env, remote, remote_name, cache_dir, spec, id, result);
   if (!s.ok()) RemoveFetchedStore(env, cache_dir);
   return s;
+}
+
+}  // namespace
+
+Status FetchSnapshot(Env* env, ObjectStore* remote, const std::string& remote_name, const std::string& cache_dir,
+                     const SnapshotSpec& spec, uint64_t* id, FetchResult* result) {
+  return Fetch(env, remote, remote_name, cache_dir, &spec, id, result);
+}
+
+Status FetchStore(Env* env, ObjectStore* remote, const std::string& remote_name, const std::string& cache_dir,
+                  FetchResult* result) {
+  uint64_t unused = 0;
+  return Fetch(env, remote, remote_name, cache_dir, nullptr, &unused, result);
 }
 
 }  // namespace snapshot

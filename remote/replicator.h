@@ -115,7 +115,11 @@ struct FetchResult {
 Status FetchSnapshot(Env* env, ObjectStore* remote, const std::string& remote_name, const std::string& cache_dir,
                      const SnapshotSpec& spec, uint64_t* id, FetchResult* result);
 
-// Removes a directory FetchSnapshot made, and everything it put there.
+// The same for every object of the remote store (to verify the whole copy).
+Status FetchStore(Env* env, ObjectStore* remote, const std::string& remote_name, const std::string& cache_dir,
+                  FetchResult* result);
+
+// Removes a directory FetchSnapshot or FetchStore made, and everything in it.
 void RemoveFetchedStore(Env* env, const std::string& cache_dir);
 
 }  // namespace snapshot
