@@ -256,6 +256,8 @@ TEST_F(ReplicationTest, TheSettingPersistsAndIsCheckedAndTopLevelOnly) {
   EXPECT_NE(std::string::npos, Query(db_, "SELECT snapshot_remote('s3:///y')").find("s3://bucket/prefix"));
   ASSERT_EQ("", Exec(db_, "CREATE VIEW v AS SELECT snapshot_remote('s3://evil/x') AS r"));
   EXPECT_NE(std::string::npos, Query(db_, "SELECT r FROM v").find("unsafe use")) << "a view may not call it";
+  ASSERT_EQ("", Exec(db_, "CREATE VIEW p AS SELECT snapshot_push() AS n"));
+  EXPECT_NE(std::string::npos, Query(db_, "SELECT n FROM p").find("unsafe use of snapshot_push"));
   EXPECT_EQ("NULL", Query(db_, "SELECT snapshot_remote()"));
 }
 
