@@ -104,18 +104,12 @@ Status WriteAutoStatus(Env* env, const std::string& store_dir, const AutoStatus&
                            "\nerror_pid " + std::to_string(st.error_pid) + "\nerror " + error + "\n";
   // A temporary name of this process's own: writers of several processes
   // never share one (AUTO is written under the store's lock; this is not).
-  const std::string path = JoinPath(store_dir, kAutoStatusFileName);
-  const std::string tmp = path + "." + std::to_string(long(getpid())) + ".tmp";
-  std::unique_ptr<WritableFile> f;
-  Status s = env->NewWritableFile(tmp, mode, &f);
-  if (s.ok()) s = f->Append(text.data(), text.size());
-  if (s.ok()) s = f->Close();
-  if (s.ok()) s = env->RenameFile(tmp, path);
-  if (!s.ok()) {
-    f.reset();
-    env->RemoveFile(tmp);
-  }
-  return s;
+  // Not synced: a status lost to a power cut is rewritten by the next
+  // snapshot, and an fsync per snapshot would cost every second.
+  AtomicWriteOptions options;
+  options.temp_suffix = "." + std::to_string(long(getpid())) + ".tmp";
+  options.sync = false;
+  return WriteFileAtomically(env, JoinPath(store_dir, kAutoStatusFileName), text, mode, options);
 }
 
 }  // namespace snapshot

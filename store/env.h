@@ -119,10 +119,22 @@ class EnvWrapper : public Env {
   Env* target_;
 };
 
+// How WriteFileAtomically writes. The defaults suit a file only the
+// exclusive holder of a lock writes, and that must survive a power cut.
+struct AtomicWriteOptions {
+  // Appended to `path` to name the temporary file. Writers not serialized
+  // by a lock (several processes) each need a name of their own.
+  std::string temp_suffix = ".tmp";
+  // fsync the file before the rename and the directory after. Without:
+  // still never a mix of old and new, but a power cut may lose the change.
+  bool sync = true;
+};
+
 // Writes `data` to `path` durably and atomically: temp file, fsync, rename,
 // fsync of the directory. Readers see the old file or the new one, never a mix.
+// A failure removes the temporary file.
 Status WriteFileAtomically(Env* env, const std::string& path, const std::string& data,
-                           unsigned mode);
+                           unsigned mode, const AtomicWriteOptions& options = AtomicWriteOptions());
 
 std::string JoinPath(const std::string& dir, const std::string& name);
 std::string DirName(const std::string& path);

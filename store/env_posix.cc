@@ -383,12 +383,13 @@ Status Env::ReadFileToString(const std::string& path, std::string* out) {
   return f->Read(0, out->size(), &(*out)[0]);
 }
 
-Status WriteFileAtomically(Env* env, const std::string& path, const std::string& data, unsigned mode) {
-  const std::string tmp = path + ".tmp";
+Status WriteFileAtomically(Env* env, const std::string& path, const std::string& data, unsigned mode,
+                           const AtomicWriteOptions& options) {
+  const std::string tmp = path + options.temp_suffix;
   std::unique_ptr<WritableFile> f;
   Status s = env->NewWritableFile(tmp, mode, &f);
   if (s.ok()) s = f->Append(data.data(), data.size());
-  if (s.ok()) s = f->Sync();
+  if (s.ok() && options.sync) s = f->Sync();
   if (s.ok()) s = f->Close();
   if (s.ok()) s = env->RenameFile(tmp, path);
   if (!s.ok()) {
@@ -396,7 +397,7 @@ Status WriteFileAtomically(Env* env, const std::string& path, const std::string&
     env->RemoveFile(tmp);
     return s;
   }
-  return env->SyncDir(DirName(path));
+  return options.sync ? env->SyncDir(DirName(path)) : Status::OK();
 }
 
 std::string JoinPath(const std::string& dir, const std::string& name) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "tests/store/fault_env.h"
 #include "tests/store/store_test_util.h"
 
 namespace store_test {
@@ -65,6 +66,44 @@ TEST(StoreFileModes, ExactlyAsRequestedRegardlessOfUmask) {
     }
     EXPECT_GE(files, 5u);  // STORE, LOCK, packs, manifests
   }
+}
+
+// WriteFileAtomically: a failure at any step leaves the old content and no
+// temporary file (of the name asked for); without sync it calls no fsync.
+TEST(StoreAtomicWrite, FailureLeavesTheOldFileAndNoTemporary) {
+  TempDir tmp;
+  const std::string path = tmp / "STATUS";
+  snapshot::AtomicWriteOptions unsynced;
+  unsynced.temp_suffix = ".42.tmp";
+  unsynced.sync = false;
+  ASSERT_OK(snapshot::WriteFileAtomically(Env::Default(), path, "old", 0600, unsynced));
+  for (const bool sync : {false, true}) {
+    snapshot::AtomicWriteOptions o = unsynced;
+    o.sync = sync;
+    for (int k = 1;; k++) {
+      ASSERT_LT(k, 20);
+      FaultEnv env;
+      env.Arm(k, false);
+      const Status s = snapshot::WriteFileAtomically(&env, path, "new", 0600, o);
+      std::string got;
+      ASSERT_OK(Env::Default()->ReadFileToString(path, &got));
+      EXPECT_FALSE(fs::exists(path + ".42.tmp")) << "step " << k;
+      if (s.ok()) {
+        EXPECT_EQ("new", got);
+        ASSERT_OK(snapshot::WriteFileAtomically(Env::Default(), path, "old", 0600, unsynced));
+        break;
+      }
+      // Only the directory's fsync comes after the rename.
+      const bool renamed = env.first_fault().find("fsync dir") != std::string::npos;
+      EXPECT_EQ(renamed ? "new" : "old", got) << "step " << k << ": " << s.message();
+      if (renamed) ASSERT_OK(snapshot::WriteFileAtomically(Env::Default(), path, "old", 0600, unsynced));
+    }
+  }
+  FaultEnv env;
+  env.ArmMatch("fsync");
+  EXPECT_OK(snapshot::WriteFileAtomically(&env, path, "unsynced", 0600, unsynced));
+  EXPECT_FALSE(env.fired()) << env.first_fault();
+  EXPECT_FALSE(snapshot::WriteFileAtomically(&env, path, "synced", 0600).ok()) << "the default syncs";
 }
 
 TEST(StoreLocks, ExclusiveExcludesEveryoneElse) {
