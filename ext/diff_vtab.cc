@@ -146,12 +146,6 @@ struct DiffSpec {
     return s;
   }
 
-  static int ErrorCode(const Status& s) {
-    if (s.code() == Status::Code::kBusy) return SQLITE_BUSY;
-    if (s.code() == Status::Code::kInterrupted) return SQLITE_INTERRUPT;
-    return SQLITE_ERROR;
-  }
-
   static void Column(const Row& r, sqlite3_context* ctx, int col) {
     auto text = [ctx](const std::string& s) { sqlite3_result_text(ctx, s.c_str(), -1, SQLITE_TRANSIENT); };
     auto rows = [ctx, &r](uint64_t n) {

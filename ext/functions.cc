@@ -37,8 +37,7 @@ ConnectionSettings* Settings(sqlite3_context* ctx) {
 void ResultStatus(sqlite3_context* ctx, const char* function, const Status& s) {
   const std::string msg = std::string(function) + ": " + s.message();
   sqlite3_result_error(ctx, msg.c_str(), -1);
-  if (s.code() == Status::Code::kBusy) sqlite3_result_error_code(ctx, SQLITE_BUSY);
-  if (s.code() == Status::Code::kInterrupted) sqlite3_result_error_code(ctx, SQLITE_INTERRUPT);
+  if (SqliteCodeOf(s) != SQLITE_ERROR) sqlite3_result_error_code(ctx, SqliteCodeOf(s));
 }
 
 // Optional argument i as text; nullptr when absent or NULL.

@@ -79,7 +79,7 @@ void IntegrityCheckFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   if (!s.ok()) {
     const std::string msg = "snapshot_integrity_check: " + s.message();
     sqlite3_result_error(ctx, msg.c_str(), -1);
-    if (s.code() == Status::Code::kBusy) sqlite3_result_error_code(ctx, SQLITE_BUSY);
+    if (SqliteCodeOf(s) != SQLITE_ERROR) sqlite3_result_error_code(ctx, SqliteCodeOf(s));
     return;
   }
   sqlite3_result_text(ctx, report.c_str(), -1, SQLITE_TRANSIENT);

@@ -55,9 +55,6 @@ struct ListSpec {
     return s;
   }
 
-  // Any failure, a busy store too, is SQLITE_ERROR; its message says which.
-  static int ErrorCode(const Status&) { return SQLITE_ERROR; }
-
   static void Column(const Row& r, sqlite3_context* ctx, int col) {
     switch (col) {
       case kId: sqlite3_result_int64(ctx, sqlite3_int64(r.id)); break;

@@ -10,6 +10,15 @@
 
 namespace snapshot {
 
+// The result code of a failed call: SQLITE_BUSY when a lock could not be had
+// in time (the caller may retry, as with SQLite's own), SQLITE_INTERRUPT, else
+// SQLITE_ERROR. Every function and table of the extension answers through it.
+inline int SqliteCodeOf(const Status& s) {
+  if (s.code() == Status::Code::kBusy) return SQLITE_BUSY;
+  if (s.code() == Status::Code::kInterrupted) return SQLITE_INTERRUPT;
+  return SQLITE_ERROR;
+}
+
 class Statement {
  public:
   Statement() = default;

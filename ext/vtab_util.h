@@ -11,7 +11,6 @@
 //     // The rows of one scan, from the arguments as BestIndex arranged them.
 //     static Status Fill(const RowTable& table, int idx_num, int argc, sqlite3_value** argv,
 //                        std::vector<Row>* rows);
-//     static int ErrorCode(const Status& s);  // what a failed Fill makes xFilter return
 //     static void Column(const Row& row, sqlite3_context* ctx, int col);
 //     static sqlite3_int64 Rowid(const Row& row, size_t pos);
 //   };
@@ -21,7 +20,8 @@
 //   }
 //
 // Every method SQLite calls is fenced (ext/sql_fence.h); a failed Fill is
-// the statement's error, "<kModuleName>: <message>".
+// the statement's error, "<kModuleName>: <message>", with SqliteCodeOf's code
+// (SQLITE_BUSY for a busy store, as the functions answer).
 #pragma once
 
 #include <cstring>
@@ -29,6 +29,7 @@
 
 #include "ext/connection.h"
 #include "ext/sql_fence.h"
+#include "ext/sql_util.h"
 #include "store/status.h"
 #include "vfs/sqlite_api.h"
 
@@ -101,7 +102,7 @@ class RowTableModule {
     c->rows.clear();
     sqlite3_free(t->base.zErrMsg);
     t->base.zErrMsg = sqlite3_mprintf("%s: %s", Spec::kModuleName, s.message().c_str());
-    return Spec::ErrorCode(s);
+    return SqliteCodeOf(s);
   }
 
   static int Next(sqlite3_vtab_cursor* cur) {
