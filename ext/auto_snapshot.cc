@@ -35,6 +35,14 @@ constexpr int64_t kPollMs = 1000;       // the thread's longest sleep, and how s
 constexpr int64_t kBusyRetryMs = 200;   // another process is snapshotting: look again this soon
 constexpr int kBusyTimeoutMs = 2000;    // the thread's snapshot waits this long for a lock
 
+// The tracking file's auto_hint word: the state in the low two bits, a
+// generation above them that every snapshot_auto() bumps.
+constexpr uint64_t kHintUnknown = 0;  // a new tracking file: a process must look at the store
+constexpr uint64_t kHintOff = 1;
+constexpr uint64_t kHintOn = 2;
+constexpr uint64_t kHintStateMask = 3;
+uint64_t HintState(uint64_t hint) { return hint & kHintStateMask; }
+
 int64_t SteadyMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
@@ -45,7 +53,10 @@ int64_t SteadyMs() {
 // One database this process committed to. Never freed (the tracker's slot
 // and the detached thread point at it; a process writes few databases).
 struct AutoDb {
-  explicit AutoDb(std::string path) : db_path(std::move(path)) {}
+  explicit AutoDb(std::string path) : db_path(std::move(path)) {
+    const char* env = std::getenv("SNAPSHOT_AUTO");
+    env_pending.store(env != nullptr && env[0] != '\0');
+  }
   const std::string db_path;
 
   // Written by the commit path, claimed by the thread: the steady-clock time
@@ -53,14 +64,17 @@ struct AutoDb {
   std::atomic<int64_t> first_pending_ms{0};
   // snapshot_auto() in this process: read the setting again now.
   std::atomic<bool> settings_stale{true};
+  // SNAPSHOT_AUTO is set and not yet applied: the thread must run to apply it.
+  std::atomic<bool> env_pending{false};
 
   // The thread's own (and the fork handler's, while the thread is parked).
   int64_t settings_read_ms = 0;
+  bool settings_known = false;  // settings were read at least once
   AutoSettings settings;
+  uint64_t hint_seen = kHintUnknown;  // the tracking file's auto_hint, as last seen
   std::string store_dir;
   std::string configured_dir;  // the last dir a connection of this process configured for it
   uint64_t store_tag = 0;      // of store_dir (0: not read yet)
-  bool env_applied = false;
   bool pages_seen = false;
   uint64_t pages_written = 0;  // the tracking file's count, as last seen
   int64_t retry_at_ms = 0;
@@ -88,6 +102,11 @@ std::vector<AutoDb*>& Dbs() {  // under Mu()
   return *dbs;
 }
 std::atomic<bool> g_thread_running{false};  // trivially destructible: safe at exit
+
+std::vector<AutoDb*> CopyOfDbs() {
+  std::lock_guard<std::mutex> l(Mu());
+  return Dbs();
+}
 
 AutoDb* FindOrAdd(const std::string& db_path) {
   std::lock_guard<std::mutex> l(Mu());
@@ -126,7 +145,10 @@ void OnCommit(Tracker* t) {
     }
     int64_t none = 0;
     d->first_pending_ms.compare_exchange_strong(none, SteadyMs());
-    if (!g_thread_running.load(std::memory_order_acquire)) StartThread();
+    // Off in every process's view: no thread. The hint is read before
+    // g_thread_running, the reverse of a thread that stops (ThreadMain).
+    if (HintState(t->AutoHint()) == kHintOff && !d->env_pending.load()) return;
+    if (!g_thread_running.load()) StartThread();
   } catch (...) {  // std::bad_alloc, a thread that cannot start: the commit stands, unprotected
   }
 }
@@ -177,6 +199,46 @@ void RecordSuccess(AutoDb* d, uint64_t id) {
   WriteAutoStatus(Env::Default(), loc.store_dir, st, loc.file_mode);
 }
 
+// Tells every process that writes the database that its setting changed:
+// bumps the tracking file's hint generation (their threads read the setting
+// again at once) and sets its state (a process with no thread starts one at
+// its next commit when it reads "on"). Without a tracking file there is no
+// one to tell: the process that makes one starts from "unknown" and looks.
+void PublishAutoHint(const std::string& db_path, bool on) {
+  Tracker* t = Tracker::AcquireExisting(db_path);
+  if (t == nullptr) return;
+  uint64_t cur = t->AutoHint();
+  while (!t->CompareExchangeAutoHint(&cur, ((cur | kHintStateMask) + 1) | (on ? kHintOn : kHintOff))) {
+  }
+  Tracker::Release(t);
+}
+
+// Makes the hint say what this process read where it says too little: a
+// new tracking file (unknown) learns on or off, and "off" while this
+// process's store is on (another store of the same database was turned off)
+// is set on again, since a thread that runs for nothing costs less than a
+// commit left unprotected. Only from the hint the setting was read after:
+// if it changed meanwhile, the setting is read again first.
+void SyncHint(AutoDb* d) {
+  const bool on = d->settings.interval_s > 0;
+  const uint64_t state = HintState(d->hint_seen);
+  if (on ? state == kHintOn : state != kHintUnknown) return;
+  Tracker* t = Tracker::AcquireExisting(d->db_path);
+  if (t == nullptr) {  // no tracking file: no other process to tell
+    d->hint_seen = on ? kHintOn : kHintOff;
+    return;
+  }
+  uint64_t expected = d->hint_seen;
+  const uint64_t desired = (expected & ~kHintStateMask) | (on ? kHintOn : kHintOff);
+  if (t->CompareExchangeAutoHint(&expected, desired)) {
+    d->hint_seen = desired;
+  } else {
+    d->hint_seen = expected;
+    d->settings_stale.store(true);
+  }
+  Tracker::Release(t);
+}
+
 // SNAPSHOT_AUTO=<seconds> in this process's environment sets the store's
 // interval when the process first serves the database, as snapshot_auto()
 // would (so a later snapshot_auto() from elsewhere holds until the process
@@ -201,11 +263,12 @@ void ApplyEnvSetting(AutoDb* d) {
     a.interval_s = seconds;
     s = WriteAutoSettings(Env::Default(), d->store_dir, a, LocationOf(*d).file_mode);
   }
+  if (s.ok()) PublishAutoHint(d->db_path, seconds > 0);
   if (!s.ok()) RecordError(d, "SNAPSHOT_AUTO: " + Describe(s));
 }
 
 void RefreshSettings(AutoDb* d, int64_t now) {
-  if (!d->settings_stale.exchange(false) && now - d->settings_read_ms < kPollMs) return;
+  if (!d->settings_stale.exchange(false) && d->settings_known && now - d->settings_read_ms < kPollMs) return;
   d->settings_read_ms = now;
   // The store this process's snapshot_backup() would use. A connection that
   // configured a directory may have closed since (Django closes its
@@ -218,14 +281,24 @@ void RefreshSettings(AutoDb* d, int64_t now) {
     d->store_dir = dir;
     d->store_tag = 0;
   }
-  if (!d->env_applied) {
-    d->env_applied = true;
+  if (d->env_pending.load()) {
     ApplyEnvSetting(d);
+    d->env_pending.store(false);
   }
   AutoSettings a;
   const Status s = ReadAutoSettings(Env::Default(), d->store_dir, &a);
-  if (!s.ok() && !s.IsNotFound()) RecordError(d, Describe(s));
-  d->settings = s.ok() ? a : AutoSettings();
+  if (s.ok()) {
+    d->settings = a;
+  } else if (s.IsNotFound() && Env::Default()->IsDirectory(d->store_dir)) {
+    d->settings = AutoSettings();  // never turned on
+  } else if (!s.IsNotFound()) {
+    RecordError(d, Describe(s));
+  }
+  // Else the setting could not be read, or the store vanished: the last
+  // setting holds, so that the snapshots are still attempted and each
+  // failure is reported (snapshot_status), not taken for "off".
+  d->settings_known = true;
+  SyncHint(d);
 }
 
 // Whether the newest snapshot already holds every commit the tracking file
@@ -318,11 +391,17 @@ int64_t Serve(AutoDb* d) {
     if (d->pages_seen && written != d->pages_written) NotePending(d, now);
     d->pages_seen = true;
     d->pages_written = written;
+    const uint64_t hint = t->AutoHint();
+    if (hint != d->hint_seen) {  // snapshot_auto() somewhere: read the setting now
+      d->hint_seen = hint;
+      d->settings_stale.store(true);
+    }
     Tracker::Release(t);
   }
   const int64_t pending = d->first_pending_ms.load();
-  if (pending == 0) return now + kPollMs;
+  if (pending == 0 && d->settings_known && !d->settings_stale.load()) return now + kPollMs;
   RefreshSettings(d, now);
+  if (pending == 0) return now + kPollMs;
   if (d->settings.interval_s <= 0) {  // off: those commits are not promised anything
     int64_t expected = pending;
     d->first_pending_ms.compare_exchange_strong(expected, 0);
@@ -333,23 +412,50 @@ int64_t Serve(AutoDb* d) {
   return Attempt(d, now);
 }
 
+// Whether this process's thread still has work for `d`: automatic
+// snapshots are on (in its store, or by the hint), or it has yet to learn.
+bool NeedsThread(const AutoDb& d) {
+  return d.env_pending.load() || !d.settings_known || d.settings.interval_s > 0 || HintState(d.hint_seen) != kHintOff;
+}
+
+// Ends the thread when no database needs it; false if one does after all.
+// A commit from then on starts a new thread if the hint says on: OnCommit
+// reads the hint, then g_thread_running; this clears g_thread_running, then
+// reads the hints (and the databases added meanwhile), so that no commit
+// sees a running thread that is about to end.
+bool StopThread() {
+  g_thread_running.store(false);
+  bool needed = false;
+  for (AutoDb* d : CopyOfDbs()) {
+    if (d->env_pending.load()) needed = true;
+    if (Tracker* t = Tracker::AcquireIfOpen(d->db_path)) {
+      if (HintState(t->AutoHint()) != kHintOff) needed = true;
+      Tracker::Release(t);
+    }
+  }
+  if (!needed) return true;
+  std::lock_guard<std::mutex> l(Mu());
+  if (g_thread_running.load()) return true;  // a commit started another
+  g_thread_running.store(true);
+  return false;
+}
+
 void ThreadMain() {
   for (;;) {
     int64_t next = SteadyMs() + kPollMs;
+    bool needed = false;
     {
       std::lock_guard<std::mutex> work(WorkMu());
-      std::vector<AutoDb*> dbs;
-      {
-        std::lock_guard<std::mutex> l(Mu());
-        dbs = Dbs();
-      }
-      for (AutoDb* d : dbs) {
+      for (AutoDb* d : CopyOfDbs()) {
         try {
           next = std::min(next, Serve(d));
+          needed = needed || NeedsThread(*d);
         } catch (...) {  // std::bad_alloc: try again next pass
+          needed = true;
         }
       }
     }
+    if (!needed && StopThread()) return;
     const int64_t wait = std::max<int64_t>(next - SteadyMs(), 10);
     std::this_thread::sleep_for(std::chrono::milliseconds(wait));
   }
@@ -427,6 +533,7 @@ Status SetAutoSnapshots(sqlite3* db, const char* schema, const ConnectionSetting
   a.interval_s = seconds;
   if (policy != nullptr) a.policy = *policy;
   SNAPSHOT_RETURN_IF_ERROR(WriteAutoSettings(Env::Default(), loc.store_dir, a, loc.file_mode));
+  PublishAutoHint(loc.db_path, seconds > 0);
   // This process's thread reads it at once, not up to a second later.
   if (AutoDb* d = FindExisting(loc.db_path)) d->settings_stale.store(true);
   return Status::OK();

@@ -16,21 +16,32 @@
 //
 // 1. The setting lives in the store (store/auto_settings.h: <store>/AUTO),
 //    found the way every function finds the store. Any process reads it;
-//    snapshot_auto() writes it under the store's exclusive lock.
+//    snapshot_auto() writes it under the store's exclusive lock. It also
+//    sets a hint in the tracking file's header (TrackHeader::auto_hint),
+//    which every process writing through the VFS has mapped: on or off,
+//    and a generation it bumps. A new tracking file's hint is "unknown";
+//    the first thread to read AUTO writes it.
 //
 // 2. The commit path only notes the time. The VFS's tracker calls an
 //    observer when a write transaction of this process that changed pages
 //    ends (vfs/tracker.h, SetCommitObserver); the observer does one
 //    compare-and-swap on the database's "oldest unprotected commit" word,
-//    found through the tracker's observer slot. No I/O, no lock: a commit is
-//    never delayed, and a snapshot never runs on the committing thread and
-//    its errors never reach the application's transaction. Only the first
-//    commit of a database in a process (and the first after a fork) takes a
-//    mutex, to find that word and start the thread.
+//    found through the tracker's observer slot, and reads the hint from
+//    the mapped header. No I/O, no lock: a commit is never delayed, and a
+//    snapshot never runs on the committing thread and its errors never
+//    reach the application's transaction. Only the first commit of a
+//    database in a process takes a mutex, to find that word, and a commit
+//    that reads a hint other than "off" while this process has no thread
+//    starts one.
 //
 // 3. One background thread per process serves every database this process
-//    committed to. It wakes at least once a second; a database with an
-//    unprotected commit gets a snapshot at that commit's time + interval. It
+//    committed to, and only while automatic snapshots are on (or the hint
+//    is unknown): a process where they are off runs no thread and reads no
+//    file for them. The thread ends when every database's hint and setting
+//    say off. It reads the setting again when the hint changes (and once a
+//    second while commits wait). It wakes at least once a second; a
+//    database with an unprotected commit gets a snapshot at that commit's
+//    time + interval. It
 //    also watches the tracking file's count of pages written: pages written
 //    by another process (say, one that was killed mid-snapshot) count as a
 //    commit it saw now, so a surviving writer protects them. The snapshot is
@@ -47,13 +58,15 @@
 //
 // Errors (a full disk, a store that vanished) are kept in <store>/AUTO-STATUS
 // and in this process, shown by snapshot_status(), and retried an interval
-// later. A busy store is retried 200 ms later.
+// later; a setting that cannot be read (or a store that vanished) keeps the
+// last one read, so the failures go on being reported, not taken for "off".
+// A busy store is retried 200 ms later.
 //
 // Fork (gunicorn, uWSGI preforking): a fork waits until the thread is
 // between passes (pthread_atfork), so a child never holds a half-owned lock;
 // the child has no thread (fork copies only the forking thread) and forgets
 // the parent's unprotected commits (the parent protects them); its first
-// commit starts its own thread. Exit: the thread is detached and uses only
+// commit starts its own thread if the hint is not "off". Exit: the thread is detached and uses only
 // objects that are never destroyed; a snapshot in flight at exit is never
 // listed (the store publishes by an atomic rename).
 #pragma once

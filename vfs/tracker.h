@@ -110,6 +110,14 @@ class Tracker {
   // A word the observer may keep its per-database state in (null until it
   // stores one), so that it finds that state without a lookup.
   std::atomic<void*>& observer_slot() { return observer_slot_; }
+  // A word of the mapped header the observer's owner keeps a hint in that
+  // every process sees (TrackHeader::auto_hint): reading it is a load from
+  // memory, cheap enough for every commit.
+  uint64_t AutoHint() const { return __atomic_load_n(&header()->auto_hint, __ATOMIC_SEQ_CST); }
+  bool CompareExchangeAutoHint(uint64_t* expected, uint64_t desired) {
+    return __atomic_compare_exchange_n(&header()->auto_hint, expected, desired, false, __ATOMIC_SEQ_CST,
+                                       __ATOMIC_SEQ_CST);
+  }
 
   // ---- snapshot side (under the snapshot lock and the database write lock) --
   // Whether the bits hold every page changed since snapshot base_id:

@@ -84,11 +84,15 @@ struct TrackHeader {
   uint64_t writes_ended;     // write transactions tracked writers ended, ever: a
                              // snapshot starts its own disk writes right after one
   uint64_t writes_begun;     // ... and began: while the two differ, one is running
+  uint64_t auto_hint;        // automatic snapshots' hint to every process (ext/auto_snapshot.h):
+                             // whether they are on, and a generation snapshot_auto() bumps; 0
+                             // (a new file, or one an older version wrote): unknown
 };
 static_assert(sizeof(TrackHeader) <= kTrackHeaderSize, "header fits its block");
 // The layout is the format: these fields must stay where version 1 put them.
 static_assert(offsetof(TrackHeader, boot_id) == 32 && offsetof(TrackHeader, cow_last_generation) == 124 &&
-                  offsetof(TrackHeader, writes_ended) == 136 && offsetof(TrackHeader, writes_begun) == 144,
+                  offsetof(TrackHeader, writes_ended) == 136 && offsetof(TrackHeader, writes_begun) == 144 &&
+                  offsetof(TrackHeader, auto_hint) == 152,
               "a new layout needs a new kTrackVersion");
 
 }  // namespace snapshot

@@ -2,13 +2,19 @@
 // processes: the last commits are protected after writes stop; no writes, no
 // snapshots; snapshot_auto(0) stops them; several writers with one killed by
 // kill -9 while it snapshots; a writer without the extension; a child forked
-// after the extension loaded; the setting surviving a reopen.
+// after the extension loaded; a writer that runs no thread while they are
+// off and starts one when another process turns them on; the setting
+// surviving a reopen.
 //
 // The promise under test: while a process that writes through the VFS runs,
 // every commit is inside a snapshot within interval + 1 s. The tests use an
 // interval of 1 s and check after interval + 1 s + kSlackMs (a loaded
 // machine, sanitizers), so a failure means a commit was left unprotected, not
 // that the machine was slow.
+
+#include <dirent.h>
+
+#include <memory>
 
 #include "tests/concurrency/concurrency_util.h"
 
@@ -19,9 +25,8 @@ constexpr int kMaxWriters = 8;
 constexpr int64_t kSlackMs = 3000;
 constexpr int64_t kProtectedWithinMs = 1000 + 1000 + kSlackMs;  // interval 1 s, + 1 s, + slack
 
-class AutoSnapshots : public ::testing::TestWithParam<std::string> {};
-
 struct AutoShm {
+  std::atomic<int> step;       // a handshake of one test's own
   std::atomic<int> stop;       // writers stop writing (and close their connection)
   std::atomic<int> exit_now;   // writers exit
   std::atomic<int> failed;
@@ -34,8 +39,9 @@ struct AutoShm {
 int Fail(AutoShm* s, const std::string& m) { return ReportChildFailure(s->msg, s->failed, m); }
 
 // A database with table t(writer, seq, pad), made without the VFS so that
-// the parent's own process notes no commit.
-void CreateAutoDb(const std::string& path, const std::string& mode, int pad_rows = 0) {
+// the parent's own process notes no commit; automatic snapshots every
+// `auto_seconds` (0: never turned on).
+void CreateAutoDb(const std::string& path, const std::string& mode, int pad_rows, int auto_seconds) {
   std::string err;
   sqlite3* db = OpenConn(path, true, &err);
   ASSERT_NE(db, nullptr) << err;
@@ -47,7 +53,9 @@ void CreateAutoDb(const std::string& path, const std::string& mode, int pad_rows
     ASSERT_EQ("", Exec(db, Sql("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 100) "
                                 "INSERT INTO bulk SELECT randomblob(4000) FROM n")));
   }
-  ASSERT_EQ("1", Query(db, "SELECT snapshot_auto(1)"));
+  if (auto_seconds > 0) {
+    ASSERT_EQ(std::to_string(auto_seconds), Query(db, Sql("SELECT snapshot_auto(%d)", auto_seconds)));
+  }
 }
 
 // Opens `path` through the snapshot VFS in a child (the extension loaded
@@ -119,30 +127,78 @@ bool WaitStopped(AutoShm* s, int n) {
   return true;
 }
 
-TEST_P(AutoSnapshots, LastCommitsAreProtectedAfterWritesStopAndNoWritesTakeNoSnapshot) {
+// Threads of this process (the main one included).
+int ThreadCount() {
+  int n = 0;
+  if (DIR* d = opendir("/proc/self/task")) {
+    while (const dirent* e = readdir(d)) n += e->d_name[0] != '.';
+    closedir(d);
+  }
+  return n;
+}
+
+// One database, its writer processes and what they share. Each test calls
+// Create() first; children still running at the end are killed.
+class AutoSnapshots : public ::testing::TestWithParam<std::string> {
+ protected:
+  void Create(int pad_rows = 0, int auto_seconds = 1) {
+    ASSERT_NO_FATAL_FAILURE(CreateAutoDb(path, GetParam(), pad_rows, auto_seconds));
+  }
+  // Tells the writers in [0, n) to stop, waits until they have, then for
+  // as long as the promise allows.
+  void StopWritersAndWaitForThePromise(int n) {
+    s->stop.store(1);
+    ASSERT_TRUE(WaitStopped(&*s, n)) << s->msg;
+    SleepMs(kProtectedWithinMs);
+  }
+  // The database, the extension loaded, not through the VFS (so that this
+  // process notes no commit); closed with the test.
+  sqlite3* Open() {
+    std::string err;
+    sqlite3* db = OpenConn(path, true, &err);
+    EXPECT_NE(db, nullptr) << err;
+    if (db != nullptr) closers_.emplace_back(new CloseAtExit(db));
+    return db;
+  }
+  // Expects the newest snapshot to be an automatic one holding every row
+  // the live database holds, waiting up to wait_ms for it; returns the live
+  // rows (RowsByWriter).
+  std::string ExpectNewestSnapshotHoldsLive(sqlite3* db, int64_t wait_ms = 0) {
+    int64_t id = 0;
+    std::string label;
+    const std::string live = RowsByWriter(db);
+    std::string held = NewestSnapshotRows(db, dir / "copy.db", &id, &label);
+    for (const int64_t until = NowMs() + wait_ms; held != live && NowMs() < until;) {
+      SleepMs(500);
+      held = NewestSnapshotRows(db, dir / "copy.db", &id, &label);
+    }
+    EXPECT_EQ(live, held) << "snapshot " << id;
+    EXPECT_EQ("auto", label);
+    return live;
+  }
+
   TempDir dir;
   const std::string path = dir / "live.db";
-  ASSERT_NO_FATAL_FAILURE(CreateAutoDb(path, GetParam()));
   Shared<AutoShm> s;
-  Children kids(path);
+  Children kids{path};  // after s: killed before s is unmapped
+
+ private:
+  std::vector<std::unique_ptr<CloseAtExit>> closers_;
+};
+
+TEST_P(AutoSnapshots, LastCommitsAreProtectedAfterWritesStopAndNoWritesTakeNoSnapshot) {
+  ASSERT_NO_FATAL_FAILURE(Create());
   kids.Spawn([&] { return WriterBody(path, 0, &*s, 30); });
   SleepMs(700);
-  s->stop.store(1);
-  ASSERT_TRUE(WaitStopped(&*s, 1)) << s->msg;
-  SleepMs(kProtectedWithinMs);
+  ASSERT_NO_FATAL_FAILURE(StopWritersAndWaitForThePromise(1));
 
-  std::string err;
-  sqlite3* db = OpenConn(path, true, &err);
-  ASSERT_NE(db, nullptr) << err;
-  CloseAtExit closer(db);
-  int64_t id = 0;
-  std::string label;
-  const std::string live = RowsByWriter(db);
+  sqlite3* db = Open();
+  ASSERT_NE(db, nullptr);
+  const std::string live = ExpectNewestSnapshotHoldsLive(db);
   EXPECT_EQ("0:" + std::to_string(s->committed[0].load()) + ":" + std::to_string(s->committed[0].load()), live);
-  EXPECT_EQ(live, NewestSnapshotRows(db, dir / "copy.db", &id, &label)) << "snapshot " << id;
-  EXPECT_EQ("auto", label);
   const std::string status = Query(db, "SELECT snapshot_status()");
-  EXPECT_EQ(std::to_string(id), Query(db, "SELECT json_extract(snapshot_status(), '$.last_auto_id')")) << status;
+  EXPECT_EQ(Query(db, "SELECT max(id) FROM snapshot_list"),
+            Query(db, "SELECT json_extract(snapshot_status(), '$.last_auto_id')")) << status;
   EXPECT_EQ("NULL", Query(db, "SELECT json_extract(snapshot_status(), '$.last_error')")) << status;
 
   // No writes, no snapshots: the writer is still running, idle.
@@ -154,17 +210,11 @@ TEST_P(AutoSnapshots, LastCommitsAreProtectedAfterWritesStopAndNoWritesTakeNoSna
 }
 
 TEST_P(AutoSnapshots, TurnedOffTakesNoMoreSnapshots) {
-  TempDir dir;
-  const std::string path = dir / "live.db";
-  ASSERT_NO_FATAL_FAILURE(CreateAutoDb(path, GetParam()));
-  Shared<AutoShm> s;
-  Children kids(path);
+  ASSERT_NO_FATAL_FAILURE(Create());
   kids.Spawn([&] { return WriterBody(path, 0, &*s, 50); });
   SleepMs(2500);
-  std::string err;
-  sqlite3* db = OpenConn(path, true, &err);
-  ASSERT_NE(db, nullptr) << err;
-  CloseAtExit closer(db);
+  sqlite3* db = Open();
+  ASSERT_NE(db, nullptr);
   sqlite3_busy_timeout(db, 10000);  // the writer commits all along: FROM snapshot_list reads the schema
   EXPECT_GE(QueryInt(db, "SELECT count(*) FROM snapshot_list WHERE label = 'auto'"), 1);
   ASSERT_EQ("0", Query(db, "SELECT snapshot_auto(0)"));
@@ -182,13 +232,9 @@ TEST_P(AutoSnapshots, TurnedOffTakesNoMoreSnapshots) {
 // killed with kill -9 in the middle of it; a new writer starts; after the
 // writes stop, the newest snapshot holds every row the database holds.
 TEST_P(AutoSnapshots, WriterKilledMidSnapshotLeavesNoCommitUnprotected) {
-  TempDir dir;
-  const std::string path = dir / "live.db";
   const std::string store = path + "-snapshots";
   // ~8 MB of random pages, so that the first (full) snapshot reads for a while.
-  ASSERT_NO_FATAL_FAILURE(CreateAutoDb(path, GetParam(), 2000));
-  Shared<AutoShm> s;
-  Children kids(path);
+  ASSERT_NO_FATAL_FAILURE(Create(2000));
   std::vector<pid_t> pids;
   for (int w = 0; w < 3; w++) pids.push_back(kids.Spawn([&, w] { return WriterBody(path, w, &*s, 20); }));
   // Find an automatic snapshot in progress and kill the process taking it.
@@ -214,28 +260,15 @@ TEST_P(AutoSnapshots, WriterKilledMidSnapshotLeavesNoCommitUnprotected) {
   s->stopped[killed].store(1);
   kids.Spawn([&] { return WriterBody(path, 3, &*s, 20); });
   SleepMs(1500);
-  s->stop.store(1);
-  ASSERT_TRUE(WaitStopped(&*s, 4)) << s->msg;
-  SleepMs(kProtectedWithinMs);
+  ASSERT_NO_FATAL_FAILURE(StopWritersAndWaitForThePromise(4));
 
-  std::string err;
-  sqlite3* db = OpenConn(path, true, &err);
-  ASSERT_NE(db, nullptr) << err;
-  CloseAtExit closer(db);
-  int64_t id = 0;
-  std::string label;
-  const std::string live = RowsByWriter(db);
+  sqlite3* db = Open();
+  ASSERT_NE(db, nullptr);
   // What this test asserts is that no commit is left unprotected; how soon
   // is the other tests' (and bench/continuous.py's) business. The writer
   // taking over re-reads what the killed snapshot left, which under
   // ThreadSanitizer's slowdown can take longer than the promise's slack.
-  std::string held = NewestSnapshotRows(db, dir / "copy.db", &id, &label);
-  for (const int64_t until = NowMs() + 60000; held != live && NowMs() < until;) {
-    SleepMs(500);
-    held = NewestSnapshotRows(db, dir / "copy.db", &id, &label);
-  }
-  EXPECT_EQ(live, held) << "snapshot " << id;
-  EXPECT_EQ("auto", label);
+  ExpectNewestSnapshotHoldsLive(db, 60000);
   for (int w = 0; w < 4; w++) EXPECT_GT(s->committed[w].load(), 0) << "writer " << w;
   EXPECT_EQ("ok", Query(db, "SELECT snapshot_verify()"));
   EXPECT_EQ(0, s->failed.load()) << s->msg;
@@ -246,11 +279,7 @@ TEST_P(AutoSnapshots, WriterKilledMidSnapshotLeavesNoCommitUnprotected) {
 // a tracked writer's commits: tracking falls back to reading every page, and
 // the next automatic snapshot holds its rows.
 TEST_P(AutoSnapshots, WriterWithoutTheExtensionIsInTheNextSnapshot) {
-  TempDir dir;
-  const std::string path = dir / "live.db";
-  ASSERT_NO_FATAL_FAILURE(CreateAutoDb(path, GetParam()));
-  Shared<AutoShm> s;
-  Children kids(path);
+  ASSERT_NO_FATAL_FAILURE(Create());
   kids.Spawn([&] { return WriterBody(path, 0, &*s, 100); });
   const pid_t plain = kids.Spawn([&]() -> int {
     SleepMs(300);
@@ -268,20 +297,12 @@ TEST_P(AutoSnapshots, WriterWithoutTheExtensionIsInTheNextSnapshot) {
   });
   ASSERT_EQ(0, kids.Wait(plain)) << s->msg;
   SleepMs(400);  // the tracked writer commits after the plain one
-  s->stop.store(1);
-  ASSERT_TRUE(WaitStopped(&*s, 1)) << s->msg;
-  SleepMs(kProtectedWithinMs);
+  ASSERT_NO_FATAL_FAILURE(StopWritersAndWaitForThePromise(1));
 
-  std::string err;
-  sqlite3* db = OpenConn(path, true, &err);
-  ASSERT_NE(db, nullptr) << err;
-  CloseAtExit closer(db);
-  int64_t id = 0;
-  std::string label;
-  const std::string live = RowsByWriter(db);
+  sqlite3* db = Open();
+  ASSERT_NE(db, nullptr);
+  const std::string live = ExpectNewestSnapshotHoldsLive(db);
   EXPECT_NE(std::string::npos, live.find("7:5:5")) << live;
-  EXPECT_EQ(live, NewestSnapshotRows(db, dir / "copy.db", &id, &label)) << "snapshot " << id;
-  EXPECT_EQ("auto", label);
   s->exit_now.store(1);
 }
 
@@ -289,11 +310,7 @@ TEST_P(AutoSnapshots, WriterWithoutTheExtensionIsInTheNextSnapshot) {
 // (its thread runs) forks; the child inherits no thread and no held lock,
 // and its own commits are protected by a thread it starts itself.
 TEST_P(AutoSnapshots, ChildForkedAfterLoadProtectsItsOwnCommits) {
-  TempDir dir;
-  const std::string path = dir / "live.db";
-  ASSERT_NO_FATAL_FAILURE(CreateAutoDb(path, GetParam()));
-  Shared<AutoShm> s;
-  Children kids(path);
+  ASSERT_NO_FATAL_FAILURE(Create());
   kids.Spawn([&]() -> int {
     std::string err;
     sqlite3* db = OpenWriter(path, &err);
@@ -327,17 +344,70 @@ TEST_P(AutoSnapshots, ChildForkedAfterLoadProtectsItsOwnCommits) {
   });
   ASSERT_TRUE(WaitStopped(&*s, 2)) << s->msg;
   SleepMs(kProtectedWithinMs);
-  std::string err;
-  sqlite3* db = OpenConn(path, true, &err);
-  ASSERT_NE(db, nullptr) << err;
-  CloseAtExit closer(db);
-  int64_t id = 0;
-  std::string label;
-  EXPECT_EQ("0:1:1 1:10:10", RowsByWriter(db));
-  EXPECT_EQ("0:1:1 1:10:10", NewestSnapshotRows(db, dir / "copy.db", &id, &label)) << "snapshot " << id;
+  sqlite3* db = Open();
+  ASSERT_NE(db, nullptr);
+  EXPECT_EQ("0:1:1 1:10:10", ExpectNewestSnapshotHoldsLive(db));
   EXPECT_EQ(std::to_string(s->pid[1].load()), Query(db, "SELECT json_extract(snapshot_status(), '$.last_auto_pid')"));
   EXPECT_EQ(0, s->failed.load()) << s->msg;
   s->exit_now.store(1);
+}
+
+// While automatic snapshots are off, a writer process runs no thread for
+// them (and so reads nothing for them): a commit reads the tracking file's
+// hint from memory. When another process turns them on, the writer's next
+// commit starts its thread, which protects that commit; turned off again,
+// the thread ends.
+TEST_P(AutoSnapshots, WriterRunsNoThreadWhileOffAndNoticesWhenTurnedOnElsewhere) {
+  ASSERT_NO_FATAL_FAILURE(Create(0, /*auto_seconds=*/0));
+  kids.Spawn([&]() -> int {
+    const int base = ThreadCount();
+    std::string err;
+    sqlite3* db = OpenWriter(path, &err);
+    if (db == nullptr) return Fail(&*s, err);
+    auto commit = [&](int64_t seq) {
+      const bool ok = ExecRc(db, Sql("INSERT INTO t VALUES(0, %lld, NULL)", (long long)seq), &err) == SQLITE_OK;
+      if (ok) s->committed[0].store(seq);
+      return ok;
+    };
+    auto wait_threads = [&](int n) {
+      for (const int64_t until = NowMs() + 30000; ThreadCount() != n && NowMs() < until;) SleepMs(20);
+      return ThreadCount() == n;
+    };
+    // A new tracking file knows nothing: the first commit's thread reads
+    // the setting once, leaves "off" in the hint, and ends.
+    if (!commit(1)) return Fail(&*s, err);
+    if (!wait_threads(base)) return Fail(&*s, "the first commit's thread did not end: auto is off");
+    for (int64_t seq = 2; seq <= 10; seq++) {
+      if (!commit(seq)) return Fail(&*s, err);
+      if (ThreadCount() != base) return Fail(&*s, "a commit started a thread while auto is off");
+    }
+    s->step.store(1);
+    while (s->step.load() != 2) SleepMs(5);  // the parent turns them on
+    if (!commit(11)) return Fail(&*s, err);
+    if (ThreadCount() != base + 1) return Fail(&*s, "the first commit after snapshot_auto(1) started no thread");
+    s->step.store(3);
+    while (s->step.load() != 4) SleepMs(5);  // ... and off again
+    if (!commit(12)) return Fail(&*s, err);
+    if (!wait_threads(base)) return Fail(&*s, "the thread did not end after snapshot_auto(0)");
+    sqlite3_close(db);
+    s->stopped[0].store(1);
+    return 0;
+  });
+  for (const int64_t until = NowMs() + 60000; s->step.load() != 1 && !s->failed.load() && NowMs() < until;) SleepMs(5);
+  ASSERT_EQ(1, s->step.load()) << s->msg;
+  sqlite3* db = Open();
+  ASSERT_NE(db, nullptr);
+  sqlite3_busy_timeout(db, 10000);
+  EXPECT_EQ(0, QueryInt(db, "SELECT count(*) FROM snapshot_list"));
+  ASSERT_EQ("1", Query(db, "SELECT snapshot_auto(1)"));
+  s->step.store(2);
+  for (const int64_t until = NowMs() + 60000; s->step.load() != 3 && !s->failed.load() && NowMs() < until;) SleepMs(5);
+  ASSERT_EQ(3, s->step.load()) << s->msg;
+  EXPECT_EQ("0:11:11", ExpectNewestSnapshotHoldsLive(db, 30000));
+  ASSERT_EQ("0", Query(db, "SELECT snapshot_auto(0)"));
+  s->step.store(4);
+  ASSERT_TRUE(WaitStopped(&*s, 1)) << s->msg;
+  EXPECT_EQ(0, s->failed.load()) << s->msg;
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, AutoSnapshots, ::testing::Values("DELETE", "WAL"), ModeName);
