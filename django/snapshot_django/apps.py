@@ -4,9 +4,12 @@ import sys
 from django.apps import AppConfig
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import request_finished
 from django.db import connections
 from django.db.backends.signals import connection_created
 from django.db.models.signals import pre_migrate
+
+from . import auto_log
 
 
 def extension_path():
@@ -78,6 +81,7 @@ def load_extension(sender, connection, **kwargs):
         raw.execute("SELECT snapshot_config('dir', ?)", (str(store_dir),)).fetchall()
     if not connection.is_in_memory_db():
         apply_auto_setting(connection.alias, raw)
+        auto_log.check_if_due(raw)
 
 
 def snapshot_before_migrate(sender, using, plan=None, verbosity=1, **kwargs):
@@ -106,5 +110,7 @@ class SnapshotConfig(AppConfig):
         ):
             make_snapshot_vfs_default()
         connection_created.connect(load_extension, dispatch_uid="snapshot_django.load_extension")
+        # Automatic snapshots' errors, and the recovery after them, into the log (auto_log.py).
+        request_finished.connect(auto_log.check_after_request, dispatch_uid="snapshot_django.auto_log")
         # sender=self: pre_migrate is sent once per app per migrate run.
         pre_migrate.connect(snapshot_before_migrate, sender=self, dispatch_uid="snapshot_django.pre_migrate")

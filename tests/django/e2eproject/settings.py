@@ -31,3 +31,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # snapshot_django: SNAPSHOT_EXTENSION and SNAPSHOT_DIR default to the
 # environment variables of the same names.
+
+# auto_e2e.py: automatic snapshots every E2E_AUTO_SECONDS, their status
+# looked at every second.
+if os.environ.get("E2E_AUTO_SECONDS"):
+    SNAPSHOT_AUTO_SECONDS = int(os.environ["E2E_AUTO_SECONDS"])
+    SNAPSHOT_STATUS_CHECK_SECONDS = 1
