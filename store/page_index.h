@@ -57,11 +57,15 @@ class PageIndex {
 
   size_t size() const { return size_; }
 
-  // Renumbers the entries of pack `pack`: index i becomes new_index[i]
-  // (a pack writer that placed pages out of the order they came in).
-  void RenumberPack(uint64_t pack, const std::vector<uint32_t>& new_index) {
-    for (Slot& s : slots_) {
-      if (s.used && s.ref.pack == pack && s.ref.index < new_index.size()) s.ref.index = new_index[s.ref.index];
+  // Renumbers the entries of pack `pack` whose hashes are `hashes`: index
+  // i becomes new_index[i] (a pack writer that placed pages out of the
+  // order they came in). Only those entries are looked at, so the cost
+  // follows the pages a snapshot added, not the size of the index.
+  void RenumberPack(uint64_t pack, const std::vector<uint32_t>& new_index, const std::vector<PageHash>& hashes) {
+    if (slots_.empty()) return;
+    for (const PageHash& h : hashes) {
+      Slot* s = Probe(h);
+      if (s->used && s->ref.pack == pack && s->ref.index < new_index.size()) s->ref.index = new_index[s->ref.index];
     }
   }
 

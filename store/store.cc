@@ -446,6 +446,7 @@ Status SnapshotBuilder::AddPage(uint32_t pgno, const uint8_t* data) {
       IsTreeInteriorPage(data, page_size_, pgno) ? PagePlacement::kGrouped : PagePlacement::kInOrder;
   SNAPSHOT_RETURN_IF_ERROR(pack_->AddPage(data, h, placement));
   store_->dedup_.Insert(h, ref);
+  added_hashes_.push_back(h);
   refs_[pgno - 1] = ref;
   pages_new_++;
   return Status::OK();
@@ -472,7 +473,7 @@ Status SnapshotBuilder::Commit(const std::string& label, uint64_t* id) {
       for (PageRef& r : refs_) {
         if (r.pack == id_) r.index = pack_->IndexOf(r.index);
       }
-      store_->dedup_.RenumberPack(id_, pack_->index_of());
+      store_->dedup_.RenumberPack(id_, pack_->index_of(), added_hashes_);
     }
     pack_.reset();
   }

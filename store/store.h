@@ -251,6 +251,7 @@ class SnapshotBuilder {
   uint32_t page_size_ = 0;
   std::vector<PageRef> refs_;
   std::unique_ptr<PackWriter> pack_;
+  std::vector<PageHash> added_hashes_;  // entries this builder put in the store's dedup index
   uint64_t pages_new_ = 0;
   int64_t commit_ms_ = kUnknownCommitTime;
 };

@@ -61,5 +61,39 @@ TEST(StoreDedup, PageIndexAgreesWithAMap) {
   EXPECT_EQ(index.Find(inserted[0])->pack, 9u);
 }
 
+// A snapshot whose pack placed its pages out of order renumbers its own
+// entries, found by their hashes; entries of other packs stay as they are.
+TEST(StoreDedup, RenumberPackMovesOnlyThatPacksEntries) {
+  std::mt19937_64 rng(11);
+  PageIndex index;
+  std::vector<PageHash> others, mine;
+  for (uint32_t i = 0; i < 5000; i++) {
+    others.push_back(PageHash{rng(), rng()});
+    index.Insert(others.back(), PageRef{1 + i % 7, i});
+  }
+  constexpr uint64_t kPack = 99;
+  for (uint32_t i = 0; i < 6; i++) {
+    mine.push_back(PageHash{rng(), rng()});
+    index.Insert(mine.back(), PageRef{kPack, i});
+  }
+  index.RenumberPack(kPack, {5, 4, 3, 0, 1, 2}, mine);
+  const std::vector<uint32_t> want = {5, 4, 3, 0, 1, 2};
+  for (uint32_t i = 0; i < mine.size(); i++) {
+    const PageRef* r = index.Find(mine[i]);
+    ASSERT_NE(r, nullptr);
+    EXPECT_EQ(r->pack, kPack);
+    EXPECT_EQ(r->index, want[i]) << "slot " << i;
+  }
+  for (uint32_t i = 0; i < others.size(); i++) {
+    const PageRef* r = index.Find(others[i]);
+    ASSERT_NE(r, nullptr);
+    EXPECT_EQ(r->pack, 1 + i % 7);
+    EXPECT_EQ(r->index, i);
+  }
+  PageIndex empty;
+  empty.RenumberPack(kPack, {0}, mine);  // nothing to renumber: no effect, no crash
+  EXPECT_EQ(empty.size(), 0u);
+}
+
 }  // namespace
 }  // namespace store_test
