@@ -349,6 +349,18 @@ Status TakeAutoSnapshot(AutoDb* d, uint64_t* id) {
   return s;
 }
 
+// Compaction, off every snapshot's path: one bounded round once this
+// thread's snapshot is published (ext/backup.h), skipped while another
+// process holds the store. Its error is reported like a snapshot's.
+void CompactAfterAutoSnapshot(AutoDb* d, uint64_t id) {
+  ConnectionSettings cs;
+  cs.dir = d->store_dir;
+  cs.threads = 1;
+  bool more = false;
+  const Status s = CompactAfterSnapshot(LocationOf(*d), cs, &more);
+  if (!s.ok()) RecordError(d, "snapshot " + std::to_string(id) + " taken, but compaction failed: " + Describe(s));
+}
+
 // Returns when to look at `d` again.
 int64_t Attempt(AutoDb* d, int64_t now) {
   const int64_t claimed = d->first_pending_ms.load();
@@ -371,7 +383,10 @@ int64_t Attempt(AutoDb* d, int64_t now) {
   uint64_t id = 0;
   const Status s = TakeAutoSnapshot(d, &id);
   if (s.ok() || id != 0) RecordSuccess(d, id);
-  if (s.ok()) return now + kPollMs;
+  if (s.ok()) {
+    CompactAfterAutoSnapshot(d, id);
+    return now + kPollMs;
+  }
   if (id == 0) NotePending(d, claimed);  // not taken: those commits are still unprotected
   if (s.code() == Status::Code::kBusy) {
     d->retry_at_ms = SteadyMs() + kBusyRetryMs;

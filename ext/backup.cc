@@ -48,4 +48,22 @@ Status TakeSnapshot(sqlite3* db, const char* schema, const ConnectionSettings& s
   return builder->Commit(label, id);
 }
 
+Status CompactAfterSnapshot(const StoreLocation& where, const ConnectionSettings& settings, bool* more) {
+  *more = false;
+  // Most snapshots find nothing to do: no lock taken, no fsync.
+  if (!Store::MayNeedCompaction(Env::Default(), where.store_dir, StoreOptions().compaction_file_threshold)) {
+    return Status::OK();
+  }
+  ConnectionSettings quick;  // the caller's, but never waiting for the lock
+  quick.dir = settings.dir;
+  quick.level = settings.level;
+  quick.threads = settings.threads;
+  quick.busy_timeout_ms = 0;
+  std::unique_ptr<Store> store;
+  Status s = OpenStoreAt(where, quick, StoreAccess::kWrite, &store);
+  if (s.code() == Status::Code::kBusy) return Status::OK();
+  SNAPSHOT_RETURN_IF_ERROR(s);
+  return store->CompactIfNeeded(more);
+}
+
 }  // namespace snapshot

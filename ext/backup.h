@@ -29,4 +29,12 @@ namespace snapshot {
 Status TakeSnapshot(sqlite3* db, const char* schema, const ConnectionSettings& settings, StoreAccess access,
                     const char* operation, const std::string& label, uint64_t* id, sqlite3* source = nullptr);
 
+// One bounded compaction round of the store at `where` if it holds more
+// files than the compaction threshold (Store::CompactIfNeeded), for a
+// caller whose snapshot is already published: snapshot_backup() before it
+// returns, the automatic snapshots' thread after its snapshot. It never
+// waits for the store's lock (busy: skipped, the next caller compacts).
+// *more: whether another round is worth running soon.
+Status CompactAfterSnapshot(const StoreLocation& where, const ConnectionSettings& settings, bool* more);
+
 }  // namespace snapshot

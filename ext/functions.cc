@@ -89,6 +89,13 @@ void BackupFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   uint64_t id = 0;
   if (s.ok()) s = TakeSnapshot(db, schema, *Settings(ctx), StoreAccess::kCreate, "backup", label ? label : "", &id);
   if (!s.ok()) return ResultStatus(ctx, "snapshot_backup", s);
+  // The snapshot is published: one bounded compaction round now keeps a
+  // store that only scheduled backups write (no automatic snapshots'
+  // thread) small. It cannot fail the backup, whose snapshot is taken; a
+  // round that fails leaves the store as it was, and the next one retries.
+  StoreLocation where;
+  bool more = false;
+  if (LocateStore(db, schema, *Settings(ctx), &where).ok()) (void)CompactAfterSnapshot(where, *Settings(ctx), &more);
   sqlite3_result_int64(ctx, sqlite3_int64(id));
 }
 

@@ -13,6 +13,13 @@
 // however many snapshots it has, and each record or page is rewritten only
 // a few times over its life.
 //
+// Compaction runs in rounds, each bounded by StoreOptions::compaction_limits
+// (manifests rewritten, packs and bytes merged), because it holds the
+// store's exclusive lock and every snapshot waits for that lock: a bundle
+// stops growing once folding it would pass the limit, and packs whose merge
+// would rewrite too many manifests stay as they are. Nobody compacts inside
+// a snapshot's commit; see Store::CompactRound for who runs the rounds.
+//
 // Every change follows one order, so that a crash (or a failure) at any
 // step leaves every snapshot readable and every pack it names in place:
 //   1. new packs, then new bundles, written and made durable;
@@ -75,6 +82,11 @@ struct Store::CompactionPlan {
   uint64_t dead_largest = 0;
   std::set<uint64_t> fold_loose;                   // loose manifests into the new bundle
   std::set<uint64_t> fold_bundles;                 // bundles into the new bundle
+
+  bool Empty() const {
+    return doomed.empty() && pack_groups.empty() && dead_packs.empty() && dead_largest == 0 && fold_loose.empty() &&
+           fold_bundles.empty();
+  }
 };
 
 std::string Store::BundlePath(uint64_t id) const {
@@ -261,9 +273,13 @@ void Store::PlanFolding(const std::vector<Held>& held, const std::map<uint64_t, 
   for (const Held& h : held) {
     if (h.bundle == 0 && !plan->doomed.count(h.m.info.id)) loose.push_back(h.m.info.id);
   }
-  if (loose.size() > kLooseManifestsKept) {
-    uint64_t folded = loose.size() - kLooseManifestsKept;
-    plan->fold_loose.insert(loose.begin(), loose.end() - kLooseManifestsKept);
+  const StoreOptions::CompactionLimits& limits = options_.compaction_limits;
+  uint64_t rewritten = 0;  // manifests this round rewrites, against limits.max_records
+  if (loose.size() > kLooseManifestsKept && limits.max_records > 0) {
+    // The oldest first: a round that cannot take them all leaves the newer
+    // ones for the next, and bundles stay in the order of their records.
+    uint64_t folded = std::min<uint64_t>(loose.size() - kLooseManifestsKept, limits.max_records);
+    plan->fold_loose.insert(loose.begin(), loose.begin() + long(folded));
     // Newest records first: a bundle rewritten because a record changed
     // gets a new id but keeps its place among the others.
     std::vector<uint64_t> ids;
@@ -276,10 +292,11 @@ void Store::PlanFolding(const std::vector<Held>& held, const std::map<uint64_t, 
     }
     std::sort(bundles.rbegin(), bundles.rend());
     for (const auto& [newest_record, r] : bundles) {
-      if (r->records().size() > kFoldRatio * folded) break;
+      if (r->records().size() > kFoldRatio * folded || folded + r->records().size() > limits.max_records) break;
       plan->fold_bundles.insert(r->id());
       folded += r->records().size();
     }
+    rewritten = folded;
   }
 
   const uint64_t newest = held.empty() ? 0 : held.back().m.info.id;
@@ -288,19 +305,60 @@ void Store::PlanFolding(const std::vector<Held>& held, const std::map<uint64_t, 
   std::vector<uint64_t> group;
   uint64_t bytes = 0;
   uint32_t page_size = 0;
-  for (auto it = live.rbegin(); it != live.rend(); ++it) {
+  for (auto it = live.rbegin(); it != live.rend() && group.size() < limits.max_packs; ++it) {
     const uint64_t pid = it->first;
     const PackReader* pack;
     if (pid == newest || taken.count(pid) || !GetPack(pid, &pack).ok()) continue;
     const uint64_t size = pack->file_size();
     if (size > kMaxMergedPackBytes || (page_size != 0 && pack->page_size() != page_size) ||
-        (!group.empty() && size > kFoldRatio * bytes)) {
+        (!group.empty() && size > kFoldRatio * bytes) || bytes + size > limits.max_pack_bytes) {
       break;
     }
     page_size = pack->page_size();
     group.push_back(pid);
     bytes += size;
   }
+  if (group.size() < 2) return;
+
+  // Merging rewrites every manifest that names a merged pack, and the
+  // older a pack, the more (and the older, more bundled) snapshots name
+  // it: keep the longest start of the group, which runs from the newest
+  // pack down, whose rewrites stay within the limit.
+  std::map<uint64_t, size_t> place;  // pack -> its place in group
+  for (size_t i = 0; i < group.size(); i++) place[group[i]] = i;
+  std::vector<std::set<uint64_t>> bundles_from(group.size());  // bundles first dirtied at each place
+  std::vector<uint64_t> loose_from(group.size(), 0);
+  for (const Held& h : held) {
+    const uint64_t id = h.m.info.id;
+    if (plan->doomed.count(id) || (h.bundle == 0 ? plan->fold_loose.count(id) : plan->fold_bundles.count(h.bundle))) {
+      continue;  // rewritten anyway
+    }
+    size_t first = group.size();
+    for (const Extent& e : h.m.extents) {
+      auto p = place.find(e.pack);
+      if (p != place.end()) first = std::min(first, p->second);
+    }
+    if (first == group.size()) continue;
+    if (h.bundle == 0) {
+      loose_from[first]++;
+    } else {
+      bundles_from[first].insert(h.bundle);
+    }
+  }
+  std::set<uint64_t> dirty;
+  size_t keep = 0;
+  for (size_t i = 0; i < group.size(); i++) {
+    uint64_t more = loose_from[i];
+    for (uint64_t b : bundles_from[i]) {
+      BundleReader* r;
+      if (!dirty.count(b)) more += GetBundle(b, &r).ok() ? r->records().size() : 0;
+    }
+    if (rewritten + more > limits.max_records) break;
+    rewritten += more;
+    dirty.insert(bundles_from[i].begin(), bundles_from[i].end());
+    keep = i + 1;
+  }
+  group.resize(keep);
   if (group.size() >= 2) plan->pack_groups.push_back(group);
 }
 
@@ -471,7 +529,8 @@ Status Store::ApplyPlan(std::vector<Held>* held, const std::map<uint64_t, std::v
   return gone_packs.empty() ? Status::OK() : env->SyncDir(JoinPath(options_.dir, kPackDirName));
 }
 
-Status Store::Compact() {
+Status Store::CompactRound(bool* did_work) {
+  *did_work = false;
   if (!options_.exclusive) return Status::InvalidArgument("internal: snapshot store opened read-only");
   std::vector<Held> held;
   std::set<uint64_t> copies;
@@ -482,16 +541,51 @@ Status Store::Compact() {
   SNAPSHOT_RETURN_IF_ERROR(LivePages(held, pack_ids, &live));
   CompactionPlan plan;
   PlanFolding(held, live, &plan);
+  if (plan.Empty() && copies.empty()) return Status::OK();
+  *did_work = true;
   return ApplyPlan(&held, live, copies, plan);
 }
 
-// The count comes from the listing NextId made for this snapshot anyway:
-// the check costs nothing.
-Status Store::MaybeCompact() {
+Status Store::CountFiles(size_t* n) {
+  std::vector<uint64_t> m, p, b;
+  SNAPSHOT_RETURN_IF_ERROR(ScanIds(&m, &p));
+  SNAPSHOT_RETURN_IF_ERROR(ScanBundleIds(&b));
+  *n = m.size() + p.size() + b.size();
+  return Status::OK();
+}
+
+bool Store::MayNeedCompaction(Env* env, const std::string& dir, size_t threshold) {
+  if (threshold == 0) return false;
+  size_t files = 0;
+  for (const char* sub : {kSnapshotDirName, kPackDirName}) {
+    std::vector<std::string> names;
+    if (env->GetChildren(JoinPath(dir, sub), &names).ok()) files += names.size();
+  }
+  return files > threshold;
+}
+
+Status Store::CompactIfNeeded(bool* more) {
+  *more = false;
   const size_t threshold = options_.compaction_file_threshold;
-  if (threshold == 0 || files_seen_ + 2 <= threshold) return Status::OK();
-  files_seen_ = 0;  // once per crossing, even if it fails (the next listing counts again)
-  return Compact();
+  size_t files = 0;
+  if (threshold == 0) return Status::OK();
+  SNAPSHOT_RETURN_IF_ERROR(CountFiles(&files));
+  if (files <= threshold) return Status::OK();
+  bool did_work = false;
+  SNAPSHOT_RETURN_IF_ERROR(CompactRound(&did_work));
+  SNAPSHOT_RETURN_IF_ERROR(CountFiles(&files));
+  *more = did_work && files > threshold;
+  return Status::OK();
+}
+
+// Each round that works removes a file, a loose manifest or a copy left
+// by an interrupted round, so the rounds end.
+Status Store::Compact() {
+  for (;;) {
+    bool did_work = false;
+    SNAPSHOT_RETURN_IF_ERROR(CompactRound(&did_work));
+    if (!did_work) return Status::OK();
+  }
 }
 
 Status Store::Prune(int64_t keep_last, int64_t keep_ms, PruneResult* result) {

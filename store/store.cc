@@ -238,7 +238,6 @@ Status Store::NextId(uint64_t* id) {
   if (!m.empty()) max_id = std::max(max_id, m.back());
   if (!p.empty()) max_id = std::max(max_id, p.back());
   if (!b.empty()) max_id = std::max(max_id, b.back());
-  files_seen_ = m.size() + p.size() + b.size();
   *id = max_id + 1;
   return Status::OK();
 }
@@ -500,8 +499,6 @@ Status SnapshotBuilder::Commit(const std::string& label, uint64_t* id) {
     return s;
   }
   *id = id_;
-  // Folding what has piled up never fails the snapshot, published by now.
-  store_->last_compaction_ = store_->MaybeCompact();
   return Status::OK();
 }
 

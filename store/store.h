@@ -60,10 +60,19 @@ struct StoreOptions {
   int lock_timeout_ms = 30000;
   unsigned file_mode = 0600;       // permission bits of files the store creates
   CompressOptions compress;
-  // Compaction folds manifests and packs once snapshots/ and packs/ hold
-  // more files than this between them (store/compaction.cc). 0: never on
-  // its own (Compact() still does).
+  // CompactIfNeeded() runs a round once snapshots/ and packs/ hold more
+  // files than this between them (store/compaction.cc). 0: never (Compact()
+  // and CompactRound() still do).
   size_t compaction_file_threshold = 64;
+  // What one compaction round may rewrite, so that the store's lock is
+  // held for a short, bounded time however large the store has grown.
+  struct CompactionLimits {
+    // Manifests rewritten: loose ones folded plus the records of every
+    // bundle the round rewrites (folded, or naming a merged pack).
+    size_t max_records = 4096;
+    size_t max_packs = 32;                      // packs merged into one
+    uint64_t max_pack_bytes = uint64_t(8) << 20;  // their bytes on disk
+  } compaction_limits;
 };
 
 class RetentionPolicy;
@@ -140,17 +149,29 @@ class Store {
   // Sum of the sizes of all packs, manifests and bundles.
   Status StoredBytes(uint64_t* bytes);
 
-  // Folds manifests into bundles and merges small packs, so that the store
-  // holds a few dozen files however many snapshots it has (store/compaction.cc).
-  // Crash-safe at every step; snapshot ids and contents do not change.
+  // Compaction folds manifests into bundles and merges small packs, so
+  // that the store holds a few dozen files however many snapshots it has
+  // (store/compaction.cc). It works in rounds, each rewriting at most what
+  // StoreOptions::compaction_limits allow; each round is crash-safe at
+  // every step, and a crash between rounds leaves a store as good as the
+  // last round made it. Snapshot ids and contents never change.
+  //
+  // Committing a snapshot never compacts: callers run a round once the
+  // snapshot is published and its caller no longer waits on it (the
+  // automatic snapshots' thread, snapshot_backup() after its snapshot,
+  // prune), so a snapshot never waits for a compaction.
+  //
+  // One round; *did_work: whether it changed anything.
+  Status CompactRound(bool* did_work);
+  // One round, if snapshots/ and packs/ hold more files than
+  // compaction_file_threshold; *more: whether they still do after a round
+  // that changed something, so that another round is worth running soon.
+  Status CompactIfNeeded(bool* more);
+  // Rounds until one finds nothing to do.
   Status Compact();
-  // Compact(), when the store's last directory listing (made by every
-  // snapshot) saw more files than the threshold; else nothing. Commit runs
-  // it after publishing a snapshot.
-  Status MaybeCompact();
-  // What the compaction a Commit ran last returned (it never fails the
-  // snapshot, which is published by then).
-  const Status& last_compaction_status() const { return last_compaction_; }
+  // Whether the store in `dir` may need a round (CompactIfNeeded), from a
+  // listing made without its lock: whether opening it for one is worth it.
+  static bool MayNeedCompaction(Env* env, const std::string& dir, size_t threshold);
 
  private:
   friend class SnapshotBuilder;
@@ -205,6 +226,7 @@ class Store {
   Status LoadAll(std::vector<Held>* all, std::set<uint64_t>* bundles_with_copies);
   Status LivePages(const std::vector<Held>& held, const std::vector<uint64_t>& pack_ids,
                    std::map<uint64_t, std::vector<bool>>* live);
+  Status CountFiles(size_t* n);
   void PlanFolding(const std::vector<Held>& held, const std::map<uint64_t, std::vector<bool>>& live,
                    CompactionPlan* plan);
   Status WriteMergedPack(const std::vector<uint64_t>& group, const std::map<uint64_t, std::vector<bool>>& live,
@@ -222,8 +244,6 @@ class Store {
   bool dedup_loaded_ = false;
   std::map<std::pair<uint64_t, uint32_t>, bool> frame_sound_;  // (pack, frame) -> checksum ok
   std::map<uint64_t, std::unique_ptr<BundleReader>> bundles_;  // opened lazily
-  size_t files_seen_ = 0;  // in snapshots/ and packs/, at the last NextId
-  Status last_compaction_;
 };
 
 class SnapshotBuilder {

@@ -19,16 +19,29 @@ namespace {
 
 constexpr uint32_t kPageSize = 4096;
 
-StoreOptions CompactingOptions(const std::string& dir, size_t threshold, Env* env = Env::Default()) {
+using Limits = StoreOptions::CompactionLimits;
+
+StoreOptions CompactingOptions(const std::string& dir, size_t threshold, Env* env = Env::Default(),
+                               const Limits& limits = Limits()) {
   StoreOptions o = Options(dir, true, env);
   o.compaction_file_threshold = threshold;
+  o.compaction_limits = limits;
   return o;
+}
+
+// Limits small enough that compacting a test's store takes several rounds.
+Limits SmallRounds() {
+  Limits l;
+  l.max_records = 3;
+  l.max_packs = 2;
+  return l;
 }
 
 // Snapshots of a small database changed a little each time, taken the way a
 // tracked backup takes them (on the previous snapshot, only changed pages).
-// Returns each snapshot's image by id.
-std::map<uint64_t, Image> TakeSmallChanges(Store* store, Image* img, int n, uint32_t seed) {
+// Returns each snapshot's image by id. With `compact`, runs a compaction
+// round after each when the store needs one, as the SQL functions do.
+std::map<uint64_t, Image> TakeSmallChanges(Store* store, Image* img, int n, uint32_t seed, bool compact = false) {
   std::map<uint64_t, Image> out;
   std::mt19937 rng(seed);
   Manifest base;
@@ -45,6 +58,10 @@ std::map<uint64_t, Image> TakeSmallChanges(Store* store, Image* img, int n, uint
     EXPECT_TRUE(s.ok()) << Describe(s);
     if (!s.ok()) return out;
     out[id] = *img;
+    if (compact) {
+      bool more = false;
+      EXPECT_OK(store->CompactIfNeeded(&more));
+    }
     EXPECT_OK(store->ReadManifest(id, &base));
     have_base = true;
   }
@@ -77,11 +94,10 @@ TEST(StoreCompaction, ManySmallSnapshotsFoldIntoFewFilesAndReadBack) {
   ASSERT_OK(Snap(store.get(), img, "full", &first));
   std::map<uint64_t, Image> want = {{first, img}};
   std::map<uint64_t, SnapshotInfo> infos;
-  for (const auto& [id, im] : TakeSmallChanges(store.get(), &img, 80, 1)) want[id] = im;
+  for (const auto& [id, im] : TakeSmallChanges(store.get(), &img, 80, 1, /*compact=*/true)) want[id] = im;
   for (const SnapshotInfo& i : [&] { std::vector<SnapshotInfo> v; EXPECT_OK(store->List(&v)); return v; }()) {
     infos[i.id] = i;
   }
-  ASSERT_OK(store->last_compaction_status());
   // Without compaction: 161 files.
   EXPECT_LE(FilesIn(dir), 12u + 2u) << ::testing::PrintToString(FilesUnder(dir));
   EXPECT_FALSE(FilesUnder(dir + "/snapshots", snapshot::kBundleSuffix).empty());
@@ -101,6 +117,74 @@ TEST(StoreCompaction, ManySmallSnapshotsFoldIntoFewFilesAndReadBack) {
     EXPECT_EQ(was.pages_new, i.pages_new);
     EXPECT_EQ(was.bytes_new, i.bytes_new);
   }
+}
+
+// Publishing a snapshot never compacts, whatever the store holds: a
+// snapshot must not wait for a compaction (one once held the store for 37
+// s). The rounds its callers run afterwards fold the store.
+TEST(StoreCompaction, CommittingASnapshotNeverCompacts) {
+  TempDir tmp;
+  const std::string dir = tmp / "s";
+  auto store = OpenOrDie(CompactingOptions(dir, 6));
+  ASSERT_NE(store, nullptr);
+  Image img = MakeImage(kPageSize, 20, 1);
+  uint64_t first = 0;
+  ASSERT_OK(Snap(store.get(), img, "full", &first));
+  std::map<uint64_t, Image> want = {{first, img}};
+  for (const auto& [id, im] : TakeSmallChanges(store.get(), &img, 20, 8)) want[id] = im;
+  EXPECT_EQ(2u * want.size(), FilesIn(dir)) << "a pack and a manifest per snapshot, nothing folded";
+  EXPECT_TRUE(FilesUnder(dir + "/snapshots", snapshot::kBundleSuffix).empty());
+  int rounds = 0;
+  for (bool more = true; more; rounds++) {
+    ASSERT_LT(rounds, 20) << "the rounds never end";
+    ASSERT_OK(store->CompactIfNeeded(&more));
+  }
+  EXPECT_LE(FilesIn(dir), 6u + 2u);
+  CheckAll(store.get(), want, "compacted");
+}
+
+// One round rewrites at most what the limits allow: so many manifests
+// (folded or rewritten), so many packs merged. Rounds run until none has
+// work leave every snapshot as it was, in few files.
+TEST(StoreCompaction, ARoundRewritesNoMoreThanItsLimits) {
+  TempDir tmp;
+  const std::string dir = tmp / "s";
+  Limits limits;
+  limits.max_records = 5;
+  limits.max_packs = 3;
+  auto store = OpenOrDie(CompactingOptions(dir, 0, Env::Default(), limits));
+  ASSERT_NE(store, nullptr);
+  Image img = MakeImage(kPageSize, 30, 1);
+  uint64_t first = 0;
+  ASSERT_OK(Snap(store.get(), img, "full", &first));
+  std::map<uint64_t, Image> want = {{first, img}};
+  for (const auto& [id, im] : TakeSmallChanges(store.get(), &img, 30, 9)) want[id] = im;
+  int rounds = 0;
+  for (bool did = true; did; rounds++) {
+    ASSERT_LT(rounds, 100) << "the rounds never end";
+    const size_t loose = FilesUnder(dir + "/snapshots", snapshot::kManifestSuffix).size();
+    const size_t packs = PackIdsOnDisk(dir).size();
+    ASSERT_OK(store->CompactRound(&did));
+    EXPECT_GE(FilesUnder(dir + "/snapshots", snapshot::kManifestSuffix).size() + limits.max_records, loose)
+        << "round " << rounds << " folded more manifests than its limit";
+    EXPECT_GE(PackIdsOnDisk(dir).size() + limits.max_packs - 1, packs)
+        << "round " << rounds << " merged more packs than its limit";
+    // No bundle ever holds more records than a round may rewrite.
+    for (const std::string& name : FilesUnder(dir + "/snapshots", snapshot::kBundleSuffix)) {
+      uint64_t bid = 0;
+      ASSERT_TRUE(snapshot::ParseFileId(name, snapshot::kBundleSuffix, &bid)) << name;
+      std::unique_ptr<snapshot::BundleReader> r;
+      ASSERT_OK(snapshot::BundleReader::Open(Env::Default(), dir + "/snapshots/" + name, bid, &r));
+      EXPECT_LE(r->records().size(), limits.max_records) << name;
+    }
+  }
+  EXPECT_GT(rounds, 3) << "the limits did not split the work";
+  // Every manifest folded but the newest two; fewer files than the 62 of
+  // no compaction (bundles of at most 5 records, packs whose merge would
+  // rewrite more than 5 manifests left as they are).
+  EXPECT_EQ(2u, FilesUnder(dir + "/snapshots", snapshot::kManifestSuffix).size());
+  EXPECT_LT(FilesIn(dir), 2u * want.size());
+  CheckAll(store.get(), want, "after the rounds");
 }
 
 // A store that compaction has folded takes prunes, more snapshots and
@@ -168,7 +252,8 @@ TEST(StoreCompaction, OpenReaderSurvivesItsPacksBeingMerged) {
 // finishes the job.
 void FailAtEveryStep(const std::string& golden, const std::map<uint64_t, Image>& want,
                      const std::map<uint64_t, Image>& may_go, const std::function<Status(Store*)>& op,
-                     const std::function<void(const std::string& dir)>& check_done, int min_steps) {
+                     const std::function<void(const std::string& dir)>& check_done, int min_steps,
+                     const Limits& limits = Limits()) {
   TempDir tmp;
   for (bool sticky : {false, true}) {
     int k = 1;
@@ -181,7 +266,7 @@ void FailAtEveryStep(const std::string& golden, const std::map<uint64_t, Image>&
       FaultEnv env;
       Status s;
       {
-        auto store = OpenOrDie(CompactingOptions(dir, 0, &env));
+        auto store = OpenOrDie(CompactingOptions(dir, 0, &env, limits));
         ASSERT_NE(store, nullptr);
         env.Arm(k, sticky);
         s = op(store.get());
@@ -215,7 +300,7 @@ void FailAtEveryStep(const std::string& golden, const std::map<uint64_t, Image>&
         EXPECT_TRUE(v.ok()) << Describe(v) << " after " << env.first_fault();
       }
       {
-        auto store = OpenOrDie(CompactingOptions(dir, 0));
+        auto store = OpenOrDie(CompactingOptions(dir, 0, Env::Default(), limits));
         ASSERT_NE(store, nullptr);
         EXPECT_TRUE(FilesUnder(dir, snapshot::kTempSuffix).empty());
         ASSERT_OK(op(store.get()));
@@ -268,6 +353,35 @@ TEST(StoreCompaction, CompactionInterruptedAtEveryStep) {
         EXPECT_LE(FilesIn(dir), files_clean + 1);
       },
       30);
+}
+
+// The same in small rounds: a failure or crash in any round, the first
+// or a later one, leaves every snapshot whole.
+TEST(StoreCompaction, CompactionInRoundsInterruptedAtEveryStep) {
+  TempDir tmp;
+  const std::string golden = tmp / "golden";
+  std::map<uint64_t, Image> want;
+  MakeGolden(golden, &want);
+  ASSERT_FALSE(HasFatalFailure());
+  const std::string clean = tmp / "clean";
+  CopyDir(golden, clean);
+  int rounds = 0;
+  {
+    auto store = OpenOrDie(CompactingOptions(clean, 0, Env::Default(), SmallRounds()));
+    ASSERT_NE(store, nullptr);
+    for (bool did = true; did; rounds++) ASSERT_OK(store->CompactRound(&did));
+  }
+  ASSERT_GE(rounds, 3) << "one round did it all: the test would not cover a crash between rounds";
+  const size_t files_clean = FilesIn(clean);
+  FailAtEveryStep(
+      golden, want, {}, [](Store* s) { return s->Compact(); },
+      [&](const std::string& dir) {
+        auto reader = OpenOrDie(Options(dir, false));
+        ASSERT_NE(reader, nullptr);
+        CheckAll(reader.get(), want, "compacted");
+        EXPECT_LE(FilesIn(dir), files_clean + 1);
+      },
+      30, SmallRounds());
 }
 
 TEST(StoreCompaction, PruneOfBundledSnapshotsInterruptedAtEveryStep) {
