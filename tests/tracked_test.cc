@@ -354,7 +354,7 @@ TEST_P(Tracked, SnapshotIntoAStoreWithoutTheBasePinsOnce) {
   EXPECT_EQ("tracked: 0 pages changed since snapshot 1", Tracking());
 }
 
-// Compaction, run by a snapshot's commit once the store holds enough files,
+// Compaction, run by snapshot_backup() once its snapshot is published and the store holds enough files,
 // rewrites the newest snapshot's manifest and folds its base pack with the
 // small ones (this database's pack is small enough to be folded). The next
 // snapshot must still build on it, tracked, and store only what changed;
