@@ -53,6 +53,17 @@ if "ours" in info:
 for what, t, ok in restores:
     print(f"restore {what:<40}{t:8.3f} s  ({t / bk_t:.2f}x .backup)  content {ok}")
 
+if "ours" in rows and "baseline" in rows:
+    # run.sh --baseline-so: two builds of the extension in one run
+    o, b = rows["ours"], rows["baseline"]
+    print(f"\nours / baseline ({info.get('so', '?')} / {info.get('baseline_so', '?')}):")
+    for i, what in enumerate(["full time", "full bytes", "incr time", "incr bytes"]):
+        print(f"  {what:<12}{o[i] / b[i]:7.3f}")
+    times = {w: t for w, t, _ in restores}
+    for w, t in times.items():
+        if not w.startswith("baseline: ") and "baseline: " + w in times:
+            print(f"  restore {w:<40}{t / times['baseline: ' + w]:7.3f}")
+
 ours, restic, borg, z3 = find("ours"), find("restic"), find("borg"), find("zstd -3")
 if not ours:
     print("\ntargets: not checked (no numbers for ours)")

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Benchmark snapshot against the tools people use instead (bench/README.md), in one run, on the same data.
 #
-#   bench/run.sh [--mb N] [--wal] [--reps N] [--no-warm] [--keep DIR]
+#   bench/run.sh [--mb N] [--wal] [--reps N] [--no-warm] [--keep DIR] [--so PATH] [--baseline-so PATH]
 #
 #   --mb N      database size in MB (10^6 bytes), default 240
 #   --wal       build the database in WAL mode (default: rollback journal, DELETE)
@@ -9,6 +9,10 @@
 #   --no-warm   do not touch-and-free memory before each timed step (see README)
 #   --keep DIR  do the run in DIR (must not exist or be empty) and keep everything
 #               there; by default the run uses $SNAPBENCH_DIR/run and deletes it.
+#   --so PATH   the extension measured as "ours" (default: build/snapshot.so)
+#   --baseline-so PATH
+#               also measure this build of the extension, as "baseline", in the
+#               same run (round-robin with the others), and compare the two
 #
 # Work dir: $SNAPBENCH_DIR (default /tmp/snapbench); the base database is cached
 # there between runs and rebuilt when make_db.py or the size changes.
@@ -19,7 +23,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 PY=/usr/bin/python3
-MB=240 WAL="" KEEP="" REPS=3 WARM=1
+MB=240 WAL="" KEEP="" REPS=3 WARM=1 SO=$ROOT/build/snapshot.so BASE_SO=""
 while (($#)); do
   case $1 in
     --mb) MB=$2; shift 2 ;;
@@ -27,7 +31,9 @@ while (($#)); do
     --keep) KEEP=$2; shift 2 ;;
     --reps) REPS=$2; shift 2 ;;
     --no-warm) WARM=""; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --so) SO=$(realpath "$2"); shift 2 ;;
+    --baseline-so) BASE_SO=$(realpath "$2"); shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -149,40 +155,50 @@ t_borg() {  # bytes = growth of the repo (du -sb)
 }
 
 # ours: bytes = growth of the store dir next to the db (DB-snapshots/)
-SO=$ROOT/build/snapshot.so
 OURS_TIMEOUT=${OURS_TIMEOUT:-120}   # seconds; the extension is young, a hang must not stall the run
-q() { timeout "$OURS_TIMEOUT" sqlite3 "$1" -cmd ".load $ROOT/build/snapshot" "$2"; }
+QSO=$SO
+q() { timeout "$OURS_TIMEOUT" sqlite3 "$1" -cmd ".load ${QSO%.so}" "$2"; }
 restored() {  # restored WHAT SECONDS FILE EXPECTED_SHA3
   printf 'restore\t%s\t%s\t%s\n' "$1" "$2" \
     "$([[ $(sqlite3 "$3" .sha3sum) == "$4" ]] && echo ok || echo WRONG)" >>"$RES"
 }
-t_ours() {
-  local db d=$RUN/$REP/ours store ft fb it ib t; db=$(fresh ours)
+t_ours() {  # t_ours [NAME SO]: the extension at SO (default $SO), reported as NAME
+  local name=${1:-ours} QSO=${2:-$SO}
+  local db d=$RUN/$REP/$name store ft fb it ib t pre; db=$(fresh "$name")
+  pre=${1:+$1: }
   timed ft q "$db" "SELECT snapshot_backup('full')" || return 1
   store=$db-snapshots
   [[ -d $store ]] || store=$(find "$d" -mindepth 1 -maxdepth 1 -type d -name '*snapshots*' | head -1)
-  [[ -n $store && -d $store ]] || { echo "ours: no store dir next to $db" >&2; return 1; }
+  [[ -n $store && -d $store ]] || { echo "$name: no store dir next to $db" >&2; return 1; }
   fb=$(dusb "$store")
   change "$db"
   timed it q "$db" "SELECT snapshot_backup('incr')" || return 1
   ib=$(($(dusb "$store") - fb))
-  row ours "$ft" "$fb" "$it" "$ib"
+  row "$name" "$ft" "$fb" "$it" "$ib"
   timed t q "$db" "SELECT snapshot_restore(1)" || return 1
-  restored "snapshot_restore(1) into the live db" "$t" "$db" "$SUM_BEFORE"
+  restored "${pre}snapshot_restore(1) into the live db" "$t" "$db" "$SUM_BEFORE"
   timed t q "$db" "SELECT snapshot_restore_to('$d/restored1.db', 1)" || return 1
-  restored "snapshot_restore_to(new file, 1)" "$t" "$d/restored1.db" "$SUM_BEFORE"
+  restored "${pre}snapshot_restore_to(new file, 1)" "$t" "$d/restored1.db" "$SUM_BEFORE"
   timed t q "$db" "SELECT snapshot_restore_to('$d/restored2.db', 2)" || return 1
-  restored "snapshot_restore_to(new file, 2)" "$t" "$d/restored2.db" "$SUM_AFTER"
-  done_with ours
+  restored "${pre}snapshot_restore_to(new file, 2)" "$t" "$d/restored2.db" "$SUM_AFTER"
+  done_with "$name"
 }
+t_baseline() { t_ours baseline "$BASE_SO"; }
 
 TOOLS="backup vacuum cp zstd1 zstd3 restic borg"
 if [[ -f $SO ]]; then TOOLS="$TOOLS ours"; else info ours "skipped: $SO not built yet"; fi
+if [[ -n $BASE_SO ]]; then
+  [[ -f $BASE_SO ]] || { echo "--baseline-so $BASE_SO: no such file" >&2; exit 2; }
+  TOOLS="$TOOLS baseline"; info so "$SO"; info baseline_so "$BASE_SO"
+fi
 for REP in $(seq "$REPS"); do      # round-robin, so drift hits every tool alike
-  echo "rep $REP/$REPS: $TOOLS"
-  for t in $TOOLS; do
-    if [[ $t != ours ]]; then t_$t
-    elif ! t_ours; then info ours "FAILED (see $WORK/last-log.txt)"; TOOLS=${TOOLS% ours}
+  ORDER=$TOOLS
+  # ours and the baseline take turns at going first
+  if ((REP % 2 == 0)) && [[ $TOOLS == *" ours baseline"* ]]; then ORDER=${TOOLS/ ours baseline/ baseline ours}; fi
+  echo "rep $REP/$REPS: $ORDER"
+  for t in $ORDER; do
+    if [[ $t != ours && $t != baseline ]]; then t_$t
+    elif ! t_$t; then info "$t" "FAILED (see $WORK/last-log.txt)"; TOOLS=${TOOLS/ $t/}
     fi
   done
 done
