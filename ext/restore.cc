@@ -3,8 +3,12 @@
 #include <limits.h>
 #include <stdlib.h>
 
+#include <algorithm>
+#include <cstring>
 #include <memory>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "ext/backup.h"
 #include "ext/capture.h"
@@ -144,6 +148,50 @@ Status RestoreThroughJournal(sqlite3* db, const char* schema, Store* store, Snap
     return Status::OK();
   };
   return CommitThroughJournal(c);
+}
+
+// Writes every page of `image` to `out` (a new, empty file), in the order
+// the packs store the pages rather than in page order. A snapshot many
+// snapshots after a full one has its pages spread over many packs, merged
+// packs holding older versions beside them; read in page order, its frames
+// would be decoded as often as the page order goes back to them, or held
+// all at once. In stored order each frame is decoded once, into the one
+// buffer the image keeps, and every page is still hash-checked (by
+// SnapshotImage::ReadPage, on the frame). Pages go out in runs of
+// consecutive page numbers, one write per run.
+Status WriteInStoredOrder(SnapshotImage* image, WritableFile* out, InterruptCheck* interrupt,
+                          ProgressFile* progress) {
+  const uint32_t page_size = image->info().page_size;
+  const uint64_t total = image->info().page_count;
+  std::vector<Extent> runs = image->manifest().extents;  // they tile pages 1..page_count (checked on decode)
+  std::stable_sort(runs.begin(), runs.end(), [](const Extent& a, const Extent& b) {
+    return std::tie(a.pack, a.first_index) < std::tie(b.pack, b.first_index);
+  });
+  // One frame's worth of pages at a time: the image need keep no more.
+  image->SetCacheBytes(1);
+  // Not zero-filled: every byte is written before it is used.
+  const uint32_t per_write = std::max<uint32_t>(1, uint32_t((256 << 10) / page_size));
+  std::unique_ptr<uint8_t[]> buffer(new uint8_t[size_t(std::min<uint64_t>(per_write, total)) * page_size + 1]);
+  uint8_t* const data = buffer.get();
+  uint64_t done = 0;
+  for (const Extent& e : runs) {
+    for (uint32_t at = 0; at < e.page_count;) {
+      const uint32_t n = std::min(per_write, e.page_count - at);
+      SNAPSHOT_RETURN_IF_ERROR(interrupt->Poll(1));
+      if (e.pack == 0) {
+        std::memset(data, 0, size_t(n) * page_size);
+      } else {
+        for (uint32_t i = 0; i < n; i++) {
+          SNAPSHOT_RETURN_IF_ERROR(image->ReadPage(e.first_pgno + at + i, data + size_t(i) * page_size));
+        }
+      }
+      SNAPSHOT_RETURN_IF_ERROR(out->WriteAt(uint64_t(e.first_pgno + at - 1) * page_size, data, size_t(n) * page_size));
+      at += n;
+      done += n;
+      progress->Update(done, total);
+    }
+  }
+  return Status::OK();
 }
 
 // A snapshot larger than SQLite allows a database is refused before
@@ -367,15 +415,9 @@ Status RestoreToFileAt(sqlite3* db, const StoreLocation& loc, const ConnectionSe
     const std::string tmp = std::string(path) + ".snapshot-" + std::to_string(nonce) + kTempSuffix;
     std::unique_ptr<WritableFile> out;
     s = env->NewWritableFile(tmp, loc.file_mode, &out);
-    std::string page(image->info().page_size, '\0');
     InterruptCheck interrupt(db);
     ProgressFile progress(loc.store_dir, "restore_to", loc.file_mode);
-    for (uint32_t pgno = 1; s.ok() && pgno <= image->info().page_count; pgno++) {
-      progress.Update(pgno, image->info().page_count);
-      s = interrupt.Poll();
-      if (s.ok()) s = image->ReadPage(pgno, reinterpret_cast<uint8_t*>(&page[0]));
-      if (s.ok()) s = out->Append(page.data(), page.size());
-    }
+    if (s.ok()) s = WriteInStoredOrder(image.get(), out.get(), &interrupt, &progress);
     if (s.ok()) s = out->Sync();
     if (s.ok()) s = out->Close();
     if (s.ok()) s = env->RenameNoReplace(tmp, path);
