@@ -169,8 +169,14 @@ Status WriteInStoredOrder(SnapshotImage* image, WritableFile* out, InterruptChec
   });
   // One frame's worth of pages at a time: the image need keep no more.
   image->SetCacheBytes(1);
-  // Not zero-filled: every byte is written before it is used.
-  const uint32_t per_write = std::max<uint32_t>(1, uint32_t((256 << 10) / page_size));
+  // Not zero-filled: every byte is written before it is used. A database
+  // of up to kWholeImageBytes is gathered whole and written at once (the
+  // memory the page-order reader's frame cache used to take): a snapshot
+  // many snapshots after a full one has hundreds of runs, and a write each
+  // cost it more than its extra frames.
+  constexpr uint64_t kWholeImageBytes = uint64_t(64) << 20;
+  const bool whole = total * page_size <= kWholeImageBytes;
+  const uint32_t per_write = whole ? uint32_t(total) : std::max<uint32_t>(1, uint32_t((256 << 10) / page_size));
   std::unique_ptr<uint8_t[]> buffer(new uint8_t[size_t(std::min<uint64_t>(per_write, total)) * page_size + 1]);
   uint8_t* const data = buffer.get();
   uint64_t done = 0;
@@ -178,20 +184,23 @@ Status WriteInStoredOrder(SnapshotImage* image, WritableFile* out, InterruptChec
     for (uint32_t at = 0; at < e.page_count;) {
       const uint32_t n = std::min(per_write, e.page_count - at);
       SNAPSHOT_RETURN_IF_ERROR(interrupt->Poll(1));
+      uint8_t* const to = whole ? data + size_t(e.first_pgno + at - 1) * page_size : data;
       if (e.pack == 0) {
-        std::memset(data, 0, size_t(n) * page_size);
+        std::memset(to, 0, size_t(n) * page_size);
       } else {
         for (uint32_t i = 0; i < n; i++) {
-          SNAPSHOT_RETURN_IF_ERROR(image->ReadPage(e.first_pgno + at + i, data + size_t(i) * page_size));
+          SNAPSHOT_RETURN_IF_ERROR(image->ReadPage(e.first_pgno + at + i, to + size_t(i) * page_size));
         }
       }
-      SNAPSHOT_RETURN_IF_ERROR(out->WriteAt(uint64_t(e.first_pgno + at - 1) * page_size, data, size_t(n) * page_size));
+      if (!whole) {
+        SNAPSHOT_RETURN_IF_ERROR(out->WriteAt(uint64_t(e.first_pgno + at - 1) * page_size, to, size_t(n) * page_size));
+      }
       at += n;
       done += n;
       progress->Update(done, total);
     }
   }
-  return Status::OK();
+  return whole ? out->Append(data, size_t(total) * page_size) : Status::OK();
 }
 
 // A snapshot larger than SQLite allows a database is refused before
