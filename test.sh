@@ -84,9 +84,10 @@ stage "ThreadSanitizer build and the concurrency tests"
 # exercise here; they run in the two stages above.
 # And ConcurrencyKill (writers and a backup killed with kill -9; each took
 # 150 s under TSan; their threads are the ones the writers' tests run here).
-# die_after_fork=0: a process that committed through the VFS runs the
-# automatic snapshots' thread, so the tests' forked children start threads
-# after a multi-threaded fork, which TSan otherwise refuses ("Dying"); the
+# die_after_fork=0: a process that commits through the VFS while automatic
+# snapshots are on (or not yet known to be off) runs their thread, so the
+# tests' forked children start threads after a multi-threaded fork, which
+# TSan otherwise refuses ("Dying"); the
 # fork handlers (ext/auto_snapshot.h) are what make that safe, and TSan
 # checks the children's threads too.
 # One test at a time: several tests assert how long writers wait, and TSan
