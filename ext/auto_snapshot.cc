@@ -479,7 +479,11 @@ void ThreadMain() {
 void StartThread() {
   std::lock_guard<std::mutex> l(Mu());
   if (g_thread_running.load()) return;
-  std::thread(ThreadMain).detach();  // never joined: it must not keep the process alive
+  std::thread thread(ThreadMain);
+  // Named before the commit goes on, so that an operator sees it in `top -H`
+  // or `ps -T` (and a test finds it) from the start.
+  pthread_setname_np(thread.native_handle(), kAutoThreadName);
+  thread.detach();  // never joined: it must not keep the process alive
   g_thread_running.store(true, std::memory_order_release);
 }
 

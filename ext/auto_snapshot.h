@@ -84,6 +84,10 @@ namespace snapshot {
 // The longest interval snapshot_auto() and SNAPSHOT_AUTO accept: a week.
 constexpr int64_t kMaxAutoIntervalS = 7 * 24 * 3600;
 
+// The name of the automatic snapshots' thread (`top -H`, `ps -T`, and
+// /proc/<pid>/task/<tid>/comm).
+constexpr char kAutoThreadName[] = "snapshot-auto";
+
 // Installs the commit observer and the fork handlers; once per process,
 // idempotent.
 void InstallAutoSnapshots();

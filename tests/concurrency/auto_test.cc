@@ -14,8 +14,10 @@
 
 #include <dirent.h>
 
+#include <fstream>
 #include <memory>
 
+#include "ext/auto_snapshot.h"
 #include "tests/concurrency/concurrency_util.h"
 
 namespace snapshot_test {
@@ -128,10 +130,19 @@ bool WaitStopped(AutoShm* s, int n) {
 }
 
 // Threads of this process (the main one included).
-int ThreadCount() {
+// This process's automatic snapshots' threads, found by their name (a
+// sanitizer's own threads, such as ThreadSanitizer's background thread
+// started with a process's first thread, are not counted).
+int AutoThreadCount() {
   int n = 0;
   if (DIR* d = opendir("/proc/self/task")) {
-    while (const dirent* e = readdir(d)) n += e->d_name[0] != '.';
+    while (const dirent* e = readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      std::ifstream comm(std::string("/proc/self/task/") + e->d_name + "/comm");
+      std::string name;
+      std::getline(comm, name);
+      n += name == snapshot::kAutoThreadName;
+    }
     closedir(d);
   }
   return n;
@@ -360,7 +371,7 @@ TEST_P(AutoSnapshots, ChildForkedAfterLoadProtectsItsOwnCommits) {
 TEST_P(AutoSnapshots, WriterRunsNoThreadWhileOffAndNoticesWhenTurnedOnElsewhere) {
   ASSERT_NO_FATAL_FAILURE(Create(0, /*auto_seconds=*/0));
   kids.Spawn([&]() -> int {
-    const int base = ThreadCount();
+    const int base = AutoThreadCount();
     std::string err;
     sqlite3* db = OpenWriter(path, &err);
     if (db == nullptr) return Fail(&*s, err);
@@ -370,8 +381,8 @@ TEST_P(AutoSnapshots, WriterRunsNoThreadWhileOffAndNoticesWhenTurnedOnElsewhere)
       return ok;
     };
     auto wait_threads = [&](int n) {
-      for (const int64_t until = NowMs() + 30000; ThreadCount() != n && NowMs() < until;) SleepMs(20);
-      return ThreadCount() == n;
+      for (const int64_t until = NowMs() + 30000; AutoThreadCount() != n && NowMs() < until;) SleepMs(20);
+      return AutoThreadCount() == n;
     };
     // A new tracking file knows nothing: the first commit's thread reads
     // the setting once, leaves "off" in the hint, and ends.
@@ -379,12 +390,12 @@ TEST_P(AutoSnapshots, WriterRunsNoThreadWhileOffAndNoticesWhenTurnedOnElsewhere)
     if (!wait_threads(base)) return Fail(&*s, "the first commit's thread did not end: auto is off");
     for (int64_t seq = 2; seq <= 10; seq++) {
       if (!commit(seq)) return Fail(&*s, err);
-      if (ThreadCount() != base) return Fail(&*s, "a commit started a thread while auto is off");
+      if (AutoThreadCount() != base) return Fail(&*s, "a commit started a thread while auto is off");
     }
     s->step.store(1);
     while (s->step.load() != 2) SleepMs(5);  // the parent turns them on
     if (!commit(11)) return Fail(&*s, err);
-    if (ThreadCount() != base + 1) return Fail(&*s, "the first commit after snapshot_auto(1) started no thread");
+    if (AutoThreadCount() != base + 1) return Fail(&*s, "the first commit after snapshot_auto(1) started no thread");
     s->step.store(3);
     while (s->step.load() != 4) SleepMs(5);  // ... and off again
     if (!commit(12)) return Fail(&*s, err);
