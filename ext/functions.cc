@@ -34,22 +34,7 @@ ConnectionSettings* Settings(sqlite3_context* ctx) {
   return static_cast<ConnectionSettings*>(sqlite3_user_data(ctx));
 }
 
-void ResultStatus(sqlite3_context* ctx, const char* function, const Status& s) {
-  const std::string msg = std::string(function) + ": " + s.message();
-  sqlite3_result_error(ctx, msg.c_str(), -1);
-  if (SqliteCodeOf(s) != SQLITE_ERROR) sqlite3_result_error_code(ctx, SqliteCodeOf(s));
-}
 
-// Optional argument i as text; nullptr when absent or NULL.
-const char* TextArg(int argc, sqlite3_value** argv, int i) {
-  if (i >= argc || sqlite3_value_type(argv[i]) == SQLITE_NULL) return nullptr;
-  return reinterpret_cast<const char*>(sqlite3_value_text(argv[i]));
-}
-
-const char* SchemaArg(int argc, sqlite3_value** argv, int i) {
-  const char* s = TextArg(argc, argv, i);
-  return s ? s : "main";
-}
 
 // Optional snapshot argument: an integer id, or text naming a snapshot (an
 // id, 'latest' or a moment: store/snapshot_spec.h); the latest when absent

@@ -5,6 +5,7 @@
 
 #include "ext/restore.h"
 #include "ext/sql_fence.h"
+#include "ext/sql_util.h"
 #include "remote/remote_setting.h"
 #include "remote/replicator.h"
 #include "remote/s3_client.h"
@@ -14,22 +15,6 @@ namespace {
 
 ConnectionSettings* Settings(sqlite3_context* ctx) {
   return static_cast<ConnectionSettings*>(sqlite3_user_data(ctx));
-}
-
-void ResultError(sqlite3_context* ctx, const char* function, const Status& s) {
-  const std::string msg = std::string(function) + ": " + s.message();
-  sqlite3_result_error(ctx, msg.c_str(), -1);
-  if (s.code() == Status::Code::kBusy) sqlite3_result_error_code(ctx, SQLITE_BUSY);
-}
-
-const char* TextArg(int argc, sqlite3_value** argv, int i) {
-  if (i >= argc || sqlite3_value_type(argv[i]) == SQLITE_NULL) return nullptr;
-  return reinterpret_cast<const char*>(sqlite3_value_text(argv[i]));
-}
-
-const char* SchemaArg(int argc, sqlite3_value** argv, int i) {
-  const char* s = TextArg(argc, argv, i);
-  return s ? s : "main";
 }
 
 // snapshot_remote([url or NULL [, schema]]) -> the remote in effect (NULL:
@@ -51,7 +36,7 @@ void RemoteFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   }
   std::string url;
   if (s.ok()) s = EffectiveRemote(Env::Default(), loc.store_dir, &url);
-  if (!s.ok()) return ResultError(ctx, "snapshot_remote", s);
+  if (!s.ok()) return ResultStatus(ctx, "snapshot_remote", s);
   if (url.empty()) return sqlite3_result_null(ctx);
   sqlite3_result_text(ctx, url.c_str(), -1, SQLITE_TRANSIENT);
 }
@@ -78,7 +63,7 @@ void PushFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   if (s.ok()) s = OpenRemote(url, &remote);
   PushResult pushed;
   if (s.ok()) s = Replicator(Env::Default(), loc.store_dir, remote.get(), url, Settings(ctx)->busy_timeout_ms).Push(&pushed);
-  if (!s.ok()) return ResultError(ctx, "snapshot_push", s);
+  if (!s.ok()) return ResultStatus(ctx, "snapshot_push", s);
   sqlite3_result_int64(ctx, sqlite3_int64(pushed.files_uploaded));
 }
 

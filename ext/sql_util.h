@@ -19,6 +19,14 @@ inline int SqliteCodeOf(const Status& s) {
   return SQLITE_ERROR;
 }
 
+// A function's error: "<function>: <message>", with SqliteCodeOf's code.
+void ResultStatus(sqlite3_context* ctx, const char* function, const Status& s);
+
+// Optional argument i as text; nullptr when absent or NULL.
+const char* TextArg(int argc, sqlite3_value** argv, int i);
+// Optional schema argument i; "main" when absent or NULL.
+const char* SchemaArg(int argc, sqlite3_value** argv, int i);
+
 class Statement {
  public:
   Statement() = default;
