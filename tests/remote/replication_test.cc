@@ -33,34 +33,8 @@ using snapshot_test::OpenDb;
 using snapshot_test::Query;
 using snapshot_test::QueryInt;
 using snapshot_test::ReadFile;
+using snapshot_test::ScopedEnv;
 using snapshot_test::TempDir;
-
-// Sets an environment variable for one scope.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    const char* old = std::getenv(name);
-    had_ = old != nullptr;
-    if (had_) old_ = old;
-    if (value) {
-      setenv(name, value, 1);
-    } else {
-      unsetenv(name);
-    }
-  }
-  ~ScopedEnv() {
-    if (had_) {
-      setenv(name_, old_.c_str(), 1);
-    } else {
-      unsetenv(name_);
-    }
-  }
-
- private:
-  const char* name_;
-  bool had_ = false;
-  std::string old_;
-};
 
 class ReplicationTest : public ::testing::Test {
  protected:

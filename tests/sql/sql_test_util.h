@@ -312,32 +312,6 @@ inline int64_t Prune(sqlite3* db, int64_t keep_last) {
 inline int64_t PageSize(sqlite3* db) { return QueryInt(db, "PRAGMA page_size"); }
 inline int64_t PageCount(sqlite3* db) { return QueryInt(db, "PRAGMA page_count"); }
 
-// Sets and restores an environment variable.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    const char* old = getenv(name);
-    had_ = old != nullptr;
-    if (had_) old_ = old;
-    if (value) {
-      setenv(name, value, 1);
-    } else {
-      unsetenv(name);
-    }
-  }
-  ~ScopedEnv() {
-    if (had_) {
-      setenv(name_.c_str(), old_.c_str(), 1);
-    } else {
-      unsetenv(name_.c_str());
-    }
-  }
-
- private:
-  std::string name_, old_;
-  bool had_ = false;
-};
-
 // The base of every suite: a fresh directory, and no SNAPSHOT_DIR from the
 // environment the tests were started in.
 class SqlFixture : public ::testing::Test {
