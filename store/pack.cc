@@ -194,6 +194,11 @@ Status PackWriter::AddPage(const uint8_t* data, const PageHash& hash, PagePlacem
   return WriteReadyFrames(/*wait=*/false, SIZE_MAX);
 }
 
+Status PackWriter::EndFrame() {
+  SNAPSHOT_RETURN_IF_ERROR(SubmitFrame(&in_order_));
+  return WriteReadyFrames(/*wait=*/false, SIZE_MAX);
+}
+
 // Gives the frame's pages their indexes, next after every page submitted
 // before, and hands the frame to the compressor.
 Status PackWriter::SubmitFrame(FrameFill* fill) {

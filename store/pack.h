@@ -97,6 +97,10 @@ class PackWriter {
   // every page is kInOrder, else IndexOf(slot) once the pack is finished.
   Status AddPage(const uint8_t* data, const PageHash& hash, PagePlacement placement = PagePlacement::kInOrder);
   uint32_t page_count() const { return added_; }
+  // Ends the in-order frame being filled, short if need be: the next page
+  // starts a frame. Compaction ends the newest snapshot's pages so, so that
+  // no frame its restore reads also holds pages it does not need.
+  Status EndFrame();
   uint64_t id() const { return id_; }
   // After Finish: whether any page's index differs from its slot.
   bool reordered() const { return reordered_; }
