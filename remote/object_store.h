@@ -16,9 +16,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "remote/md5.h"
 #include "store/status.h"
 
 namespace snapshot {
@@ -49,6 +51,24 @@ class ObjectStore {
   virtual Status List(const std::string& prefix, std::vector<ObjectInfo>* objects) = 0;
   // Removes object `key`; OK if there was none.
   virtual Status Delete(const std::string& key) = 0;
+  // The MD5 a listing gives (ObjectInfo::md5) for object `key` once a file
+  // holding `contents` is Put as it: the contents' own MD5, unless the store
+  // transforms what it uploads (an encrypted one seals it, deterministically:
+  // remote/encrypted_object_store.h).
+  virtual std::string StoredMd5(const std::string& key, const std::string& contents) {
+    (void)key;
+    return Md5::Hex(Md5::Of(contents));
+  }
+
+  // From now on, every call polls `should_stop` (during transfers at least
+  // once a second, and between requests) and, once it answers true, stops
+  // and returns Interrupted, leaving nothing partial behind as on any other
+  // failure. A wrapper forwards it to the store it wraps.
+  virtual void SetCancel(std::function<bool()> should_stop) { should_stop_ = std::move(should_stop); }
+  bool Cancelled() const { return should_stop_ && should_stop_(); }
+
+ protected:
+  std::function<bool()> should_stop_;
 };
 
 }  // namespace snapshot
