@@ -70,6 +70,31 @@ def apply_auto_setting(alias, raw):
         raw.execute("SELECT snapshot_auto(?)", (int(seconds),)).fetchall()
 
 
+# Database aliases whose remote this process has set.
+_remote_applied = set()
+
+
+def apply_remote_setting(alias, raw):
+    """SNAPSHOT_REMOTE: once per process and database, make the store's remote
+    this one (SELECT snapshot_remote(url); "" removes it). Like the store
+    directory, the remote lives in the store, so the sqlite3 shell and cron
+    push to the same place; None (the default) leaves the store's own
+    setting, or $SNAPSHOT_REMOTE, in effect."""
+    url = getattr(settings, "SNAPSHOT_REMOTE", None)
+    if url is None or alias in _remote_applied:
+        return
+    import sqlite3
+
+    try:
+        if raw.execute("SELECT snapshot_remote()").fetchone()[0] != (url or None):
+            raw.execute("SELECT snapshot_remote(?)", (url or None,)).fetchall()
+    except sqlite3.Error as e:
+        # Every connection fails until the setting is right: a remote that
+        # silently is not there is a backup that silently is not made.
+        raise ImproperlyConfigured(f"snapshot_django: SNAPSHOT_REMOTE = {url!r}: {e}") from e
+    _remote_applied.add(alias)
+
+
 def load_extension(sender, connection, **kwargs):
     """connection_created: give every new SQLite connection the snapshot_* functions."""
     if connection.vendor != "sqlite":
@@ -81,6 +106,7 @@ def load_extension(sender, connection, **kwargs):
         raw.execute("SELECT snapshot_config('dir', ?)", (str(store_dir),)).fetchall()
     if not connection.is_in_memory_db():
         apply_auto_setting(connection.alias, raw)
+        apply_remote_setting(connection.alias, raw)
         auto_log.check_if_due(raw)
 
 

@@ -1,6 +1,7 @@
 """The SQL the commands run, on a Django database connection."""
 import os
 import shlex
+import shutil
 import sys
 from collections import namedtuple
 
@@ -92,3 +93,55 @@ class SnapshotCommand(BaseCommand):
             raise CommandError(f"database {connection.alias!r} is not SQLite")
         connection.ensure_connection()
         return connection
+
+
+def configured_remote():
+    """The remote settings.py or the environment name (SNAPSHOT_REMOTE), or None."""
+    from django.conf import settings
+
+    return getattr(settings, "SNAPSHOT_REMOTE", None) or os.environ.get("SNAPSHOT_REMOTE") or None
+
+
+def fetch_from_remote(url, spec, directory):
+    """Restores the snapshot `spec` names (an id, a moment, None: the latest) of
+    the remote copy at `url` into a new file in a new private directory under
+    `directory` (the database's own, so the file can be linked into place).
+    Returns (the remote's snapshot id, the file, the directory to remove)."""
+    import sqlite3
+    import tempfile
+
+    from .apps import load_into
+
+    tmp = tempfile.mkdtemp(prefix=".snapshot-from-remote-", dir=directory)
+    path = os.path.join(tmp, "db.sqlite3")
+    con = sqlite3.connect(":memory:")
+    try:
+        load_into(con)
+        snapshot_id = con.execute("SELECT snapshot_restore_to(?, ?, ?)", (path, spec, url)).fetchone()[0]
+    except sqlite3.Error as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CommandError(f"cannot restore from {url}: {e}") from e
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        con.close()
+    return snapshot_id, path, tmp
+
+
+def place_new_file(fetched, path):
+    """Puts the file `fetched` at `path`, which must not exist (a hard link:
+    it never replaces a file that appeared meanwhile), durably."""
+    try:
+        os.link(fetched, path)
+    except FileExistsError:
+        raise CommandError(f"{path} appeared meanwhile; it was left as it is") from None
+    except OSError:  # a file system without hard links
+        if os.path.exists(path):
+            raise CommandError(f"{path} appeared meanwhile; it was left as it is") from None
+        os.rename(fetched, path)
+    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -37,3 +37,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 if os.environ.get("E2E_AUTO_SECONDS"):
     SNAPSHOT_AUTO_SECONDS = int(os.environ["E2E_AUTO_SECONDS"])
     SNAPSHOT_STATUS_CHECK_SECONDS = 1
+
+# remote_e2e.py: the store's remote copy (snapshot_push, snapshot_restore --from).
+if os.environ.get("E2E_SNAPSHOT_REMOTE") is not None:
+    SNAPSHOT_REMOTE = os.environ["E2E_SNAPSHOT_REMOTE"]

@@ -1,0 +1,232 @@
+#!/usr/bin/python3
+"""End-to-end test of snapshot_django's remote copies against the real
+object store: machine A, a Django project with SNAPSHOT_REMOTE in its
+settings, takes snapshots and `manage.py snapshot_push`es them; machine B,
+an empty directory with the same settings, gets the database back with
+`manage.py snapshot_restore --from s3://...` (a new file), then restores an
+older snapshot of the remote into its live database and undoes that.
+Failures must be clear errors with a non-zero exit that change nothing: no
+remote, wrong credentials, a remote holding another store, an empty remote.
+
+    eval "$(tools/object-store.sh start)"
+    /usr/bin/python3 tests/django/remote_e2e.py path/to/snapshot.so
+
+Exits 77 (ctest: skipped) when AWS_ENDPOINT_URL and SNAPSHOT_REMOTE are not
+set or the server does not answer. Works under a prefix of its own below
+$SNAPSHOT_REMOTE and removes it at the end. Same conventions as run_e2e.py
+(whose helpers it uses): Debian's python3 with python3-django; prints
+"N passed, M failed" last; non-zero on failure.
+"""
+import contextlib
+import filecmp
+import io
+import json
+import os
+import re
+import shutil
+import sqlite3
+import sys
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+
+sys.dont_write_bytecode = True
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import run_e2e  # noqa: E402  (check, manage, the package paths)
+from run_e2e import check, manage  # noqa: E402
+
+SKIPPED = 77
+
+
+def server_answers(endpoint):
+    """Any HTTP answer (an S3 error too) means a server listens there."""
+    try:
+        urllib.request.urlopen(endpoint, timeout=10).close()
+    except urllib.error.HTTPError:
+        pass
+    except (urllib.error.URLError, OSError):
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def environment(**changes):
+    """os.environ with `changes` (None: unset) for the manage.py processes started inside."""
+    saved = dict(os.environ)
+    for name, value in changes.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def document_names(db_path):
+    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        return sorted(r[0] for r in con.execute("SELECT name FROM annotations_document"))
+    finally:
+        con.close()
+
+
+def remove_prefix(endpoint, url):
+    """Best effort: deletes the objects under `url` through Swift's own API
+    (the test server's; tempauth's user is the S3 access key)."""
+    bucket, _, prefix = url[len("s3://"):].partition("/")
+    try:
+        auth = urllib.request.Request(f"{endpoint}/auth/v1.0", headers={
+            "X-Auth-User": os.environ["AWS_ACCESS_KEY_ID"], "X-Auth-Key": os.environ["AWS_SECRET_ACCESS_KEY"]})
+        with urllib.request.urlopen(auth, timeout=30) as r:
+            token, storage = r.headers["X-Auth-Token"], r.headers["X-Storage-Url"]
+        listing = f"{storage}/{bucket}?format=json&prefix={urllib.parse.quote(prefix + '/')}"
+        with urllib.request.urlopen(urllib.request.Request(listing, headers={"X-Auth-Token": token}), timeout=30) as r:
+            names = [o["name"] for o in json.load(r)]
+        for name in names:
+            urllib.request.urlopen(urllib.request.Request(
+                f"{storage}/{bucket}/{urllib.parse.quote(name)}", method="DELETE", headers={"X-Auth-Token": token}),
+                timeout=30).close()
+    except Exception as e:  # leftovers are only the test server's
+        print(f"      (could not remove {url}: {e})")
+
+
+def run(tmp, url):
+    machine_a, machine_b, machine_c = (os.path.join(tmp, m) for m in ("a", "b", "c"))
+    for d in (machine_a, machine_b, machine_c):
+        os.makedirs(os.path.join(d, "store"))
+    db_a, db_b = os.path.join(machine_a, "db.sqlite3"), os.path.join(machine_b, "db.sqlite3")
+    os.environ.update(E2E_DB_PATH=db_a, SNAPSHOT_DIR=os.path.join(machine_a, "store"),
+                      DJANGO_SETTINGS_MODULE="e2eproject.settings", PYTHONDONTWRITEBYTECODE="1")
+    os.environ["PYTHONPATH"] = os.pathsep.join([HERE, run_e2e.PACKAGE_DIR])
+    # Only the Django setting names a remote here (the extension would also
+    # take $SNAPSHOT_REMOTE).
+    os.environ.pop("SNAPSHOT_REMOTE", None)
+
+    p = manage("snapshot_push")
+    check("with no remote configured, snapshot_push fails and says how to set one",
+          p.returncode != 0 and "SNAPSHOT_REMOTE" in p.stderr, p.stderr)
+
+    # Machine A: SNAPSHOT_REMOTE in settings.py; its commands in this
+    # process where the exit code is not what is tested.
+    os.environ["E2E_SNAPSHOT_REMOTE"] = url
+    sys.path[:0] = [HERE, run_e2e.PACKAGE_DIR]
+    import django
+
+    django.setup()
+    from django.core.management import CommandError, call_command
+    from django.db import connection
+
+    from annotations.models import Document
+    from snapshot_django.db import backup, query
+
+    def push_here():
+        out = io.StringIO()
+        call_command("snapshot_push", stdout=out)
+        return out.getvalue()
+
+    call_command("migrate", verbosity=0)
+    Document.objects.bulk_create(Document(name=f"a{i:02}", text="x" * 2000) for i in range(40))
+    first = backup(connection, "first").id
+    check("the setting became the store's remote", query(connection, "SELECT snapshot_remote()")[0][0] == url)
+    names_first = sorted(Document.objects.values_list("name", flat=True))
+    connection.close()
+    p = manage("snapshot_push")
+    m = re.search(r"uploaded (\d+) files", p.stdout)
+    check("snapshot_push uploads the store and says what", p.returncode == 0 and m is not None and int(m.group(1)) >= 3
+          and url in p.stdout and f"every snapshot up to {first}" in p.stdout, p.stdout + p.stderr)
+    out = push_here()
+    check("a second snapshot_push sends nothing", "already held every file" in out, out)
+
+    Document.objects.filter(name="a00").delete()
+    Document.objects.bulk_create(Document(name=f"b{i:02}", text="y" * 2000) for i in range(10))
+    second = backup(connection, "second").id
+    names_second = sorted(Document.objects.values_list("name", flat=True))
+    connection.close()
+    try:
+        with environment(AWS_SECRET_ACCESS_KEY="wrong"):
+            out = push_here()
+        check("wrong credentials: snapshot_push fails", False, out)
+    except CommandError as e:
+        check("wrong credentials: snapshot_push fails, naming them", "refused the credentials" in str(e), str(e))
+    out = push_here()
+    check("the next push sends the new snapshot", f"every snapshot up to {second}" in out and "already held" not in out,
+          out)
+
+    # Machine B: an empty directory, the same settings.
+    def on_b(*args, stdin=None):
+        with environment(E2E_DB_PATH=db_b, SNAPSHOT_DIR=os.path.join(machine_b, "store")):
+            return manage(*args, stdin=stdin, timeout=120)
+
+    p = on_b("snapshot_restore", "--from", url, stdin="n\n")
+    check("declining the prompt on a new machine creates nothing",
+          p.returncode != 0 and "nothing was changed" in p.stderr and sorted(os.listdir(machine_b)) == ["store"],
+          p.stdout + p.stderr)
+    p = on_b("snapshot_restore", "--from", url, stdin="y\n")
+    check("snapshot_restore --from on a new machine creates the database from the latest snapshot",
+          p.returncode == 0 and f"snapshot {second} of {url}" in p.stdout and os.path.exists(db_b), p.stdout + p.stderr)
+    check("the restored database is byte-exact", os.path.exists(db_b) and filecmp.cmp(db_a, db_b, shallow=False))
+    check("nothing else is left in the directory", sorted(os.listdir(machine_b)) == ["db.sqlite3", "store"],
+          os.listdir(machine_b))
+
+    # --from without a value: SNAPSHOT_REMOTE; an older snapshot into the live database.
+    p = on_b("snapshot_restore", "--from", "--yes", str(first))
+    m = re.search(r"to undo: .* snapshot_restore (\d+)", p.stdout)
+    check("snapshot_restore --from ID into the live database says how to undo it", p.returncode == 0 and m is not None,
+          p.stdout + p.stderr)
+    check("the live database holds the older snapshot", document_names(db_b) == names_first)
+    check("no fetched file is left behind", not [n for n in os.listdir(machine_b) if "remote" in n],
+          os.listdir(machine_b))
+    if m:
+        p = on_b("snapshot_restore", m.group(1), "--yes")
+        check("the undo brings back the state before", p.returncode == 0 and document_names(db_b) == names_second,
+              p.stdout + p.stderr)
+    p = on_b("snapshot_push")
+    check("machine B's own store cannot push over machine A's copy: a clear error",
+          p.returncode != 0 and "another snapshot store" in p.stderr, p.stderr)
+
+    # A remote with nothing in it.
+    empty = f"{url}-empty"
+    with environment(E2E_DB_PATH=os.path.join(machine_c, "db.sqlite3"), SNAPSHOT_DIR=os.path.join(machine_c, "store")):
+        p = manage("snapshot_restore", "--from", empty, "--yes")
+    check("restoring from an empty remote fails clearly and leaves nothing",
+          p.returncode != 0 and empty in p.stderr and "Traceback" not in p.stderr
+          and sorted(os.listdir(machine_c)) == ["store"], p.stderr + str(os.listdir(machine_c)))
+
+
+def main():
+    args = sys.argv[1:]
+    so = os.path.abspath(args[0] if args else os.environ.get("SNAPSHOT_EXTENSION") or "/work/main/build/snapshot.so")
+    os.environ["SNAPSHOT_EXTENSION"] = so
+    endpoint, remote = os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("SNAPSHOT_REMOTE")
+    if not endpoint or not remote:
+        print('skipped: no object store: run eval "$(tools/object-store.sh start)" first')
+        return SKIPPED
+    if not server_answers(endpoint):
+        print(f'skipped: the object store at {endpoint} does not answer: run eval "$(tools/object-store.sh start)"')
+        return SKIPPED
+    url = f"{remote}/django-e2e-{uuid.uuid4().hex[:12]}"
+    tmp = tempfile.mkdtemp(prefix="snapshot-django-remote-")
+    try:
+        run(tmp, url)
+    except run_e2e.Fatal:
+        pass
+    except Exception as e:
+        import traceback
+
+        traceback.print_exc()
+        check(f"no unexpected error ({type(e).__name__}: {e})", False)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        remove_prefix(endpoint, url)
+    print(f"{run_e2e.passed} passed, {run_e2e.failed} failed")
+    return 1 if run_e2e.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
