@@ -1,0 +1,489 @@
+// Client-side encryption of a remote copy: the sealed object format
+// (remote/sealed_object.h), key files (remote/remote_key.h), and replication
+// through EncryptedObjectStore (remote/encrypted_object_store.h), over a
+// directory (no server) and against the real object store
+// (tools/object-store.sh): the server never holds a byte of the store in the
+// clear, a restore with the key is exact, and without it, with another key,
+// or with an object altered or moved on the server, it is a clear error
+// with nothing written.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "remote/dir_object_store.h"
+#include "remote/encrypted_object_store.h"
+#include "remote/remote_key.h"
+#include "remote/replicator.h"
+#include "remote/s3_client.h"
+#include "remote/sealed_object.h"
+#include "tests/remote/remote_test_util.h"
+#include "tests/store/store_test_util.h"
+
+namespace {
+
+using snapshot::DirObjectStore;
+using snapshot::EncryptedObjectStore;
+using snapshot::Env;
+using snapshot::FetchSnapshot;
+using snapshot::ObjectInfo;
+using snapshot::ObjectStore;
+using snapshot::OpenEncryptedRemote;
+using snapshot::PushResult;
+using snapshot::RemoteKey;
+using snapshot::RemoteUse;
+using snapshot::Replicator;
+using snapshot::SnapshotSpec;
+using snapshot::Status;
+using store_test::Describe;
+using store_test::Image;
+using store_test::MakeImage;
+using store_test::OpenOrDie;
+using store_test::Options;
+using store_test::ReadBytes;
+using store_test::ReadsBack;
+using store_test::Snap;
+using store_test::TempDir;
+using store_test::WriteBytes;
+namespace fs = std::filesystem;
+
+const char kKeyA[] = "8f2b1c9e0d7a6f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6";
+const char kKeyB[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+std::unique_ptr<RemoteKey> KeyOf(const char* hex) {
+  unsigned char bytes[RemoteKey::kBytes];
+  for (size_t i = 0; i < sizeof bytes; i++) bytes[i] = static_cast<unsigned char>(std::stoi(std::string(hex + 2 * i, 2), nullptr, 16));
+  return RemoteKey::FromBytes(bytes, "test key");
+}
+
+std::string WriteKeyFile(const std::string& path, const std::string& contents, unsigned mode = 0600) {
+  WriteBytes(path, contents);
+  chmod(path.c_str(), mode);
+  return path;
+}
+
+std::string RandomBytes(size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+snapshot::ReadAtFn ReaderOf(const std::string& bytes) {
+  return [&bytes](uint64_t offset, size_t n, void* out) {
+    if (offset + n > bytes.size()) return Status::IOError("past the end");
+    std::memcpy(out, bytes.data() + offset, n);
+    return Status::OK();
+  };
+}
+
+std::string SealOf(const RemoteKey& key, const std::string& name, const std::string& plain) {
+  std::string sealed;
+  Status s = snapshot::Seal(key, name, plain.size(), ReaderOf(plain), [&](const void* d, size_t n) {
+    sealed.append(static_cast<const char*>(d), n);
+    return Status::OK();
+  });
+  EXPECT_TRUE(s.ok()) << Describe(s);
+  return sealed;
+}
+
+Status UnsealOf(const RemoteKey& key, const std::string& name, const std::string& sealed, std::string* plain) {
+  plain->clear();
+  return snapshot::Unseal(key, name, sealed.size(), ReaderOf(sealed), [&](const void* d, size_t n) {
+    plain->append(static_cast<const char*>(d), n);
+    return Status::OK();
+  });
+}
+
+// Whether any file under `dir` (written since `since`) holds one of
+// `needles` anywhere in its bytes.
+bool AnyFileContains(const std::string& dir, const std::vector<std::string>& needles, std::string* where,
+                     fs::file_time_type since = fs::file_time_type::min()) {
+  for (const auto& e : fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied)) {
+    if (!e.is_regular_file() || e.last_write_time() < since) continue;
+    const std::string data = ReadBytes(e.path().string());
+    for (const std::string& needle : needles) {
+      if (data.find(needle) != std::string::npos) {
+        *where = e.path().string();
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+// Pieces of every file of the local store: the header, and windows from
+// the middle and the end (STORE's random secret makes each one unique to
+// this store).
+std::vector<std::string> PlaintextPieces(const std::string& store_dir) {
+  std::vector<std::string> pieces = {"SQSNSTOR", "SQSNPACK", "SQSNSNAP"};
+  for (const std::string& rel : store_test::FilesUnder(store_dir)) {
+    if (rel == "LOCK") continue;
+    const std::string data = ReadBytes(store_dir + "/" + rel);
+    if (data.size() < 96) continue;
+    for (size_t at : {size_t(40), data.size() / 2, data.size() - 48}) pieces.push_back(data.substr(at, 32));
+  }
+  return pieces;
+}
+
+// ---------------------------------------------------------------------------
+// The format
+
+TEST(SealedObject, RoundTripsEverySizeAroundAChunk) {
+  auto key = KeyOf(kKeyA);
+  const size_t c = snapshot::kSealedChunkBytes;
+  for (size_t n : {size_t(0), size_t(1), c - 1, c, c + 1, 2 * c, 3 * c + 5}) {
+    const std::string plain = RandomBytes(n, unsigned(n));
+    const std::string sealed = SealOf(*key, "packs/0000000001.pack", plain);
+    EXPECT_EQ(snapshot::SealedSize(n), sealed.size()) << n;
+    uint64_t back = 0;
+    ASSERT_TRUE(snapshot::PlainSizeOf(sealed.size(), &back)) << n;
+    EXPECT_EQ(n, back);
+    std::string opened;
+    Status s = UnsealOf(*key, "packs/0000000001.pack", sealed, &opened);
+    ASSERT_TRUE(s.ok()) << n << ": " << Describe(s);
+    EXPECT_TRUE(opened == plain) << n;
+  }
+  // The size map is a bijection onto the sizes sealing gives.
+  for (uint64_t sealed = 0; sealed < 3 * (c + 16) + 200; sealed++) {
+    uint64_t plain = 0;
+    if (snapshot::PlainSizeOf(sealed, &plain)) {
+      EXPECT_EQ(sealed, snapshot::SealedSize(plain));
+    }
+  }
+  for (uint64_t plain = 0; plain < 3 * c + 100; plain += 97) {
+    uint64_t back = 0;
+    EXPECT_TRUE(snapshot::PlainSizeOf(snapshot::SealedSize(plain), &back) && back == plain) << plain;
+  }
+}
+
+TEST(SealedObject, TheSameFileUnderTheSameNameSealsTheSameAndNothingShows) {
+  auto a = KeyOf(kKeyA), b = KeyOf(kKeyB);
+  const Image img = MakeImage(4096, 40, 1);
+  std::string plain;
+  for (const std::string& p : img.pages) plain += p;
+  const std::string sealed = SealOf(*a, "snapshots/0000000002.snap", plain);
+  EXPECT_EQ(sealed, SealOf(*a, "snapshots/0000000002.snap", plain)) << "a push compares by the sealed bytes' MD5";
+  EXPECT_NE(sealed.substr(24), SealOf(*a, "snapshots/0000000003.snap", plain).substr(24)) << "another name";
+  EXPECT_NE(sealed.substr(40), SealOf(*b, "snapshots/0000000002.snap", plain).substr(40)) << "another key";
+  std::string changed = plain;
+  changed[plain.size() - 1] ^= 1;
+  EXPECT_NE(sealed.substr(16, 24), SealOf(*a, "snapshots/0000000002.snap", changed).substr(16, 24))
+      << "a change anywhere makes another nonce";
+  for (size_t at = 0; at + 16 <= plain.size(); at += 509) {
+    ASSERT_EQ(std::string::npos, sealed.find(plain.substr(at, 16))) << "plaintext at " << at << " shows";
+  }
+}
+
+TEST(SealedObject, AnyChangeMoveOrOtherKeyIsRefused) {
+  auto key = KeyOf(kKeyA);
+  const size_t c = snapshot::kSealedChunkBytes, chunk_on_disk = c + snapshot::kSealedTagBytes;
+  const std::string name = "packs/0000000007.pack";
+  const std::string plain = RandomBytes(2 * c + 1000, 7);
+  const std::string sealed = SealOf(*key, name, plain);
+  std::string out;
+  auto refused = [&](const std::string& bytes, const std::string& with_name, Status::Code code, const char* says) {
+    Status s = UnsealOf(*key, with_name, bytes, &out);
+    return s.code() == code && s.message().find(says) != std::string::npos
+               ? ::testing::AssertionSuccess()
+               : ::testing::AssertionFailure() << Describe(s);
+  };
+  const auto kCorrupt = Status::Code::kCorruption;
+  for (size_t at : {size_t(24), size_t(39), size_t(40), size_t(40 + c), sealed.size() - 1}) {
+    std::string damaged = sealed;
+    damaged[at] ^= 0x20;
+    EXPECT_TRUE(refused(damaged, name, kCorrupt, "fails authentication")) << "byte " << at;
+  }
+  std::string damaged = sealed;
+  damaged[0] = 'X';
+  EXPECT_TRUE(refused(damaged, name, kCorrupt, "is not encrypted"));
+  damaged = sealed;
+  damaged[8] = 9;
+  EXPECT_TRUE(refused(damaged, name, Status::Code::kNotSupported, "newer format"));
+  damaged = sealed;
+  damaged[16] ^= 1;
+  EXPECT_TRUE(refused(damaged, name, Status::Code::kInvalidArgument, "another key")) << "the key id";
+  EXPECT_TRUE(refused(sealed.substr(0, sealed.size() - 1), name, kCorrupt, "fails authentication")) << "a byte less";
+  EXPECT_TRUE(refused(sealed + "x", name, kCorrupt, "fails authentication")) << "a byte more";
+  EXPECT_TRUE(refused(sealed.substr(0, 40 + 2 * chunk_on_disk + 10), name, kCorrupt, "cut short or has bytes added"))
+      << "a last chunk too short to hold its tag";
+  EXPECT_TRUE(refused(sealed.substr(0, 30), name, kCorrupt, "no whole header"));
+  EXPECT_TRUE(refused(sealed.substr(0, 40 + 2 * chunk_on_disk), name, kCorrupt, "fails authentication"))
+      << "cut at a chunk's end: the new last chunk was not sealed as the last";
+  std::string swapped = sealed.substr(0, 40) + sealed.substr(40 + chunk_on_disk, chunk_on_disk) +
+                        sealed.substr(40, chunk_on_disk) + sealed.substr(40 + 2 * chunk_on_disk);
+  EXPECT_TRUE(refused(swapped, name, kCorrupt, "fails authentication")) << "chunks reordered";
+  EXPECT_TRUE(refused(sealed, "packs/0000000008.pack", kCorrupt, "fails authentication")) << "moved to another name";
+  Status s = UnsealOf(*KeyOf(kKeyB), name, sealed, &out);
+  EXPECT_EQ(Status::Code::kInvalidArgument, s.code()) << Describe(s);
+  EXPECT_NE(std::string::npos, s.message().find("another key")) << s.message();
+  EXPECT_TRUE(UnsealOf(*key, name, sealed, &out).ok() && out == plain) << "the original still opens";
+}
+
+// ---------------------------------------------------------------------------
+// Key files
+
+TEST(RemoteKey, LoadsHexOrRawAndRefusesFilesOthersCanRead) {
+  TempDir tmp;
+  std::unique_ptr<RemoteKey> key;
+  Status s = RemoteKey::Load(WriteKeyFile(tmp / "hex", std::string(kKeyA) + "\n"), &key);
+  ASSERT_TRUE(s.ok()) << Describe(s);
+  EXPECT_EQ(0, std::memcmp(key->id(), KeyOf(kKeyA)->id(), RemoteKey::kIdBytes));
+  std::string raw;
+  for (size_t i = 0; i < 32; i++) raw.push_back(static_cast<char>(std::stoi(std::string(kKeyA + 2 * i, 2), nullptr, 16)));
+  ASSERT_TRUE(RemoteKey::Load(WriteKeyFile(tmp / "raw", raw), &key).ok());
+  EXPECT_EQ(0, std::memcmp(key->id(), KeyOf(kKeyA)->id(), RemoteKey::kIdBytes)) << "the same key, raw";
+
+  for (unsigned mode : {0640u, 0604u, 0660u}) {
+    s = RemoteKey::Load(WriteKeyFile(tmp / "open", kKeyA, mode), &key);
+    EXPECT_EQ(Status::Code::kInvalidArgument, s.code()) << std::oct << mode;
+    EXPECT_NE(std::string::npos, s.message().find("chmod 600 " + tmp / "open")) << s.message();
+  }
+  s = RemoteKey::Load(tmp / "missing", &key);
+  EXPECT_EQ(Status::Code::kInvalidArgument, s.code());
+  EXPECT_NE(std::string::npos, s.message().find("SNAPSHOT_REMOTE_KEY_FILE " + tmp / "missing")) << s.message();
+  for (const std::string& bad : {std::string("hunter2\n"), std::string(kKeyA).substr(2), std::string(kKeyA) + "00"}) {
+    s = RemoteKey::Load(WriteKeyFile(tmp / "bad", bad), &key);
+    EXPECT_NE(std::string::npos, s.message().find("holds no key")) << bad << ": " << s.message();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Replication over a directory: no server
+
+class EncryptedDirRemote : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    key_a_ = WriteKeyFile(tmp_ / "a.key", std::string(kKeyA) + "\n");
+    key_b_ = WriteKeyFile(tmp_ / "b.key", kKeyB);
+    auto store = OpenOrDie(Options(local_));
+    ASSERT_TRUE(Snap(store.get(), first_, "a", &id1_).ok());
+    ASSERT_TRUE(Snap(store.get(), second_, "b", &id2_).ok());
+  }
+
+  Status Open(const std::string& key_file, RemoteUse use, std::unique_ptr<ObjectStore>* out) {
+    return OpenEncryptedRemote(Env::Default(), std::unique_ptr<ObjectStore>(new DirObjectStore(root_, Env::Default())),
+                               "the remote", key_file, use, out);
+  }
+
+  Status Push(const std::string& key_file, PushResult* pushed) {
+    std::unique_ptr<ObjectStore> remote;
+    SNAPSHOT_RETURN_IF_ERROR(Open(key_file, RemoteUse::kPush, &remote));
+    return Replicator(Env::Default(), local_, remote.get(), "the remote").Push(pushed);
+  }
+
+  Status Fetch(const std::string& key_file, uint64_t id) {
+    std::unique_ptr<ObjectStore> remote;
+    SNAPSHOT_RETURN_IF_ERROR(Open(key_file, RemoteUse::kRead, &remote));
+    uint64_t got = 0;
+    return FetchSnapshot(Env::Default(), remote.get(), "the remote", cache_, SnapshotSpec::Id(id), &got, nullptr);
+  }
+
+  TempDir tmp_;
+  const std::string local_ = tmp_ / "local", root_ = tmp_ / "remote", cache_ = tmp_ / "cache";
+  std::string key_a_, key_b_;
+  const Image first_ = MakeImage(4096, 60, 1), second_ = MakeImage(4096, 60, 2);
+  uint64_t id1_ = 0, id2_ = 0;
+};
+
+TEST_F(EncryptedDirRemote, PushHidesEverythingAndOnlyTheKeyFetchesIt) {
+  PushResult pushed;
+  Status s = Push(key_a_, &pushed);
+  ASSERT_TRUE(s.ok()) << Describe(s);
+  EXPECT_EQ(5u, pushed.files_uploaded) << "STORE, two packs, two manifests";
+  EXPECT_TRUE(Env::Default()->FileExists(root_ + "/ENCRYPTION"));
+  std::string where;
+  EXPECT_FALSE(AnyFileContains(root_, PlaintextPieces(local_), &where)) << where << " holds plaintext";
+
+  ASSERT_TRUE((s = Fetch(key_a_, id1_)).ok()) << Describe(s);
+  {
+    auto cache = OpenOrDie(Options(cache_, /*exclusive=*/false));
+    EXPECT_TRUE(ReadsBack(cache.get(), id1_, first_));
+  }
+  snapshot::RemoveFetchedStore(Env::Default(), cache_);
+
+  s = Fetch("", id2_);
+  EXPECT_EQ(Status::Code::kInvalidArgument, s.code()) << Describe(s);
+  EXPECT_NE(std::string::npos, s.message().find("is encrypted: set SNAPSHOT_REMOTE_KEY_FILE")) << s.message();
+  s = Fetch(key_b_, id2_);
+  EXPECT_EQ(Status::Code::kInvalidArgument, s.code()) << Describe(s);
+  EXPECT_NE(std::string::npos, s.message().find("encrypted with another key than the one in " + key_b_)) << s.message();
+  EXPECT_FALSE(Env::Default()->FileExists(cache_)) << "nothing written";
+  s = Push("", &pushed);
+  EXPECT_NE(std::string::npos, s.message().find("is encrypted")) << "a push without the key: " << s.message();
+  s = Push(key_b_, &pushed);
+  EXPECT_NE(std::string::npos, s.message().find("another key")) << "a push with another key: " << s.message();
+}
+
+TEST_F(EncryptedDirRemote, AnObjectAlteredOrMovedOnTheRemoteIsRefused) {
+  PushResult pushed;
+  ASSERT_TRUE(Push(key_a_, &pushed).ok());
+  const std::string pack1 = "packs/" + snapshot::FileNameForId(id1_, ".pack");
+  const std::string pack2 = "packs/" + snapshot::FileNameForId(id2_, ".pack");
+  const std::string good = ReadBytes(root_ + "/" + pack2);
+
+  std::string damaged = good;
+  damaged[damaged.size() / 2] ^= 1;
+  WriteBytes(root_ + "/" + pack2, damaged);
+  Status s = Fetch(key_a_, id2_);
+  EXPECT_TRUE(s.IsCorruption()) << Describe(s);
+  EXPECT_NE(std::string::npos, s.message().find(pack2 + " fails authentication")) << s.message();
+  EXPECT_FALSE(Env::Default()->FileExists(cache_)) << "nothing written";
+
+  // Snapshot 2's pack replaced by snapshot 1's (a valid object of the
+  // same key, under another name).
+  WriteBytes(root_ + "/" + pack2, ReadBytes(root_ + "/" + pack1));
+  s = Fetch(key_a_, id2_);
+  EXPECT_TRUE(s.IsCorruption()) << Describe(s);
+  EXPECT_NE(std::string::npos, s.message().find(pack2 + " fails authentication")) << s.message();
+  EXPECT_FALSE(Env::Default()->FileExists(cache_));
+
+  WriteBytes(root_ + "/" + pack2, good);
+  s = Fetch(key_a_, id2_);
+  EXPECT_TRUE(s.ok()) << "the original back: " << Describe(s);
+}
+
+TEST_F(EncryptedDirRemote, AKeyForAnUnencryptedRemoteIsRefusedAndTheMarkerIsNeeded) {
+  PushResult pushed;
+  ASSERT_TRUE(Push("", &pushed).ok());
+  EXPECT_FALSE(Env::Default()->FileExists(root_ + "/ENCRYPTION")) << "no key: a plain copy";
+  std::string where;
+  EXPECT_TRUE(AnyFileContains(root_, PlaintextPieces(local_), &where)) << "the check above can fail";
+  for (RemoteUse use : {RemoteUse::kPush, RemoteUse::kRead}) {
+    std::unique_ptr<ObjectStore> remote;
+    Status s = Open(key_a_, use, &remote);
+    EXPECT_EQ(Status::Code::kInvalidArgument, s.code()) << Describe(s);
+    EXPECT_NE(std::string::npos, s.message().find("holds an unencrypted copy")) << s.message();
+  }
+  EXPECT_FALSE(Env::Default()->FileExists(root_ + "/ENCRYPTION")) << "nothing written";
+
+  TempDir other;
+  const std::string encrypted_root = other / "remote";
+  fs::rename(root_, other / "plain");
+  ASSERT_TRUE(Push(key_a_, &pushed).ok());
+  fs::rename(root_, encrypted_root);
+  ASSERT_EQ(0, std::remove((encrypted_root + "/ENCRYPTION").c_str()));
+  std::unique_ptr<ObjectStore> remote;
+  Status s = OpenEncryptedRemote(Env::Default(), std::unique_ptr<ObjectStore>(new DirObjectStore(encrypted_root, Env::Default())),
+                                 "the remote", key_a_, RemoteUse::kRead, &remote);
+  EXPECT_TRUE(s.IsCorruption()) << Describe(s);
+  EXPECT_NE(std::string::npos, s.message().find("is encrypted but its ENCRYPTION object is gone")) << s.message();
+}
+
+// ---------------------------------------------------------------------------
+// Against the real object store
+
+class EncryptedS3Remote : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* remote = std::getenv("SNAPSHOT_REMOTE");
+    if (std::getenv("AWS_ENDPOINT_URL") == nullptr || remote == nullptr) {
+      GTEST_SKIP() << "no object store: run eval \"$(tools/object-store.sh start)\" first";
+    }
+    url_ = std::string(remote) + "/encryption-tests/" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name() + "-" + std::to_string(getpid());
+    ASSERT_TRUE(snapshot::S3Options::FromEnvironment(url_, &options_).ok());
+    Status s = snapshot::S3Client(options_, Env::Default()).CheckBucket();
+    if (s.message().find("cannot reach") != std::string::npos) {
+      GTEST_SKIP() << "the object store is not running: run eval \"$(tools/object-store.sh start)\" first";
+    }
+    ASSERT_TRUE(s.ok()) << s.message();
+    ready_ = true;
+    key_a_ = WriteKeyFile(tmp_ / "a.key", std::string(kKeyA) + "\n");
+    key_b_ = WriteKeyFile(tmp_ / "b.key", kKeyB);
+    auto store = OpenOrDie(Options(local_));
+    ASSERT_TRUE(Snap(store.get(), first_, "a", &id1_).ok());
+    ASSERT_TRUE(Snap(store.get(), second_, "b", &id2_).ok());
+  }
+
+  void TearDown() override {
+    if (!ready_) return;
+    snapshot::S3Client s3(options_, Env::Default());
+    std::vector<ObjectInfo> objects;
+    s3.List("", &objects);
+    for (const ObjectInfo& o : objects) s3.Delete(o.key);
+  }
+
+  Status Open(const std::string& key_file, RemoteUse use, std::unique_ptr<ObjectStore>* out) {
+    return OpenEncryptedRemote(Env::Default(),
+                               std::unique_ptr<ObjectStore>(new snapshot::S3Client(options_, Env::Default())), url_,
+                               key_file, use, out);
+  }
+
+  Status Push(const std::string& key_file, PushResult* pushed) {
+    std::unique_ptr<ObjectStore> remote;
+    SNAPSHOT_RETURN_IF_ERROR(Open(key_file, RemoteUse::kPush, &remote));
+    return Replicator(Env::Default(), local_, remote.get(), url_).Push(pushed);
+  }
+
+  Status Fetch(const std::string& key_file, uint64_t id) {
+    std::unique_ptr<ObjectStore> remote;
+    SNAPSHOT_RETURN_IF_ERROR(Open(key_file, RemoteUse::kRead, &remote));
+    uint64_t got = 0;
+    return FetchSnapshot(Env::Default(), remote.get(), url_, cache_, SnapshotSpec::Id(id), &got, nullptr);
+  }
+
+  TempDir tmp_;
+  const std::string local_ = tmp_ / "local", cache_ = tmp_ / "cache";
+  std::string url_, key_a_, key_b_;
+  snapshot::S3Options options_;
+  bool ready_ = false;
+  const Image first_ = MakeImage(4096, 60, 1), second_ = MakeImage(4096, 60, 2);
+  uint64_t id1_ = 0, id2_ = 0;
+};
+
+TEST_F(EncryptedS3Remote, TheServerHoldsNoPlaintextASecondPushSendsNothingAndOnlyTheKeyRestores) {
+  // Only the server's files written from now on are searched: the
+  // directory holds every other test's objects too.
+  const auto before = fs::file_time_type::clock::now() - std::chrono::seconds(2);
+  PushResult pushed;
+  Status s = Push(key_a_, &pushed);
+  ASSERT_TRUE(s.ok()) << Describe(s);
+  EXPECT_EQ(5u, pushed.files_uploaded);
+  std::string where;
+  EXPECT_FALSE(AnyFileContains(snapshot_test::ObjectStoreDataDir(), PlaintextPieces(local_), &where, before))
+      << where << " on the server holds plaintext of this store";
+
+  ASSERT_TRUE((s = Push(key_a_, &pushed)).ok()) << Describe(s);
+  EXPECT_EQ(0u, pushed.files_uploaded) << "packs by name and size, manifests by the sealed bytes' MD5";
+
+  s = Fetch("", id2_);
+  EXPECT_NE(std::string::npos, s.message().find("is encrypted: set SNAPSHOT_REMOTE_KEY_FILE")) << Describe(s);
+  s = Fetch(key_b_, id2_);
+  EXPECT_NE(std::string::npos, s.message().find("another key")) << Describe(s);
+  EXPECT_FALSE(Env::Default()->FileExists(cache_)) << "nothing written";
+
+  ASSERT_TRUE((s = Fetch(key_a_, id2_)).ok()) << Describe(s);
+  auto cache = OpenOrDie(Options(cache_, /*exclusive=*/false));
+  EXPECT_TRUE(ReadsBack(cache.get(), id2_, second_));
+  EXPECT_TRUE(cache->Verify(id2_).ok());
+
+  // The search above finds plaintext when there is some: STORE uploaded as
+  // it is.
+  ASSERT_TRUE(snapshot::S3Client(options_, Env::Default()).Put("plain-STORE", local_ + "/STORE").ok());
+  EXPECT_TRUE(AnyFileContains(snapshot_test::ObjectStoreDataDir(), PlaintextPieces(local_), &where, before));
+}
+
+TEST_F(EncryptedS3Remote, AnObjectMovedOnTheServerIsRefused) {
+  PushResult pushed;
+  ASSERT_TRUE(Push(key_a_, &pushed).ok());
+  // Snapshot 1's pack uploaded again as snapshot 2's, in its sealed form:
+  // the server's own checks pass, the name does not.
+  snapshot::S3Client s3(options_, Env::Default());
+  const std::string pack1 = "packs/" + snapshot::FileNameForId(id1_, ".pack");
+  const std::string pack2 = "packs/" + snapshot::FileNameForId(id2_, ".pack");
+  ASSERT_TRUE(s3.Get(pack1, tmp_ / "sealed1", 0600).ok());
+  ASSERT_TRUE(s3.Put(pack2, tmp_ / "sealed1").ok());
+  Status s = Fetch(key_a_, id2_);
+  EXPECT_TRUE(s.IsCorruption()) << Describe(s);
+  EXPECT_NE(std::string::npos, s.message().find(pack2 + " fails authentication")) << s.message();
+  EXPECT_FALSE(Env::Default()->FileExists(cache_)) << "nothing written";
+}
+
+}  // namespace
