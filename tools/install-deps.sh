@@ -4,6 +4,7 @@
 set -euo pipefail
 packages=(cmake g++ make pkg-config libsqlite3-dev sqlite3 libzstd-dev zstd libxxhash-dev
           libcurl4-openssl-dev libssl-dev  # remote/: S3 requests (libcurl signs them), MD5 (libcrypto)
+          libsodium-dev  # remote/: optional client-side encryption of remote copies (XChaCha20-Poly1305)
           libgtest-dev lz4 python3 python3-django
           clang libclang-rt-14-dev  # clang and its libFuzzer runtime: tests/fuzz
           tcl-dev  # testfixture for SQLite's test suite (tests/sqlite_suite; dpkg-dev unpacks its source)
