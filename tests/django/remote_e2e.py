@@ -198,6 +198,14 @@ def run(tmp, url):
           p.returncode != 0 and empty in p.stderr and "Traceback" not in p.stderr
           and sorted(os.listdir(machine_c)) == ["store"], p.stderr + str(os.listdir(machine_c)))
 
+    # --at names a moment of the remote's history (on machine A, in this process).
+    created = query(connection, "SELECT created FROM snapshot_list WHERE id = %s", [first])[0][0]
+    out = io.StringIO()
+    call_command("snapshot_restore", "--from", url, "--at", created, "--yes", stdout=out)
+    connection.close()
+    check("--from --at restores the snapshot holding that moment's state", f"Found snapshot {first} of {url}" in
+          out.getvalue() and sorted(Document.objects.values_list("name", flat=True)) == names_first, out.getvalue())
+
 
 def main():
     args = sys.argv[1:]
