@@ -57,7 +57,8 @@ Status Store::Init() {
       return Status::NotFound("snapshot store directory " + dir + " does not exist" +
                               (options_.create_store ? "; create it first (a store directory you chose is never "
                                                        "created, so that an unmounted backup volume is noticed)"
-                                                     : " (no snapshot has been taken yet)"));
+                                                     : " (no snapshot has been taken yet, or the store was "
+                                                       "moved or deleted)"));
     }
     const Status made = env->CreateDir(dir, DirModeFor(options_.file_mode));
     if (!made.ok() && !env->IsDirectory(dir)) return made;  // not made meanwhile by another process
@@ -66,7 +67,8 @@ Status Store::Init() {
   const std::string store_file = JoinPath(dir, kStoreFileName);
   if (!env->FileExists(store_file)) {
     if (!(options_.create_store || options_.create_if_missing) || !options_.exclusive) {
-      return Status::NotFound("no snapshot has been taken yet (" + dir + " holds no snapshot store)");
+      return Status::NotFound("no snapshot has been taken yet (" + dir +
+                              " holds no snapshot store; if it did, the store was moved or deleted)");
     }
     const Status ours = CheckDirIsOurs();
     if (!ours.ok() && !env->FileExists(store_file)) return ours;  // not a store started meanwhile
