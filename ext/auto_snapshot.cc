@@ -21,7 +21,9 @@
 
 #include "ext/attach.h"
 #include "ext/backup.h"
+#include "ext/remote_functions.h"
 #include "ext/tracked_capture.h"
+#include "remote/uploader.h"
 #include "store/retention.h"
 #include "store/store.h"
 #include "vfs/snapshot_lock.h"
@@ -385,6 +387,7 @@ int64_t Attempt(AutoDb* d, int64_t now) {
   if (s.ok() || id != 0) RecordSuccess(d, id);
   if (s.ok()) {
     CompactAfterAutoSnapshot(d, id);
+    PushInBackgroundIfRemote(d->store_dir);  // on the upload thread: the next snapshot is not delayed
     return now + kPollMs;
   }
   if (id == 0) NotePending(d, claimed);  // not taken: those commits are still unprotected
@@ -529,6 +532,25 @@ std::string JsonString(const std::string& s) {
 
 std::string JsonTime(int64_t unix_ms) { return unix_ms == 0 ? "null" : JsonString(FormatTimestamp(unix_ms)); }
 
+// The remote copy's lag (ext/remote_functions.h): null without a remote.
+std::string DescribeRemoteJson(sqlite3* db, const char* schema, const ConnectionSettings& settings) {
+  RemoteLag lag;
+  const Status s = DescribeRemote(db, schema, settings, &lag);
+  if (!s.ok()) return "{\"error\":" + JsonString(s.message()) + "}";
+  if (lag.url.empty()) return "null";
+  auto id = [](uint64_t v) { return v == 0 ? std::string("null") : std::to_string(v); };
+  std::string out = "{\"url\":" + JsonString(lag.url);
+  out += ",\"last_push_at\":" + JsonTime(lag.pushed_ms);
+  out += ",\"newest_remote_id\":" + id(lag.newest_remote_id);
+  out += ",\"newest_remote_created\":" + JsonTime(lag.newest_remote_created_ms);
+  out += ",\"snapshots_not_remote\":" + std::to_string(lag.not_remote);
+  out += ",\"oldest_not_remote_created\":" + JsonTime(lag.oldest_not_remote_created_ms);
+  out += ",\"last_error\":" + (lag.error.empty() ? std::string("null") : JsonString(lag.error));
+  out += ",\"last_error_at\":" + JsonTime(lag.error.empty() ? 0 : lag.error_ms);
+  out += ",\"uploading\":" + std::string(lag.uploading ? "true" : "false") + "}";
+  return out;
+}
+
 }  // namespace
 
 void InstallAutoSnapshots() {
@@ -616,6 +638,7 @@ Status DescribeAutoSnapshots(sqlite3* db, const char* schema, const ConnectionSe
   out += ",\"serving\":" + std::string(serving && g_thread_running.load() ? "true" : "false");
   out += ",\"unprotected_since\":" + JsonTime(pending_ms) + "}";
   out += ",\"tracking\":" + JsonString(tracking);
+  out += ",\"remote\":" + DescribeRemoteJson(db, schema, settings);
   out += "}";
   *json = out;
   return Status::OK();

@@ -19,6 +19,7 @@
 #include "ext/sql_fence.h"
 #include "ext/sql_util.h"
 #include "ext/tracked_capture.h"
+#include "remote/uploader.h"
 #include "store/retention.h"
 #include "store/snapshot_spec.h"
 #include "vfs/snapshot_vfs.h"
@@ -80,7 +81,12 @@ void BackupFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   // round that fails leaves the store as it was, and the next one retries.
   StoreLocation where;
   bool more = false;
-  if (LocateStore(db, schema, *Settings(ctx), &where).ok()) (void)CompactAfterSnapshot(where, *Settings(ctx), &more);
+  if (LocateStore(db, schema, *Settings(ctx), &where).ok()) {
+    (void)CompactAfterSnapshot(where, *Settings(ctx), &more);
+    // Off the machine, on a thread of its own: never delays or fails the
+    // backup (remote/uploader.h; snapshot_push() waits for it).
+    PushInBackgroundIfRemote(where.store_dir);
+  }
   sqlite3_result_int64(ctx, sqlite3_int64(id));
 }
 

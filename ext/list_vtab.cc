@@ -6,6 +6,11 @@
 // `created` is when a snapshot was written; `committed` when the newest
 // commit it holds was made (earlier when nothing was written for a while
 // before the snapshot), NULL for snapshots that did not record it.
+// `location` says where the snapshot is: `local` (not yet on the store's
+// remote, or there is no remote), `both`, or `remote` (pruned here, still
+// on the remote until the next push mirrors the prune). It comes from the
+// record the pushes keep in the store (remote/remote_status.h): listing
+// never asks the network.
 #include "vfs/sqlite_api.h"
 
 #include <cstring>
@@ -15,19 +20,27 @@
 
 #include "ext/connection.h"
 #include "ext/functions.h"
+#include "ext/remote_functions.h"
 #include "ext/vtab_util.h"
 
 namespace snapshot {
 namespace {
 
-enum Column { kId, kCreated, kLabel, kPageSize, kPageCount, kPagesNew, kBytesNew, kDbBytes, kCommitted, kSchema };
+enum Column {
+  kId, kCreated, kLabel, kPageSize, kPageCount, kPagesNew, kBytesNew, kDbBytes, kCommitted, kLocation, kSchema
+};
+
+struct ListedSnapshot {
+  SnapshotInfo info;
+  const char* location;  // "local", "remote" or "both"
+};
 
 struct ListSpec {
-  using Row = SnapshotInfo;
+  using Row = ListedSnapshot;
   static constexpr char kModuleName[] = "snapshot_list";
   static constexpr char kDeclaration[] =
       "CREATE TABLE x(id INTEGER, created TEXT, label TEXT, page_size INTEGER, page_count INTEGER, "
-      "pages_new INTEGER, bytes_new INTEGER, db_bytes INTEGER, committed TEXT, schema HIDDEN)";
+      "pages_new INTEGER, bytes_new INTEGER, db_bytes INTEGER, committed TEXT, location TEXT, schema HIDDEN)";
 
   static int BestIndex(sqlite3_vtab*, sqlite3_index_info* info) {
     for (int i = 0; i < info->nConstraint; i++) {
@@ -49,13 +62,32 @@ struct ListSpec {
       schema = reinterpret_cast<const char*>(sqlite3_value_text(argv[0]));
     }
     std::unique_ptr<Store> store;
-    Status s = OpenStore(t.db, schema, *t.settings, StoreAccess::kRead, &store);
+    StoreLocation loc;
+    Status s = OpenStore(t.db, schema, *t.settings, StoreAccess::kRead, &store, &loc);
     if (s.IsNotFound()) return Status::OK();  // no store yet: no snapshots
-    if (s.ok()) s = store->List(rows);
-    return s;
+    std::vector<SnapshotInfo> local;
+    if (s.ok()) s = store->List(&local);
+    if (!s.ok()) return s;
+    store.reset();
+    std::vector<SnapshotInfo> remote;
+    bool known = false;
+    // A record that cannot be read leaves every snapshot `local`: the
+    // column informs, and snapshot_status() names the problem.
+    if (!SnapshotLocations(loc.store_dir, &remote, &known).ok()) remote.clear();
+    // Both lists are by id: merge them.
+    size_t r = 0;
+    for (SnapshotInfo& info : local) {
+      while (r < remote.size() && remote[r].id < info.id) rows->push_back({remote[r++], "remote"});
+      const bool both = r < remote.size() && remote[r].id == info.id;
+      if (both) r++;
+      rows->push_back({std::move(info), both ? "both" : "local"});
+    }
+    while (r < remote.size()) rows->push_back({remote[r++], "remote"});
+    return Status::OK();
   }
 
-  static void Column(const Row& r, sqlite3_context* ctx, int col) {
+  static void Column(const Row& row, sqlite3_context* ctx, int col) {
+    const SnapshotInfo& r = row.info;
     switch (col) {
       case kId: sqlite3_result_int64(ctx, sqlite3_int64(r.id)); break;
       case kCreated: sqlite3_result_text(ctx, FormatTimestamp(r.created_ms).c_str(), -1, SQLITE_TRANSIENT); break;
@@ -73,11 +105,12 @@ struct ListSpec {
           sqlite3_result_null(ctx);
         }
         break;
+      case kLocation: sqlite3_result_text(ctx, row.location, -1, SQLITE_STATIC); break;
       default: sqlite3_result_null(ctx); break;
     }
   }
 
-  static sqlite3_int64 Rowid(const Row& r, size_t) { return sqlite3_int64(r.id); }
+  static sqlite3_int64 Rowid(const Row& r, size_t) { return sqlite3_int64(r.info.id); }
 };
 
 }  // namespace

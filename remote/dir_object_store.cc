@@ -37,6 +37,7 @@ Status DirObjectStore::CopyFile(const std::string& from, const std::string& to, 
   std::string block;
   Status s;
   for (uint64_t pos = 0; pos < in->Size() && s.ok();) {
+    if (Cancelled()) return Status::Interrupted("interrupted");
     const size_t n = static_cast<size_t>(std::min<uint64_t>(kCopyBlock, in->Size() - pos));
     block.resize(n);
     s = in->Read(pos, n, &block[0]);
@@ -49,6 +50,7 @@ Status DirObjectStore::CopyFile(const std::string& from, const std::string& to, 
 }
 
 Status DirObjectStore::Put(const std::string& key, const std::string& path) {
+  if (Cancelled()) return Status::Interrupted("interrupted");
   SNAPSHOT_RETURN_IF_ERROR(CheckKey(key));
   const std::string target = JoinPath(root_, key);
   // Every directory from the root down to the object's, and the uploads'.
@@ -73,6 +75,7 @@ Status DirObjectStore::Put(const std::string& key, const std::string& path) {
 }
 
 Status DirObjectStore::Get(const std::string& key, const std::string& path, unsigned mode) {
+  if (Cancelled()) return Status::Interrupted("interrupted");
   SNAPSHOT_RETURN_IF_ERROR(CheckKey(key));
   const std::string source = JoinPath(root_, key);
   if (!env_->FileExists(source) || env_->IsDirectory(source)) {
@@ -114,6 +117,7 @@ Status DirObjectStore::ListDir(const std::string& dir, const std::string& key_pr
 
 Status DirObjectStore::List(const std::string& prefix, std::vector<ObjectInfo>* objects) {
   objects->clear();
+  if (Cancelled()) return Status::Interrupted("interrupted");
   if (!env_->IsDirectory(root_)) return Status::OK();  // nothing stored yet
   std::vector<ObjectInfo> all;
   SNAPSHOT_RETURN_IF_ERROR(ListDir(root_, "", &all));
@@ -125,6 +129,7 @@ Status DirObjectStore::List(const std::string& prefix, std::vector<ObjectInfo>* 
 }
 
 Status DirObjectStore::Delete(const std::string& key) {
+  if (Cancelled()) return Status::Interrupted("interrupted");
   SNAPSHOT_RETURN_IF_ERROR(CheckKey(key));
   const std::string path = JoinPath(root_, key);
   if (!env_->FileExists(path)) return Status::OK();

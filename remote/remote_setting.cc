@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <memory>
 
+#include "remote/s3_client.h"
+
 namespace snapshot {
 namespace {
 
@@ -63,6 +65,14 @@ Status EffectiveRemote(Env* env, const std::string& store_dir, std::string* url)
   if (!url->empty() && !CheckRemoteUrl(*url).ok()) {
     return Status::InvalidArgument(std::string(kRemoteEnvironmentVariable) + ": " + CheckRemoteUrl(*url).message());
   }
+  return Status::OK();
+}
+
+Status OpenRemoteStore(const std::string& url, bool for_push, std::unique_ptr<ObjectStore>* out) {
+  (void)for_push;
+  S3Options options;
+  SNAPSHOT_RETURN_IF_ERROR(S3Options::FromEnvironment(url, &options));
+  out->reset(new S3Client(options, Env::Default()));
   return Status::OK();
 }
 

@@ -17,8 +17,10 @@
 // off. Written whole to REMOTE.tmp, fsynced, renamed (WriteFileAtomically).
 #pragma once
 
+#include <memory>
 #include <string>
 
+#include "remote/object_store.h"
 #include "store/env.h"
 #include "store/status.h"
 
@@ -39,5 +41,11 @@ Status WriteRemoteSetting(Env* env, const std::string& store_dir, const std::str
 // The remote in effect: REMOTE if the store has one, else $SNAPSHOT_REMOTE;
 // "" when neither names one.
 Status EffectiveRemote(Env* env, const std::string& store_dir, std::string* url);
+
+// The object store at `url` (s3://bucket/prefix), with endpoint, region and
+// credentials from the AWS_* environment (remote/s3_client.h): the one way
+// every caller (the SQL functions, the background uploader) opens a
+// remote. `for_push`: the caller will write to it, not only read.
+Status OpenRemoteStore(const std::string& url, bool for_push, std::unique_ptr<ObjectStore>* out);
 
 }  // namespace snapshot

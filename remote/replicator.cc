@@ -1,14 +1,18 @@
 #include "remote/replicator.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <vector>
 
 #include "remote/md5.h"
+#include "remote/push_lock.h"
+#include "remote/remote_status.h"
 #include "store/bundle.h"
 #include "store/format.h"
 #include "store/store.h"
@@ -95,6 +99,24 @@ bool KeyId(const std::string& key, uint64_t* id, const char** suffix) {
 
 std::string PackKey(uint64_t id) { return std::string(kPackDirName) + "/" + FileNameForId(id, kPackSuffix); }
 
+AtomicWriteOptions NoSync() {
+  AtomicWriteOptions o;
+  o.sync = false;  // a private copy, read back at once and removed
+  return o;
+}
+
+// Held while a push holds the store's shared lock; a fork waits for it.
+std::mutex& ListingMu() {
+  static auto* mu = new std::mutex;
+  return *mu;
+}
+void InstallForkGuard() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    pthread_atfork([] { ListingMu().lock(); }, [] { ListingMu().unlock(); }, [] { ListingMu().unlock(); });
+  });
+}
+
 }  // namespace
 
 Status Replicator::ListLocal(std::vector<LocalFile>* files) {
@@ -120,22 +142,14 @@ Status Replicator::ListLocal(std::vector<LocalFile>* files) {
 
 bool Replicator::RemoteHas(const LocalFile& f) {
   auto it = listing_.find(f.key);
-  if (it == listing_.end() || it->second.size != f.size) return false;
-  if (!f.mutable_) return true;
-  std::string bytes;
-  if (it->second.md5.empty() || !ReadWholeFile(env_, JoinPath(store_dir_, f.key), kMaxManifestBytes, &bytes).ok()) {
-    return false;  // sent again: a manifest is small
-  }
-  return Md5::Hex(Md5::Of(bytes)) == it->second.md5;
+  return it != listing_.end() && it->second.size == f.size;
 }
 
-Status Replicator::CheckSameStore(const std::string& local_store_path, bool* upload_store) {
-  std::string local;
-  SNAPSHOT_RETURN_IF_ERROR(ReadWholeFile(env_, local_store_path, kMaxStoreFileBytes, &local));
+Status Replicator::CheckSameStore(const std::string& local, bool* upload_store) {
   auto it = listing_.find(kStoreFileName);
   *upload_store = true;
   if (it == listing_.end()) return Status::OK();
-  if (it->second.size == local.size() && it->second.md5 == Md5::Hex(Md5::Of(local))) {
+  if (it->second.size == local.size() && it->second.md5 == remote_->StoredMd5(kStoreFileName, local)) {
     *upload_store = false;
     return Status::OK();
   }
@@ -152,10 +166,11 @@ Status Replicator::CheckSameStore(const std::string& local_store_path, bool* upl
   return Status::OK();  // the same store, its STORE rewritten by a format upgrade
 }
 
-Status Replicator::Push(PushResult* result) {
-  *result = PushResult();
-  // The shared lock, held to the end: no backup, prune or compaction
-  // changes the files while they go up.
+Status Replicator::ListUnderLock(Listing* l) {
+  // A fork waits while this thread holds the store's lock: a child would
+  // otherwise inherit it with the descriptor and hold it forever.
+  InstallForkGuard();
+  std::lock_guard<std::mutex> no_fork(ListingMu());
   StoreOptions o;
   o.env = env_;
   o.dir = store_dir_;
@@ -165,21 +180,98 @@ Status Replicator::Push(PushResult* result) {
   const std::string store_path = JoinPath(store_dir_, kStoreFileName);
   if (s.ok() && !env_->FileExists(store_path)) s = Status::NotFound("no snapshot has been taken yet");
   if (!s.ok()) return Within(s, "the snapshot store " + store_dir_);
+  SNAPSHOT_RETURN_IF_ERROR(ReadWholeFile(env_, store_path, kMaxStoreFileBytes, &l->store_file));
+  SNAPSHOT_RETURN_IF_ERROR(ListLocal(&l->files));
+  // What the snapshots name, for the remote prune. Every loose manifest
+  // must be readable and every pack named must be here: a store that lost
+  // files (by damage, or by hand) is no guide to what the remote may lose.
+  SNAPSHOT_RETURN_IF_ERROR(store->List(&l->snapshots));
+  std::set<uint64_t> listed;
+  for (const SnapshotInfo& info : l->snapshots) {
+    listed.insert(info.id);
+    Manifest m;
+    s = store->ReadManifest(info.id, &m);
+    if (!s.ok()) {
+      l->prune_guard = Within(s, "nothing was deleted remotely (snapshot_verify() says more)");
+      continue;
+    }
+    for (const Extent& e : m.extents) {
+      if (e.pack != 0) l->named.insert(e.pack);
+    }
+  }
+  std::set<std::string> local;
+  uint64_t id = 0;
+  const char* suffix = nullptr;
+  for (const LocalFile& f : l->files) {
+    local.insert(f.key);
+    if (f.mutable_ && KeyId(f.key, &id, &suffix) && listed.count(id) == 0) {
+      l->prune_guard = Status::Corruption("the local manifest " + f.key +
+                                          " cannot be read; nothing was deleted remotely (snapshot_verify() says more)");
+    }
+  }
+  for (uint64_t pack : l->named) {
+    if (local.count(PackKey(pack)) == 0) {
+      l->prune_guard =
+          Status::Corruption("the local store lacks " + PackKey(pack) +
+                             ", which a snapshot names; nothing was deleted remotely (snapshot_verify() says more)");
+    }
+  }
+  return Status::OK();  // the store's lock goes with `store`
+}
 
-  std::vector<LocalFile> files;
-  SNAPSHOT_RETURN_IF_ERROR(ListLocal(&files));
+Status Replicator::Push(PushResult* result) {
+  *result = PushResult();
+  // Not even the push lock in a directory that is no store: it would leave
+  // a REMOTE-LOCK behind.
+  if (!env_->FileExists(JoinPath(store_dir_, kStoreFileName))) {
+    return Status::NotFound("the snapshot store " + store_dir_ + ": no snapshot has been taken yet");
+  }
+  const unsigned mode = StoreFileMode(env_, store_dir_);
+  std::unique_ptr<PushLock> lock;
+  Status s = PushLock::Acquire(env_, store_dir_, mode, [this] { return remote_->Cancelled(); }, -1, &lock);
+  if (!s.ok()) return s;
+
+  RemoteRecord record;
+  if (!ReadRemoteRecord(env_, store_dir_, &record).ok() || record.url != remote_name_) record = RemoteRecord();
+  record.url = remote_name_;
+  Listing l;
+  bool uploaded_all = false;
+  for (int round = 1; s.ok() && round <= kMaxRounds; round++) {
+    l = Listing();
+    s = ListUnderLock(&l);
+    bool complete = false;
+    if (s.ok()) s = PushRound(l, result, &uploaded_all, &complete);
+    result->rounds = round;
+    if (s.ok() && complete) break;
+    if (s.ok() && round == kMaxRounds) {
+      s = Status::Busy("the store changed during each of " + std::to_string(kMaxRounds) +
+                       " rounds of this push (a compaction or prune each time); what went up is whole, and the "
+                       "next push goes on from there");
+    }
+  }
+  // Under the push lock still, so that records of two pushes never mix.
+  if (uploaded_all) record.snapshots = l.snapshots;  // every one of them is remote now, and only those
+  if (s.ok()) {
+    record.pushed_ms = env_->NowMillis();
+  } else {
+    record.error = s.message();
+    record.error_ms = env_->NowMillis();
+  }
+  WriteRemoteRecord(env_, store_dir_, record, mode);  // best effort: the record only informs
+  return s;
+}
+
+Status Replicator::PushRound(const Listing& l, PushResult* result, bool* uploaded_all, bool* complete) {
+  *uploaded_all = false;
+  *complete = false;
   std::vector<ObjectInfo> objects;
   SNAPSHOT_RETURN_IF_ERROR(remote_->List("", &objects));
   listing_.clear();
   for (ObjectInfo& object : objects) listing_[object.key] = std::move(object);
 
   bool upload_store = false;
-  SNAPSHOT_RETURN_IF_ERROR(CheckSameStore(store_path, &upload_store));
-  LocalFile store_file;
-  store_file.key = kStoreFileName;
-  SNAPSHOT_RETURN_IF_ERROR(env_->GetFileSize(store_path, &store_file.size));
-  if (upload_store) files.insert(files.begin(), store_file);
-  result->files_in_store = upload_store ? files.size() : files.size() + 1;
+  SNAPSHOT_RETURN_IF_ERROR(CheckSameStore(l.store_file, &upload_store));
+  result->files_in_store = l.files.size() + 1;
 
   // Ids are never reused (docs/FORMAT.md §8), but only within one line of
   // history: a remote holding ids this store never reached means the store
@@ -187,7 +279,7 @@ Status Replicator::Push(PushResult* result) {
   // content than the remote's files of those names.
   uint64_t local_max = 0, remote_max = 0, id = 0;
   const char* suffix = nullptr;
-  for (const LocalFile& f : files) {
+  for (const LocalFile& f : l.files) {
     if (KeyId(f.key, &id, &suffix)) local_max = std::max(local_max, id);
   }
   for (const auto& entry : listing_) {
@@ -199,71 +291,102 @@ Status Replicator::Push(PushResult* result) {
                                    "): was the store put back from an older copy? Nothing was sent");
   }
 
-  for (const LocalFile& f : files) {
-    if (f.key != kStoreFileName && RemoteHas(f)) continue;
-    if (f.mutable_ && KeyId(f.key, &id, &suffix)) {
-      // A manifest that is sent again replaces the remote's copy: never by
-      // a damaged one.
-      Manifest m;
-      s = store->ReadManifest(id, &m);
-      if (!s.ok()) return Within(s, "not sending " + f.key + " (snapshot_verify() says more)");
-    }
-    s = remote_->Put(f.key, JoinPath(store_dir_, f.key));
-    if (!s.ok()) {
-      return Within(s, "uploading " + f.key + " to " + remote_name_);
-    }
-    ObjectInfo& now = listing_[f.key];
-    now.key = f.key;
-    now.size = f.size;
+  auto uploaded = [&](const std::string& key, uint64_t size) {
+    ObjectInfo& now = listing_[key];
+    now.key = key;
+    now.size = size;
     now.md5.clear();  // compared again next time
     result->files_uploaded++;
-    result->bytes_uploaded += f.size;
+    result->bytes_uploaded += size;
+  };
+  if (upload_store) {
+    const std::string tmp = TempFileName();
+    Status s = WriteFileAtomically(env_, tmp, l.store_file, 0600);
+    if (s.ok()) s = remote_->Put(kStoreFileName, tmp);
+    env_->RemoveFile(tmp);
+    if (!s.ok()) return Within(s, "uploading STORE to " + remote_name_);
+    uploaded(kStoreFileName, l.store_file.size());
   }
-  return PruneRemote(store.get(), files, result);
+
+  // The files, without the store's lock: packs and bundles never change
+  // once written, so one is either sent whole or found gone (a prune or a
+  // compaction removed it since the listing). Loose manifests may be
+  // rewritten in place (a compaction renumbering packs): each is read once
+  // and sent from that copy, and only when every pack it names is already
+  // remote; one that names a newer pack waits for the next round.
+  bool changed = false;
+  for (const LocalFile& f : l.files) {
+    if (remote_->Cancelled()) return Status::Interrupted("interrupted; what went up is whole");
+    const std::string path = JoinPath(store_dir_, f.key);
+    if (!f.mutable_) {
+      if (RemoteHas(f)) continue;
+      Status s = remote_->Put(f.key, path);
+      if (!s.ok() && s.code() != Status::Code::kInterrupted && !env_->FileExists(path)) {
+        result->files_gone++;
+        changed = true;
+        continue;
+      }
+      if (!s.ok()) return Within(s, "uploading " + f.key + " to " + remote_name_);
+      uploaded(f.key, f.size);
+      continue;
+    }
+    std::string bytes;
+    Status s = ReadWholeFile(env_, path, kMaxManifestBytes, &bytes);
+    if (!s.ok() && !env_->FileExists(path)) {
+      result->files_gone++;
+      changed = true;
+      continue;
+    }
+    // A manifest that is sent replaces the remote's copy: never by a
+    // damaged one.
+    Manifest m;
+    if (s.ok()) s = Manifest::Decode(bytes, path, &m);
+    if (!s.ok()) return Within(s, "not sending " + f.key + " (snapshot_verify() says more)");
+    bool names_only_remote = true;
+    for (const Extent& e : m.extents) {
+      if (e.pack != 0 && listing_.count(PackKey(e.pack)) == 0) names_only_remote = false;
+    }
+    if (!names_only_remote) {
+      changed = true;
+      continue;
+    }
+    auto it = listing_.find(f.key);
+    if (it != listing_.end() && it->second.size == bytes.size() && !it->second.md5.empty() &&
+        it->second.md5 == remote_->StoredMd5(f.key, bytes)) {
+      continue;
+    }
+    const std::string tmp = TempFileName();
+    s = WriteFileAtomically(env_, tmp, bytes, 0600, NoSync());
+    if (s.ok()) s = remote_->Put(f.key, tmp);
+    env_->RemoveFile(tmp);
+    if (!s.ok()) return Within(s, "uploading " + f.key + " to " + remote_name_);
+    uploaded(f.key, bytes.size());
+  }
+  if (changed) return Status::OK();  // another round, from a new listing
+  *uploaded_all = true;
+  SNAPSHOT_RETURN_IF_ERROR(l.prune_guard);
+  SNAPSHOT_RETURN_IF_ERROR(PruneRemote(l, result));
+  *complete = true;
+  return Status::OK();
 }
 
-Status Replicator::PruneRemote(Store* store, const std::vector<LocalFile>& files, PushResult* result) {
+Status Replicator::PruneRemote(const Listing& l, PushResult* result) {
   std::set<std::string> local;
-  for (const LocalFile& f : files) local.insert(f.key);
-  // What the local snapshots name. Every loose manifest must be readable and
-  // every pack named must be here: a store that lost files (by damage, or
-  // by hand) is no guide to what the remote may lose.
-  std::vector<SnapshotInfo> snapshots;
-  SNAPSHOT_RETURN_IF_ERROR(store->List(&snapshots));
-  std::set<uint64_t> listed, named;
-  for (const SnapshotInfo& info : snapshots) {
-    listed.insert(info.id);
-    Manifest m;
-    SNAPSHOT_RETURN_IF_ERROR(store->ReadManifest(info.id, &m));
-    for (const Extent& e : m.extents) {
-      if (e.pack != 0) named.insert(e.pack);
-    }
-  }
+  for (const LocalFile& f : l.files) local.insert(f.key);
   uint64_t id = 0;
   const char* suffix = nullptr;
-  for (const LocalFile& f : files) {
-    if (f.mutable_ && KeyId(f.key, &id, &suffix) && listed.count(id) == 0) {
-      return Status::Corruption("the local manifest " + f.key +
-                                " cannot be read; nothing was deleted remotely (snapshot_verify() says more)");
-    }
-  }
-  for (uint64_t pack : named) {
-    if (local.count(PackKey(pack)) == 0) {
-      return Status::Corruption("the local store lacks " + PackKey(pack) +
-                                ", which a snapshot names; nothing was deleted remotely (snapshot_verify() says more)");
-    }
-  }
   // Manifests first, then bundles, then packs: a remote manifest never
   // names a deleted object, and a push that stops half way leaves only
   // objects nothing names, which the next push deletes.
   for (const char* kind : {kManifestSuffix, kBundleSuffix, kPackSuffix}) {
     for (auto it = listing_.begin(); it != listing_.end();) {
       const bool goes = KeyId(it->first, &id, &suffix) && suffix == kind && local.count(it->first) == 0 &&
-                        !(kind == kPackSuffix && named.count(id) != 0);
+                        !(kind == kPackSuffix && l.named.count(id) != 0);
       if (!goes) {
         ++it;
         continue;
       }
+      if (remote_->Cancelled()) return Status::Interrupted("interrupted; what went up is whole");
       Status s = remote_->Delete(it->first);
       if (!s.ok()) return Within(s, "deleting " + it->first + " from " + remote_name_);
       result->files_deleted++;

@@ -135,6 +135,8 @@ struct S3Client::Request {
   std::function<Status(const char*, size_t)> sink;
   std::function<Status()> restart;
   std::string what;  // "PUT s3://bucket/key", for messages
+  // Stopped by SetCancel's callback; not the abort that cleans up after one.
+  bool cancellable = true;
 };
 
 struct S3Client::Response {
@@ -149,6 +151,11 @@ struct S3Client::Response {
     return it == headers.end() ? "" : it->second;
   }
 };
+
+// A transfer's progress: non-zero stops it (CURLE_ABORTED_BY_CALLBACK).
+static int OnProgress(void* store, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<ObjectStore*>(store)->Cancelled() ? 1 : 0;
+}
 
 class S3Client::Transfer {
  public:
@@ -253,6 +260,7 @@ Status S3Client::Perform(Request& request, Response* response) {
   int backoff_ms = options_.initial_backoff_ms;
   static thread_local std::minstd_rand jitter(std::random_device{}());
   for (int attempt = 1;; attempt++) {
+    if (Cancelled()) return Status::Interrupted(request.what + ": interrupted");
     bool retry = false;
     Status s = PerformOnce(request, response, &retry);
     if (!retry || attempt >= options_.max_attempts) {
@@ -264,7 +272,10 @@ Status S3Client::Perform(Request& request, Response* response) {
     // Half to all of the backoff, so clients that failed together do not
     // come back together.
     int sleep_ms = backoff_ms / 2 + static_cast<int>(jitter() % static_cast<unsigned>(backoff_ms / 2 + 1));
-    std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
+    // In slices, so that a cancel is seen within 50 ms.
+    for (int slept = 0; slept < sleep_ms && !Cancelled(); slept += 50) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(50, sleep_ms - slept)));
+    }
     backoff_ms = std::min(backoff_ms * 2, options_.max_backoff_ms);
   }
 }
@@ -295,6 +306,10 @@ Status S3Client::PerformOnce(Request& request, Response* response, bool* retry) 
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &transfer);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &Transfer::OnBody);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &transfer);
+  // libcurl calls this at least once a second, and often while bytes move.
+  curl_easy_setopt(h, CURLOPT_NOPROGRESS, request.cancellable ? 0L : 1L);
+  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &OnProgress);
+  curl_easy_setopt(h, CURLOPT_XFERINFODATA, static_cast<ObjectStore*>(this));
 
   struct curl_slist* headers = nullptr;
   // The body is protected by Content-MD5 instead of a SHA-256 in the
@@ -331,6 +346,7 @@ Status S3Client::PerformOnce(Request& request, Response* response, bool* retry) 
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &response->status);
 
   if (!response->local.ok()) return response->local;  // our file failed, not the network
+  if (rc == CURLE_ABORTED_BY_CALLBACK) return Status::Interrupted(request.what + ": interrupted");
   if (rc != CURLE_OK) {
     const std::string why = error[0] != '\0' ? error : curl_easy_strerror(rc);
     switch (rc) {
@@ -616,6 +632,7 @@ Status S3Client::PutMultipart(const std::string& key, RandomAccessFile& file, ui
     abort.object = object;
     abort.query = CanonicalQuery({{"uploadId", upload_id}});
     abort.what = "aborting the multipart upload of " + where;
+    abort.cancellable = false;
     Response ignored;
     bool retry;
     PerformOnce(abort, &ignored, &retry);

@@ -8,7 +8,9 @@ from collections import namedtuple
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
-Snapshot = namedtuple("Snapshot", "id created label page_size page_count pages_new bytes_new db_bytes committed")
+Snapshot = namedtuple(
+    "Snapshot", "id created label page_size page_count pages_new bytes_new db_bytes committed location"
+)
 
 
 def query(connection, sql, params=()):
