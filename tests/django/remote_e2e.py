@@ -112,9 +112,10 @@ def run(tmp, url):
     check("with no remote configured, snapshot_push fails and says how to set one",
           p.returncode != 0 and "SNAPSHOT_REMOTE" in p.stderr, p.stderr)
 
-    # Machine A: SNAPSHOT_REMOTE in settings.py; its commands in this
-    # process where the exit code is not what is tested.
-    os.environ["E2E_SNAPSHOT_REMOTE"] = url
+    # Machine A: snapshots first, then SNAPSHOT_REMOTE in settings.py: the
+    # first process that connects with it makes it the store's remote. This
+    # process runs without it and runs the commands whose exit code is not
+    # what is tested.
     sys.path[:0] = [HERE, run_e2e.PACKAGE_DIR]
     import django
 
@@ -133,16 +134,25 @@ def run(tmp, url):
     call_command("migrate", verbosity=0)
     Document.objects.bulk_create(Document(name=f"a{i:02}", text="x" * 2000) for i in range(40))
     first = backup(connection, "first").id
-    check("the setting became the store's remote", query(connection, "SELECT snapshot_remote()")[0][0] == url)
     names_first = sorted(Document.objects.values_list("name", flat=True))
     connection.close()
-    p = manage("snapshot_push")
+    with environment(E2E_SNAPSHOT_REMOTE=url):
+        p = manage("snapshot_push")
     m = re.search(r"uploaded (\d+) files", p.stdout)
     check("snapshot_push uploads the store and says what", p.returncode == 0 and m is not None and int(m.group(1)) >= 3
           and url in p.stdout and f"every snapshot up to {first}" in p.stdout, p.stdout + p.stderr)
+    check("the setting became the store's remote", query(connection, "SELECT snapshot_remote()")[0][0] == url)
+    where = query(connection, "SELECT DISTINCT location FROM snapshot_list")
+    check("snapshot_list says every snapshot is in both places", where == [("both",)], where)
+    out = io.StringIO()
+    call_command("snapshot_list", stdout=out)
+    rows = [line.split() for line in out.getvalue().splitlines()[2:]]
+    check("manage.py snapshot_list shows where", rows and all(r[-1] == "both" for r in rows), out.getvalue())
     out = push_here()
     check("a second snapshot_push sends nothing", "already held every file" in out, out)
 
+    # Now with a remote, this process's snapshots upload in the background
+    # too; snapshot_push returns once the remote holds them, either way.
     Document.objects.filter(name="a00").delete()
     Document.objects.bulk_create(Document(name=f"b{i:02}", text="y" * 2000) for i in range(10))
     second = backup(connection, "second").id
@@ -155,12 +165,11 @@ def run(tmp, url):
     except CommandError as e:
         check("wrong credentials: snapshot_push fails, naming them", "refused the credentials" in str(e), str(e))
     out = push_here()
-    check("the next push sends the new snapshot", f"every snapshot up to {second}" in out and "already held" not in out,
-          out)
+    check("the next push holds the new snapshot", f"every snapshot up to {second}" in out, out)
 
     # Machine B: an empty directory, the same settings.
     def on_b(*args, stdin=None):
-        with environment(E2E_DB_PATH=db_b, SNAPSHOT_DIR=os.path.join(machine_b, "store")):
+        with environment(E2E_DB_PATH=db_b, SNAPSHOT_DIR=os.path.join(machine_b, "store"), E2E_SNAPSHOT_REMOTE=url):
             return manage(*args, stdin=stdin, timeout=120)
 
     p = on_b("snapshot_restore", "--from", url, stdin="n\n")
