@@ -8,15 +8,20 @@
 //   build/tests/remote/remote_tests --gtest_filter='Replication*'
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
+#include <thread>
 
+#include "remote/push_lock.h"
 #include "remote/s3_client.h"
 #include "store/store.h"
 #include "tests/remote/remote_test_util.h"
+#include "tests/remote/tcp_proxy.h"
 #include "tests/test_util.h"
 
 namespace {
@@ -34,6 +39,7 @@ using snapshot_test::Query;
 using snapshot_test::QueryInt;
 using snapshot_test::ReadFile;
 using snapshot_test::ScopedEnv;
+using snapshot_test::TcpProxy;
 using snapshot_test::TempDir;
 
 class ReplicationTest : public ::testing::Test {
@@ -52,6 +58,9 @@ class ReplicationTest : public ::testing::Test {
     }
     ASSERT_TRUE(s.ok()) << s.message();
     ready_ = true;
+    // Only the remote each test sets: a store without one would push in the
+    // background to $SNAPSHOT_REMOTE itself.
+    no_default_remote_.reset(new ScopedEnv("SNAPSHOT_REMOTE", nullptr));
     db_ = OpenDb(machine_a_ / "app.db");
     ASSERT_EQ("", Exec(db_, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);"
                             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) "
@@ -59,6 +68,7 @@ class ReplicationTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    if (db_ != nullptr) WaitForBackgroundPush(db_);  // nothing goes up after the cleanup
     sqlite3_close(db_);
     if (!ready_) return;
     S3Client s3(options_, Env::Default());
@@ -70,6 +80,35 @@ class ReplicationTest : public ::testing::Test {
     Status s = S3Client(options_, Env::Default()).List("", &objects);
     EXPECT_TRUE(s.ok()) << s.message();
     return objects;
+  }
+
+  // Until this process has no background push of db's store queued or
+  // running (generous: a loaded machine may be slow, never a timing claim).
+  static void WaitForBackgroundPush(sqlite3* db) {
+    for (int i = 0; i < 1200; i++) {
+      if (Query(db, "SELECT coalesce(json_extract(snapshot_status(), '$.remote.uploading'), 0)") == "0") return;
+      usleep(50 * 1000);
+    }
+    ADD_FAILURE() << "a background push still runs after 60 s";
+  }
+
+  // A field of snapshot_status()'s remote part, as text ("NULL" for null).
+  std::string RemoteStatus(const std::string& field) {
+    return Query(db_, "SELECT json_extract(snapshot_status(), '$.remote." + field + "')");
+  }
+
+  // Waits (generously) until `field` of the remote status reads `value`
+  // (or, with `equal` false, anything else).
+  bool WaitForRemoteStatus(const std::string& field, const std::string& value, bool equal = true) {
+    for (int i = 0; i < 2400; i++) {
+      if ((RemoteStatus(field) == value) == equal) return true;
+      usleep(50 * 1000);
+    }
+    return false;
+  }
+
+  std::string Locations() {
+    return Query(db_, "SELECT group_concat(id || ':' || location, ' ') FROM (SELECT * FROM snapshot_list ORDER BY id)");
   }
 
   std::string SetRemote() { return Query(db_, "SELECT snapshot_remote('" + url_ + "')"); }
@@ -96,6 +135,7 @@ class ReplicationTest : public ::testing::Test {
   }
 
   TempDir machine_a_, machine_b_;
+  std::unique_ptr<ScopedEnv> no_default_remote_;
   std::string url_;
   S3Options options_;
   sqlite3* db_ = nullptr;
@@ -107,8 +147,9 @@ TEST_F(ReplicationTest, PushThenRestoreOnAnEmptyMachineIsByteExact) {
   ASSERT_EQ(url_, SetRemote());
   EXPECT_EQ("3", Query(db_, "SELECT snapshot_push()")) << "STORE, the pack and the manifest";
   ASSERT_EQ("", Exec(db_, "UPDATE t SET v = randomblob(600) WHERE id % 50 = 0"));
-  ASSERT_EQ("2", Query(db_, "SELECT snapshot_backup()"));
-  EXPECT_EQ("2", Query(db_, "SELECT snapshot_push()")) << "the new pack and manifest only";
+  ASSERT_EQ("2", Query(db_, "SELECT snapshot_backup()"));  // uploaded in the background, or by the push
+  EXPECT_GE(2, QueryInt(db_, "SELECT snapshot_push()"));
+  EXPECT_EQ(5u, Listed().size()) << "the new pack and manifest only";
   const std::string live = ReadFile(machine_a_ / "app.db");
 
   EXPECT_EQ("2", RestoreOnMachineB("app.db"));
@@ -124,8 +165,8 @@ TEST_F(ReplicationTest, PushThenRestoreOnAnEmptyMachineIsByteExact) {
 }
 
 TEST_F(ReplicationTest, ASecondPushUploadsNothing) {
-  ASSERT_EQ(url_, SetRemote());
   ASSERT_EQ("1", Query(db_, "SELECT snapshot_backup()"));
+  ASSERT_EQ(url_, SetRemote());
   ASSERT_EQ("3", Query(db_, "SELECT snapshot_push()"));
   const std::vector<ObjectInfo> before = Listed();
   EXPECT_EQ("0", Query(db_, "SELECT snapshot_push()"));
@@ -142,7 +183,9 @@ TEST_F(ReplicationTest, ASecondPushUploadsNothing) {
     ASSERT_EQ("", Exec(db_, "UPDATE t SET v = randomblob(600) WHERE id = " + std::to_string(i + 1)));
     ASSERT_NE("", Query(db_, "SELECT snapshot_backup()"));
   }
-  EXPECT_EQ("6", Query(db_, "SELECT snapshot_push()"));
+  // Uploaded in the background after each backup, or by this push.
+  EXPECT_GE(6, QueryInt(db_, "SELECT snapshot_push()"));
+  EXPECT_EQ(before.size() + 6, Listed().size());
   EXPECT_EQ("0", Query(db_, "SELECT snapshot_push()"));
 
   // A compaction folds manifests into a bundle, merges packs and rewrites
@@ -166,8 +209,8 @@ TEST_F(ReplicationTest, ASecondPushUploadsNothing) {
 }
 
 TEST_F(ReplicationTest, AnObjectDamagedOrMissingOnTheServerIsNamedByVerifyAndRefusedAtRestore) {
-  ASSERT_EQ(url_, SetRemote());
   ASSERT_EQ("1", Query(db_, "SELECT snapshot_backup()"));
+  ASSERT_EQ(url_, SetRemote());
   ASSERT_EQ("3", Query(db_, "SELECT snapshot_push()"));
   EXPECT_EQ("ok", Query(db_, "SELECT snapshot_verify(NULL, '" + url_ + "')"));
   EXPECT_EQ("ok", Query(db_, "SELECT snapshot_verify(1, '" + url_ + "')"));
@@ -198,8 +241,8 @@ TEST_F(ReplicationTest, AnObjectDamagedOrMissingOnTheServerIsNamedByVerifyAndRef
 }
 
 TEST_F(ReplicationTest, WrongOrMissingCredentialsSaySoAndLeaveNothing) {
-  ASSERT_EQ(url_, SetRemote());
   ASSERT_EQ("1", Query(db_, "SELECT snapshot_backup()"));
+  ASSERT_EQ(url_, SetRemote());
   {
     ScopedEnv wrong("AWS_SECRET_ACCESS_KEY", "not-the-secret");
     const std::string r = Query(db_, "SELECT snapshot_push()");
@@ -219,6 +262,7 @@ TEST_F(ReplicationTest, WrongOrMissingCredentialsSaySoAndLeaveNothing) {
 }
 
 TEST_F(ReplicationTest, TheSettingPersistsAndIsCheckedAndTopLevelOnly) {
+  ScopedEnv from_environment("SNAPSHOT_REMOTE", url_.c_str());
   ASSERT_EQ(url_, SetRemote());
   sqlite3* other = OpenDb(machine_a_ / "app.db");
   EXPECT_EQ(url_, Query(other, "SELECT snapshot_remote()"));
@@ -236,8 +280,8 @@ TEST_F(ReplicationTest, TheSettingPersistsAndIsCheckedAndTopLevelOnly) {
 }
 
 TEST_F(ReplicationTest, ARemoteHoldingAnotherStoreIsRefused) {
-  ASSERT_EQ(url_, SetRemote());
   ASSERT_EQ("1", Query(db_, "SELECT snapshot_backup()"));
+  ASSERT_EQ(url_, SetRemote());
   ASSERT_EQ("3", Query(db_, "SELECT snapshot_push()"));
   TempDir machine_c;
   sqlite3* c = OpenDb(machine_c / "app.db");
@@ -248,6 +292,124 @@ TEST_F(ReplicationTest, ARemoteHoldingAnotherStoreIsRefused) {
   EXPECT_NE(std::string::npos, r.find("holds the copy of another snapshot store")) << r;
   sqlite3_close(c);
   EXPECT_EQ(3u, Listed().size());
+}
+
+// After a backup the new files go up in the background (the backup does not
+// wait for them); snapshot_list says where each snapshot is and
+// snapshot_status() how far behind the remote is, from what the pushes
+// recorded, without asking the server.
+TEST_F(ReplicationTest, BackupsGoUpInTheBackgroundAndTheListSaysWhereEachSnapshotIs) {
+  ASSERT_EQ("1", Query(db_, "SELECT snapshot_backup()"));
+  EXPECT_EQ("1:local", Locations()) << "no remote";
+  EXPECT_EQ("NULL", Query(db_, "SELECT json_extract(snapshot_status(), '$.remote')"));
+  ASSERT_EQ(url_, SetRemote());
+  EXPECT_EQ("1:local", Locations()) << "never pushed";
+  EXPECT_EQ("1", RemoteStatus("snapshots_not_remote"));
+  EXPECT_EQ("NULL", RemoteStatus("newest_remote_id"));
+  ASSERT_EQ("3", Query(db_, "SELECT snapshot_push()"));
+  EXPECT_EQ("1:both", Locations());
+  EXPECT_EQ("0", RemoteStatus("snapshots_not_remote"));
+  EXPECT_NE("NULL", RemoteStatus("last_push_at"));
+
+  ASSERT_EQ("", Exec(db_, "UPDATE t SET v = randomblob(600) WHERE id % 40 = 0"));
+  ASSERT_EQ("2", Query(db_, "SELECT snapshot_backup()"));
+  ASSERT_TRUE(WaitForRemoteStatus("snapshots_not_remote", "0")) << "the background push did not catch up";
+  WaitForBackgroundPush(db_);
+  EXPECT_EQ("1:both 2:both", Locations());
+  EXPECT_EQ("2", RemoteStatus("newest_remote_id"));
+  EXPECT_EQ("NULL", RemoteStatus("last_error"));
+  EXPECT_EQ(5u, Listed().size()) << "STORE, two packs, two manifests: each once";
+
+  ASSERT_EQ("1", Query(db_, "SELECT snapshot_prune(1)"));
+  EXPECT_EQ("1:remote 2:both", Locations()) << "pruned here, still remote until the next push";
+  ASSERT_EQ("0", Query(db_, "SELECT snapshot_push()"));
+  EXPECT_EQ("2:both", Locations());
+  EXPECT_EQ("2", RestoreOnMachineB("app.db"));
+  EXPECT_TRUE(ReadFile(machine_b_ / "app.db") == ReadFile(machine_a_ / "app.db"));
+}
+
+// The server stops in the middle of a background upload (a proxy in front
+// of it cuts every connection and refuses new ones: the shared server
+// itself keeps running), then comes back: the backups succeed all along,
+// snapshot_status() shows the error and the lag, and the uploads resume by
+// themselves until the remote holds each file of the store exactly once.
+TEST_F(ReplicationTest, ServerStoppedMidBackgroundUploadThenRestarted) {
+  const std::string endpoint = std::getenv("AWS_ENDPOINT_URL");
+  TcpProxy proxy(std::atoi(endpoint.substr(endpoint.rfind(':') + 1).c_str()));
+  ScopedEnv through_proxy("AWS_ENDPOINT_URL", ("http://127.0.0.1:" + std::to_string(proxy.port())).c_str());
+  ASSERT_EQ(url_, SetRemote());
+  proxy.CutAfter(256 * 1024);  // inside the first pack (1.8 MB of random rows)
+  ASSERT_EQ("1", Query(db_, "SELECT snapshot_backup()")) << "the snapshot does not wait for the network";
+  proxy.WaitUntilCut();
+  ASSERT_TRUE(proxy.cut()) << "the upload never started";
+  ASSERT_EQ("", Exec(db_, "UPDATE t SET v = randomblob(600) WHERE id % 40 = 0"));
+  ASSERT_EQ("2", Query(db_, "SELECT snapshot_backup()")) << "nor fails with it";
+  ASSERT_TRUE(WaitForRemoteStatus("last_error", "NULL", /*equal=*/false)) << "the failure is not reported";
+  EXPECT_EQ("2", RemoteStatus("snapshots_not_remote"));
+  EXPECT_EQ("1", Query(db_, "SELECT json_extract(snapshot_status(), '$.remote.uploading')")) << "a retry waits";
+  EXPECT_EQ("1:local 2:local", Locations());
+
+  proxy.Resume();
+  ASSERT_TRUE(WaitForRemoteStatus("snapshots_not_remote", "0")) << "replication did not resume";
+  WaitForBackgroundPush(db_);
+  EXPECT_EQ("1:both 2:both", Locations());
+  // Exactly the store's files, each once: STORE, the packs, the manifests.
+  std::vector<std::string> local = {"STORE"};
+  for (const char* dir : {"packs", "snapshots"}) {
+    std::vector<std::string> names;
+    Env::Default()->GetChildren(machine_a_ / ("app.db-snapshots/" + std::string(dir)), &names);
+    for (const std::string& n : names) {
+      if (n.find(".pack") != std::string::npos || n.find(".snap") != std::string::npos ||
+          n.find(".bundle") != std::string::npos) {
+        local.push_back(std::string(dir) + "/" + n);
+      }
+    }
+  }
+  std::vector<std::string> remote;
+  for (const ObjectInfo& o : Listed()) remote.push_back(o.key);
+  std::sort(local.begin(), local.end());
+  EXPECT_EQ(local, remote);
+  EXPECT_EQ("ok", Query(db_, "SELECT snapshot_verify(NULL, '" + url_ + "')"));
+  EXPECT_EQ("2", RestoreOnMachineB("app.db"));
+  EXPECT_TRUE(ReadFile(machine_b_ / "app.db") == ReadFile(machine_a_ / "app.db"));
+}
+
+// sqlite3_interrupt() stops a push, here while it waits for another push
+// of the store (another process holds the push lock), with
+// SQLITE_INTERRUPT and nothing sent; the next push completes.
+TEST_F(ReplicationTest, APushCanBeInterrupted) {
+  ASSERT_EQ("1", Query(db_, "SELECT snapshot_backup()"));
+  ASSERT_EQ(url_, SetRemote());
+  const std::string store = machine_a_ / "app.db-snapshots";
+  int ready[2], release[2];
+  ASSERT_EQ(0, pipe(ready));
+  ASSERT_EQ(0, pipe(release));
+  const pid_t holder = fork();
+  if (holder == 0) {  // another process pushing: holds the lock until told
+    std::unique_ptr<snapshot::PushLock> held;
+    const bool ok = snapshot::PushLock::Acquire(Env::Default(), store, 0600, nullptr, 0, &held).ok();
+    char c = ok ? '1' : '0';
+    if (write(ready[1], &c, 1) != 1 || read(release[0], &c, 1) < 0) _exit(1);
+    _exit(0);
+  }
+  char c = 0;
+  ASSERT_EQ(1, read(ready[0], &c, 1));
+  ASSERT_EQ('1', c);
+  std::thread interrupter([this] {
+    usleep(200 * 1000);  // whenever it comes, the push is still waiting: the lock is held
+    sqlite3_interrupt(db_);
+  });
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(SQLITE_OK, sqlite3_prepare_v2(db_, "SELECT snapshot_push()", -1, &stmt, nullptr));
+  EXPECT_EQ(SQLITE_INTERRUPT, sqlite3_step(stmt)) << sqlite3_errmsg(db_);
+  sqlite3_finalize(stmt);
+  interrupter.join();
+  ASSERT_EQ(1, write(release[1], "x", 1));
+  int status = 0;
+  waitpid(holder, &status, 0);
+  for (int fd : {ready[0], ready[1], release[0], release[1]}) close(fd);
+  EXPECT_TRUE(Listed().empty());
+  EXPECT_EQ("3", Query(db_, "SELECT snapshot_push()"));
 }
 
 }  // namespace
