@@ -7,6 +7,10 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
 
 #include "remote/dir_object_store.h"
 #include "remote/replicator.h"
@@ -232,3 +236,160 @@ TEST(Replicator, ADamagedOrOlderStoreDeletesNothingRemotely) {
 }
 
 }  // namespace
+
+namespace {
+
+// An ObjectStore over a DirObjectStore that runs `hook` before its first
+// upload of a pack, and checks after every change it makes that the remote,
+// opened as a store, verifies whole: no manifest names a missing object.
+class CheckedRemote : public snapshot::ObjectStore {
+ public:
+  explicit CheckedRemote(const std::string& root) : root_(root), inner_(root, Env::Default()) {}
+  std::function<void()> hook;
+  int changes = 0;
+  std::string first_broken;  // what the remote looked like when it first did not verify
+
+  Status Put(const std::string& key, const std::string& path) override {
+    if (hook && key.compare(0, 6, "packs/") == 0) {
+      auto h = std::move(hook);
+      hook = nullptr;
+      h();
+    }
+    Status s = inner_.Put(key, path);
+    Check("after putting " + key);
+    return s;
+  }
+  Status Get(const std::string& key, const std::string& path, unsigned mode) override {
+    return inner_.Get(key, path, mode);
+  }
+  Status Head(const std::string& key, snapshot::ObjectInfo* info) override { return inner_.Head(key, info); }
+  Status List(const std::string& prefix, std::vector<snapshot::ObjectInfo>* objects) override {
+    Status s = inner_.List(prefix, objects);
+    objects->erase(std::remove_if(objects->begin(), objects->end(),
+                                  [](const snapshot::ObjectInfo& o) { return o.key == "LOCK"; }),
+                   objects->end());  // made by opening the copy as a store
+    return s;
+  }
+  Status Delete(const std::string& key) override {
+    Status s = inner_.Delete(key);
+    Check("after deleting " + key);
+    return s;
+  }
+
+ private:
+  void Check(const std::string& when) {
+    changes++;
+    if (!first_broken.empty() || !Env::Default()->FileExists(root_ + "/STORE")) return;
+    auto copy = OpenOrDie(Options(root_, /*exclusive=*/false));
+    Status v = copy ? copy->Verify(0) : Status::IOError("cannot open");
+    if (!v.ok()) first_broken = when + ": " + Describe(v);
+  }
+  std::string root_;
+  DirObjectStore inner_;
+};
+
+}  // namespace
+
+// The push holds the store's lock only while it lists: a backup (the
+// exclusive lock) gets it at once while the files go up.
+TEST(Replicator, APushDoesNotHoldTheStoreWhileItUploads) {
+  TempDir tmp;
+  uint64_t id = 0;
+  {
+    auto store = OpenOrDie(Options(tmp / "local"));
+    ASSERT_TRUE(Snap(store.get(), MakeImage(4096, 60, 1), "a", &id).ok());
+  }
+  CheckedRemote remote(tmp / "remote");
+  bool got_lock = false;
+  remote.hook = [&] {
+    snapshot::StoreOptions o = Options(tmp / "local");
+    o.lock_timeout_ms = 0;
+    std::unique_ptr<Store> writer;
+    got_lock = Store::Open(o, &writer).ok();
+  };
+  PushResult pushed;
+  ASSERT_TRUE(Replicator(Env::Default(), tmp / "local", &remote, "remote").Push(&pushed).ok());
+  EXPECT_TRUE(got_lock) << "a writer waited for the upload";
+}
+
+// A compaction merges the packs the push listed, and rewrites or folds the
+// manifests that named them, while the push uploads: the merged-away packs
+// are dropped, a manifest that now names the new pack is not sent before
+// it, another round sends the new state, and at no step does the remote
+// hold a manifest naming a missing object.
+TEST(Replicator, PacksMergedAwayMidPushNeverLeaveARemoteManifestNamingAMissingObject) {
+  TempDir tmp;
+  std::vector<Image> images;
+  std::vector<uint64_t> ids;
+  {
+    auto store = OpenOrDie(Options(tmp / "local"));
+    for (uint32_t v = 1; v <= 6; v++) {
+      images.push_back(MakeImage(4096, 40, v));
+      uint64_t id = 0;
+      ASSERT_TRUE(Snap(store.get(), images.back(), "s", &id).ok());
+      ids.push_back(id);
+      if (v == 3) {  // the remote already holds the first three, as a previous push left them
+        CheckedRemote first(tmp / "remote");
+        PushResult pushed;
+        store.reset();
+        ASSERT_TRUE(Replicator(Env::Default(), tmp / "local", &first, "remote").Push(&pushed).ok());
+        store = OpenOrDie(Options(tmp / "local"));
+      }
+    }
+  }
+  const std::set<uint64_t> packs_before = store_test::PackIdsOnDisk(tmp / "local");
+  CheckedRemote remote(tmp / "remote");
+  remote.hook = [&] {
+    auto store = OpenOrDie(Options(tmp / "local"));
+    ASSERT_TRUE(store->Compact().ok());
+  };
+  PushResult pushed;
+  Status s = Replicator(Env::Default(), tmp / "local", &remote, "remote").Push(&pushed);
+  ASSERT_TRUE(s.ok()) << Describe(s);
+  EXPECT_NE(packs_before, store_test::PackIdsOnDisk(tmp / "local")) << "the compaction merged no pack";
+  EXPECT_LE(2, pushed.rounds) << "the push did not notice the store changed";
+  EXPECT_EQ("", remote.first_broken);
+  DirObjectStore listed(tmp / "remote", Env::Default());
+  EXPECT_EQ(StoreKeys(tmp / "local"), RemoteKeys(listed));
+  auto copy = OpenOrDie(Options(tmp / "remote", /*exclusive=*/false));
+  for (size_t i = 0; i < ids.size(); i++) EXPECT_TRUE(ReadsBack(copy.get(), ids[i], images[i])) << ids[i];
+}
+
+// A push or a fetch stopped by its cancel callback at any point answers
+// Interrupted and leaves only whole snapshots remotely and no fetched
+// directory locally; the next push completes.
+TEST(Replicator, APushOrFetchStoppedByItsCancelLeavesNothingPartial) {
+  TempDir tmp;
+  const Image first = MakeImage(4096, 60, 1), second = MakeImage(4096, 60, 2);
+  uint64_t id1 = 0, id2 = 0;
+  {
+    auto store = OpenOrDie(Options(tmp / "local"));
+    ASSERT_TRUE(Snap(store.get(), first, "a", &id1).ok());
+    ASSERT_TRUE(Snap(store.get(), second, "b", &id2).ok());
+  }
+  int stopped = 0;
+  for (int n = 1; n < 1000; n++) {
+    CheckedRemote remote(tmp / "remote");
+    int polls = 0;
+    remote.SetCancel([&] { return ++polls >= n; });
+    PushResult pushed;
+    Status s = Replicator(Env::Default(), tmp / "local", &remote, "remote").Push(&pushed);
+    EXPECT_EQ("", remote.first_broken);
+    if (s.ok()) break;
+    ASSERT_EQ(Status::Code::kInterrupted, s.code()) << Describe(s);
+    stopped++;
+  }
+  EXPECT_LT(3, stopped) << "the cancel was polled too rarely";
+  DirObjectStore remote(tmp / "remote", Env::Default());
+  for (int n = 1; n < 1000; n++) {
+    int polls = 0;
+    remote.SetCancel([&] { return ++polls >= n; });
+    uint64_t id = 0;
+    Status s = FetchSnapshot(Env::Default(), &remote, "remote", tmp / "cache", SnapshotSpec::Latest(), &id, nullptr);
+    if (s.ok()) break;
+    ASSERT_EQ(Status::Code::kInterrupted, s.code()) << Describe(s);
+    EXPECT_FALSE(Env::Default()->FileExists(tmp / "cache")) << "a stopped fetch leaves no directory";
+  }
+  auto cache = OpenOrDie(Options(tmp / "cache", /*exclusive=*/false));
+  EXPECT_TRUE(ReadsBack(cache.get(), id2, second));
+}
