@@ -2,11 +2,14 @@
 
 An automatic snapshot runs on a background thread of the extension, never in
 a request, so its errors (a full disk, a store that vanished) cannot reach
-the app; SQL's snapshot_status() keeps the last one. This module reads it
+the app; SQL's snapshot_status() keeps the last one. So do the uploads to the
+store's remote (SNAPSHOT_REMOTE) after each snapshot. This module reads it
 from the app's own processes and logs, on the logger "snapshot_django":
 
     ERROR    automatic snapshots of /srv/db.sqlite3 are failing (since ..., pid 4242): <the error>
     WARNING  automatic snapshots of /srv/db.sqlite3 work again: snapshot 812 at ...
+    ERROR    copies of /srv/db.sqlite3 to s3://bucket/app are failing (last try ...; 3 snapshots not there yet, ...): <the error>
+    WARNING  copies of /srv/db.sqlite3 to s3://bucket/app work again: it holds snapshot 815 (pushed at ...)
 
 once per new error (the same error again is not logged again) and once at
 the recovery. Cheap: it looks at most once every SNAPSHOT_STATUS_CHECK_SECONDS
@@ -71,11 +74,41 @@ def report(status):
         )
 
 
+def report_remote(status):
+    """Logs what changed since the last report for the store's copy on object
+    storage (the "remote" part of one snapshot_status() object): its
+    background uploads run on a thread of the extension, so their errors
+    (the server down, credentials refused) cannot reach the app either."""
+    remote = status.get("remote")
+    if not remote:
+        return
+    database, url = status.get("database"), remote.get("url")
+    key = (database, "remote")
+    error = remote.get("last_error")
+    failing = bool(error) and (remote.get("last_error_at") or "") > (remote.get("last_push_at") or "")
+    before = _logged.get(key)
+    if failing and error != before:
+        _logged[key] = error
+        logger.error(
+            "copies of %s to %s are failing (last try %s; %s snapshots not there yet, the oldest from %s): %s",
+            database, url, remote.get("last_error_at"), remote.get("snapshots_not_remote"),
+            remote.get("oldest_not_remote_created"), error,
+        )
+    elif not failing and before is not None:
+        _logged[key] = None
+        logger.warning(
+            "copies of %s to %s work again: it holds snapshot %s (pushed at %s)",
+            database, url, remote.get("newest_remote_id"), remote.get("last_push_at"),
+        )
+
+
 def check_raw(raw):
     """Reads snapshot_status() on one open sqlite3 connection and reports it; never raises."""
     try:
         row = raw.execute("SELECT snapshot_status()").fetchone()
-        report(json.loads(row[0]))
+        status = json.loads(row[0])
+        report(status)
+        report_remote(status)
     except Exception as e:  # a closed connection, a busy database: not the app's business
         logger.debug("snapshot_status() could not be read: %s", e)
 

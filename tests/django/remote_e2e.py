@@ -21,12 +21,14 @@ import contextlib
 import filecmp
 import io
 import json
+import logging
 import os
 import re
 import shutil
 import sqlite3
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -55,17 +57,34 @@ def server_answers(endpoint):
 @contextlib.contextmanager
 def environment(**changes):
     """os.environ with `changes` (None: unset) for the manage.py processes started inside."""
-    saved = dict(os.environ)
-    for name, value in changes.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    # Only the names changed are touched: the extension's upload thread
+    # reads the environment meanwhile.
+    saved = {name: os.environ.get(name) for name in changes}
+
+    def put(values):
+        for name, value in values.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    put(changes)
     try:
         yield
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
+        put(saved)
+
+
+class Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+    def at(self, level):
+        return [r.getMessage() for r in self.records if r.levelno == level]
 
 
 def document_names(db_path):
@@ -214,6 +233,40 @@ def run(tmp, url):
     connection.close()
     check("--from --at restores the snapshot holding that moment's state", f"Found snapshot {first} of {url}" in
           out.getvalue() and sorted(Document.objects.values_list("name", flat=True)) == names_first, out.getvalue())
+
+    # Background uploads failing, then working again, in the Django log.
+    from snapshot_django import auto_log
+
+    log = Records()
+    logging.getLogger("snapshot_django").addHandler(log)
+
+    def check_status():
+        connection.ensure_connection()
+        auto_log.check_raw(connection.connection)
+        connection.close()
+
+    def wait_for(done, seconds=60):
+        deadline = time.monotonic() + seconds
+        while not done() and time.monotonic() < deadline:
+            time.sleep(0.2)
+            check_status()
+        return done()
+
+    with environment(AWS_SECRET_ACCESS_KEY="wrong"):
+        Document.objects.create(name="c00", text="z")
+        backup(connection, "third")  # uploads in the background, and fails
+        connection.close()
+        logged = wait_for(lambda: log.at(logging.ERROR))
+    errors = log.at(logging.ERROR)
+    check("a failing background upload is logged as an error, naming the database, the remote and the reason",
+          logged and db_a in errors[0] and url in errors[0] and "refused the credentials" in errors[0], errors)
+    check_status()
+    check("the same error is logged once", len(log.at(logging.ERROR)) == 1, log.at(logging.ERROR))
+    push_here()
+    check_status()
+    recovered = log.at(logging.WARNING)
+    check("the recovery is logged", len(recovered) == 1 and url in recovered[0] and "work again" in recovered[0],
+          [r.getMessage() for r in log.records])
 
 
 def main():
