@@ -412,4 +412,47 @@ TEST_F(ReplicationTest, APushCanBeInterrupted) {
   EXPECT_EQ("3", Query(db_, "SELECT snapshot_push()"));
 }
 
+// Threads of this process named `name` (/proc/self/task/*/comm).
+int ThreadsNamed(const std::string& name) {
+  std::vector<std::string> tasks;
+  Env::Default()->GetChildren("/proc/self/task", &tasks);
+  int n = 0;
+  for (const std::string& t : tasks) {
+    if (t[0] != '.' && ReadFile("/proc/self/task/" + t + "/comm") == name + "\n") n++;
+  }
+  return n;
+}
+
+// A process forked while a background upload is under way (a preforking
+// server) has no upload thread and no queued push of its parent's, can
+// push the store itself, and exits at once.
+TEST_F(ReplicationTest, AForkedChildInheritsNoHalfOwnedUpload) {
+  const std::string endpoint = std::getenv("AWS_ENDPOINT_URL");
+  TcpProxy proxy(std::atoi(endpoint.substr(endpoint.rfind(':') + 1).c_str()));
+  ScopedEnv through_proxy("AWS_ENDPOINT_URL", ("http://127.0.0.1:" + std::to_string(proxy.port())).c_str());
+  ASSERT_EQ(url_, SetRemote());
+  proxy.CutAfter(256 * 1024);
+  ASSERT_EQ("1", Query(db_, "SELECT snapshot_backup()"));
+  proxy.WaitUntilCut();  // the parent's upload now fails and retries
+  ASSERT_EQ("1", Query(db_, "SELECT json_extract(snapshot_status(), '$.remote.uploading')"));
+  ASSERT_EQ(1, ThreadsNamed("snapshot-push"));
+  const pid_t child = fork();
+  if (child == 0) {
+    int code = 0;
+    if (ThreadsNamed("snapshot-push") != 0) code |= 1;
+    sqlite3* db = nullptr;
+    if (sqlite3_open((machine_a_ / "app.db").c_str(), &db) != SQLITE_OK) _exit(8);
+    if (Query(db, "SELECT json_extract(snapshot_status(), '$.remote.uploading')") != "0") code |= 2;
+    sqlite3_close(db);
+    _exit(code);
+  }
+  int status = 0;
+  ASSERT_EQ(child, waitpid(child, &status, 0));
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(0, WEXITSTATUS(status)) << "1: an upload thread; 2: the parent's queued push";
+  proxy.Resume();
+  ASSERT_TRUE(WaitForRemoteStatus("snapshots_not_remote", "0"));
+  WaitForBackgroundPush(db_);
+}
+
 }  // namespace
