@@ -218,9 +218,19 @@ def run(tmp, url):
     check("machine B's own store cannot push over machine A's copy: a clear error",
           p.returncode != 0 and "another snapshot store" in p.stderr, p.stderr)
 
+    # A journal left by a database that is gone would be rolled into the new file.
+    db_c = os.path.join(machine_c, "db.sqlite3")
+    with open(db_c + "-journal", "wb") as f:
+        f.write(b"\0" * 512)
+    with environment(E2E_DB_PATH=db_c, SNAPSHOT_DIR=os.path.join(machine_c, "store")):
+        p = manage("snapshot_restore", "--from", url, "--yes")
+    check("a leftover journal is refused, named, and nothing is created",
+          p.returncode != 0 and db_c + "-journal" in p.stderr and not os.path.exists(db_c), p.stderr)
+    os.remove(db_c + "-journal")
+
     # A remote with nothing in it.
     empty = f"{url}-empty"
-    with environment(E2E_DB_PATH=os.path.join(machine_c, "db.sqlite3"), SNAPSHOT_DIR=os.path.join(machine_c, "store")):
+    with environment(E2E_DB_PATH=db_c, SNAPSHOT_DIR=os.path.join(machine_c, "store")):
         p = manage("snapshot_restore", "--from", empty, "--yes")
     check("restoring from an empty remote fails clearly and leaves nothing",
           p.returncode != 0 and empty in p.stderr and "Traceback" not in p.stderr

@@ -78,6 +78,15 @@ class Command(db.SnapshotCommand):
         path = os.path.abspath(db.database_path(connection))
         if not os.path.isdir(os.path.dirname(path)):
             raise CommandError(f"the database's directory {os.path.dirname(path)} does not exist; create it first")
+        if not os.path.exists(path):
+            # SQLite would roll such a journal, or a WAL's frames, of a database
+            # that is gone into the new file; the tracking file would describe it.
+            leftovers = [path + suffix for suffix in ("-journal", "-wal", "-snaptrack") if os.path.exists(path + suffix)]
+            if leftovers:
+                raise CommandError(
+                    f"{path} does not exist but {', '.join(leftovers)} does, left by a database that is gone: "
+                    "move it away first; nothing was changed"
+                )
         spec = options["at"] if options["at"] is not None else options["id"]
         # Fetched first, into a file of its own beside the database (every
         # page checked), so the question names the snapshot found; nothing
