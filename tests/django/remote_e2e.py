@@ -6,7 +6,9 @@ an empty directory with the same settings, gets the database back with
 `manage.py snapshot_restore --from s3://...` (a new file), then restores an
 older snapshot of the remote into its live database and undoes that.
 Failures must be clear errors with a non-zero exit that change nothing: no
-remote, wrong credentials, a remote holding another store, an empty remote.
+remote, wrong credentials, a remote holding another store, a journal left by
+a database that is gone, an empty remote. Background uploads that fail (the
+credentials refused), then work again, must each be logged once.
 
     eval "$(tools/object-store.sh start)"
     /usr/bin/python3 tests/django/remote_e2e.py path/to/snapshot.so
