@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -26,7 +28,10 @@ std::string OctalMode(unsigned mode) {
 
 // The key bytes of a file's contents; false when they are not a key.
 bool ParseKey(const unsigned char* data, size_t n, unsigned char key[RemoteKey::kBytes]) {
-  if (n == RemoteKey::kBytes) {
+  // 32 hex digits are half a key written as text, not 32 random bytes
+  // (which are all hex digits once in 10^34).
+  const bool all_hex = std::all_of(data, data + n, [](unsigned char c) { return std::isxdigit(c) != 0; });
+  if (n == RemoteKey::kBytes && !all_hex) {
     std::memcpy(key, data, n);
     return true;
   }

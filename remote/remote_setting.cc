@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <memory>
 
+#include "remote/encrypted_object_store.h"
 #include "remote/s3_client.h"
 
 namespace snapshot {
@@ -69,11 +70,13 @@ Status EffectiveRemote(Env* env, const std::string& store_dir, std::string* url)
 }
 
 Status OpenRemoteStore(const std::string& url, bool for_push, std::unique_ptr<ObjectStore>* out) {
-  (void)for_push;
   S3Options options;
   SNAPSHOT_RETURN_IF_ERROR(S3Options::FromEnvironment(url, &options));
-  out->reset(new S3Client(options, Env::Default()));
-  return Status::OK();
+  // Encrypted or not, as the key setting and the remote's marker say; every
+  // caller gets the same answer, or one error before anything is written.
+  std::unique_ptr<ObjectStore> plain(new S3Client(options, Env::Default()));
+  return OpenEncryptedRemote(Env::Default(), std::move(plain), url, RemoteKeyFileSetting(),
+                             for_push ? RemoteUse::kPush : RemoteUse::kRead, out);
 }
 
 }  // namespace snapshot

@@ -45,7 +45,10 @@ Status EffectiveRemote(Env* env, const std::string& store_dir, std::string* url)
 // The object store at `url` (s3://bucket/prefix), with endpoint, region and
 // credentials from the AWS_* environment (remote/s3_client.h): the one way
 // every caller (the SQL functions, the background uploader) opens a
-// remote. `for_push`: the caller will write to it, not only read.
+// remote. `for_push`: the caller will write to it, not only read. With
+// $SNAPSHOT_REMOTE_KEY_FILE set, or an encrypted remote, the store is an
+// EncryptedObjectStore over the S3 client, or the error that says why it
+// cannot be (remote/encrypted_object_store.h).
 Status OpenRemoteStore(const std::string& url, bool for_push, std::unique_ptr<ObjectStore>* out);
 
 }  // namespace snapshot

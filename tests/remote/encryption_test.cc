@@ -5,8 +5,9 @@
 // (tools/object-store.sh): the server never holds a byte of the store in the
 // clear, a restore with the key is exact, and without it, with another key,
 // or with an object altered or moved on the server, it is a clear error
-// with nothing written.
+// with nothing written. The last test does it through SQL, as users do.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,10 +17,12 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 
 #include "remote/dir_object_store.h"
 #include "remote/encrypted_object_store.h"
 #include "remote/remote_key.h"
+#include "remote/remote_setting.h"
 #include "remote/replicator.h"
 #include "remote/s3_client.h"
 #include "remote/sealed_object.h"
@@ -56,10 +59,15 @@ namespace fs = std::filesystem;
 const char kKeyA[] = "8f2b1c9e0d7a6f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6";
 const char kKeyB[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
+std::string FromHex(const std::string& hex) {
+  std::string bytes;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) bytes.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  return bytes;
+}
+
 std::unique_ptr<RemoteKey> KeyOf(const char* hex) {
-  unsigned char bytes[RemoteKey::kBytes];
-  for (size_t i = 0; i < sizeof bytes; i++) bytes[i] = static_cast<unsigned char>(std::stoi(std::string(hex + 2 * i, 2), nullptr, 16));
-  return RemoteKey::FromBytes(bytes, "test key");
+  const std::string bytes = FromHex(hex);
+  return RemoteKey::FromBytes(reinterpret_cast<const unsigned char*>(bytes.data()), "test key");
 }
 
 std::string WriteKeyFile(const std::string& path, const std::string& contents, unsigned mode = 0600) {
@@ -109,8 +117,12 @@ bool AnyFileContains(const std::string& dir, const std::vector<std::string>& nee
     if (!e.is_regular_file() || e.last_write_time() < since) continue;
     const std::string data = ReadBytes(e.path().string());
     for (const std::string& needle : needles) {
-      if (data.find(needle) != std::string::npos) {
-        *where = e.path().string();
+      const size_t at = data.find(needle);
+      if (at != std::string::npos) {
+        static const char kHex[] = "0123456789abcdef";
+        std::string hex;
+        for (unsigned char c : needle) hex += std::string{kHex[c >> 4], kHex[c & 15]};
+        *where = e.path().string() + " (at byte " + std::to_string(at) + ": " + hex + ")";
         return true;
       }
     }
@@ -118,17 +130,26 @@ bool AnyFileContains(const std::string& dir, const std::vector<std::string>& nee
   return false;
 }
 
-// Pieces of every file of the local store: the header, and windows from
-// the middle and the end (STORE's random secret makes each one unique to
-// this store).
-std::vector<std::string> PlaintextPieces(const std::string& store_dir) {
-  std::vector<std::string> pieces = {"SQSNSTOR", "SQSNPACK", "SQSNSNAP"};
+// Pieces of every file of the local store that a push sends: 32-byte windows from near the
+// start, the middle and the end, each varied enough (16 distinct bytes or
+// more: no run of zeros) to be found only where this store's bytes are
+// (STORE's random secret and compressed pages). `magics`: also the files'
+// magic numbers, which any unencrypted store has.
+std::vector<std::string> PlaintextPieces(const std::string& store_dir, bool magics) {
+  std::vector<std::string> pieces;
+  if (magics) pieces = {"SQSNSTOR", "SQSNPACK", "SQSNSNAP"};
   for (const std::string& rel : store_test::FilesUnder(store_dir)) {
-    if (rel == "LOCK") continue;
+    // The snapshots' files, which go to the remote; not the local settings
+    // and status beside them (which name the remote's URL).
+    if (rel != "STORE" && rel.rfind("packs/", 0) != 0 && rel.rfind("snapshots/", 0) != 0) continue;
     const std::string data = ReadBytes(store_dir + "/" + rel);
     if (data.size() < 96) continue;
-    for (size_t at : {size_t(40), data.size() / 2, data.size() - 48}) pieces.push_back(data.substr(at, 32));
+    for (size_t at : {size_t(40), data.size() / 2, data.size() - 48}) {
+      const std::string window = data.substr(at, 32);
+      if (std::set<char>(window.begin(), window.end()).size() >= 16) pieces.push_back(window);
+    }
   }
+  EXPECT_GE(pieces.size(), 4u) << "too little to search for";
   return pieces;
 }
 
@@ -235,9 +256,7 @@ TEST(RemoteKey, LoadsHexOrRawAndRefusesFilesOthersCanRead) {
   Status s = RemoteKey::Load(WriteKeyFile(tmp / "hex", std::string(kKeyA) + "\n"), &key);
   ASSERT_TRUE(s.ok()) << Describe(s);
   EXPECT_EQ(0, std::memcmp(key->id(), KeyOf(kKeyA)->id(), RemoteKey::kIdBytes));
-  std::string raw;
-  for (size_t i = 0; i < 32; i++) raw.push_back(static_cast<char>(std::stoi(std::string(kKeyA + 2 * i, 2), nullptr, 16)));
-  ASSERT_TRUE(RemoteKey::Load(WriteKeyFile(tmp / "raw", raw), &key).ok());
+  ASSERT_TRUE(RemoteKey::Load(WriteKeyFile(tmp / "raw", FromHex(kKeyA)), &key).ok());
   EXPECT_EQ(0, std::memcmp(key->id(), KeyOf(kKeyA)->id(), RemoteKey::kIdBytes)) << "the same key, raw";
 
   for (unsigned mode : {0640u, 0604u, 0660u}) {
@@ -248,7 +267,8 @@ TEST(RemoteKey, LoadsHexOrRawAndRefusesFilesOthersCanRead) {
   s = RemoteKey::Load(tmp / "missing", &key);
   EXPECT_EQ(Status::Code::kInvalidArgument, s.code());
   EXPECT_NE(std::string::npos, s.message().find("SNAPSHOT_REMOTE_KEY_FILE " + tmp / "missing")) << s.message();
-  for (const std::string& bad : {std::string("hunter2\n"), std::string(kKeyA).substr(2), std::string(kKeyA) + "00"}) {
+  for (const std::string& bad : {std::string("hunter2\n"), std::string(kKeyA).substr(2), std::string(kKeyA) + "00",
+                                 std::string(kKeyA).substr(0, 32)}) {
     s = RemoteKey::Load(WriteKeyFile(tmp / "bad", bad), &key);
     EXPECT_NE(std::string::npos, s.message().find("holds no key")) << bad << ": " << s.message();
   }
@@ -299,7 +319,7 @@ TEST_F(EncryptedDirRemote, PushHidesEverythingAndOnlyTheKeyFetchesIt) {
   EXPECT_EQ(5u, pushed.files_uploaded) << "STORE, two packs, two manifests";
   EXPECT_TRUE(Env::Default()->FileExists(root_ + "/ENCRYPTION"));
   std::string where;
-  EXPECT_FALSE(AnyFileContains(root_, PlaintextPieces(local_), &where)) << where << " holds plaintext";
+  EXPECT_FALSE(AnyFileContains(root_, PlaintextPieces(local_, true), &where)) << where << " holds plaintext";
 
   ASSERT_TRUE((s = Fetch(key_a_, id1_)).ok()) << Describe(s);
   {
@@ -354,7 +374,7 @@ TEST_F(EncryptedDirRemote, AKeyForAnUnencryptedRemoteIsRefusedAndTheMarkerIsNeed
   ASSERT_TRUE(Push("", &pushed).ok());
   EXPECT_FALSE(Env::Default()->FileExists(root_ + "/ENCRYPTION")) << "no key: a plain copy";
   std::string where;
-  EXPECT_TRUE(AnyFileContains(root_, PlaintextPieces(local_), &where)) << "the check above can fail";
+  EXPECT_TRUE(AnyFileContains(root_, PlaintextPieces(local_, false), &where)) << "the check above can fail";
   for (RemoteUse use : {RemoteUse::kPush, RemoteUse::kRead}) {
     std::unique_ptr<ObjectStore> remote;
     Status s = Open(key_a_, use, &remote);
@@ -439,15 +459,15 @@ class EncryptedS3Remote : public ::testing::Test {
 };
 
 TEST_F(EncryptedS3Remote, TheServerHoldsNoPlaintextASecondPushSendsNothingAndOnlyTheKeyRestores) {
-  // Only the server's files written from now on are searched: the
-  // directory holds every other test's objects too.
+  // Only the server's files written from now on are searched, for bytes
+  // only this store has: the server holds every other test's objects too.
   const auto before = fs::file_time_type::clock::now() - std::chrono::seconds(2);
   PushResult pushed;
   Status s = Push(key_a_, &pushed);
   ASSERT_TRUE(s.ok()) << Describe(s);
   EXPECT_EQ(5u, pushed.files_uploaded);
   std::string where;
-  EXPECT_FALSE(AnyFileContains(snapshot_test::ObjectStoreDataDir(), PlaintextPieces(local_), &where, before))
+  EXPECT_FALSE(AnyFileContains(snapshot_test::ObjectStoreDataDir(), PlaintextPieces(local_, false), &where, before))
       << where << " on the server holds plaintext of this store";
 
   ASSERT_TRUE((s = Push(key_a_, &pushed)).ok()) << Describe(s);
@@ -467,7 +487,7 @@ TEST_F(EncryptedS3Remote, TheServerHoldsNoPlaintextASecondPushSendsNothingAndOnl
   // The search above finds plaintext when there is some: STORE uploaded as
   // it is.
   ASSERT_TRUE(snapshot::S3Client(options_, Env::Default()).Put("plain-STORE", local_ + "/STORE").ok());
-  EXPECT_TRUE(AnyFileContains(snapshot_test::ObjectStoreDataDir(), PlaintextPieces(local_), &where, before));
+  EXPECT_TRUE(AnyFileContains(snapshot_test::ObjectStoreDataDir(), PlaintextPieces(local_, false), &where, before));
 }
 
 TEST_F(EncryptedS3Remote, AnObjectMovedOnTheServerIsRefused) {
@@ -484,6 +504,78 @@ TEST_F(EncryptedS3Remote, AnObjectMovedOnTheServerIsRefused) {
   EXPECT_TRUE(s.IsCorruption()) << Describe(s);
   EXPECT_NE(std::string::npos, s.message().find(pack2 + " fails authentication")) << s.message();
   EXPECT_FALSE(Env::Default()->FileExists(cache_)) << "nothing written";
+}
+
+// ---------------------------------------------------------------------------
+// Through SQL, as users call it: the key file named in the environment
+
+class EncryptedSqlRemote : public EncryptedS3Remote {
+ protected:
+  void SetUp() override {
+    EncryptedS3Remote::SetUp();
+    if (!ready_) return;
+    db_ = snapshot_test::OpenDb(tmp_ / "app.db");
+    // Random rows: zstd keeps them as they are, so their bytes are in the
+    // pack in the clear, where the server must not see them.
+    ASSERT_EQ("", snapshot_test::Exec(db_, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);"
+                                           "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) "
+                                           "INSERT INTO t(v) SELECT randomblob(600) FROM n;"));
+  }
+  void TearDown() override {
+    if (db_) sqlite3_close(db_);
+    EncryptedS3Remote::TearDown();
+  }
+
+  std::string RestoreOnMachineB(const std::string& name) {
+    sqlite3* b = snapshot_test::OpenDb(":memory:");
+    const std::string r = snapshot_test::Query(b, "SELECT snapshot_restore_to('" + machine_b_ / name + "', NULL, '" + url_ + "')");
+    sqlite3_close(b);
+    return r;
+  }
+
+  bool MachineBIsEmpty() { return fs::is_empty(machine_b_.path()); }
+
+  sqlite3* db_ = nullptr;
+  TempDir machine_b_;
+};
+
+TEST_F(EncryptedSqlRemote, PushAndRestoreWithTheKeyFileAndAClearErrorWithout) {
+  snapshot_test::ScopedEnv key(snapshot::kRemoteKeyFileVariable, key_a_.c_str());
+  // No remote until the snapshot is taken: a backup with one starts a
+  // background push, and this test counts what its own push sends.
+  snapshot_test::ScopedEnv no_default(snapshot::kRemoteEnvironmentVariable, nullptr);
+  const auto before = fs::file_time_type::clock::now() - std::chrono::seconds(2);
+  ASSERT_EQ("1", snapshot_test::Query(db_, "SELECT snapshot_backup()"));
+  ASSERT_EQ(url_, snapshot_test::Query(db_, "SELECT snapshot_remote('" + url_ + "')"));
+  EXPECT_EQ("3", snapshot_test::Query(db_, "SELECT snapshot_push()")) << "STORE, the pack, the manifest";
+  EXPECT_EQ("0", snapshot_test::Query(db_, "SELECT snapshot_push()")) << "a second push sends nothing";
+
+  std::vector<std::string> rows;
+  for (int id : {7, 1000, 1999}) {
+    rows.push_back(FromHex(snapshot_test::Query(db_, "SELECT hex(substr(v, 1, 32)) FROM t WHERE id = " + std::to_string(id))));
+    ASSERT_EQ(32u, rows.back().size());
+  }
+  std::string where;
+  const std::string store_dir = tmp_ / "app.db-snapshots";
+  ASSERT_TRUE(AnyFileContains(store_dir, rows, &where)) << "the rows are in the local pack in the clear";
+  EXPECT_FALSE(AnyFileContains(snapshot_test::ObjectStoreDataDir(), rows, &where, before))
+      << where << " on the server holds rows of the database";
+
+  {
+    snapshot_test::ScopedEnv no_key(snapshot::kRemoteKeyFileVariable, nullptr);
+    const std::string r = RestoreOnMachineB("app.db");
+    EXPECT_NE(std::string::npos, r.find("is encrypted: set SNAPSHOT_REMOTE_KEY_FILE")) << r;
+    EXPECT_TRUE(MachineBIsEmpty()) << "nothing written";
+  }
+  {
+    snapshot_test::ScopedEnv other(snapshot::kRemoteKeyFileVariable, key_b_.c_str());
+    const std::string r = RestoreOnMachineB("app.db");
+    EXPECT_NE(std::string::npos, r.find("encrypted with another key than the one in " + key_b_)) << r;
+    EXPECT_TRUE(MachineBIsEmpty()) << "nothing written";
+  }
+  EXPECT_EQ("1", RestoreOnMachineB("app.db"));
+  EXPECT_TRUE(ReadBytes(machine_b_ / "app.db") == ReadBytes(tmp_ / "app.db")) << "byte for byte";
+  EXPECT_EQ("ok", snapshot_test::Query(db_, "SELECT snapshot_verify(NULL, '" + url_ + "')"));
 }
 
 }  // namespace
