@@ -79,6 +79,7 @@ check "Package: snapshot, Version: $version (the project's)" test "$(field Packa
 depends=$(field Depends)
 echo "      Depends: $depends"
 check "it depends on libsqlite3-0 and libzstd1" grep -Eq "libsqlite3-0 \(>= [0-9.]+\).*libzstd1 \(>= " <<<"$depends"
+check "it depends on libsodium23 (remote copies' encryption)" grep -Eq "(^|, )libsodium23( |,|$)" <<<"$depends"
 check "it has a maintainer and a description" test -n "$(field Maintainer)" -a -n "$(field Description)"
 contents=$(dpkg-deb -c "$deb" | awk '{print $6}' | sed 's,^\.,,')
 for f in /usr/lib/$multiarch/snapshot.so /usr/share/snapshot/sql/nightly.sql \
