@@ -1,5 +1,9 @@
 #include "store/pack.h"
 
+// The buffer-less decompression functions (ZSTD_decompressBegin,
+// ZSTD_nextSrcSizeToDecompress, ZSTD_decompressContinue) decode a frame one
+// block at a time, so ReadFramePages can stop part way; libzstd exports them.
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 
 #include <algorithm>
@@ -471,36 +475,89 @@ Status PackReader::CheckFrame(uint32_t f) const {
 
 FrameScratch::~FrameScratch() { ZSTD_freeDCtx(dctx_); }
 
-Status PackReader::ReadFrame(uint32_t f, std::string* pages, FrameScratch* scratch) const {
+// Reads frame f, checks its whole checksum, and decompresses it into
+// *pages at least as far as byte `need` (the whole frame: exactly).
+Status PackReader::Decode(uint32_t f, size_t need, std::string* pages, FrameScratch* s) const {
   const FrameEntry& e = frames_[f];
   auto bad = [&](const std::string& why) {
     return Status::Corruption("pack " + path_ + " is damaged: frame " + std::to_string(f) + " " + why);
   };
-  FrameScratch local;
-  FrameScratch& s = scratch != nullptr ? *scratch : local;
-  if (s.dctx_ == nullptr && (s.dctx_ = ZSTD_createDCtx()) == nullptr) {
+  if (s->dctx_ == nullptr && (s->dctx_ = ZSTD_createDCtx()) == nullptr) {
     return Status::IOError("zstd decompression failed: out of memory");
   }
-  SNAPSHOT_RETURN_IF_ERROR(ReadCompressed(f, &s.compressed_));
+  // The whole frame's checksum, even when not all of it is decompressed: a
+  // damaged frame is reported wherever the damage lies.
+  SNAPSHOT_RETURN_IF_ERROR(ReadCompressed(f, &s->compressed_));
   const size_t raw_size = size_t(e.page_count) * page_size_;
   if (pages->size() != raw_size) pages->resize(raw_size);
-  size_t n = ZSTD_decompressDCtx(s.dctx_, &(*pages)[0], raw_size, s.compressed_.data(), s.compressed_.size());
-  if (ZSTD_isError(n)) return bad(std::string("does not decompress: ") + ZSTD_getErrorName(n));
-  if (n != raw_size) return bad("decompresses to the wrong size");
-  if (!hashes_loaded()) SNAPSHOT_RETURN_IF_ERROR(ReadHashEntries(e.first_index, e.page_count, &s.hashes_));
-  for (uint32_t i = 0; i < e.page_count; i++) {
-    const uint8_t* page = reinterpret_cast<const uint8_t*>(pages->data()) + size_t(i) * page_size_;
+  char* const out = &(*pages)[0];
+  if (need == raw_size) {
+    const size_t n = ZSTD_decompressDCtx(s->dctx_, out, raw_size, s->compressed_.data(), s->compressed_.size());
+    if (ZSTD_isError(n)) return bad(std::string("does not decompress: ") + ZSTD_getErrorName(n));
+    if (n != raw_size) return bad("decompresses to the wrong size");
+    return Status::OK();
+  }
+  // Block by block into one contiguous buffer (a block may refer back to
+  // any byte before it), until byte `need` is there.
+  size_t rc = ZSTD_decompressBegin(s->dctx_);
+  size_t in = 0, done = 0;
+  while (!ZSTD_isError(rc) && done < need) {
+    const size_t next = ZSTD_nextSrcSizeToDecompress(s->dctx_);
+    if (next == 0) break;  // the frame ended
+    if (next > s->compressed_.size() - in) return bad("is cut short");
+    rc = ZSTD_decompressContinue(s->dctx_, out + done, raw_size - done, s->compressed_.data() + in, next);
+    if (!ZSTD_isError(rc)) done += rc;
+    in += next;
+  }
+  if (ZSTD_isError(rc)) return bad(std::string("does not decompress: ") + ZSTD_getErrorName(rc));
+  if (done < need) return bad("decompresses to the wrong size");
+  return Status::OK();
+}
+
+// Checks the hashes of frame f's pages at `slots` (ascending; null: the
+// first n pages) in `pages`.
+Status PackReader::CheckHashes(uint32_t f, const uint32_t* slots, size_t n, const std::string& pages,
+                               FrameScratch* s) const {
+  const FrameEntry& e = frames_[f];
+  auto slot = [&](size_t i) { return slots != nullptr ? slots[i] : uint32_t(i); };
+  const uint32_t first = slot(0), last = slot(n - 1);
+  if (!hashes_loaded()) SNAPSHOT_RETURN_IF_ERROR(ReadHashEntries(e.first_index + first, last - first + 1, &s->hashes_));
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t* page = reinterpret_cast<const uint8_t*>(pages.data()) + size_t(slot(i)) * page_size_;
     PageHash stored;
     if (hashes_loaded()) {
-      stored = hashes_[e.first_index + i];
+      stored = hashes_[e.first_index + slot(i)];
     } else {
-      ByteReader r(s.hashes_.data() + size_t(i) * 16, 16);
+      ByteReader r(s->hashes_.data() + size_t(slot(i) - first) * 16, 16);
       r.U64(&stored.lo);
       r.U64(&stored.hi);
     }
-    if (HashPage(secret_, page, page_size_) != stored) return bad("holds a page that fails its hash");
+    if (HashPage(secret_, page, page_size_) != stored) {
+      return Status::Corruption("pack " + path_ + " is damaged: frame " + std::to_string(f) +
+                                " holds a page that fails its hash");
+    }
   }
   return Status::OK();
+}
+
+Status PackReader::ReadFrame(uint32_t f, std::string* pages, FrameScratch* scratch) const {
+  FrameScratch local;
+  FrameScratch* s = scratch != nullptr ? scratch : &local;
+  const uint32_t count = frames_[f].page_count;
+  SNAPSHOT_RETURN_IF_ERROR(Decode(f, size_t(count) * page_size_, pages, s));
+  return CheckHashes(f, nullptr, count, *pages, s);
+}
+
+Status PackReader::ReadFramePages(uint32_t f, const std::vector<uint32_t>& slots, std::string* pages,
+                                  FrameScratch* scratch) const {
+  if (slots.empty()) return Status::OK();
+  if (slots.back() >= frames_[f].page_count || !std::is_sorted(slots.begin(), slots.end())) {
+    return Status::InvalidArgument("internal: pages outside the frame, or out of order");
+  }
+  FrameScratch local;
+  FrameScratch* s = scratch != nullptr ? scratch : &local;
+  SNAPSHOT_RETURN_IF_ERROR(Decode(f, size_t(slots.back() + 1) * page_size_, pages, s));
+  return CheckHashes(f, slots.data(), slots.size(), *pages, s);
 }
 
 }  // namespace snapshot

@@ -196,7 +196,7 @@ class FrameScratch {
   friend class PackReader;
   ZSTD_DCtx_s* dctx_ = nullptr;  // created on first use
   std::string compressed_;
-  std::string hashes_;  // the frame's entries of the page hash table, as stored
+  std::string hashes_;  // entries of the page hash table, as stored
 };
 
 // Reads pages back from a pack. Open checks the header, the footer and the
@@ -238,6 +238,16 @@ class PackReader {
   // `scratch` (optional) is reused from call to call: with both, decoding
   // allocates nothing. Thread-safe (one scratch per thread).
   Status ReadFrame(uint32_t f, std::string* pages, FrameScratch* scratch = nullptr) const;
+  // Reads only the pages at positions `slots` (ascending, within the frame)
+  // of frame `f`: checks the checksum of the whole compressed frame, but
+  // decompresses only as far as the last of `slots` and checks only those
+  // pages' hashes. Each page is left at its place in *pages (slot *
+  // page_size); the other bytes there are not checked and must not be used.
+  // A reader that needs a few pages of a frame, such as a restore of a
+  // snapshot whose pages share frames with older versions, skips the rest.
+  // Thread-safe (one scratch per thread).
+  Status ReadFramePages(uint32_t f, const std::vector<uint32_t>& slots, std::string* pages,
+                        FrameScratch* scratch = nullptr) const;
   // Reads frame `f`'s compressed bytes and checks their checksum only: a
   // frame that passes decompresses to the pages its index hashed.
   Status CheckFrame(uint32_t f) const;
@@ -245,6 +255,8 @@ class PackReader {
  private:
   PackReader() = default;
   Status ReadCompressed(uint32_t f, std::string* compressed) const;
+  Status Decode(uint32_t f, size_t need, std::string* pages, FrameScratch* s) const;
+  Status CheckHashes(uint32_t f, const uint32_t* slots, size_t n, const std::string& pages, FrameScratch* s) const;
   Status ReadHashEntries(uint32_t first, uint32_t n, std::string* out) const;
   Env* env_ = nullptr;
   std::string path_;
