@@ -299,6 +299,9 @@ class SnapshotImage {
     shared_cache_ = cache;
     shared_tag_ = store_tag;
   }
+  // Pack `id`, one this image refers to (opened by Store::OpenImage), for
+  // readers that decode its frames themselves (store/stored_order.h).
+  Status GetPack(uint64_t id, const PackReader** out) { return store_->GetPack(id, out); }
 
  private:
   friend class Store;
