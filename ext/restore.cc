@@ -18,6 +18,7 @@
 #include "store/coding.h"
 #include "store/format.h"
 #include "store/store.h"
+#include "store/stored_order.h"
 #include "vfs/internal_vfs.h"
 #include "vfs/journal_commit.h"
 #include "vfs/sqlite_format.h"
@@ -48,6 +49,8 @@ class ImageDatabase {
     return Status::OK();
   }
   sqlite3* db() const { return db_; }
+  // From now on, pages come from `bytes` (the whole image, checked).
+  void ServeFrom(const uint8_t* bytes) { source_.bytes = bytes; }
   // The store's own account of a failed read, when there is one.
   Status ReadError() const { return source_.error; }
 
@@ -127,80 +130,104 @@ Status RestoreThroughJournal(sqlite3* db, const char* schema, Store* store, Snap
     if (c.pages.size() == kMaxJournaledPages) return Status::NotSupported("too many pages differ to list them");
     c.pages.push_back(p);
   }
+  // The pages that differ, in the order the packs hold them: each frame
+  // decoded once, as far as the last of them (store/stored_order.h).
+  std::vector<uint8_t> page1(c.page_size), zeros;
   size_t written = 0;
-  c.new_content = [&](uint32_t pgno, uint8_t* out) -> Status {
-    progress->Update(++written, c.pages.size());
-    SNAPSHOT_RETURN_IF_ERROR(image->ReadPage(pgno, out));
-    if (pgno == 1) {
-      // What SQLite's own commit would write: the next change counter (so
-      // every other connection drops its cache), a new schema cookie (so
-      // each re-reads the schema), the page count, this library's version,
-      // and the live file's journal-mode bytes.
-      const uint32_t counter = LoadU32BE(live_header + kDbHeaderChangeCounterOffset) + 1;
-      StoreU32BE(out + kDbHeaderChangeCounterOffset, counter);
-      StoreU32BE(out + kDbHeaderVersionValidForOffset, counter);
-      StoreU32BE(out + kDbHeaderSqliteVersionOffset, uint32_t(sqlite3_libversion_number()));
-      StoreU32BE(out + kDbHeaderPageCountOffset, c.new_page_count);
-      StoreU32BE(out + kDbHeaderSchemaCookieOffset, LoadU32BE(live_header + kDbHeaderSchemaCookieOffset) + 1);
-      out[kDbHeaderWriteVersionOffset] = live_header[kDbHeaderWriteVersionOffset];
-      out[kDbHeaderReadVersionOffset] = live_header[kDbHeaderReadVersionOffset];
-    }
-    return Status::OK();
+  c.write_pages = [&](const JournalCommit::PageWriter& write) -> Status {
+    return ReadInStoredOrder(image, &c.pages, [&](uint32_t first_pgno, uint32_t n, const uint8_t* data) -> Status {
+      written += n;
+      progress->Update(written, c.pages.size());
+      if (data == nullptr) {  // stored nowhere: zeros
+        zeros.resize(size_t(n) * c.page_size);
+        data = zeros.data();
+      }
+      if (first_pgno == 1) {
+        // What SQLite's own commit would write: the next change counter (so
+        // every other connection drops its cache), a new schema cookie (so
+        // each re-reads the schema), the page count, this library's version,
+        // and the live file's journal-mode bytes.
+        std::memcpy(page1.data(), data, c.page_size);
+        uint8_t* out = page1.data();
+        const uint32_t counter = LoadU32BE(live_header + kDbHeaderChangeCounterOffset) + 1;
+        StoreU32BE(out + kDbHeaderChangeCounterOffset, counter);
+        StoreU32BE(out + kDbHeaderVersionValidForOffset, counter);
+        StoreU32BE(out + kDbHeaderSqliteVersionOffset, uint32_t(sqlite3_libversion_number()));
+        StoreU32BE(out + kDbHeaderPageCountOffset, c.new_page_count);
+        StoreU32BE(out + kDbHeaderSchemaCookieOffset, LoadU32BE(live_header + kDbHeaderSchemaCookieOffset) + 1);
+        out[kDbHeaderWriteVersionOffset] = live_header[kDbHeaderWriteVersionOffset];
+        out[kDbHeaderReadVersionOffset] = live_header[kDbHeaderReadVersionOffset];
+        SNAPSHOT_RETURN_IF_ERROR(write(1, 1, out));
+        first_pgno++;
+        n--;
+        data += c.page_size;
+      }
+      return n > 0 ? write(first_pgno, n, data) : Status::OK();
+    });
   };
   return CommitThroughJournal(c);
 }
 
-// Writes every page of `image` to `out` (a new, empty file), in the order
-// the packs store the pages rather than in page order. A snapshot many
-// snapshots after a full one has its pages spread over many packs, merged
-// packs holding older versions beside them; read in page order, its frames
-// would be decoded as often as the page order goes back to them, or held
-// all at once. In stored order each frame is decoded once, into the one
-// buffer the image keeps, and every page is still hash-checked (by
-// SnapshotImage::ReadPage, on the frame). Pages go out in runs of
-// consecutive page numbers, one write per run.
+// A database of up to kWholeImageBytes is gathered whole in memory (the
+// memory the page-order reader's frame cache used to take) and written or
+// served from there: a snapshot many snapshots after a full one comes in
+// hundreds of runs of pages, and a write each cost it more than its extra
+// frames.
+constexpr uint64_t kWholeImageBytes = uint64_t(64) << 20;
+bool FitsInMemory(const SnapshotInfo& info) { return info.db_bytes() <= kWholeImageBytes; }
+
+// Reads every page of `image` into `out` (db_bytes() bytes; need not be
+// zero-filled: every byte is written), in the order the packs store them
+// (store/stored_order.h: each frame decoded once, and only as far as the
+// last page this snapshot holds in it; every page hash-checked).
+Status GatherImage(SnapshotImage* image, uint8_t* out, InterruptCheck* interrupt, ProgressFile* progress) {
+  const uint32_t page_size = image->info().page_size;
+  uint64_t done = 0;
+  return ReadInStoredOrder(image, nullptr, [&](uint32_t first_pgno, uint32_t n, const uint8_t* data) -> Status {
+    if (interrupt != nullptr) SNAPSHOT_RETURN_IF_ERROR(interrupt->Poll(1));
+    uint8_t* to = out + uint64_t(first_pgno - 1) * page_size;
+    if (data != nullptr) {
+      std::memcpy(to, data, size_t(n) * page_size);
+    } else {
+      std::memset(to, 0, size_t(n) * page_size);
+    }
+    done += n;
+    progress->Update(done, image->info().page_count);
+    return Status::OK();
+  });
+}
+
+// Writes every page of `image` to `out` (a new, empty file): gathered and
+// written at once if it fits in memory, else run by run, in stored order,
+// straight from each frame.
 Status WriteInStoredOrder(SnapshotImage* image, WritableFile* out, InterruptCheck* interrupt,
                           ProgressFile* progress) {
   const uint32_t page_size = image->info().page_size;
   const uint64_t total = image->info().page_count;
-  std::vector<Extent> runs = image->manifest().extents;  // they tile pages 1..page_count (checked on decode)
-  std::stable_sort(runs.begin(), runs.end(), [](const Extent& a, const Extent& b) {
-    return std::tie(a.pack, a.first_index) < std::tie(b.pack, b.first_index);
-  });
-  // One frame's worth of pages at a time: the image need keep no more.
-  image->SetCacheBytes(1);
-  // Not zero-filled: every byte is written before it is used. A database
-  // of up to kWholeImageBytes is gathered whole and written at once (the
-  // memory the page-order reader's frame cache used to take): a snapshot
-  // many snapshots after a full one has hundreds of runs, and a write each
-  // cost it more than its extra frames.
-  constexpr uint64_t kWholeImageBytes = uint64_t(64) << 20;
-  const bool whole = total * page_size <= kWholeImageBytes;
-  const uint32_t per_write = whole ? uint32_t(total) : std::max<uint32_t>(1, uint32_t((256 << 10) / page_size));
-  std::unique_ptr<uint8_t[]> buffer(new uint8_t[size_t(std::min<uint64_t>(per_write, total)) * page_size + 1]);
-  uint8_t* const data = buffer.get();
-  uint64_t done = 0;
-  for (const Extent& e : runs) {
-    for (uint32_t at = 0; at < e.page_count;) {
-      const uint32_t n = std::min(per_write, e.page_count - at);
-      SNAPSHOT_RETURN_IF_ERROR(interrupt->Poll(1));
-      uint8_t* const to = whole ? data + size_t(e.first_pgno + at - 1) * page_size : data;
-      if (e.pack == 0) {
-        std::memset(to, 0, size_t(n) * page_size);
-      } else {
-        for (uint32_t i = 0; i < n; i++) {
-          SNAPSHOT_RETURN_IF_ERROR(image->ReadPage(e.first_pgno + at + i, to + size_t(i) * page_size));
-        }
-      }
-      if (!whole) {
-        SNAPSHOT_RETURN_IF_ERROR(out->WriteAt(uint64_t(e.first_pgno + at - 1) * page_size, to, size_t(n) * page_size));
-      }
-      at += n;
-      done += n;
-      progress->Update(done, total);
-    }
+  if (FitsInMemory(image->info())) {
+    std::unique_ptr<uint8_t[]> bytes(new uint8_t[size_t(image->info().db_bytes()) + 1]);
+    SNAPSHOT_RETURN_IF_ERROR(GatherImage(image, bytes.get(), interrupt, progress));
+    return out->Append(bytes.get(), size_t(image->info().db_bytes()));
   }
-  return whole ? out->Append(data, size_t(total) * page_size) : Status::OK();
+  std::unique_ptr<uint8_t[]> zeros;
+  constexpr uint32_t kZeroPages = 64;
+  uint64_t done = 0;
+  return ReadInStoredOrder(image, nullptr, [&](uint32_t first_pgno, uint32_t n, const uint8_t* data) -> Status {
+    SNAPSHOT_RETURN_IF_ERROR(interrupt->Poll(1));
+    const uint64_t offset = uint64_t(first_pgno - 1) * page_size;
+    if (data != nullptr) {
+      SNAPSHOT_RETURN_IF_ERROR(out->WriteAt(offset, data, size_t(n) * page_size));
+    } else {
+      if (!zeros) zeros.reset(new uint8_t[size_t(kZeroPages) * page_size]());
+      for (uint32_t at = 0; at < n; at += kZeroPages) {
+        const uint32_t k = std::min(kZeroPages, n - at);
+        SNAPSHOT_RETURN_IF_ERROR(out->WriteAt(offset + uint64_t(at) * page_size, zeros.get(), size_t(k) * page_size));
+      }
+    }
+    done += n;
+    progress->Update(done, total);
+    return Status::OK();
+  });
 }
 
 // A snapshot larger than SQLite allows a database is refused before
@@ -265,7 +292,8 @@ class RestoreEnds {
 // snapshot is taken back: a failed call changes nothing (RestoreEnds).
 Status RestoreInto(sqlite3* db, const char* schema, const ConnectionSettings& settings, SnapshotImage* image,
                    uint64_t* pre_restore_id) {
-  ImageDatabase source;  // outlives the backup reading it
+  std::unique_ptr<uint8_t[]> whole;  // the image gathered in memory, when it is served from there
+  ImageDatabase source;  // both outlive the backup reading them
   RestoreEnds ends(db, schema, settings, pre_restore_id);
   std::unique_ptr<Store>& store = ends.store;
   sqlite3_backup*& backup = ends.backup;
@@ -319,6 +347,17 @@ Status RestoreInto(sqlite3* db, const char* schema, const ConnectionSettings& se
         s = RestoreThroughJournal(db, schema, store.get(), image, *pre_restore_id, progress.get());
         copied = s.code() != Status::Code::kNotSupported;
         if (!copied) s = Status::OK();
+      }
+      // Copying every page: gathered first in stored order when the image
+      // fits in memory, instead of read in the page order the backup asks.
+      if (s.ok() && !copied && FitsInMemory(image->info())) {
+        whole.reset(new uint8_t[size_t(image->info().db_bytes()) + 1]);
+        s = GatherImage(image, whole.get(), nullptr, progress.get());
+        if (s.ok()) {
+          source.ServeFrom(whole.get());
+        } else if (s.IsCorruption()) {
+          s = Status::Corruption(s.message() + "; the database was not changed");
+        }
       }
       while (s.ok() && !copied && (rc = sqlite3_backup_step(backup, 1024)) == SQLITE_OK) {
         const int total = sqlite3_backup_pagecount(backup);
@@ -382,8 +421,11 @@ Status RestoreLive(sqlite3* db, const char* schema, const ConnectionSettings& se
   std::unique_ptr<SnapshotImage> image;
   if (s.ok()) s = OpenStore(db, schema, settings, StoreAccess::kRead, &reader);
   if (s.ok()) s = ResolveId(reader.get(), requested, &id);
-  if (s.ok()) s = reader->Verify(id);
   if (s.ok()) s = reader->OpenImage(id, &image);
+  // Every frame the restore may read, read and checksummed now but not
+  // decompressed: the restore decodes each once as it writes, and the
+  // pages are hash-checked then (what fails then is rolled back).
+  if (s.ok()) s = CheckStoredFrames(image.get(), nullptr);
   if (s.ok()) s = CheckFitsSqlite(id, image->info().page_count, "the database was not changed");
   if (s.ok()) reader->ReleaseLock();
   if (s.ok()) s = RestoreInto(db, schema, settings, image.get(), &pre_id);

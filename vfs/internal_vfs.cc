@@ -42,7 +42,12 @@ int ImageRead(sqlite3_file* f, void* out, int amount, sqlite3_int64 offset) {
     return SQLITE_IOERR_SHORT_READ;
   }
   const size_t n = size_t(std::min<uint64_t>(uint64_t(amount), size - uint64_t(offset)));
-  Status s = src->image->Read(uint64_t(offset), n, static_cast<uint8_t*>(out));
+  Status s;
+  if (src->bytes != nullptr) {
+    std::memcpy(out, src->bytes + offset, n);
+  } else {
+    s = src->image->Read(uint64_t(offset), n, static_cast<uint8_t*>(out));
+  }
   if (!s.ok()) {
     if (src->error.ok()) src->error = s;
     return SQLITE_IOERR_READ;

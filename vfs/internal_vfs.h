@@ -28,6 +28,9 @@ constexpr char kCaptureVfsName[] = "snapshot_capture";
 
 struct ImageSource {
   SnapshotImage* image = nullptr;
+  // The image's bytes, when the caller gathered them in memory (already
+  // hash-checked): served from there instead of through `image`.
+  const uint8_t* bytes = nullptr;
   Status error;  // first read failure, for the SQL error message
 };
 

@@ -114,12 +114,39 @@ Status CommitThroughJournal(const JournalCommit& c) {
 
   // 2. The new pages. From here on a failure leaves the journal hot, and
   //    SQLite rolls the database back at its next access.
-  std::vector<uint8_t> page(ps);
-  for (uint32_t p : c.pages) {
-    Status s = c.new_content(p, page.data());
-    if (!s.ok()) return Status::IOError(s.message() + "; SQLite will roll the database back from its journal");
-    rc = c.db->pMethods->xWrite(c.db, page.data(), int(ps), sqlite3_int64(p - 1) * ps);
-    if (rc != SQLITE_OK) return IoStatus(rc, "cannot write the database; SQLite will roll it back from its journal");
+  //    Only journaled pages may be written, each once, and all of them:
+  //    anything else would commit a mix that no rollback or restore meant.
+  std::vector<bool> written(c.pages.size());
+  size_t written_count = 0;
+  Status write_error;
+  const JournalCommit::PageWriter write = [&](uint32_t first_pgno, uint32_t n, const uint8_t* data) -> Status {
+    for (uint32_t i = 0; i < n; i++) {
+      const uint32_t p = first_pgno + i;
+      const auto it = std::lower_bound(c.pages.begin(), c.pages.end(), p);
+      const size_t at = size_t(it - c.pages.begin());
+      if (it == c.pages.end() || *it != p || written[at]) {
+        write_error = Status::InvalidArgument("internal: page " + std::to_string(p) +
+                                              " is not to be written, or written twice; SQLite will roll the "
+                                              "database back from its journal");
+        return write_error;
+      }
+      // A page at a time, as SQLite's pager writes.
+      rc = c.db->pMethods->xWrite(c.db, data + size_t(i) * ps, int(ps), sqlite3_int64(p - 1) * ps);
+      if (rc != SQLITE_OK) {
+        write_error = IoStatus(rc, "cannot write the database; SQLite will roll it back from its journal");
+        return write_error;
+      }
+      written[at] = true;
+      written_count++;
+    }
+    return Status::OK();
+  };
+  Status s = c.write_pages(write);
+  if (!write_error.ok()) return write_error;
+  if (!s.ok()) return Status::IOError(s.message() + "; SQLite will roll the database back from its journal");
+  if (written_count != c.pages.size()) {
+    return Status::InvalidArgument("internal: not every page was written; SQLite will roll the database back from "
+                                   "its journal");
   }
   if (c.new_page_count < c.old_page_count) {
     rc = c.db->pMethods->xTruncate(c.db, sqlite3_int64(c.new_page_count) * ps);

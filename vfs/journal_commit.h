@@ -36,8 +36,14 @@ struct JournalCommit {
   // Pages to write, ascending, each in 1..new_page_count (never the
   // lock-byte page).
   std::vector<uint32_t> pages;
-  // Fills `out` (page_size bytes) with the new content of page pgno.
-  std::function<Status(uint32_t pgno, uint8_t* out)> new_content;
+  // Writes n pages from first_pgno (page_size bytes each, one after another
+  // in `data`) into the database; refuses a page not in `pages` or written
+  // before.
+  using PageWriter = std::function<Status(uint32_t first_pgno, uint32_t n, const uint8_t* data)>;
+  // Produces the new content: calls `write` for every page in `pages`,
+  // once each, in any order (a restore writes them in the order its store
+  // holds them). Called once the journal is durable.
+  std::function<Status(const PageWriter& write)> write_pages;
 };
 
 Status CommitThroughJournal(const JournalCommit& commit);

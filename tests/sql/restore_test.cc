@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "store/pack.h"
 #include "store/store.h"
 #include "tests/shim_vfs.h"
 #include "tests/sql/sql_test_util.h"
@@ -186,6 +187,97 @@ TEST_F(SqlRestoreTo, EverySnapshotOfACompactedStoreComesBackByteForByte) {
     EXPECT_EQ(std::to_string(id), RestoreTo(w, out, int64_t(id)));
     EXPECT_EQ("", SameBytes(ReadFile(out), images[id])) << "snapshot " << id;
   }
+}
+
+// snapshot_restore reads the pages it writes in stored order too (through
+// its own journal in rollback mode, gathered and copied by sqlite3_backup
+// in WAL mode): after a compaction every snapshot comes back whole.
+class SqlRestoreInPlace : public SqlFixture, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(SqlRestoreInPlace, EverySnapshotOfACompactedStoreComesBack) {
+  Conn w(DbPath());
+  Ok(w, "PRAGMA journal_mode=" + GetParam());
+  Fill(w, "t", 6000);
+  std::vector<std::string> digests{""};  // by snapshot id
+  EXPECT_EQ(1, Backup(w, "full"));
+  digests.push_back(Digest(w));
+  for (int k = 1; k <= 6; k++) {
+    Ok(w, "UPDATE t SET a = 'change " + std::to_string(k) + "' WHERE id % 97 = " + std::to_string(k));
+    if (k == 3) Fill(w, "t", 300);
+    if (k == 5) Ok(w, "DELETE FROM t WHERE id > 5000");  // and one that shrinks the file
+    EXPECT_EQ(int64_t(digests.size()), Backup(w));
+    digests.push_back(Digest(w));
+  }
+  {
+    snapshot::StoreOptions o;
+    o.dir = StoreDir();
+    o.db_name = "app.db";
+    o.exclusive = true;
+    std::unique_ptr<snapshot::Store> store;
+    ASSERT_TRUE(snapshot::Store::Open(o, &store).ok());
+    ASSERT_TRUE(store->Compact().ok());
+  }
+  Conn other(DbPath());  // sees each restore at its next transaction
+  for (int64_t id : {3, 1, 7, 2, 6}) {
+    EXPECT_EQ(id, Restore(w, id));
+    EXPECT_EQ(digests[size_t(id)], Digest(w)) << "snapshot " << id;
+    EXPECT_EQ(digests[size_t(id)], Digest(other)) << "snapshot " << id;
+    EXPECT_EQ("ok", Integrity(other));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(SqlModes, SqlRestoreInPlace, ::testing::Values("DELETE", "WAL"), ModeName);
+
+// A restore decodes a frame only up to the last page it needs from it, but
+// checks the whole frame: damage after that page is still reported, and
+// neither restore writes anything.
+TEST_F(SqlRestoreTo, DamageAfterTheLastPageNeededFromAFrameIsReportedAndNothingWritten) {
+  Conn a(DbPath());
+  Ok(a, "PRAGMA journal_mode=DELETE");
+  Fill(a, "t", 6000);
+  EXPECT_EQ(1, Backup(a, "full"));
+  Ok(a, "UPDATE t SET b = randomblob(200) WHERE id > 3000");  // the tail of a frame of pack 1 changes
+  EXPECT_EQ(2, Backup(a));
+  Ok(a, "UPDATE t SET a = 'live' WHERE id % 10 = 0");
+  const std::string live = ReadFile(DbPath());
+
+  // The frame of pack 1 that snapshot 2 reads least of: a partial decode
+  // stops far from its end.
+  snapshot::StoreOptions o;
+  o.dir = StoreDir();
+  o.db_name = "app.db";
+  std::unique_ptr<snapshot::Store> store;
+  ASSERT_TRUE(snapshot::Store::Open(o, &store).ok());
+  std::unique_ptr<snapshot::SnapshotImage> image;
+  ASSERT_TRUE(store->OpenImage(2, &image).ok());
+  std::unique_ptr<snapshot::PackReader> pack;
+  const uint8_t secret[snapshot::kHashSecretSize] = {};
+  ASSERT_TRUE(snapshot::PackReader::Open(snapshot::Env::Default(), PackPath(StoreDir(), 1), 1, secret, &pack).ok());
+  std::vector<int64_t> last_needed(pack->frames().size(), -1);
+  for (const snapshot::Extent& e : image->manifest().extents) {
+    if (e.pack != 1) continue;
+    const uint32_t f = pack->FrameOf(e.first_index + e.page_count - 1);
+    last_needed[f] = std::max<int64_t>(last_needed[f], e.first_index + e.page_count - 1 - pack->frames()[f].first_index);
+  }
+  int64_t victim = -1;
+  for (size_t f = 0; f < last_needed.size(); f++) {
+    if (last_needed[f] >= 0 && last_needed[f] + 64 < int64_t(pack->frames()[f].page_count)) victim = int64_t(f);
+  }
+  ASSERT_GE(victim, 0) << "no frame that snapshot 2 reads only the start of";
+  const snapshot::FrameEntry frame = pack->frames()[size_t(victim)];
+  image.reset();
+  pack.reset();
+  store.reset();
+  FlipByte(PackPath(StoreDir(), 1), frame.offset + frame.compressed_size - 3);
+
+  const std::string out = Path("r.db");
+  const std::string t = RestoreTo(a, out, 2);
+  EXPECT_TRUE(IsError(t)) << t;
+  EXPECT_TRUE(Contains(t, "damaged")) << t;
+  for (const std::string& name : FilesIn(dir_.path())) EXPECT_NE(0u, name.rfind("r.db", 0)) << "left " << name;
+  ExpectRefused(a, "SELECT snapshot_restore(2)", {"damaged"}, StoreDir());
+  EXPECT_TRUE(ReadFile(DbPath()) == live) << "a refused restore changed the database file";
+  EXPECT_FALSE(Exists(DbPath() + "-journal"));
 }
 
 INSTANTIATE_TEST_SUITE_P(SqlRestoreShapes, SqlCrash,

@@ -61,9 +61,14 @@ class JournalCommitTest : public ::testing::Test {
     c.old_page_count = uint32_t(old_image_.size() / kPageSize);
     c.new_page_count = uint32_t(new_image_.size() / kPageSize);
     for (uint32_t p = 1; p <= c.new_page_count; p++) c.pages.push_back(p);
-    c.new_content = [&](uint32_t pgno, uint8_t* out) {
-      if (before_page) before_page(pgno);
-      new_image_.copy(reinterpret_cast<char*>(out), kPageSize, size_t(pgno - 1) * kPageSize);
+    // Last page first: a restore writes pages in the order its store holds
+    // them, and the commit must not depend on the order.
+    c.write_pages = [&](const snapshot::JournalCommit::PageWriter& write) {
+      for (auto p = c.pages.rbegin(); p != c.pages.rend(); ++p) {
+        if (before_page) before_page(*p);
+        const auto* data = reinterpret_cast<const uint8_t*>(new_image_.data()) + size_t(*p - 1) * kPageSize;
+        SNAPSHOT_RETURN_IF_ERROR(write(*p, 1, data));
+      }
       return snapshot::Status::OK();
     };
     return snapshot::CommitThroughJournal(c);
@@ -115,6 +120,40 @@ TEST_F(JournalCommitTest, SqliteRollsBackACommitKilledHalfway) {
   ASSERT_NE(std::vector<uint32_t>{}, ChangedPages(old_image_, ReadFile(old_path_), kPageSize))
       << "new pages were written over the old";
   ExpectOldDatabase();
+}
+
+// A writer that leaves a listed page out (or writes one not listed) would
+// commit a mix of two images: refused, and rolled back like a failure.
+TEST_F(JournalCommitTest, ACommitMissingAPageIsRolledBack) {
+  MakeImages("UPDATE t SET v = randomblob(300) WHERE id % 3 = 0;"
+             " INSERT INTO t SELECT id + 1000, randomblob(300) FROM t");
+  for (const bool extra : {false, true}) {
+    sqlite3* db = OpenPlain(old_path_);
+    ASSERT_EQ("", Exec(db, "BEGIN EXCLUSIVE"));
+    snapshot::JournalCommit c;
+    ASSERT_EQ(SQLITE_OK, sqlite3_file_control(db, "main", SQLITE_FCNTL_VFS_POINTER, &c.vfs));
+    c.journal_name = sqlite3_filename_journal(sqlite3_db_filename(db, "main"));
+    c.db = MainFile(db);
+    c.page_size = kPageSize;
+    c.old_page_count = uint32_t(old_image_.size() / kPageSize);
+    c.new_page_count = uint32_t(new_image_.size() / kPageSize);
+    for (uint32_t p = 1; p <= c.new_page_count; p += 2) c.pages.push_back(p);
+    c.write_pages = [&](const snapshot::JournalCommit::PageWriter& write) {
+      for (uint32_t p : c.pages) {
+        if (p == c.pages.back() && !extra) break;
+        const auto* data = reinterpret_cast<const uint8_t*>(new_image_.data()) + size_t(p - 1) * kPageSize;
+        SNAPSHOT_RETURN_IF_ERROR(write(p, extra && p == c.pages.back() ? 2 : 1, data));
+      }
+      return snapshot::Status::OK();
+    };
+    const snapshot::Status s = snapshot::CommitThroughJournal(c);
+    EXPECT_FALSE(s.ok()) << (extra ? "a page not listed was written" : "a listed page was left out");
+    EXPECT_NE(std::string::npos, s.message().find("roll")) << s.message();
+    ASSERT_TRUE(Exists(old_path_ + "-journal")) << "a hot journal";
+    ASSERT_EQ("", Exec(db, "ROLLBACK"));
+    sqlite3_close(db);
+    ExpectOldDatabase();
+  }
 }
 
 // The database's sync fails after a truncation cut pages off: the journal
