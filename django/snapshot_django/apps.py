@@ -70,6 +70,16 @@ def apply_auto_setting(alias, raw):
         raw.execute("SELECT snapshot_auto(?)", (int(seconds),)).fetchall()
 
 
+def apply_remote_key_setting():
+    """SNAPSHOT_REMOTE_KEY_FILE: the file holding the key that encrypts the
+    remote copy. The extension reads the file's name from the environment
+    variable of the same name (never the key itself), so the setting is put
+    there before any connection opens."""
+    key_file = getattr(settings, "SNAPSHOT_REMOTE_KEY_FILE", None)
+    if key_file:
+        os.environ["SNAPSHOT_REMOTE_KEY_FILE"] = str(key_file)
+
+
 # Database aliases whose remote this process has set.
 _remote_applied = set()
 
@@ -129,6 +139,7 @@ class SnapshotConfig(AppConfig):
     verbose_name = "SQLite snapshots"
 
     def ready(self):
+        apply_remote_key_setting()
         # SNAPSHOT_VFS = False keeps SQLite's default VFS: snapshots then
         # read every page, and in rollback-journal mode writers wait for them.
         if getattr(settings, "SNAPSHOT_VFS", True) and any(

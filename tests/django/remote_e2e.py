@@ -280,6 +280,31 @@ def run(tmp, url):
     check("the recovery is logged", len(recovered) == 1 and url in recovered[0] and "work again" in recovered[0],
           [r.getMessage() for r in log.records])
 
+    # SNAPSHOT_REMOTE_KEY_FILE: an encrypted copy (a prefix of its own: a
+    # remote is encrypted or not from its first push), restored with the
+    # key and refused without it.
+    key_file = os.path.join(tmp, "app.key")
+    with open(os.open(key_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+        f.write(os.urandom(32).hex())
+    sealed = f"{url}-encrypted"
+    with environment(E2E_SNAPSHOT_REMOTE=sealed, E2E_SNAPSHOT_REMOTE_KEY_FILE=key_file):
+        p = manage("snapshot_push")
+        check("with SNAPSHOT_REMOTE_KEY_FILE, snapshot_push uploads an encrypted copy",
+              p.returncode == 0 and "uploaded" in p.stdout and sealed in p.stdout, p.stdout + p.stderr)
+        d = os.path.join(tmp, "d")
+        os.makedirs(os.path.join(d, "store"))
+        with environment(E2E_DB_PATH=os.path.join(d, "db.sqlite3"), SNAPSHOT_DIR=os.path.join(d, "store")):
+            p = manage("snapshot_restore", "--from", "--yes")
+        check("with the key, snapshot_restore --from restores it byte-exact", p.returncode == 0
+              and filecmp.cmp(db_a, os.path.join(d, "db.sqlite3"), shallow=False), p.stdout + p.stderr)
+    e = os.path.join(tmp, "e")
+    os.makedirs(os.path.join(e, "store"))
+    with environment(E2E_DB_PATH=os.path.join(e, "db.sqlite3"), SNAPSHOT_DIR=os.path.join(e, "store")):
+        p = manage("snapshot_restore", "--from", sealed, "--yes")
+    check("without the key, the restore says so and creates nothing",
+          p.returncode != 0 and "SNAPSHOT_REMOTE_KEY_FILE" in p.stderr and os.listdir(e) == ["store"],
+          p.stderr + str(os.listdir(e)))
+
 
 def main():
     args = sys.argv[1:]
@@ -305,7 +330,8 @@ def main():
         check(f"no unexpected error ({type(e).__name__}: {e})", False)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        remove_prefix(endpoint, url)
+        for prefix in (url, f"{url}-encrypted"):
+            remove_prefix(endpoint, prefix)
     print(f"{run_e2e.passed} passed, {run_e2e.failed} failed")
     return 1 if run_e2e.failed else 0
 

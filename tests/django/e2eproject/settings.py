@@ -41,3 +41,5 @@ if os.environ.get("E2E_AUTO_SECONDS"):
 # remote_e2e.py: the store's remote copy (snapshot_push, snapshot_restore --from).
 if os.environ.get("E2E_SNAPSHOT_REMOTE") is not None:
     SNAPSHOT_REMOTE = os.environ["E2E_SNAPSHOT_REMOTE"]
+if os.environ.get("E2E_SNAPSHOT_REMOTE_KEY_FILE"):
+    SNAPSHOT_REMOTE_KEY_FILE = os.environ["E2E_SNAPSHOT_REMOTE_KEY_FILE"]
