@@ -61,10 +61,7 @@ class Command(db.SnapshotCommand):
                     "not confirmed; nothing was changed")
         pre = db.restore(connection, snap.id)  # the id chosen above, even if a backup lands meanwhile
         self.stdout.write(f"Restored {what} to {path}")
-        if pre is not None:
-            self.stdout.write(
-                f"The replaced state is snapshot {pre.id} (pre-restore); to undo: {db.restore_command(connection, pre.id)}"
-            )
+        self.write_undo(connection, pre)
 
     def restore_from_remote(self, options):
         url = options["remote"] or db.configured_remote()
@@ -81,7 +78,7 @@ class Command(db.SnapshotCommand):
         if not os.path.exists(path):
             # SQLite would roll such a journal, or a WAL's frames, of a database
             # that is gone into the new file; the tracking file would describe it.
-            leftovers = [path + suffix for suffix in ("-journal", "-wal", "-snaptrack") if os.path.exists(path + suffix)]
+            leftovers = [path + end for end in ("-journal", "-wal", "-snaptrack") if os.path.exists(path + end)]
             if leftovers:
                 raise CommandError(
                     f"{path} does not exist but {', '.join(leftovers)} does, left by a database that is gone: "
@@ -107,11 +104,16 @@ class Command(db.SnapshotCommand):
             # local store, and the ordinary live restore puts it in place and
             # keeps the replaced state as 'pre-restore'.
             connection.ensure_connection()
-            local_id = db.query(connection, "SELECT snapshot_import(%s, %s)", [fetched, f"from-remote-{remote_id}"])[0][0]
+            label = f"from-remote-{remote_id}"
+            local_id = db.query(connection, "SELECT snapshot_import(%s, %s)", [fetched, label])[0][0]
             pre = db.restore(connection, local_id)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         self.stdout.write(f"Restored {what} to {path} (kept in {db.store_dir(connection)} as snapshot {local_id})")
+        self.write_undo(connection, pre)
+
+    def write_undo(self, connection, pre):
+        """How to undo a restore: its 'pre-restore' snapshot."""
         if pre is not None:
             self.stdout.write(
                 f"The replaced state is snapshot {pre.id} (pre-restore); to undo: {db.restore_command(connection, pre.id)}"
