@@ -4,10 +4,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include "remote/md5.h"
@@ -99,6 +101,8 @@ bool KeyId(const std::string& key, uint64_t* id, const char** suffix) {
 
 std::string PackKey(uint64_t id) { return std::string(kPackDirName) + "/" + FileNameForId(id, kPackSuffix); }
 
+constexpr int kLockRetryMs = 5;  // between tries of the store's lock
+
 AtomicWriteOptions NoSync() {
   AtomicWriteOptions o;
   o.sync = false;  // a private copy, read back at once and removed
@@ -170,13 +174,22 @@ Status Replicator::ListUnderLock(Listing* l) {
   // A fork waits while this thread holds the store's lock: a child would
   // otherwise inherit it with the descriptor and hold it forever.
   InstallForkGuard();
-  std::lock_guard<std::mutex> no_fork(ListingMu());
+  // Tried without waiting, under the mutex, and waited for between tries
+  // without it: a fork never waits for the store's lock, only for a listing.
+  std::unique_lock<std::mutex> no_fork(ListingMu(), std::defer_lock);
   StoreOptions o;
   o.env = env_;
   o.dir = store_dir_;
-  o.lock_timeout_ms = lock_timeout_ms_;
+  o.lock_timeout_ms = 0;
   std::unique_ptr<Store> store;
-  Status s = Store::Open(o, &store);
+  Status s;
+  for (int waited_ms = 0;; waited_ms += kLockRetryMs) {
+    no_fork.lock();
+    s = Store::Open(o, &store);
+    if (s.code() != Status::Code::kBusy || waited_ms >= lock_timeout_ms_ || remote_->Cancelled()) break;
+    no_fork.unlock();
+    std::this_thread::sleep_for(std::chrono::milliseconds(kLockRetryMs));
+  }
   const std::string store_path = JoinPath(store_dir_, kStoreFileName);
   if (s.ok() && !env_->FileExists(store_path)) s = Status::NotFound("no snapshot has been taken yet");
   if (!s.ok()) return Within(s, "the snapshot store " + store_dir_);
