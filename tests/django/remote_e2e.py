@@ -97,22 +97,37 @@ def document_names(db_path):
         con.close()
 
 
-def remove_prefix(endpoint, url):
-    """Best effort: deletes the objects under `url` through Swift's own API
-    (the test server's; tempauth's user is the S3 access key)."""
-    bucket, _, prefix = url[len("s3://"):].partition("/")
-    try:
+class Swift:
+    """The test server's own API (Swift: tempauth's user is the S3 access
+    key), to list and delete objects behind the S3 interface's back."""
+
+    def __init__(self, endpoint):
         auth = urllib.request.Request(f"{endpoint}/auth/v1.0", headers={
             "X-Auth-User": os.environ["AWS_ACCESS_KEY_ID"], "X-Auth-Key": os.environ["AWS_SECRET_ACCESS_KEY"]})
         with urllib.request.urlopen(auth, timeout=30) as r:
-            token, storage = r.headers["X-Auth-Token"], r.headers["X-Storage-Url"]
-        listing = f"{storage}/{bucket}?format=json&prefix={urllib.parse.quote(prefix + '/')}"
-        with urllib.request.urlopen(urllib.request.Request(listing, headers={"X-Auth-Token": token}), timeout=30) as r:
-            names = [o["name"] for o in json.load(r)]
-        for name in names:
-            urllib.request.urlopen(urllib.request.Request(
-                f"{storage}/{bucket}/{urllib.parse.quote(name)}", method="DELETE", headers={"X-Auth-Token": token}),
-                timeout=30).close()
+            self.token, self.storage = r.headers["X-Auth-Token"], r.headers["X-Storage-Url"]
+
+    def call(self, method, path):
+        request = urllib.request.Request(f"{self.storage}/{path}", method=method, headers={"X-Auth-Token": self.token})
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.read()
+
+    def keys(self, url):
+        """The names of the objects under s3://bucket/prefix, with the bucket."""
+        bucket, _, prefix = url[len("s3://"):].partition("/")
+        listing = self.call("GET", f"{bucket}?format=json&prefix={urllib.parse.quote(prefix + '/')}")
+        return [f"{bucket}/{o['name']}" for o in json.loads(listing)]
+
+    def delete(self, key):
+        self.call("DELETE", urllib.parse.quote(key))
+
+
+def remove_prefix(endpoint, url):
+    """Best effort: deletes the objects under `url`."""
+    try:
+        swift = Swift(endpoint)
+        for key in swift.keys(url):
+            swift.delete(key)
     except Exception as e:  # leftovers are only the test server's
         print(f"      (could not remove {url}: {e})")
 
@@ -171,6 +186,10 @@ def run(tmp, url):
     check("manage.py snapshot_list shows where", rows and all(r[-1] == "both" for r in rows), out.getvalue())
     out = push_here()
     check("a second snapshot_push sends nothing", "already held every file" in out, out)
+    out = io.StringIO()
+    call_command("snapshot_verify", "--from", stdout=out)
+    check("snapshot_verify --from checks the store's remote copy", out.getvalue().strip() == f"verify {url}: ok",
+          out.getvalue())
 
     # Now with a remote, this process's snapshots upload in the background
     # too; snapshot_push returns once the remote holds them, either way.
@@ -306,6 +325,17 @@ def run(tmp, url):
     check("without the key, the restore says so and creates nothing",
           p.returncode != 0 and "SNAPSHOT_REMOTE_KEY_FILE" in p.stderr and os.listdir(e) == ["store"],
           p.stderr + str(os.listdir(e)))
+
+    # A pack deleted on the server: snapshot_verify --from names it.
+    swift = Swift(os.environ["AWS_ENDPOINT_URL"])
+    pack = next(k for k in swift.keys(url) if "/packs/" in k)
+    swift.delete(pack)
+    try:
+        call_command("snapshot_verify", "--from", url, stdout=io.StringIO())
+        check("snapshot_verify --from fails on a pack deleted on the server", False)
+    except CommandError as e:
+        check("snapshot_verify --from fails on a pack deleted on the server, naming it",
+              os.path.basename(pack) in str(e), f"{pack}: {e}")
 
 
 def main():

@@ -16,8 +16,19 @@ class Command(SnapshotCommand):
         parser.add_argument(
             "--integrity", action="store_true", help="Also run PRAGMA integrity_check on each snapshot (reads every page)."
         )
+        parser.add_argument(
+            "--from",
+            dest="remote",
+            metavar="s3://BUCKET/PREFIX",
+            nargs="?",
+            const="",
+            help="Check the remote copy instead (without a value: the store's remote, SNAPSHOT_REMOTE): downloads "
+            "every object it needs into a temporary directory and checks every byte.",
+        )
 
     def handle(self, *args, **options):
+        if options["remote"] is not None:
+            return self.verify_remote(options)
         connection = self.connection(options)
         result = query(connection, "SELECT snapshot_verify(%s)", [options["id"]])[0][0]  # raises on damage
         self.stdout.write(f"verify {store_dir(connection)}: {result}")
@@ -32,3 +43,13 @@ class Command(SnapshotCommand):
                 unsound.append(snapshot_id)
         if unsound:
             raise CommandError(f"not sound databases: snapshots {', '.join(map(str, unsound))}")
+
+    def verify_remote(self, options):
+        if options["integrity"]:
+            raise CommandError("--integrity checks the local snapshots; run it without --from")
+        connection = self.connection(options)
+        url = options["remote"] or query(connection, "SELECT snapshot_remote()")[0][0]  # the store's, or $SNAPSHOT_REMOTE
+        if not url or not url.startswith("s3://"):
+            raise CommandError("--from needs s3://bucket/prefix (or SNAPSHOT_REMOTE in settings.py)")
+        result = query(connection, "SELECT snapshot_verify(%s, %s)", [options["id"], url])[0][0]  # raises on damage
+        self.stdout.write(f"verify {url}: {result}")
