@@ -27,10 +27,9 @@ Status DirObjectStore::CheckKey(const std::string& key) const {
   }
 }
 
-Status DirObjectStore::CopyFile(const std::string& from, const std::string& to, unsigned mode, bool* created) {
+Status DirObjectStore::CopyFile(RandomAccessFile& source, const std::string& to, unsigned mode, bool* created) {
   *created = false;
-  std::unique_ptr<RandomAccessFile> in;
-  SNAPSHOT_RETURN_IF_ERROR(env_->NewRandomAccessFile(from, &in));
+  RandomAccessFile* const in = &source;
   std::unique_ptr<WritableFile> out;
   SNAPSHOT_RETURN_IF_ERROR(env_->NewWritableFile(to, mode, &out));
   *created = true;
@@ -52,6 +51,14 @@ Status DirObjectStore::CopyFile(const std::string& from, const std::string& to, 
 Status DirObjectStore::Put(const std::string& key, const std::string& path) {
   if (Cancelled()) return Status::Interrupted("interrupted");
   SNAPSHOT_RETURN_IF_ERROR(CheckKey(key));
+  std::unique_ptr<RandomAccessFile> in;
+  SNAPSHOT_RETURN_IF_ERROR(env_->NewRandomAccessFile(path, &in));
+  return PutFrom(key, *in);
+}
+
+Status DirObjectStore::PutFrom(const std::string& key, RandomAccessFile& source) {
+  if (Cancelled()) return Status::Interrupted("interrupted");
+  SNAPSHOT_RETURN_IF_ERROR(CheckKey(key));
   const std::string target = JoinPath(root_, key);
   // Every directory from the root down to the object's, and the uploads'.
   std::vector<std::string> dirs = {root_, JoinPath(root_, kUploads)};
@@ -65,7 +72,7 @@ Status DirObjectStore::Put(const std::string& key, const std::string& path) {
   SNAPSHOT_RETURN_IF_ERROR(env_->RandomBytes(&nonce, sizeof nonce));
   const std::string tmp = JoinPath(JoinPath(root_, kUploads), std::to_string(nonce));
   bool created;
-  Status s = CopyFile(path, tmp, 0644, &created);
+  Status s = CopyFile(source, tmp, 0644, &created);
   if (s.ok()) s = env_->RenameFile(tmp, target);
   if (!s.ok()) {
     if (created) env_->RemoveFile(tmp);
@@ -81,8 +88,10 @@ Status DirObjectStore::Get(const std::string& key, const std::string& path, unsi
   if (!env_->FileExists(source) || env_->IsDirectory(source)) {
     return Status::NotFound("no object '" + key + "' in " + root_);
   }
+  std::unique_ptr<RandomAccessFile> in;
+  SNAPSHOT_RETURN_IF_ERROR(env_->NewRandomAccessFile(source, &in));
   bool created;
-  Status s = CopyFile(source, path, mode, &created);
+  Status s = CopyFile(*in, path, mode, &created);
   if (!s.ok() && created) env_->RemoveFile(path);  // never a partial copy
   return s;
 }

@@ -26,6 +26,7 @@ class DirObjectStore : public ObjectStore {
   DirObjectStore(std::string root, Env* env) : root_(std::move(root)), env_(env) {}
 
   Status Put(const std::string& key, const std::string& path) override;
+  Status PutFrom(const std::string& key, RandomAccessFile& source) override;
   Status Get(const std::string& key, const std::string& path, unsigned mode) override;
   Status Head(const std::string& key, ObjectInfo* info) override;
   Status List(const std::string& prefix, std::vector<ObjectInfo>* objects) override;
@@ -33,7 +34,7 @@ class DirObjectStore : public ObjectStore {
 
  private:
   Status CheckKey(const std::string& key) const;
-  Status CopyFile(const std::string& from, const std::string& to, unsigned mode, bool* created);
+  Status CopyFile(RandomAccessFile& in, const std::string& to, unsigned mode, bool* created);
   Status ListDir(const std::string& dir, const std::string& key_prefix, std::vector<ObjectInfo>* objects);
 
   std::string root_;

@@ -46,28 +46,26 @@ std::string EncryptedObjectStore::TempPath() const {
   return JoinPath(temp_dir_, "snapshot-sealed-" + std::to_string(long(getpid())) + "-" + std::to_string(nonce) + ".tmp");
 }
 
-// Seals into a temporary file, then uploads that: the inner store reads a
-// file (twice, for S3: its MD5 goes before the body), and the nonce needs
-// the whole plaintext before the first chunk, so neither can stream.
+// The inner store reads a sealed view of the file, sealed as it reads
+// (twice, for S3: the MD5 goes before the body), so no sealed copy is ever
+// written locally.
 Status EncryptedObjectStore::Upload(const std::string& key, uint64_t size, const ReadAtFn& read) {
-  const std::string tmp = TempPath();
-  std::unique_ptr<WritableFile> out;
-  SNAPSHOT_RETURN_IF_ERROR(env_->NewWritableFile(tmp, 0600, &out));
-  Status s = Seal(*key_, key, size, read, [&](const void* data, size_t n) { return out->Append(data, n); });
-  Status c = out->Close();
-  if (s.ok()) s = c;
-  if (s.ok()) s = inner_->Put(key, tmp);
-  env_->RemoveFile(tmp);
-  return s;
+  std::unique_ptr<SealedView> view;
+  SNAPSHOT_RETURN_IF_ERROR(SealedView::Open(*key_, key, size, read, &view));
+  return inner_->PutFrom(key, *view);
 }
 
 Status EncryptedObjectStore::Put(const std::string& key, const std::string& path) {
   std::unique_ptr<RandomAccessFile> in;
   SNAPSHOT_RETURN_IF_ERROR(env_->NewRandomAccessFile(path, &in));
-  // One open file for both reads: the store replaces files by rename, never
-  // in place, so this file's bytes do not change under the seal.
-  return Upload(key, in->Size(), [&](uint64_t offset, size_t n, void* buf) {
-    return Cancelled() ? Status::Interrupted(kInterrupted) : in->Read(offset, n, buf);
+  return PutFrom(key, *in);
+}
+
+Status EncryptedObjectStore::PutFrom(const std::string& key, RandomAccessFile& source) {
+  // The store replaces files by rename, never in place, so an open file's
+  // bytes do not change under the seal.
+  return Upload(key, source.Size(), [&](uint64_t offset, size_t n, void* buf) {
+    return Cancelled() ? Status::Interrupted(kInterrupted) : source.Read(offset, n, buf);
   });
 }
 

@@ -22,11 +22,11 @@
 // Each case is decided before anything is read into or written to the
 // store or a restore's target.
 //
-// The layer itself (remote/sealed_object.h gives the format): Put seals the
-// local file into a temporary file (in `temp_dir`) and uploads that; Get
-// downloads into `<path>.sealed` and unseals into `path`, so memory stays
-// at one 64 KiB chunk either way, at the cost of one local copy of the
-// object while it moves. Head and List report the files' own (plaintext)
+// The layer itself (remote/sealed_object.h gives the format): Put hands
+// the inner store a sealed view of the local file (SealedView: chunks
+// sealed as the upload reads them, no copy on disk); Get downloads into
+// `<path>.sealed` and unseals into `path`, checking every chunk before it
+// writes it. Memory stays at a 64 KiB chunk or two either way. Head and List report the files' own (plaintext)
 // sizes, which a sealed object's size gives exactly, so replication's
 // comparisons by name and size work unchanged; a listed MD5 is the sealed
 // bytes', which StoredMd5 computes for a local file because sealing is
@@ -54,12 +54,13 @@ constexpr uint64_t kUnknownObjectSize = ~uint64_t(0);
 
 class EncryptedObjectStore : public ObjectStore {
  public:
-  // `temp_dir`: where a sealed copy waits for its upload; "" is $TMPDIR, or
-  // /tmp. `env` must outlive the store.
+  // `temp_dir`: where GetBytes downloads a sealed object to; "" is
+  // $TMPDIR, or /tmp. `env` must outlive the store.
   EncryptedObjectStore(std::unique_ptr<ObjectStore> inner, std::unique_ptr<RemoteKey> key, Env* env,
                        std::string temp_dir = "");
 
   Status Put(const std::string& key, const std::string& path) override;
+  Status PutFrom(const std::string& key, RandomAccessFile& source) override;
   Status Get(const std::string& key, const std::string& path, unsigned mode) override;
   Status Head(const std::string& key, ObjectInfo* info) override;
   Status List(const std::string& prefix, std::vector<ObjectInfo>* objects) override;

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "remote/md5.h"
+#include "store/env.h"
 #include "store/status.h"
 
 namespace snapshot {
@@ -40,6 +41,10 @@ class ObjectStore {
   // Uploads the local file `path` as object `key`, replacing any object of
   // that name.
   virtual Status Put(const std::string& key, const std::string& path) = 0;
+  // The same for the bytes `source` reads: a file, or a view of one made
+  // on the fly (an encrypted store seals a file chunk by chunk as it is
+  // read, with no copy on disk). A store may read `source` more than once.
+  virtual Status PutFrom(const std::string& key, RandomAccessFile& source) = 0;
   // Downloads object `key` into the local file `path` (created with
   // permission bits `mode`, replaced if it exists). NotFound if no such
   // object; Corruption if its bytes do not match the checksum it was

@@ -505,6 +505,11 @@ Status S3Client::Get(const std::string& key, const std::string& path, unsigned m
 Status S3Client::Put(const std::string& key, const std::string& path) {
   std::unique_ptr<RandomAccessFile> file;
   SNAPSHOT_RETURN_IF_ERROR(env_->NewRandomAccessFile(path, &file));
+  return PutFrom(key, *file);
+}
+
+Status S3Client::PutFrom(const std::string& key, RandomAccessFile& source) {
+  RandomAccessFile* const file = &source;
   const uint64_t size = file->Size();
   const bool multipart = size >= options_.multipart_threshold && size > options_.part_size;
 

@@ -80,6 +80,7 @@ class S3Client : public ObjectStore {
   S3Client& operator=(const S3Client&) = delete;
 
   Status Put(const std::string& key, const std::string& path) override;
+  Status PutFrom(const std::string& key, RandomAccessFile& source) override;
   Status Get(const std::string& key, const std::string& path, unsigned mode) override;
   Status Head(const std::string& key, ObjectInfo* info) override;
   Status List(const std::string& prefix, std::vector<ObjectInfo>* objects) override;

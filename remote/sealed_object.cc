@@ -93,43 +93,94 @@ bool PlainSizeOf(uint64_t sealed_size, uint64_t* plain_size) {
 
 bool LooksSealed(const std::string& header) { return header.compare(0, 8, kSealedMagic, 8) == 0; }
 
-Status Seal(const RemoteKey& key, const std::string& name, uint64_t plain_size, const ReadAtFn& read,
-            const AppendFn& append) {
-  std::vector<unsigned char> plain(kSealedChunkBytes), sealed(kSealedChunkOnDisk);
-  unsigned char prefix[kNoncePrefixBytes];
-  SNAPSHOT_RETURN_IF_ERROR(NoncePrefixOf(key, name, plain_size, read, plain, prefix));
-  const std::string header = Header(key, prefix);
-  SNAPSHOT_RETURN_IF_ERROR(append(header.data(), header.size()));
+Status SealedView::Open(const RemoteKey& key, std::string name, uint64_t plain_size, ReadAtFn read,
+                        std::unique_ptr<SealedView>* out) {
+  std::unique_ptr<SealedView> v(new SealedView(key));
+  v->name_ = std::move(name);
+  v->plain_size_ = plain_size;
+  v->read_ = std::move(read);
+  v->chunks_ = ChunkCount(plain_size);
+  v->plain_.resize(kSealedChunkBytes);
+  v->sealed_.resize(kSealedChunkOnDisk);
+  SNAPSHOT_RETURN_IF_ERROR(NoncePrefixOf(key, v->name_, plain_size, v->read_, v->plain_, v->prefix_));
+  v->header_ = Header(key, v->prefix_);
+  v->ad_middle_ = AssociatedData(v->header_, false, v->name_);
+  v->ad_last_ = AssociatedData(v->header_, true, v->name_);
+  StartNonceHash(key, v->name_, &v->rehash_);
+  *out = std::move(v);
+  return Status::OK();
+}
 
-  // The bytes encrypted are hashed again: a file that changed since the
-  // nonce was made from it must not be sealed under that nonce.
-  crypto_generichash_state again;
-  StartNonceHash(key, name, &again);
+SealedView::~SealedView() { sodium_memzero(plain_.data(), plain_.size()); }
 
-  const uint64_t chunks = ChunkCount(plain_size);
-  const std::string ad_middle = AssociatedData(header, false, name), ad_last = AssociatedData(header, true, name);
-  for (uint64_t i = 0; i < chunks; i++) {
-    const uint64_t pos = i * kSealedChunkBytes;
-    const size_t n = size_t(std::min<uint64_t>(kSealedChunkBytes, plain_size - pos));
-    if (n > 0) SNAPSHOT_RETURN_IF_ERROR(read(pos, n, plain.data()));
-    crypto_generichash_update(&again, plain.data(), n);
-    if (i + 1 == chunks) {
+uint64_t SealedView::Size() const { return SealedSize(plain_size_); }
+
+Status SealedView::SealChunk(uint64_t i) const {
+  if (cached_ == i) return Status::OK();
+  const uint64_t pos = i * kSealedChunkBytes;
+  const size_t n = size_t(std::min<uint64_t>(kSealedChunkBytes, plain_size_ - pos));
+  if (n > 0) SNAPSHOT_RETURN_IF_ERROR(read_(pos, n, plain_.data()));
+  // Chunks read in order are hashed again: a file that changed since the
+  // nonce was made from it must not be sealed under that nonce. (Every
+  // store reads what it uploads in order at least once.)
+  if (i == rehashed_) {
+    crypto_generichash_update(&rehash_, plain_.data(), n);
+    if (++rehashed_ == chunks_) {
       unsigned char check[kNoncePrefixBytes];
-      crypto_generichash_final(&again, check, sizeof check);
-      if (sodium_memcmp(check, prefix, sizeof check) != 0) {
-        return Status::IOError(name + " changed while it was being encrypted; nothing was sent");
+      crypto_generichash_final(&rehash_, check, sizeof check);
+      if (sodium_memcmp(check, prefix_, sizeof check) != 0) {
+        changed_ = Status::IOError(name_ + " changed while it was being encrypted; nothing was sent");
+        return changed_;
       }
     }
-    unsigned char nonce[24];
-    ChunkNonce(prefix, i, nonce);
-    const std::string& ad = i + 1 == chunks ? ad_last : ad_middle;
-    unsigned long long sealed_n = 0;
-    crypto_aead_xchacha20poly1305_ietf_encrypt(sealed.data(), &sealed_n, plain.data(), n,
-                                               reinterpret_cast<const unsigned char*>(ad.data()), ad.size(),
-                                               nullptr, nonce, key.object_key());
-    SNAPSHOT_RETURN_IF_ERROR(append(sealed.data(), size_t(sealed_n)));
   }
-  sodium_memzero(plain.data(), plain.size());
+  unsigned char nonce[24];
+  ChunkNonce(prefix_, i, nonce);
+  const std::string& ad = i + 1 == chunks_ ? ad_last_ : ad_middle_;
+  unsigned long long sealed_n = 0;
+  crypto_aead_xchacha20poly1305_ietf_encrypt(sealed_.data(), &sealed_n, plain_.data(), n,
+                                             reinterpret_cast<const unsigned char*>(ad.data()), ad.size(), nullptr,
+                                             nonce, key_.object_key());
+  cached_ = i;
+  return Status::OK();
+}
+
+Status SealedView::Read(uint64_t offset, size_t n, void* out) const {
+  if (!changed_.ok()) return changed_;
+  if (offset > Size() || n > Size() - offset) return Status::Corruption("read past the end of sealed " + name_);
+  auto* dst = static_cast<unsigned char*>(out);
+  while (n > 0) {
+    size_t take;
+    if (offset < kSealedHeaderBytes) {
+      take = std::min<size_t>(n, size_t(kSealedHeaderBytes - offset));
+      std::memcpy(dst, header_.data() + offset, take);
+    } else {
+      const uint64_t i = (offset - kSealedHeaderBytes) / kSealedChunkOnDisk;
+      const size_t within = size_t((offset - kSealedHeaderBytes) % kSealedChunkOnDisk);
+      SNAPSHOT_RETURN_IF_ERROR(SealChunk(i));
+      const size_t chunk_bytes = size_t(std::min<uint64_t>(kSealedChunkBytes, plain_size_ - i * kSealedChunkBytes)) +
+                                 kSealedTagBytes;
+      take = std::min(n, chunk_bytes - within);
+      std::memcpy(dst, sealed_.data() + within, take);
+    }
+    dst += take;
+    offset += take;
+    n -= take;
+  }
+  return Status::OK();
+}
+
+Status Seal(const RemoteKey& key, const std::string& name, uint64_t plain_size, const ReadAtFn& read,
+            const AppendFn& append) {
+  std::unique_ptr<SealedView> view;
+  SNAPSHOT_RETURN_IF_ERROR(SealedView::Open(key, name, plain_size, read, &view));
+  std::vector<unsigned char> block(kSealedChunkOnDisk);
+  for (uint64_t pos = 0; pos < view->Size();) {
+    const size_t n = size_t(std::min<uint64_t>(block.size(), view->Size() - pos));
+    SNAPSHOT_RETURN_IF_ERROR(view->Read(pos, n, block.data()));
+    SNAPSHOT_RETURN_IF_ERROR(append(block.data(), n));
+    pos += n;
+  }
   return Status::OK();
 }
 

@@ -23,12 +23,17 @@
 // refused rather than sealed under a nonce made for other bytes.
 #pragma once
 
+#include <sodium.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "remote/remote_key.h"
+#include "store/env.h"
 #include "store/status.h"
 
 namespace snapshot {
@@ -48,6 +53,38 @@ uint64_t SealedSize(uint64_t plain_size);
 bool PlainSizeOf(uint64_t sealed_size, uint64_t* plain_size);
 // Whether `header` (at least 8 bytes) starts as a sealed object does.
 bool LooksSealed(const std::string& header);
+
+// The sealed form of a file, made on the fly as it is read, so an upload
+// needs no sealed copy on disk: each read seals the chunks it covers (the
+// last one is kept, so reading in order seals each chunk once). Opening it
+// reads the whole file once, for the nonce; the file must not change until
+// the view is gone (a change is an error once the view has been read in
+// order to the end).
+class SealedView : public RandomAccessFile {
+ public:
+  // `read` gives the file's `plain_size` bytes; `key` must outlive the view.
+  static Status Open(const RemoteKey& key, std::string name, uint64_t plain_size, ReadAtFn read,
+                     std::unique_ptr<SealedView>* out);
+  ~SealedView() override;
+
+  Status Read(uint64_t offset, size_t n, void* out) const override;
+  uint64_t Size() const override;
+
+ private:
+  explicit SealedView(const RemoteKey& key) : key_(key) {}
+  Status SealChunk(uint64_t index) const;
+
+  const RemoteKey& key_;
+  std::string name_, header_, ad_middle_, ad_last_;
+  uint64_t plain_size_ = 0, chunks_ = 0;
+  ReadAtFn read_;
+  unsigned char prefix_[16];
+  // The chunk last sealed, and the hash of the chunks read in order so far.
+  mutable std::vector<unsigned char> plain_, sealed_;
+  mutable uint64_t cached_ = ~uint64_t(0), rehashed_ = 0;
+  mutable crypto_generichash_state rehash_;
+  mutable Status changed_;
+};
 
 // Seals the `plain_size` bytes `read` gives as object `name`.
 Status Seal(const RemoteKey& key, const std::string& name, uint64_t plain_size, const ReadAtFn& read,

@@ -247,6 +247,38 @@ TEST(SealedObject, AnyChangeMoveOrOtherKeyIsRefused) {
   EXPECT_TRUE(UnsealOf(*key, name, sealed, &out).ok() && out == plain) << "the original still opens";
 }
 
+// An upload reads the sealed view of a file in whatever pieces its store
+// uses (S3: the whole for the MD5, then part by part): any piece at any
+// offset is the sealed bytes there.
+TEST(SealedObject, AViewReadsTheSealedBytesAnywhereAndNoticesAFileThatChanged) {
+  auto key = KeyOf(kKeyA);
+  const size_t c = snapshot::kSealedChunkBytes;
+  std::string plain = RandomBytes(3 * c + 123, 3);
+  const std::string sealed = SealOf(*key, "packs/0000000003.pack", plain);
+  std::unique_ptr<snapshot::SealedView> view;
+  ASSERT_TRUE(snapshot::SealedView::Open(*key, "packs/0000000003.pack", plain.size(), ReaderOf(plain), &view).ok());
+  ASSERT_EQ(sealed.size(), view->Size());
+  std::mt19937 rng(5);
+  for (int i = 0; i < 200; i++) {
+    const uint64_t offset = rng() % sealed.size();
+    const size_t n = size_t(std::min<uint64_t>(rng() % (2 * c), sealed.size() - offset));
+    std::string got(n, '\0');
+    ASSERT_TRUE(view->Read(offset, n, &got[0]).ok());
+    ASSERT_TRUE(got == sealed.substr(offset, n)) << n << " bytes at " << offset;
+  }
+  EXPECT_FALSE(view->Read(sealed.size() - 1, 2, &plain[0]).ok()) << "past the end";
+
+  // The file changes after the nonce was made from it: reading the view in
+  // order to the end (as every upload does once) fails.
+  ASSERT_TRUE(snapshot::SealedView::Open(*key, "packs/0000000003.pack", plain.size(), ReaderOf(plain), &view).ok());
+  plain[2 * c] ^= 1;
+  std::string all(sealed.size(), '\0');
+  Status s = view->Read(0, all.size(), &all[0]);
+  EXPECT_EQ(Status::Code::kIOError, s.code()) << Describe(s);
+  EXPECT_NE(std::string::npos, s.message().find("changed while it was being encrypted")) << s.message();
+  EXPECT_FALSE(view->Read(0, 10, &all[0]).ok()) << "and stays refused";
+}
+
 // ---------------------------------------------------------------------------
 // Key files
 
@@ -488,6 +520,30 @@ TEST_F(EncryptedS3Remote, TheServerHoldsNoPlaintextASecondPushSendsNothingAndOnl
   // it is.
   ASSERT_TRUE(snapshot::S3Client(options_, Env::Default()).Put("plain-STORE", local_ + "/STORE").ok());
   EXPECT_TRUE(AnyFileContains(snapshot_test::ObjectStoreDataDir(), PlaintextPieces(local_, false), &where, before));
+}
+
+// A file large enough for a multipart upload goes up sealed part by part
+// (each part's MD5 is of the sealed bytes, as the server checks them) and
+// comes back whole.
+TEST_F(EncryptedS3Remote, ALargeFileGoesUpSealedInPartsAndComesBack) {
+  snapshot::S3Options small_parts = options_;
+  small_parts.multipart_threshold = 5u << 20;
+  small_parts.part_size = 5u << 20;
+  EncryptedObjectStore remote(std::unique_ptr<ObjectStore>(new snapshot::S3Client(small_parts, Env::Default())),
+                              KeyOf(kKeyA), Env::Default());
+  const std::string plain = RandomBytes((11u << 20) + 77, 11);
+  WriteBytes(tmp_ / "big", plain);
+  Status s = remote.Put("packs/0000000009.pack", tmp_ / "big");
+  ASSERT_TRUE(s.ok()) << Describe(s);
+  ObjectInfo info;
+  ASSERT_TRUE(remote.Head("packs/0000000009.pack", &info).ok());
+  EXPECT_EQ(plain.size(), info.size) << "the file's own size";
+  ASSERT_TRUE(remote.inner()->Head("packs/0000000009.pack", &info).ok());
+  EXPECT_EQ(snapshot::SealedSize(plain.size()), info.size) << "the server holds the sealed bytes";
+  s = remote.Get("packs/0000000009.pack", tmp_ / "back", 0600);
+  ASSERT_TRUE(s.ok()) << Describe(s);
+  EXPECT_TRUE(ReadBytes(tmp_ / "back") == plain);
+  EXPECT_FALSE(Env::Default()->FileExists(tmp_ / "back.sealed")) << "the download's sealed copy is removed";
 }
 
 TEST_F(EncryptedS3Remote, AnObjectMovedOnTheServerIsRefused) {

@@ -250,12 +250,14 @@ class CheckedRemote : public snapshot::ObjectStore {
   std::string first_broken;  // what the remote looked like when it first did not verify
 
   Status Put(const std::string& key, const std::string& path) override {
-    if (hook && key.compare(0, 6, "packs/") == 0) {
-      auto h = std::move(hook);
-      hook = nullptr;
-      h();
-    }
+    BeforePut(key);
     Status s = inner_.Put(key, path);
+    Check("after putting " + key);
+    return s;
+  }
+  Status PutFrom(const std::string& key, snapshot::RandomAccessFile& source) override {
+    BeforePut(key);
+    Status s = inner_.PutFrom(key, source);
     Check("after putting " + key);
     return s;
   }
@@ -277,6 +279,13 @@ class CheckedRemote : public snapshot::ObjectStore {
   }
 
  private:
+  void BeforePut(const std::string& key) {
+    if (hook && key.compare(0, 6, "packs/") == 0) {
+      auto h = std::move(hook);
+      hook = nullptr;
+      h();
+    }
+  }
   void Check(const std::string& when) {
     changes++;
     if (!first_broken.empty() || !Env::Default()->FileExists(root_ + "/STORE")) return;
