@@ -12,9 +12,13 @@
 //                        AfterAWriteTransaction, OutsideWritersTransactions:
 //                        when the snapshot's own work yields to the
 //                        database's writers (bench/README.md has the reasons)
-//   the job              StoreMayHoldBase, CanTrack, StorePinnedState and the
-//                        entry points TakeTrackedSnapshot, DescribeTracking,
+//   the job              StoreMayHoldBase, StoreHoldsBase, CanTrack,
+//                        StorePinnedState and the entry points
+//                        TakeTrackedSnapshot, DescribeTracking,
 //                        DistrustTracking
+//   TrackedLiveImage     steps 1-4 for a reader that is not a snapshot
+//                        (snapshot_diff): marks read, not taken; no base
+//                        recorded
 #include "ext/tracked_capture.h"
 
 #include <unistd.h>
@@ -155,20 +159,19 @@ Status PinState(sqlite3* w, sqlite3* r, Tracker* t, bool force_full, int timeout
   return s;
 }
 
-// Reads `pages` (sorted) at the pinned state into the builder: from the WAL
+// Reads `pages` (sorted) at the pinned state into `add`: from the WAL
 // frames of the pinned commit or the database file (WAL mode), or from the
 // database file unless a writer preserved the page first (rollback mode).
 // `before_run` is called before each run of pages is read (and hashed, and
 // compressed): a tracked snapshot waits there while a writer is inside a
 // write transaction, as its compressing does between steps.
 Status ReadPinnedPages(sqlite3_file* file, sqlite3_file* wal, Pin* pin, const std::vector<uint32_t>& pages,
-                       const std::function<void()>& before_run, SnapshotBuilder* builder,
-                       const std::atomic<bool>* cancel, ProgressFile* progress) {
+                       const std::function<void()>& before_run, const std::atomic<bool>* cancel,
+                       const std::function<Status(uint32_t pgno, const uint8_t* page)>& add) {
   const DbImageLayout& layout = pin->layout;
   const uint32_t ps = layout.page_size;
   std::vector<uint8_t> run(size_t(kRunPages) * ps), frame_data(ps);
   uint8_t frame_header[kWalFrameHeaderSize];
-  size_t done = 0;
   for (size_t i = 0; i < pages.size();) {
     // A run of consecutive pages, read with one call.
     size_t n = 1;
@@ -195,8 +198,7 @@ Status ReadPinnedPages(sqlite3_file* file, sqlite3_file* wal, Pin* pin, const st
       }
       if (pin->cow != nullptr) SNAPSHOT_RETURN_IF_ERROR(pin->cow->Settle(pgno, page));
       if (cancel->load(std::memory_order_relaxed)) return Status::Interrupted("interrupted; nothing was changed");
-      SNAPSHOT_RETURN_IF_ERROR(builder->AddPage(pgno, page));
-      progress->Update(++done, pages.size());
+      SNAPSHOT_RETURN_IF_ERROR(add(pgno, page));
     }
     i += n;
   }
@@ -363,6 +365,13 @@ bool StoreMayHoldBase(const StoreLocation& where, const ConnectionSettings& sett
   return !s.ok() || (store->tag() == tag && !store->ReadManifest(base_id, &base).IsNotFound());
 }
 
+// Whether `store` holds, as recorded, the snapshot the pinned marks are
+// relative to (into *base): only then are the marks the changes since it.
+bool StoreHoldsBase(Store* store, const Pin& pin, Manifest* base) {
+  return store->tag() == pin.old_tag && store->ReadManifest(pin.old_base, base).ok() &&
+         base->info.page_size == pin.layout.page_size && base->info.page_count == pin.old_base_pages;
+}
+
 bool CanTrack(sqlite3* db, const char* schema, const char* filename) {
   if (filename == nullptr || filename[0] == '\0') return false;
   sqlite3_vfs* vfs = nullptr;
@@ -406,9 +415,7 @@ Status StorePinnedState(const SnapshotJob& job, const std::atomic<bool>* cancel,
     return s;
   }
   Manifest base;
-  const bool tracked = pin->verdict == kTrusted && store->tag() == pin->old_tag &&
-                       store->ReadManifest(pin->old_base, &base).ok() &&
-                       base.info.page_size == pin->layout.page_size && base.info.page_count == pin->old_base_pages;
+  const bool tracked = pin->verdict == kTrusted && StoreHoldsBase(store.get(), *pin, &base);
   if (!tracked && pin->verdict == kTrusted && pin->cow != nullptr && job.first_attempt) {
     Abandon(t, pin);
     *pin_again = true;
@@ -424,8 +431,14 @@ Status StorePinnedState(const SnapshotJob& job, const std::atomic<bool>* cancel,
     // Reading and hashing 1 MiB beside a writer's transaction slowed its
     // commits too (bench/README.md, "The reading thread waits out writers'
     // transactions too").
-    s = ReadPinnedPages(file, wal, pin, PagesToRead(*pin, tracked), OutsideWritersTransactions(t), builder.get(),
-                        cancel, &progress);
+    const std::vector<uint32_t> pages = PagesToRead(*pin, tracked);
+    size_t done = 0;
+    s = ReadPinnedPages(file, wal, pin, pages, OutsideWritersTransactions(t), cancel,
+                        [&](uint32_t pgno, const uint8_t* page) {
+                          SNAPSHOT_RETURN_IF_ERROR(builder->AddPage(pgno, page));
+                          progress.Update(++done, pages.size());
+                          return Status::OK();
+                        });
     if (s.ok() && pin->cow != nullptr && !t->UntouchedSinceReset(file, pin->cow->generation())) {
       // A writer that bypassed the VFS changed pages without preserving
       // them: what was read may mix two states.
@@ -530,6 +543,116 @@ Status DescribeTracking(sqlite3* db, const char* schema, const ConnectionSetting
     *out = "tracked: " + std::to_string(marked) + " pages changed since snapshot " + std::to_string(base_id);
   }
   return Status::OK();
+}
+
+// ---- TrackedLiveImage -----------------------------------------------------------
+
+namespace {
+
+// A tracker reference, released with the image.
+struct TrackerRef {
+  Tracker* t = nullptr;
+  ~TrackerRef() {
+    if (t != nullptr) Tracker::Release(t);
+  }
+};
+
+}  // namespace
+
+struct TrackedLiveImage::State {
+  TrackerRef tracker;
+  std::unique_ptr<SnapshotLock> lock;
+  PrivateConnection w, r;  // WAL mode: the pin's, through the snapshot VFS
+  snapshot::Pin pin;       // marks read, not taken; no copy-on-write area
+  sqlite3_file* file = nullptr;  // the database file, to read at the pinned state
+  sqlite3_file* wal = nullptr;   // WAL mode: the -wal file
+  std::vector<uint32_t> pages;
+};
+
+TrackedLiveImage::TrackedLiveImage(std::unique_ptr<State> state) : state_(std::move(state)) {}
+TrackedLiveImage::~TrackedLiveImage() = default;
+uint32_t TrackedLiveImage::page_size() const { return state_->pin.layout.page_size; }
+uint32_t TrackedLiveImage::page_count() const { return state_->pin.layout.page_count; }
+const std::vector<uint32_t>& TrackedLiveImage::pages() const { return state_->pages; }
+
+Status TrackedLiveImage::Pin(sqlite3* db, const char* schema, sqlite3* reader, const char* reader_schema,
+                             const ConnectionSettings& settings, std::unique_ptr<TrackedLiveImage>* out) {
+  const char* filename = sqlite3_db_filename(db, schema);
+  if (!CanTrack(db, schema, filename)) return Status::NotSupported("this database cannot be tracked");
+  if (sqlite3_txn_state(reader, reader_schema) != SQLITE_TXN_READ) {
+    return Status::NotSupported("the reader holds no read transaction, or a write one");
+  }
+  std::unique_ptr<State> st(new State);
+  st->tracker.t = Tracker::AcquireExisting(filename);
+  Tracker* t = st->tracker.t;
+  if (t == nullptr) return Status::NotSupported("no snapshot has been taken through the snapshot VFS yet");
+  // Not waited for: the caller holds a read lock of the database, and a
+  // snapshot holding this lock may be waiting for the write lock behind a
+  // writer that waits for that read lock (the lock order is this lock
+  // first). While a snapshot runs its marks are not relative to any base
+  // anyway.
+  if (!SnapshotLock::Acquire(t->db_path(), /*timeout_ms=*/0, &st->lock).ok()) {
+    return Status::NotSupported("a snapshot is being taken");
+  }
+  snapshot::Pin& pin = st->pin;
+  st->file = FilePointer(reader, reader_schema, SQLITE_FCNTL_FILE_POINTER);
+  if (st->file == nullptr) return Status::IOError("cannot reach the database file");
+  SNAPSHOT_RETURN_IF_ERROR(ReadDbLayout(st->file, nullptr, &pin.layout));
+  if (!pin.layout.wal) {
+    // The reader's SHARED lock keeps every writer, tracked or not, from
+    // writing the file: the file, the marks and the evidence are still.
+    pin.verdict = t->Evaluate(st->file, nullptr, pin.layout.page_size);
+    if (pin.verdict == kTrusted) SNAPSHOT_RETURN_IF_ERROR(t->ReadMarks(&pin.marks));
+  } else {
+    if (!sqlite3_get_autocommit(db)) return Status::NotSupported("inside a transaction");
+    const int flags = SQLITE_OPEN_READWRITE, timeout = settings.busy_timeout_ms;
+    if (st->w.Open(filename, flags, kSnapshotVfsName, timeout) != SQLITE_OK ||
+        st->r.Open(filename, flags, kSnapshotVfsName, timeout) != SQLITE_OK) {
+      return Status::NotSupported("cannot open the database again");
+    }
+    // A tracked snapshot's pin, taking nothing: under the write lock no
+    // frame is appended, so R's read transaction holds the newest commit,
+    // the one the wal-index names, and every page committed is marked.
+    sqlite3* w = st->w.db();
+    int rc = RetryWhileBusy(timeout, [&] { return sqlite3_exec(w, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr); });
+    if (rc != SQLITE_OK) return SqliteStatus(w, rc, "cannot lock the database to pin its state");
+    sqlite3_file* file = FilePointer(w, "main", SQLITE_FCNTL_FILE_POINTER);
+    sqlite3_file* journal = FilePointer(w, "main", SQLITE_FCNTL_JOURNAL_POINTER);
+    bool frames_pending = false;
+    Status s = file != nullptr ? ReadDbLayoutForPin(file, journal, &pin.layout, &frames_pending)
+                               : Status::IOError("cannot reach the database file");
+    if (s.ok()) pin.verdict = t->Evaluate(file, pin.layout.wal ? journal : nullptr, pin.layout.page_size);
+    if (s.ok() && pin.verdict == kTrusted) s = t->ReadMarks(&pin.marks);
+    if (s.ok() && pin.verdict == kTrusted) s = PinReadTransaction(st->r.db(), "main", timeout, &pin.read);
+    sqlite3_exec(w, "ROLLBACK", nullptr, nullptr, nullptr);
+    if (s.ok() && pin.verdict == kTrusted && frames_pending) s = MapWalFrames(journal, &pin.layout);
+    SNAPSHOT_RETURN_IF_ERROR(s);
+    st->file = file;
+    st->wal = pin.layout.wal ? FilePointer(st->r.db(), "main", SQLITE_FCNTL_JOURNAL_POINTER) : nullptr;
+  }
+  if (pin.verdict != kTrusted) return Status::NotSupported(UntrustedReasonText(pin.verdict));
+  const TrackHeader* h = t->header();
+  pin.old_tag = h->store_tag;
+  pin.old_base = h->base_id;
+  pin.old_base_pages = h->base_page_count;
+  st->pages = PagesToRead(pin, /*tracked=*/true);
+  // Page 1 always: it names the schema the diff maps the b-trees from.
+  if (pin.layout.page_count > 0 && (st->pages.empty() || st->pages.front() != 1)) st->pages.insert(st->pages.begin(), 1);
+  out->reset(new TrackedLiveImage(std::move(st)));
+  return Status::OK();
+}
+
+Status TrackedLiveImage::OpenBase(Store* store, std::unique_ptr<SnapshotImage>* base) const {
+  Manifest manifest;
+  if (!StoreHoldsBase(store, state_->pin, &manifest)) {
+    return Status::NotSupported(UntrustedReasonText(kOtherStore));
+  }
+  return store->OpenImage(state_->pin.old_base, base);
+}
+
+Status TrackedLiveImage::ReadPages(const std::function<Status(uint32_t pgno, const uint8_t* page)>& add) {
+  const std::atomic<bool> never{false};  // `add` stops the reading instead
+  return ReadPinnedPages(state_->file, state_->wal, &state_->pin, state_->pages, [] {}, &never, add);
 }
 
 void DistrustTracking(const std::string& db_path, uint32_t reason) {

@@ -22,10 +22,14 @@
 #include "vfs/sqlite_api.h"
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "ext/connection.h"
 #include "store/status.h"
+#include "store/store.h"
 
 namespace snapshot {
 
@@ -40,6 +44,52 @@ Status TakeTrackedSnapshot(sqlite3* db, const char* schema, const ConnectionSett
 // What the next snapshot of `schema` would read: "tracked: N pages changed
 // since snapshot B" or "untracked: <why every page will be read>".
 Status DescribeTracking(sqlite3* db, const char* schema, const ConnectionSettings& settings, std::string* out);
+
+// The live database as a reader that is not a snapshot sees it through the
+// tracking (snapshot_diff's live side): the tracked base snapshot, with the
+// pages marked since it (and page 1, and any past the base's end) read from
+// the live files at one committed state. The marks are read, not taken, and
+// the tracking is left as it was; the snapshot lock is held meanwhile, so
+// no snapshot takes the marks or records a new base.
+//
+//   std::unique_ptr<TrackedLiveImage> live;
+//   std::unique_ptr<SnapshotImage> base;
+//   if (TrackedLiveImage::Pin(db, schema, reader, reader_schema, settings, &live).ok() &&
+//       live->OpenBase(store, &base).ok()) {
+//     live->ReadPages([](uint32_t pgno, const uint8_t* page) { ...; return Status::OK(); });
+//   }  // any other page is base's
+//
+// The state read: in rollback mode the one `reader`'s read transaction on
+// `reader_schema` (the caller's) holds still (SHARED: no writer changes the
+// file); in WAL mode the newest commit, held by a read transaction of its
+// own begun under a moment's write lock (a tracked snapshot's pin), so that
+// the WAL frames of that commit are known. NotSupported, with the reason,
+// when the marks cannot be trusted as a tracked snapshot would not trust
+// them (DescribeTracking says which), or the state cannot be pinned so: a
+// snapshot is running, `reader` is inside a write transaction, or in WAL
+// mode `db` is inside a transaction (its state may be older than the newest).
+// The caller then reads every page.
+class TrackedLiveImage {
+ public:
+  ~TrackedLiveImage();
+  static Status Pin(sqlite3* db, const char* schema, sqlite3* reader, const char* reader_schema,
+                    const ConnectionSettings& settings, std::unique_ptr<TrackedLiveImage>* out);
+  uint32_t page_size() const;
+  uint32_t page_count() const;
+  // What ReadPages reads, ascending.
+  const std::vector<uint32_t>& pages() const;
+  // The snapshot the marks are relative to; NotSupported if `store` does not
+  // hold it as recorded (another store, pruned).
+  Status OpenBase(Store* store, std::unique_ptr<SnapshotImage>* base) const;
+  // Calls add(pgno, page) for each of pages(), in order, at the pinned
+  // state. An error of `add` stops the reading.
+  Status ReadPages(const std::function<Status(uint32_t pgno, const uint8_t* page)>& add);
+
+ private:
+  struct State;
+  explicit TrackedLiveImage(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
 
 // Tells the tracking of the database at db_path (if any) that its file was
 // rewritten outside the VFS's view (snapshot_restore), so the next snapshot

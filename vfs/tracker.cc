@@ -3,7 +3,7 @@
 //
 //   opening and mapping   Open/Acquire/Release, the per-process registry of
 //                         trackers, growing the mapping under SizeLock
-//   the bitmap            Mark, TakeMarks, ReturnMarks, CountMarks, and the
+//   the bitmap            Mark, TakeMarks, ReadMarks, ReturnMarks, CountMarks, and the
 //                         `untrusted` flag
 //   the WAL's evidence    the frame ring (RecordFrame, RingHolds), the
 //                         verdict on a WAL generation (WalVerdict), and the
@@ -312,14 +312,19 @@ void Tracker::PrepareToTakeMarks() {
   }
 }
 
-Status Tracker::TakeMarks(std::vector<uint32_t>* pages) {
+Status Tracker::TakeMarks(std::vector<uint32_t>* pages) { return CollectMarks(/*take=*/true, pages); }
+
+Status Tracker::ReadMarks(std::vector<uint32_t>* pages) { return CollectMarks(/*take=*/false, pages); }
+
+Status Tracker::CollectMarks(bool take, std::vector<uint32_t>* pages) {
   pages->clear();
   if (!MapWholeFile()) return Status::IOError("cannot map the tracking file");
   std::shared_lock<std::shared_mutex> l(map_mu_);
   for (uint64_t off = kTrackBitmapOffset; off + 8 <= mapped_; off += 8) {
     uint64_t* word = reinterpret_cast<uint64_t*>(base_ + off);
     if (__atomic_load_n(word, __ATOMIC_RELAXED) == 0) continue;
-    const uint64_t bits = __atomic_exchange_n(word, uint64_t(0), __ATOMIC_SEQ_CST);
+    const uint64_t bits =
+        take ? __atomic_exchange_n(word, uint64_t(0), __ATOMIC_SEQ_CST) : __atomic_load_n(word, __ATOMIC_SEQ_CST);
     const uint8_t* bytes = reinterpret_cast<const uint8_t*>(&bits);
     for (int b = 0; b < 8; b++) {
       for (int k = 0; k < 8; k++) {

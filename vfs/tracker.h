@@ -142,6 +142,10 @@ class Tracker {
   // writers wait for: bench/README.md, "The pin, and the snapshot's last
   // 40 ms").
   void PrepareToTakeMarks();
+  // The set bits into *pages, sorted, leaving them set: for a reader of the
+  // changes that is not a snapshot (snapshot_diff's live side). The caller
+  // holds the snapshot lock, so no snapshot takes them meanwhile.
+  Status ReadMarks(std::vector<uint32_t>* pages);
   // Sets the bits of `pages` again (a snapshot that used them failed).
   void ReturnMarks(const std::vector<uint32_t>& pages);
   uint64_t CountMarks();
@@ -166,6 +170,7 @@ class Tracker {
   static Tracker* Open(const std::string& db_path, bool create);
   static Tracker* AcquireImpl(const std::string& db_path, bool create);
   void Mark(uint32_t pgno);
+  Status CollectMarks(bool take, std::vector<uint32_t>* pages);
   void CountWriteTransaction(bool begins) {
     __atomic_fetch_add(begins ? &header()->writes_begun : &header()->writes_ended, 1, __ATOMIC_RELAXED);
     if (!begins && changed_since_end_.load(std::memory_order_relaxed)) NotifyCommit();
