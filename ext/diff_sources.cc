@@ -5,6 +5,7 @@
 
 #include "ext/capture.h"
 #include "ext/sql_util.h"
+#include "store/page_diff.h"
 #include "vfs/token_registry.h"
 
 namespace snapshot {
@@ -20,12 +21,13 @@ namespace {
 
 constexpr char kLiveSinkVfsName[] = "snapshot_diff_live";
 
-// Where the backup's pages go: compared with the base, kept if they differ.
+// Where the backup's pages go: to `receive` (LivePages::Receive). Read
+// back (SQLite reads page 1 back), a page is a kept one or the base's.
 struct LiveSink {
-  Store* store = nullptr;
+  std::function<void(uint32_t pgno, const uint8_t* page)> receive;
   SnapshotImage* base = nullptr;
   uint32_t page_size = 0;
-  std::map<uint32_t, std::string>* pages = nullptr;
+  const std::map<uint32_t, std::string>* pages = nullptr;
   uint64_t size = 0;
   Status error;
 };
@@ -42,25 +44,13 @@ struct SinkFile {
 
 LiveSink* SinkOf(sqlite3_file* f) { return reinterpret_cast<SinkFile*>(f)->sink; }
 
-bool SameAsBase(LiveSink* sink, uint32_t pgno, const uint8_t* data) {
-  PageHash stored;
-  return sink->base->info().page_size == sink->page_size && pgno <= sink->base->info().page_count &&
-         sink->base->StoredHash(pgno, &stored) && stored == sink->store->HashOfPage(data, sink->page_size);
-}
-
 int SinkWrite(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offset) {
   LiveSink* sink = SinkOf(f);
   if (uint32_t(amount) != sink->page_size || uint64_t(offset) % sink->page_size != 0) {
     sink->error = Status::IOError("internal: the live database's pages came in pieces");
     return SQLITE_IOERR_WRITE;
   }
-  const uint32_t pgno = uint32_t(uint64_t(offset) / sink->page_size) + 1;
-  const uint8_t* page = static_cast<const uint8_t*>(data);
-  if (pgno != 1 && SameAsBase(sink, pgno, page)) {
-    sink->pages->erase(pgno);
-  } else {
-    (*sink->pages)[pgno].assign(static_cast<const char*>(data), sink->page_size);
-  }
+  sink->receive(uint32_t(uint64_t(offset) / sink->page_size) + 1, static_cast<const uint8_t*>(data));
   sink->size = std::max(sink->size, uint64_t(offset) + uint64_t(amount));
   return SQLITE_OK;
 }
@@ -162,19 +152,17 @@ int RegisterSinkVfs() {
 
 Status LivePages::Capture(sqlite3* db, const char* schema, Store* store, SnapshotImage* base, sqlite3* caller,
                           std::unique_ptr<LivePages>* out) {
-  std::unique_ptr<LivePages> live(new LivePages);
-  live->base_ = base;
   const std::string q = "PRAGMA \"" + QuoteIdentifier(schema) + "\".";
   int64_t page_size = 0, page_count = 0;
   SNAPSHOT_RETURN_IF_ERROR(QueryInt(db, q + "page_size", &page_size));
   SNAPSHOT_RETURN_IF_ERROR(QueryInt(db, q + "page_count", &page_count));
-  live->page_size_ = uint32_t(page_size);
-  live->page_count_ = uint32_t(page_count);
+  std::unique_ptr<LivePages> live(new LivePages(base, uint32_t(page_size), uint32_t(page_count)));
 
   int rc = RegisterSinkVfs();
   if (rc != SQLITE_OK) return SqliteStatus(nullptr, rc, "cannot register the diff's VFS");
   LiveSink sink;
-  sink.store = store;
+  LivePages* l = live.get();
+  sink.receive = [l, store](uint32_t pgno, const uint8_t* page) { l->Receive(store, pgno, page); };
   sink.base = base;
   sink.page_size = live->page_size_;
   sink.pages = &live->pages_;
@@ -183,20 +171,63 @@ Status LivePages::Capture(sqlite3* db, const char* schema, Store* store, Snapsho
                                    /*progress=*/nullptr);
   if (!sink.error.ok()) return sink.error;
   SNAPSHOT_RETURN_IF_ERROR(result);
-
-  // Pages past the end of the live database are the base's only.
-  for (auto it = live->pages_.begin(); it != live->pages_.end();) {
-    it = it->first > live->page_count_ ? live->pages_.erase(it) : std::next(it);
-  }
-  for (const auto& p : live->pages_) live->differing_.push_back(p.first);
-  for (uint32_t p = live->page_count_ + 1; p <= base->info().page_count; p++) live->differing_.push_back(p);
-  if (live->page_size_ != base->info().page_size) {
-    // Nothing is shared: every page differs (and was kept).
-    live->differing_.clear();
-    for (uint32_t p = 1; p <= std::max(live->page_count_, base->info().page_count); p++) live->differing_.push_back(p);
-  }
+  live->ListDiffering({});
   *out = std::move(live);
   return Status::OK();
+}
+
+Status LivePages::FromTracked(TrackedLiveImage* image, std::unique_ptr<SnapshotImage> tracked, Store* store,
+                              SnapshotImage* base, const std::function<Status()>& poll,
+                              std::unique_ptr<LivePages>* out) {
+  std::unique_ptr<LivePages> live(new LivePages(base, image->page_size(), image->page_count()));
+  SNAPSHOT_RETURN_IF_ERROR(image->ReadPages([&](uint32_t pgno, const uint8_t* page) {
+    SNAPSHOT_RETURN_IF_ERROR(poll());
+    live->Receive(store, pgno, page);
+    return Status::OK();
+  }));
+  live->read_ = image->pages();
+  // A page not read is the tracked base's: it differs from `base` where the
+  // two snapshots do.
+  std::vector<uint32_t> snapshots_differ, unread_differing;
+  if (tracked->info().id != base->info().id) DifferingPages(base, tracked.get(), &snapshots_differ);
+  for (uint32_t p : snapshots_differ) {
+    if (p <= live->page_count_ && !std::binary_search(live->read_.begin(), live->read_.end(), p)) {
+      unread_differing.push_back(p);
+    }
+  }
+  live->tracked_ = std::move(tracked);
+  live->ListDiffering(unread_differing);
+  *out = std::move(live);
+  return Status::OK();
+}
+
+void LivePages::Receive(Store* store, uint32_t pgno, const uint8_t* page) {
+  PageHash stored;
+  const bool same_as_base = pgno != 1 && base_->info().page_size == page_size_ && pgno <= base_->info().page_count &&
+                            base_->StoredHash(pgno, &stored) && stored == store->HashOfPage(page, page_size_);
+  if (same_as_base) {
+    pages_.erase(pgno);
+  } else {
+    pages_[pgno].assign(reinterpret_cast<const char*>(page), page_size_);
+  }
+}
+
+void LivePages::ListDiffering(const std::vector<uint32_t>& unread_differing) {
+  // Pages past the end of the live database are the base's only.
+  for (auto it = pages_.begin(); it != pages_.end();) {
+    it = it->first > page_count_ ? pages_.erase(it) : std::next(it);
+  }
+  for (const auto& p : pages_) differing_.push_back(p.first);
+  for (uint32_t p : unread_differing) differing_.push_back(p);
+  for (uint32_t p = page_count_ + 1; p <= base_->info().page_count; p++) differing_.push_back(p);
+  std::sort(differing_.begin(), differing_.end());
+  differing_.erase(std::unique(differing_.begin(), differing_.end()), differing_.end());
+  if (page_size_ != base_->info().page_size) {
+    // Nothing is shared: every page differs (and was kept, or is the
+    // tracked base's, whose page size is the live one's).
+    differing_.clear();
+    for (uint32_t p = 1; p <= std::max(page_count_, base_->info().page_count); p++) differing_.push_back(p);
+  }
 }
 
 Status LivePages::ReadPage(uint32_t pgno, std::string* out) {
@@ -206,10 +237,14 @@ Status LivePages::ReadPage(uint32_t pgno, std::string* out) {
     *out = it->second;
     return Status::OK();
   }
+  // Not kept: the same as the base's if it was read (or every page was),
+  // else the tracked base's.
+  SnapshotImage* from = tracked_ != nullptr && !std::binary_search(read_.begin(), read_.end(), pgno) ? tracked_.get()
+                                                                                                  : base_;
   out->resize(page_size_);
-  Status s = base_->ReadPage(pgno, reinterpret_cast<uint8_t*>(&(*out)[0]));
+  Status s = from->ReadPage(pgno, reinterpret_cast<uint8_t*>(&(*out)[0]));
   if (!s.ok()) {
-    return Status::Corruption("snapshot " + std::to_string(base_->info().id) + ": page " + std::to_string(pgno) + ": " +
+    return Status::Corruption("snapshot " + std::to_string(from->info().id) + ": page " + std::to_string(pgno) + ": " +
                               s.message());
   }
   return Status::OK();

@@ -10,7 +10,12 @@
 // Reads nothing from the database but what ext/image_diff.h says; the store
 // is held under its shared lock, so no prune removes either snapshot
 // meanwhile. The live side is read under one read transaction, taken before
-// the store's lock (the order every function keeps).
+// the store's lock (the order every function keeps). When the database's
+// tracking is trusted (snapshot_tracking() says "tracked") only the pages
+// marked since its base snapshot are read from the live files, and the rest
+// compared as between two snapshots (ext/diff_sources.h); otherwise every
+// live page is read and hashed, and in rollback mode writers wait for that
+// read lock as long.
 #include "vfs/sqlite_api.h"
 
 #include <cstring>
@@ -24,6 +29,7 @@
 #include "ext/image_diff.h"
 #include "ext/inspect.h"
 #include "ext/sql_util.h"
+#include "ext/tracked_capture.h"
 #include "ext/vtab_util.h"
 #include "store/page_diff.h"
 
@@ -58,22 +64,41 @@ Status CheckDiffable(const SnapshotImage& image) {
                                  std::to_string(kMaxDiffPages));
 }
 
+// The live side: through the tracking when it is trusted (`tracked`, if
+// pinned: the marked pages read), else every page (`from`/`from_schema`
+// hold the read transaction).
+Status LiveSide(sqlite3* db, std::unique_ptr<TrackedLiveImage> tracked, sqlite3* from, const char* from_schema,
+                Store* store, SnapshotImage* a, std::unique_ptr<LivePages>* live) {
+  std::unique_ptr<SnapshotImage> tracked_base;
+  if (tracked != nullptr && tracked->OpenBase(store, &tracked_base).ok() && CheckDiffable(*tracked_base).ok()) {
+    InterruptCheck interrupt(db);
+    return LivePages::FromTracked(tracked.get(), std::move(tracked_base), store, a,
+                                  [&interrupt] { return interrupt.Poll(); }, live);
+  }
+  tracked.reset();  // its pin, and the snapshot lock, before the long read
+  return LivePages::Capture(from, from_schema, store, a, db, live);
+}
+
 Status Diff(sqlite3* db, const ConnectionSettings& settings, uint64_t a_id, uint64_t b_id, const char* schema,
             std::vector<TreeDiff>* out) {
   StoreLocation where;  // first, so that a bad schema is named as such
   SNAPSHOT_RETURN_IF_ERROR(LocateStore(db, schema, settings, &where));
   // The live database: a read transaction first (on a connection of the
-  // extension's own when it may), then the store's lock.
+  // extension's own when it may), then the tracking's pin if it can be
+  // trusted (ext/tracked_capture.h: the snapshot lock, not waited for, and
+  // in WAL mode a moment's write lock), then the store's lock.
   PrivateConnection reader;
   sqlite3* from = db;
   const char* from_schema = schema;
   Statement pin;
+  std::unique_ptr<TrackedLiveImage> tracked;
   if (b_id == 0) {
     if (OpenPrivateReader(db, schema, settings.busy_timeout_ms, &reader).ok()) {
       from = reader.db();
       from_schema = "main";
     }
     SNAPSHOT_RETURN_IF_ERROR(PinReadTransaction(from, from_schema, settings.busy_timeout_ms, &pin));
+    if (!TrackedLiveImage::Pin(db, schema, from, from_schema, settings, &tracked).ok()) tracked.reset();
   }
   std::unique_ptr<Store> store;
   SNAPSHOT_RETURN_IF_ERROR(OpenStore(db, schema, settings, StoreAccess::kRead, &store));
@@ -92,7 +117,7 @@ Status Diff(sqlite3* db, const ConnectionSettings& settings, uint64_t a_id, uint
     return DiffImages(&pages_a, &pages_b, differing, poll, out);
   }
   std::unique_ptr<LivePages> live;
-  SNAPSHOT_RETURN_IF_ERROR(LivePages::Capture(from, from_schema, store.get(), image_a.get(), db, &live));
+  SNAPSHOT_RETURN_IF_ERROR(LiveSide(db, std::move(tracked), from, from_schema, store.get(), image_a.get(), &live));
   pin.Finalize();  // every live page that differs is in memory now
   return DiffImages(&pages_a, live.get(), live->differing(), poll, out);
 }
