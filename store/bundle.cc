@@ -36,13 +36,34 @@ Status BundleWriter::Add(uint64_t snapshot_id, const std::string& record, size_t
   frames_.back() += record;
   heads_.append(record, 0, r.head_length);
   records_.push_back(r);
+  // The extents' packs, read from the record itself: the list is exactly
+  // what the bundle holds, whoever built the record.
+  ByteReader extents(record.data() + r.head_length + 4, record.size() - r.head_length - 4);
+  for (size_t i = 0; i < n_extents; i++) {
+    uint32_t first_pgno = 0, page_count = 0, first_index = 0;
+    uint64_t pack = 0;
+    extents.U32(&first_pgno);
+    extents.U32(&page_count);
+    extents.U64(&pack);
+    extents.U32(&first_index);
+    if (pack != 0 && (packs_.empty() || packs_.back() != pack)) packs_.push_back(pack);
+  }
+  if (packs_.size() > 65536) {  // bounded memory, whatever the records hold
+    std::sort(packs_.begin(), packs_.end());
+    packs_.erase(std::unique(packs_.begin(), packs_.end()), packs_.end());
+  }
   return Status::OK();
 }
 
 Status BundleWriter::Publish(Env* env, const std::string& path, uint64_t bundle_id, unsigned mode, uint64_t* bytes) {
+  std::sort(packs_.begin(), packs_.end());
+  packs_.erase(std::unique(packs_.begin(), packs_.end()), packs_.end());
+  std::string pack_list;
+  ByteWriter pl(&pack_list);
+  for (uint64_t p : packs_) pl.U64(p);
   std::vector<std::string> compressed;
-  for (size_t f = 0; f <= frames_.size(); f++) {
-    const std::string& raw = f == 0 ? heads_ : frames_[f - 1];
+  for (size_t f = 0; f <= frames_.size() + 1; f++) {
+    const std::string& raw = f == 0 ? heads_ : f <= frames_.size() ? frames_[f - 1] : pack_list;
     std::string out(ZSTD_compressBound(raw.size()), '\0');
     const size_t n = ZSTD_compress(&out[0], out.size(), raw.data(), raw.size(), level_);
     if (ZSTD_isError(n)) return Status::IOError(std::string("zstd: ") + ZSTD_getErrorName(n));
@@ -53,7 +74,7 @@ Status BundleWriter::Publish(Env* env, const std::string& path, uint64_t bundle_
   ByteWriter w(&data);
   w.Bytes(kBundleMagic, 8);
   w.U32(kFormatVersion);
-  w.U32(0);  // flags
+  w.U32(kBundlePackList);
   w.U64(bundle_id);
   w.U32(static_cast<uint32_t>(records_.size()));
   w.U32(static_cast<uint32_t>(compressed.size()));
@@ -62,7 +83,7 @@ Status BundleWriter::Publish(Env* env, const std::string& path, uint64_t bundle_
   for (size_t f = 0; f < compressed.size(); f++) {
     w.U64(offset);
     w.U32(static_cast<uint32_t>(compressed[f].size()));
-    w.U32(static_cast<uint32_t>(f == 0 ? heads_.size() : frames_[f - 1].size()));
+    w.U32(static_cast<uint32_t>(f == 0 ? heads_.size() : f <= frames_.size() ? frames_[f - 1].size() : pack_list.size()));
     w.U64(Checksum64(compressed[f].data(), compressed[f].size()));
     offset += compressed[f].size();
   }
@@ -112,6 +133,10 @@ Status BundleReader::Open(Env* env, const std::string& path, uint64_t id, std::u
   }
   if (stored_id != id) return bad("names another id");
   if (n_frames == 0) return bad("no heads frame");
+  r->has_pack_list_ = (flags & kBundlePackList) != 0;
+  if (r->has_pack_list_ && n_frames < 2) return bad("no pack list frame");
+  // Records never sit in the pack list's frame.
+  const uint32_t record_frames = r->has_pack_list_ ? n_frames - 1 : n_frames;
   ByteReader t(data.data() + kBundleHeaderSize, tables);
   uint64_t next = data.size();
   r->frames_.resize(n_frames);
@@ -138,7 +163,7 @@ Status BundleReader::Open(Env* env, const std::string& path, uint64_t id, std::u
     if (rec.snapshot_id == 0 || (i > 0 && rec.snapshot_id <= r->records_[i - 1].snapshot_id)) {
       return bad("snapshot ids do not ascend");
     }
-    if (rec.frame == 0 || rec.frame >= n_frames || uint64_t(rec.offset) + rec.length > r->frames_[rec.frame].size ||
+    if (rec.frame == 0 || rec.frame >= record_frames || uint64_t(rec.offset) + rec.length > r->frames_[rec.frame].size ||
         rec.head_length > rec.length) {
       return bad("record table");
     }
@@ -176,6 +201,23 @@ Status BundleReader::ReadFrame(uint32_t f, std::string* out) const {
 }
 
 Status BundleReader::Heads(std::string* heads) const { return ReadFrame(0, heads); }
+
+Status BundleReader::PackList(std::vector<uint64_t>* packs) const {
+  packs->clear();
+  if (!has_pack_list_) return Status::InvalidArgument("internal: snapshot bundle " + path_ + " lists no packs");
+  std::string raw;
+  SNAPSHOT_RETURN_IF_ERROR(ReadFrame(uint32_t(frames_.size() - 1), &raw));
+  if (raw.size() % 8 != 0) return Status::Corruption("snapshot bundle " + path_ + " is damaged: pack list size");
+  ByteReader r(raw);
+  packs->resize(raw.size() / 8);
+  for (size_t i = 0; i < packs->size(); i++) {
+    r.U64(&(*packs)[i]);
+    if ((*packs)[i] == 0 || (i > 0 && (*packs)[i] <= (*packs)[i - 1])) {
+      return Status::Corruption("snapshot bundle " + path_ + " is damaged: pack list out of order");
+    }
+  }
+  return Status::OK();
+}
 
 Status BundleReader::Record(size_t i, std::string* bytes) {
   const BundleRecord& r = records_[i];

@@ -14,7 +14,10 @@
 // Frame 0 holds every record's *head* (its bytes before the extent table:
 // id, times, label, sizes), so that listing snapshots decompresses only the
 // heads; records themselves are grouped into frames of about 4 MiB, so that
-// reading one snapshot decompresses at most one such frame.
+// reading one snapshot decompresses at most one such frame. A last frame
+// lists the packs the records name (flag kBundlePackList), so that a
+// compaction merging packs reads only the bundles that name them; bundles
+// written before it have none and are read whole.
 //
 //   BundleWriter w;
 //   for (each manifest m, ids ascending) w.Add(m.info.id, m.Encode(), m.extents.size());
@@ -44,6 +47,10 @@ constexpr size_t kBundleFrameEntrySize = 24;
 constexpr size_t kBundleRecordEntrySize = 24;
 // The largest frame a reader decompresses (bounds memory on a damaged table).
 constexpr uint32_t kMaxBundleFrameBytes = 64u << 20;
+// Header flag: the last frame is the list of packs the records name (u64
+// ids, ascending), and no record is in it. Readers that ignore the flag
+// read every record correctly (docs/FORMAT.md section 5.2).
+constexpr uint32_t kBundlePackList = 1;
 
 struct BundleRecord {
   uint64_t snapshot_id = 0;
@@ -71,6 +78,7 @@ class BundleWriter {
   std::vector<BundleRecord> records_;
   std::string heads_;
   std::vector<std::string> frames_;  // uncompressed, frames 1..
+  std::vector<uint64_t> packs_;      // named by the records, sorted at Publish
 };
 
 class BundleReader {
@@ -88,6 +96,10 @@ class BundleReader {
   // Record i's bytes (a whole manifest). Keeps the last frame decoded, so
   // that reading records in order decompresses each frame once.
   Status Record(size_t i, std::string* bytes);
+  // Whether the bundle lists the packs its records name; if so, PackList
+  // reads them (ascending): every pack any record's extents name.
+  bool has_pack_list() const { return has_pack_list_; }
+  Status PackList(std::vector<uint64_t>* packs) const;
 
  private:
   struct Frame {
@@ -105,6 +117,7 @@ class BundleReader {
   std::vector<BundleRecord> records_;
   uint32_t cached_frame_ = 0;  // 0: none
   std::string cached_;
+  bool has_pack_list_ = false;
 };
 
 }  // namespace snapshot

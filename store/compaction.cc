@@ -56,6 +56,16 @@ constexpr uint64_t kFoldRatio = 4;
 // held a 100 MB database's store for 37 s in bench/continuous.py); prune
 // still rewrites them when mostly dead.
 constexpr uint64_t kMaxMergedPackBytes = uint64_t(4) << 20;
+// Restoring the newest snapshot decodes every frame that holds one of its
+// pages. When those frames hold more than 9/8 of its pages, a round copies
+// its pages out of the frames where they are fewer than 1/kSparseFrame of
+// the pages, sparsest first, into the pack it writes. A copy doubles a page
+// only while older snapshots still name the old place: prune reclaims it
+// when they go, and a merge that meets both copies keeps one.
+constexpr uint64_t kSparseFrame = 2;
+constexpr uint64_t kFramesHeldNum = 9, kFramesHeldDen = 8;
+// What a round decodes to copy pages, against the bytes it may merge.
+constexpr uint64_t kCopyReadRatio = 4;
 
 std::string IdList(const std::vector<uint64_t>& ids) {
   std::string out;
@@ -82,10 +92,16 @@ struct Store::CompactionPlan {
   uint64_t dead_largest = 0;
   std::set<uint64_t> fold_loose;                   // loose manifests into the new bundle
   std::set<uint64_t> fold_bundles;                 // bundles into the new bundle
+  // Frames (pack, frame) whose pages the newest snapshot uses are copied
+  // into the new pack, for the newest snapshot only.
+  std::set<std::pair<uint64_t, uint32_t>> copy_frames;
+  // Bundles rewritten as they are, to give them the list of the packs
+  // their records name.
+  std::set<uint64_t> relist;
 
   bool Empty() const {
     return doomed.empty() && pack_groups.empty() && dead_packs.empty() && dead_largest == 0 && fold_loose.empty() &&
-           fold_bundles.empty();
+           fold_bundles.empty() && copy_frames.empty() && relist.empty();
   }
 };
 
@@ -201,41 +217,102 @@ Status Store::AllSnapshotIds(std::vector<uint64_t>* ids, std::vector<std::string
   return Status::OK();
 }
 
-// Every snapshot, oldest first; any that cannot be read stops everything:
+// Which copy of each bundled snapshot counts (docs/FORMAT.md section 5.2:
+// its loose manifest, else the bundle of largest id that holds it), found
+// from the bundles' record tables: no record is decompressed.
+struct Store::Catalog {
+  std::vector<uint64_t> bundles;                 // ascending
+  std::map<uint64_t, std::vector<bool>> counts;  // bundle -> for each record, whether it is the copy that counts
+  std::set<uint64_t> copies;                     // bundles holding a copy that does not count
+  uint64_t newest = 0;                           // the largest snapshot id
+  uint64_t newest_bundle = 0;                    // the bundle holding it; 0: loose (or none)
+};
+
+// Every loose manifest, as Held; any that cannot be read stops everything:
 // which packs it needs is then unknown, so nothing may be deleted.
-Status Store::LoadAll(std::vector<Held>* all, std::set<uint64_t>* bundles_with_copies) {
-  all->clear();
-  std::vector<uint64_t> ids, bundles;
+Status Store::LoadLoose(std::vector<Held>* held) {
+  std::vector<uint64_t> ids;
   SNAPSHOT_RETURN_IF_ERROR(ScanIds(&ids, nullptr));
-  SNAPSHOT_RETURN_IF_ERROR(ScanBundleIds(&bundles));
-  std::map<uint64_t, Held> by_id;
   for (uint64_t id : ids) {
     Held h;
     Status s = ReadLooseManifest(id, &h.m, &h.bytes);
     if (!s.ok()) return Status::Corruption("snapshot " + std::to_string(id) + " cannot be read (" + s.message() + ")");
-    by_id.emplace(id, std::move(h));
+    held->push_back(std::move(h));
   }
-  for (auto b = bundles.rbegin(); b != bundles.rend(); ++b) {
+  return Status::OK();
+}
+
+Status Store::ReadCatalog(const std::vector<Held>& loose, Catalog* cat) {
+  SNAPSHOT_RETURN_IF_ERROR(ScanBundleIds(&cat->bundles));
+  std::unordered_set<uint64_t> seen;
+  for (const Held& h : loose) {
+    seen.insert(h.m.info.id);
+    cat->newest = std::max(cat->newest, h.m.info.id);
+  }
+  for (auto b = cat->bundles.rbegin(); b != cat->bundles.rend(); ++b) {
     BundleReader* r;
     Status s = GetBundle(*b, &r);
     if (!s.ok()) return Status::Corruption("snapshot bundle " + std::to_string(*b) + " cannot be read (" + s.message() + ")");
-    for (size_t i = 0; i < r->records().size(); i++) {
+    std::vector<bool>& counts = cat->counts[*b];
+    counts.resize(r->records().size());
+    for (size_t i = 0; i < counts.size(); i++) {
       const uint64_t id = r->records()[i].snapshot_id;
-      if (by_id.count(id)) {
-        bundles_with_copies->insert(*b);  // an older copy, left by an interrupted compaction
-        continue;
+      counts[i] = seen.insert(id).second;
+      if (!counts[i]) {
+        cat->copies.insert(*b);  // an older copy, left by an interrupted compaction
+      } else if (id > cat->newest) {
+        cat->newest = id;
+        cat->newest_bundle = *b;
       }
-      Held h;
-      h.bundle = *b;
-      s = r->Record(i, &h.bytes);
-      if (s.ok()) s = Manifest::Decode(h.bytes, FileNameForId(*b, kBundleSuffix), &h.m);
-      if (s.ok() && h.m.info.id != id) s = Status::Corruption("a record names another id");
-      if (!s.ok()) return Status::Corruption("snapshot " + std::to_string(id) + " cannot be read (" + s.message() + ")");
-      by_id.emplace(id, std::move(h));
     }
   }
-  for (auto& [id, h] : by_id) all->push_back(std::move(h));
   return Status::OK();
+}
+
+// Decodes the records of bundle `b` that count, into *held.
+Status Store::LoadBundle(uint64_t b, const Catalog& cat, std::vector<Held>* held) {
+  BundleReader* r;
+  SNAPSHOT_RETURN_IF_ERROR(GetBundle(b, &r));
+  const std::vector<bool>& counts = cat.counts.at(b);
+  for (size_t i = 0; i < r->records().size(); i++) {
+    if (!counts[i]) continue;
+    const uint64_t id = r->records()[i].snapshot_id;
+    Held h;
+    h.bundle = b;
+    Status s = r->Record(i, &h.bytes);
+    if (s.ok()) s = Manifest::Decode(h.bytes, FileNameForId(b, kBundleSuffix), &h.m);
+    if (s.ok() && h.m.info.id != id) s = Status::Corruption("a record names another id");
+    if (!s.ok()) return Status::Corruption("snapshot " + std::to_string(id) + " cannot be read (" + s.message() + ")");
+    held->push_back(std::move(h));
+  }
+  return Status::OK();
+}
+
+void Store::SortHeld(std::vector<Held>* held) {
+  std::sort(held->begin(), held->end(), [](const Held& a, const Held& b) { return a.m.info.id < b.m.info.id; });
+}
+
+// Every snapshot, oldest first.
+Status Store::LoadAll(std::vector<Held>* all, std::set<uint64_t>* bundles_with_copies) {
+  all->clear();
+  Catalog cat;
+  SNAPSHOT_RETURN_IF_ERROR(LoadLoose(all));
+  SNAPSHOT_RETURN_IF_ERROR(ReadCatalog(*all, &cat));
+  for (uint64_t b : cat.bundles) SNAPSHOT_RETURN_IF_ERROR(LoadBundle(b, cat, all));
+  SortHeld(all);
+  bundles_with_copies->insert(cat.copies.begin(), cat.copies.end());
+  return Status::OK();
+}
+
+// The packs each bundle's loaded records name.
+void Store::AddBundlePacks(const std::vector<Held>& held, std::map<uint64_t, std::set<uint64_t>>* bundle_packs) {
+  for (const Held& h : held) {
+    if (h.bundle == 0) continue;
+    std::set<uint64_t>& packs = (*bundle_packs)[h.bundle];
+    for (const Extent& e : h.m.extents) {
+      if (e.pack != 0) packs.insert(e.pack);
+    }
+  }
 }
 
 // Which pages of which packs the snapshots need. Corruption when a snapshot
@@ -266,8 +343,12 @@ Status Store::LivePages(const std::vector<Held>& held, const std::vector<uint64_
 // Chooses what a compaction folds: the loose manifests but the newest, with
 // the bundles no more than kFoldRatio times what is folded so far (newest
 // first); likewise the packs, from the newest down, except the newest
-// snapshot's own pack (Discard may still need it).
-void Store::PlanFolding(const std::vector<Held>& held, const std::map<uint64_t, std::vector<bool>>& live,
+// snapshot's own pack (Discard may still need it). `bundle_packs` holds,
+// for each bundle, the packs its records name (or more). With `relist`,
+// a round with room to spare rewrites one bundle that does not list its
+// packs, so that later rounds need not read it.
+void Store::PlanFolding(const std::vector<Held>& held, const std::vector<uint64_t>& pack_ids,
+                        const std::map<uint64_t, std::set<uint64_t>>& bundle_packs, uint64_t newest, bool relist,
                         CompactionPlan* plan) {
   std::vector<uint64_t> loose;
   for (const Held& h : held) {
@@ -275,6 +356,8 @@ void Store::PlanFolding(const std::vector<Held>& held, const std::map<uint64_t, 
   }
   const StoreOptions::CompactionLimits& limits = options_.compaction_limits;
   uint64_t rewritten = 0;  // manifests this round rewrites, against limits.max_records
+  std::vector<uint64_t> bundle_ids;
+  if (!ScanBundleIds(&bundle_ids).ok()) bundle_ids.clear();
   if (loose.size() > kLooseManifestsKept && limits.max_records > 0) {
     // The oldest first: a round that cannot take them all leaves the newer
     // ones for the next, and bundles stay in the order of their records.
@@ -282,13 +365,10 @@ void Store::PlanFolding(const std::vector<Held>& held, const std::map<uint64_t, 
     plan->fold_loose.insert(loose.begin(), loose.begin() + long(folded));
     // Newest records first: a bundle rewritten because a record changed
     // gets a new id but keeps its place among the others.
-    std::vector<uint64_t> ids;
     std::vector<std::pair<uint64_t, BundleReader*>> bundles;  // (newest record, bundle)
-    if (ScanBundleIds(&ids).ok()) {
-      for (uint64_t b : ids) {
-        BundleReader* r;
-        if (GetBundle(b, &r).ok() && !r->records().empty()) bundles.emplace_back(r->records().back().snapshot_id, r);
-      }
+    for (uint64_t b : bundle_ids) {
+      BundleReader* r;
+      if (GetBundle(b, &r).ok() && !r->records().empty()) bundles.emplace_back(r->records().back().snapshot_id, r);
     }
     std::sort(bundles.rbegin(), bundles.rend());
     for (const auto& [newest_record, r] : bundles) {
@@ -299,14 +379,13 @@ void Store::PlanFolding(const std::vector<Held>& held, const std::map<uint64_t, 
     rewritten = folded;
   }
 
-  const uint64_t newest = held.empty() ? 0 : held.back().m.info.id;
   std::set<uint64_t> taken(plan->dead_packs.begin(), plan->dead_packs.end());
   for (const auto& g : plan->pack_groups) taken.insert(g.begin(), g.end());
   std::vector<uint64_t> group;
   uint64_t bytes = 0;
   uint32_t page_size = 0;
-  for (auto it = live.rbegin(); it != live.rend() && group.size() < limits.max_packs; ++it) {
-    const uint64_t pid = it->first;
+  for (auto it = pack_ids.rbegin(); it != pack_ids.rend() && group.size() < limits.max_packs; ++it) {
+    const uint64_t pid = *it;
     const PackReader* pack;
     if (pid == newest || taken.count(pid) || !GetPack(pid, &pack).ok()) continue;
     const uint64_t size = pack->file_size();
@@ -318,7 +397,6 @@ void Store::PlanFolding(const std::vector<Held>& held, const std::map<uint64_t, 
     group.push_back(pid);
     bytes += size;
   }
-  if (group.size() < 2) return;
 
   // Merging rewrites every manifest that names a merged pack, and the
   // older a pack, the more (and the older, more bundled) snapshots name
@@ -328,25 +406,30 @@ void Store::PlanFolding(const std::vector<Held>& held, const std::map<uint64_t, 
   for (size_t i = 0; i < group.size(); i++) place[group[i]] = i;
   std::vector<std::set<uint64_t>> bundles_from(group.size());  // bundles first dirtied at each place
   std::vector<uint64_t> loose_from(group.size(), 0);
-  for (const Held& h : held) {
-    const uint64_t id = h.m.info.id;
-    if (plan->doomed.count(id) || (h.bundle == 0 ? plan->fold_loose.count(id) : plan->fold_bundles.count(h.bundle))) {
-      continue;  // rewritten anyway
-    }
+  auto first_place = [&](const auto& packs_named) {
     size_t first = group.size();
-    for (const Extent& e : h.m.extents) {
-      auto p = place.find(e.pack);
+    for (uint64_t pack : packs_named) {
+      auto p = place.find(pack);
       if (p != place.end()) first = std::min(first, p->second);
     }
-    if (first == group.size()) continue;
-    if (h.bundle == 0) {
-      loose_from[first]++;
-    } else {
-      bundles_from[first].insert(h.bundle);
-    }
+    return first;
+  };
+  for (const Held& h : held) {
+    const uint64_t id = h.m.info.id;
+    if (h.bundle != 0 || plan->doomed.count(id) || plan->fold_loose.count(id)) continue;  // rewritten anyway
+    std::vector<uint64_t> named;
+    for (const Extent& e : h.m.extents) named.push_back(e.pack);
+    const size_t first = first_place(named);
+    if (first < group.size()) loose_from[first]++;
+  }
+  for (const auto& [b, packs_named] : bundle_packs) {
+    if (plan->fold_bundles.count(b)) continue;
+    const size_t first = first_place(packs_named);
+    if (first < group.size()) bundles_from[first].insert(b);
   }
   std::set<uint64_t> dirty;
   size_t keep = 0;
+  const uint64_t rewritten_by_folding = rewritten;
   for (size_t i = 0; i < group.size(); i++) {
     uint64_t more = loose_from[i];
     for (uint64_t b : bundles_from[i]) {
@@ -359,22 +442,99 @@ void Store::PlanFolding(const std::vector<Held>& held, const std::map<uint64_t, 
     keep = i + 1;
   }
   group.resize(keep);
-  if (group.size() >= 2) plan->pack_groups.push_back(group);
+  if (group.size() >= 2) {
+    plan->pack_groups.push_back(group);
+  } else {  // nothing merged: nothing rewritten for it
+    dirty.clear();
+    rewritten = rewritten_by_folding;
+  }
+
+  if (!relist) return;
+  for (uint64_t b : bundle_ids) {
+    BundleReader* r;
+    if (plan->fold_bundles.count(b) || dirty.count(b) || !GetBundle(b, &r).ok() || r->has_pack_list()) continue;
+    if (rewritten + r->records().size() <= limits.max_records) plan->relist.insert(b);
+    break;
+  }
+}
+
+// Chooses frames whose pages the newest snapshot should have copied (see
+// kSparseFrame): a restore of it then decodes about the pages it needs,
+// however long ago each was last changed. Only a loose newest manifest is
+// rewritten so (one small file); packs merged this round are dense for it
+// anyway.
+void Store::PlanCopies(const Held& newest, CompactionPlan* plan) {
+  const Manifest& m = newest.m;
+  if (newest.bundle != 0 || plan->doomed.count(m.info.id)) return;
+  std::set<uint64_t> merged;
+  for (const auto& g : plan->pack_groups) merged.insert(g.begin(), g.end());
+  struct Use {
+    uint64_t pack;
+    uint32_t frame;
+    uint32_t needed;
+    uint32_t pages;
+  };
+  std::map<std::pair<uint64_t, uint32_t>, Use> frames;
+  uint64_t needed = 0, held = 0;
+  for (const Extent& e : m.extents) {
+    if (e.pack == 0) continue;
+    needed += e.page_count;
+    if (merged.count(e.pack)) {
+      held += e.page_count;
+      continue;
+    }
+    const PackReader* pack;
+    // Damage is for snapshot_verify to name; copying is only an optimization.
+    if (!GetPack(e.pack, &pack).ok() || pack->page_size() != m.info.page_size ||
+        uint64_t(e.first_index) + e.page_count > pack->page_count()) {
+      return;
+    }
+    for (uint32_t i = e.first_index, end = e.first_index + e.page_count; i < end;) {
+      const uint32_t f = pack->FrameOf(i);
+      const FrameEntry& fe = pack->frames()[f];
+      const uint32_t n = std::min(end, fe.first_index + fe.page_count) - i;
+      Use& u = frames.emplace(std::make_pair(e.pack, f), Use{e.pack, f, 0, fe.page_count}).first->second;
+      u.needed += n;
+      i += n;
+    }
+  }
+  std::vector<Use> sparse;
+  for (const auto& [key, u] : frames) {
+    held += u.pages;
+    // Its own pack is dense for it, and Discard may still need it whole.
+    if (u.pack != m.info.id && u.needed * kSparseFrame < u.pages) sparse.push_back(u);
+  }
+  std::sort(sparse.begin(), sparse.end(),
+            [](const Use& a, const Use& b) { return uint64_t(a.needed) * b.pages < uint64_t(b.needed) * a.pages; });
+  const StoreOptions::CompactionLimits& limits = options_.compaction_limits;
+  const uint64_t copy_limit = limits.max_copied_pages;
+  uint64_t copied = 0, decoded = 0;
+  for (const Use& u : sparse) {
+    if (held * kFramesHeldDen <= needed * kFramesHeldNum) break;
+    if (copied + u.needed > copy_limit || decoded + u.pages > kCopyReadRatio * copy_limit) break;
+    plan->copy_frames.emplace(u.pack, u.frame);
+    held -= u.pages - u.needed;
+    copied += u.needed;
+    decoded += u.pages;
+  }
 }
 
 // Writes one pack of the live pages of the packs in `group`: first those
 // the newest snapshot uses, in its page order (restoring it then reads them
-// front to back), then the others in their old order. *remap gives each
-// old (pack, index) its new index.
-Status Store::WriteMergedPack(const std::vector<uint64_t>& group, const std::map<uint64_t, std::vector<bool>>& live,
-                              const Manifest& newest, uint64_t* new_id,
-                              std::map<uint64_t, std::vector<uint32_t>>* remap) {
-  std::map<uint64_t, const PackReader*> packs;
+// front to back), with its pages in `copy_frames` among them, then the
+// others in their old order. Content already written is referenced, not
+// written again. *remap gives each old (pack, index) of the group its new
+// index; *copied each copied page's.
+Status Store::WriteMergedPack(const std::vector<uint64_t>& group, const std::set<std::pair<uint64_t, uint32_t>>& copy_frames,
+                              uint32_t page_size, const std::map<uint64_t, std::vector<bool>>& live,
+                              const Manifest& newest, uint64_t* new_id, std::map<uint64_t, std::vector<uint32_t>>* remap,
+                              std::map<std::pair<uint64_t, uint32_t>, uint32_t>* copied) {
+  std::map<uint64_t, const PackReader*> packs;  // the group's and the copied frames'
   for (uint64_t pid : group) {
-    SNAPSHOT_RETURN_IF_ERROR(GetPackWithHashes(pid, &packs[pid]));
+    SNAPSHOT_RETURN_IF_ERROR(GetPack(pid, &packs[pid]));
     (*remap)[pid].assign(packs[pid]->page_count(), UINT32_MAX);
   }
-  const uint32_t page_size = packs.begin()->second->page_size();
+  for (const auto& [pid, f] : copy_frames) SNAPSHOT_RETURN_IF_ERROR(GetPack(pid, &packs[pid]));
   SNAPSHOT_RETURN_IF_ERROR(NextId(new_id));
   std::unique_ptr<PackWriter> writer;
   SNAPSHOT_RETURN_IF_ERROR(PackWriter::Create(options_.env, JoinPath(options_.dir, kPackDirName), *new_id, page_size,
@@ -382,39 +542,58 @@ Status Store::WriteMergedPack(const std::vector<uint64_t>& group, const std::map
   // A few decoded frames: the newest snapshot's pages jump between packs.
   struct Decoded {
     std::string pages;
+    std::vector<PageHash> hashes;
     uint64_t last_use = 0;
   };
   std::map<std::pair<uint64_t, uint32_t>, Decoded> frames;
   uint64_t clock = 0;
   FrameScratch scratch;
-  auto add = [&](uint64_t pid, uint32_t index) -> Status {
-    uint32_t& slot = (*remap)[pid][index];
-    if (slot != UINT32_MAX) return Status::OK();
-    const PackReader* pack = packs[pid];
+  PageIndex written;  // content -> its index in the new pack
+  auto add = [&](const PackReader* pack, uint32_t index, uint32_t* slot) -> Status {
+    if (*slot != UINT32_MAX) return Status::OK();
     const uint32_t f = pack->FrameOf(index);
-    auto it = frames.find({pid, f});
+    auto it = frames.find({pack->id(), f});
     if (it == frames.end()) {
       if (frames.size() >= 16) {
         frames.erase(std::min_element(frames.begin(), frames.end(), [](const auto& a, const auto& b) {
           return a.second.last_use < b.second.last_use;
         }));
       }
-      it = frames.emplace(std::make_pair(pid, f), Decoded()).first;
+      it = frames.emplace(std::make_pair(pack->id(), f), Decoded()).first;
+      // Every page is checked against its hash here, so equal hashes below
+      // are equal content.
       SNAPSHOT_RETURN_IF_ERROR(pack->ReadFrame(f, &it->second.pages, &scratch));
+      SNAPSHOT_RETURN_IF_ERROR(pack->FrameHashes(f, &it->second.hashes));
     }
     it->second.last_use = ++clock;
-    slot = writer->page_count();
-    const size_t at = size_t(index - pack->frames()[f].first_index) * page_size;
-    return writer->AddPage(reinterpret_cast<const uint8_t*>(it->second.pages.data()) + at, pack->hash(index));
+    const uint32_t at = index - pack->frames()[f].first_index;
+    const PageHash& hash = it->second.hashes[at];
+    if (const PageRef* there = written.Find(hash)) {
+      *slot = there->index;
+      return Status::OK();
+    }
+    *slot = writer->page_count();
+    written.Insert(hash, PageRef{*new_id, *slot});
+    return writer->AddPage(reinterpret_cast<const uint8_t*>(it->second.pages.data()) + size_t(at) * page_size, hash);
   };
   for (const Extent& e : newest.extents) {
-    if (!packs.count(e.pack)) continue;
-    for (uint32_t i = 0; i < e.page_count; i++) SNAPSHOT_RETURN_IF_ERROR(add(e.pack, e.first_index + i));
+    auto p = packs.find(e.pack);
+    if (p == packs.end()) continue;
+    const bool in_group = remap->count(e.pack) != 0;
+    for (uint32_t i = e.first_index; i < e.first_index + e.page_count; i++) {
+      if (in_group) {
+        SNAPSHOT_RETURN_IF_ERROR(add(p->second, i, &(*remap)[e.pack][i]));
+      } else if (copy_frames.count({e.pack, p->second->FrameOf(i)})) {
+        SNAPSHOT_RETURN_IF_ERROR(add(p->second, i, &copied->emplace(std::make_pair(e.pack, i), UINT32_MAX).first->second));
+      }
+    }
   }
+  SNAPSHOT_RETURN_IF_ERROR(writer->EndFrame());  // no frame mixes the newest's pages with others
   for (uint64_t pid : group) {
     const std::vector<bool>& bits = live.at(pid);
+    std::vector<uint32_t>& map = (*remap)[pid];
     for (uint32_t i = 0; i < bits.size(); i++) {
-      if (bits[i]) SNAPSHOT_RETURN_IF_ERROR(add(pid, i));
+      if (bits[i]) SNAPSHOT_RETURN_IF_ERROR(add(packs[pid], i, &map[i]));
     }
   }
   uint64_t bytes;
@@ -431,32 +610,69 @@ Status Store::ApplyPlan(std::vector<Held>* held, const std::map<uint64_t, std::v
   for (const Held& h : *held) {
     if (!plan.doomed.count(h.m.info.id)) newest = &h.m;
   }
-  for (const std::vector<uint64_t>& group : plan.pack_groups) {
+  // The newest snapshot's copied pages go into a pack of their page size:
+  // the last group's, or one of their own.
+  std::vector<std::vector<uint64_t>> groups = plan.pack_groups;
+  size_t copy_host = groups.size();
+  if (!plan.copy_frames.empty() && newest != nullptr) {
+    const PackReader* pack;
+    if (!groups.empty() && GetPack(groups.back()[0], &pack).ok() && pack->page_size() == newest->info.page_size) {
+      copy_host = groups.size() - 1;
+    } else {
+      groups.emplace_back();
+    }
+  }
+  std::map<std::pair<uint64_t, uint32_t>, uint32_t> copied;  // (old pack, index) -> index in copy_pack
+  std::set<uint64_t> copied_from;
+  uint64_t copy_pack = 0;
+  for (size_t g = 0; g < groups.size(); g++) {
     uint64_t new_id = 0;
     std::map<uint64_t, std::vector<uint32_t>> part;
-    SNAPSHOT_RETURN_IF_ERROR(WriteMergedPack(group, live, *newest, &new_id, &part));
+    const bool host = g == copy_host;
+    uint32_t page_size = newest != nullptr ? newest->info.page_size : 0;
+    if (!groups[g].empty()) {
+      const PackReader* pack;
+      SNAPSHOT_RETURN_IF_ERROR(GetPack(groups[g][0], &pack));
+      page_size = pack->page_size();
+    }
+    static const Manifest kNoSnapshot;
+    SNAPSHOT_RETURN_IF_ERROR(WriteMergedPack(groups[g], host ? plan.copy_frames : std::set<std::pair<uint64_t, uint32_t>>(),
+                                             page_size, live, newest != nullptr ? *newest : kNoSnapshot, &new_id, &part,
+                                             &copied));
+    if (host) copy_pack = new_id;
     for (auto& [pid, map] : part) {
       new_pack_of[pid] = new_id;
       remap[pid] = std::move(map);
     }
   }
+  for (const auto& [where, index] : copied) copied_from.insert(where.first);
   for (Held& h : *held) {
     if (plan.doomed.count(h.m.info.id)) continue;
+    const bool gets_copies = &h.m == newest && !copied.empty();
     bool uses = false;
-    for (const Extent& e : h.m.extents) uses = uses || new_pack_of.count(e.pack);
+    for (const Extent& e : h.m.extents) uses = uses || new_pack_of.count(e.pack) || (gets_copies && copied_from.count(e.pack));
     if (!uses) continue;
-    // Extent by extent, page by page only within a rewritten pack: a
-    // manifest's page count (up to 2^32, in zero pages) bounds nothing here.
+    // Extent by extent, page by page only within a rewritten or copied
+    // pack: a manifest's page count (up to 2^32, in zero pages) bounds
+    // nothing here.
     std::vector<Extent> old_extents;
     old_extents.swap(h.m.extents);
     for (const Extent& e : old_extents) {
       auto np = new_pack_of.find(e.pack);
-      if (np == new_pack_of.end()) {
+      if (np != new_pack_of.end()) {
+        const std::vector<uint32_t>& map = remap[e.pack];
+        for (uint32_t i = 0; i < e.page_count; i++) {
+          h.m.AppendExtent(Extent{e.first_pgno + i, 1, np->second, map[e.first_index + i]});
+        }
+      } else if (gets_copies && copied_from.count(e.pack)) {
+        for (uint32_t i = 0; i < e.page_count; i++) {
+          auto c = copied.find({e.pack, e.first_index + i});
+          h.m.AppendExtent(c == copied.end() ? Extent{e.first_pgno + i, 1, e.pack, e.first_index + i}
+                                             : Extent{e.first_pgno + i, 1, copy_pack, c->second});
+        }
+      } else {
         h.m.AppendExtent(e);
-        continue;
       }
-      const std::vector<uint32_t>& map = remap[e.pack];
-      for (uint32_t i = 0; i < e.page_count; i++) h.m.AppendExtent(Extent{e.first_pgno + i, 1, np->second, map[e.first_index + i]});
     }
     h.changed = true;
   }
@@ -464,6 +680,7 @@ Status Store::ApplyPlan(std::vector<Held>* held, const std::map<uint64_t, std::v
   // 2. New bundles: the folded manifests in one; every other bundle that
   // loses a record or holds a changed one (or an older copy), rewritten.
   std::set<uint64_t> dirty(bundles_with_copies.begin(), bundles_with_copies.end());
+  dirty.insert(plan.relist.begin(), plan.relist.end());
   for (const Held& h : *held) {
     if (h.bundle != 0 && (h.changed || plan.doomed.count(h.m.info.id))) dirty.insert(h.bundle);
   }
@@ -483,7 +700,7 @@ Status Store::ApplyPlan(std::vector<Held>* held, const std::map<uint64_t, std::v
     }
     SNAPSHOT_RETURN_IF_ERROR(writers[key].Add(h.m.info.id, h.changed ? h.m.Encode() : h.bytes, h.m.extents.size()));
   }
-  bool wrote = !plan.pack_groups.empty();
+  bool wrote = !groups.empty();
   for (auto& [key, writer] : writers) {
     if (writer.records() == 0) continue;
     wrote = true;
@@ -529,21 +746,55 @@ Status Store::ApplyPlan(std::vector<Held>* held, const std::map<uint64_t, std::v
   return gone_packs.empty() ? Status::OK() : env->SyncDir(JoinPath(options_.dir, kPackDirName));
 }
 
+// A round reads what it may rewrite, not the whole store: the loose
+// manifests, every bundle's record table and pack list, and the records of
+// the bundles it rewrites (folded, naming a merged pack, holding a copy, or
+// listing no packs: written before bundles had lists).
 Status Store::CompactRound(bool* did_work) {
   *did_work = false;
   if (!options_.exclusive) return Status::InvalidArgument("internal: snapshot store opened read-only");
   std::vector<Held> held;
-  std::set<uint64_t> copies;
-  SNAPSHOT_RETURN_IF_ERROR(LoadAll(&held, &copies));
+  Catalog cat;
+  SNAPSHOT_RETURN_IF_ERROR(LoadLoose(&held));
+  SNAPSHOT_RETURN_IF_ERROR(ReadCatalog(held, &cat));
+  std::set<uint64_t> loaded;
+  auto load = [&](uint64_t b) { return loaded.insert(b).second ? LoadBundle(b, cat, &held) : Status::OK(); };
+  std::map<uint64_t, std::set<uint64_t>> bundle_packs;
+  for (uint64_t b : cat.bundles) {
+    BundleReader* r;
+    SNAPSHOT_RETURN_IF_ERROR(GetBundle(b, &r));
+    if (!r->has_pack_list()) {
+      SNAPSHOT_RETURN_IF_ERROR(load(b));
+      continue;
+    }
+    std::vector<uint64_t> packs;
+    Status s = r->PackList(&packs);
+    if (!s.ok()) return Status::Corruption("snapshot bundle " + std::to_string(b) + " cannot be read (" + s.message() + ")");
+    bundle_packs[b].insert(packs.begin(), packs.end());
+  }
+  for (uint64_t b : cat.copies) SNAPSHOT_RETURN_IF_ERROR(load(b));
+  if (cat.newest_bundle != 0) SNAPSHOT_RETURN_IF_ERROR(load(cat.newest_bundle));
+  AddBundlePacks(held, &bundle_packs);
   std::vector<uint64_t> pack_ids;
   SNAPSHOT_RETURN_IF_ERROR(ScanIds(nullptr, &pack_ids));
-  std::map<uint64_t, std::vector<bool>> live;
-  SNAPSHOT_RETURN_IF_ERROR(LivePages(held, pack_ids, &live));
   CompactionPlan plan;
-  PlanFolding(held, live, &plan);
-  if (plan.Empty() && copies.empty()) return Status::OK();
+  PlanFolding(held, pack_ids, bundle_packs, cat.newest, /*relist=*/true, &plan);
+  // Every manifest that names a merged pack is read: the merged pack keeps
+  // exactly the pages they name.
+  std::set<uint64_t> merged;
+  for (const auto& g : plan.pack_groups) merged.insert(g.begin(), g.end());
+  for (const auto& [b, packs] : bundle_packs) {
+    bool names_merged = plan.fold_bundles.count(b) || plan.relist.count(b);
+    for (uint64_t p : packs) names_merged = names_merged || merged.count(p);
+    if (names_merged) SNAPSHOT_RETURN_IF_ERROR(load(b));
+  }
+  SortHeld(&held);
+  std::map<uint64_t, std::vector<bool>> live;  // right for the merged packs only
+  SNAPSHOT_RETURN_IF_ERROR(LivePages(held, pack_ids, &live));
+  if (!held.empty() && held.back().m.info.id == cat.newest) PlanCopies(held.back(), &plan);
+  if (plan.Empty() && cat.copies.empty()) return Status::OK();
   *did_work = true;
-  return ApplyPlan(&held, live, copies, plan);
+  return ApplyPlan(&held, live, cat.copies, plan);
 }
 
 Status Store::CountFiles(size_t* n) {
@@ -685,7 +936,12 @@ Status Store::PruneExcept(const KeepSelector& select, PruneResult* result) {
   }
   // A prune is also the moment to fold what has piled up.
   const size_t threshold = options_.compaction_file_threshold;
-  if (threshold != 0 && ids.size() + pack_ids.size() + bundle_ids.size() > threshold) PlanFolding(kept, live, &plan);
+  if (threshold != 0 && ids.size() + pack_ids.size() + bundle_ids.size() > threshold) {
+    std::map<uint64_t, std::set<uint64_t>> bundle_packs;
+    AddBundlePacks(kept, &bundle_packs);
+    PlanFolding(kept, pack_ids, bundle_packs, kept.empty() ? 0 : kept.back().m.info.id, /*relist=*/false, &plan);
+  }
+  if (!kept.empty()) PlanCopies(kept.back(), &plan);
   SNAPSHOT_RETURN_IF_ERROR(ApplyPlan(&kept, live, copies, plan));
   SNAPSHOT_RETURN_IF_ERROR(StoredBytes(&bytes_after));
   if (bytes_before > bytes_after) result->bytes_reclaimed = bytes_before - bytes_after;

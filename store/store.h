@@ -72,6 +72,9 @@ struct StoreOptions {
     size_t max_records = 4096;
     size_t max_packs = 32;                      // packs merged into one
     uint64_t max_pack_bytes = uint64_t(8) << 20;  // their bytes on disk
+    // Pages of the newest snapshot copied out of sparse frames (and 4
+    // times as many decoded to find them): 8 MiB of 4 KiB pages.
+    size_t max_copied_pages = 2048;
   } compaction_limits;
 };
 
@@ -223,14 +226,24 @@ class Store {
   // Ids of every snapshot, loose or bundled; bundles that cannot be read
   // are named in *damaged_bundles.
   Status AllSnapshotIds(std::vector<uint64_t>* ids, std::vector<std::string>* damaged_bundles);
+  struct Catalog;
+  Status LoadLoose(std::vector<Held>* held);
+  Status ReadCatalog(const std::vector<Held>& loose, Catalog* cat);
+  Status LoadBundle(uint64_t bundle, const Catalog& cat, std::vector<Held>* held);
+  static void SortHeld(std::vector<Held>* held);
   Status LoadAll(std::vector<Held>* all, std::set<uint64_t>* bundles_with_copies);
+  static void AddBundlePacks(const std::vector<Held>& held, std::map<uint64_t, std::set<uint64_t>>* bundle_packs);
   Status LivePages(const std::vector<Held>& held, const std::vector<uint64_t>& pack_ids,
                    std::map<uint64_t, std::vector<bool>>* live);
   Status CountFiles(size_t* n);
-  void PlanFolding(const std::vector<Held>& held, const std::map<uint64_t, std::vector<bool>>& live,
+  void PlanFolding(const std::vector<Held>& held, const std::vector<uint64_t>& pack_ids,
+                   const std::map<uint64_t, std::set<uint64_t>>& bundle_packs, uint64_t newest, bool relist,
                    CompactionPlan* plan);
-  Status WriteMergedPack(const std::vector<uint64_t>& group, const std::map<uint64_t, std::vector<bool>>& live,
-                         const Manifest& newest, uint64_t* new_id, std::map<uint64_t, std::vector<uint32_t>>* remap);
+  void PlanCopies(const Held& newest, CompactionPlan* plan);
+  Status WriteMergedPack(const std::vector<uint64_t>& group, const std::set<std::pair<uint64_t, uint32_t>>& copy_frames,
+                         uint32_t page_size, const std::map<uint64_t, std::vector<bool>>& live, const Manifest& newest,
+                         uint64_t* new_id, std::map<uint64_t, std::vector<uint32_t>>* remap,
+                         std::map<std::pair<uint64_t, uint32_t>, uint32_t>* copied);
   Status ApplyPlan(std::vector<Held>* held, const std::map<uint64_t, std::vector<bool>>& live,
                    const std::set<uint64_t>& bundles_with_copies, const CompactionPlan& plan);
 

@@ -5,7 +5,7 @@
 // opened as bundle kFuzzBundleId. Then, as the store reads one: the heads
 // (each decoded as Store::List does), every record in order, then in
 // reverse (each frame decoded again, as the reader's one-frame cache
-// switches), each decoded as a manifest.
+// switches), each decoded as a manifest; and the pack list, when flagged.
 //
 // What must hold besides "no crash, no hang, bounded memory": an accepted
 // bundle's records ascend and each is found by its id; heads fill frame 0
@@ -42,6 +42,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const BundleRecord& rec : records) {
       SnapshotInfo info;
       (void)Manifest::DecodeHead(heads.data() + rec.head_offset, rec.head_length, "fuzz.bundle", &info);
+    }
+  }
+  std::vector<uint64_t> packs;
+  if (r->has_pack_list() && r->PackList(&packs).ok()) {
+    for (size_t i = 0; i < packs.size(); i++) {
+      FUZZ_CHECK(packs[i] != 0 && (i == 0 || packs[i] > packs[i - 1]), "pack list entry %zu accepted out of order", i);
     }
   }
   for (int pass = 0; pass < 2; pass++) {

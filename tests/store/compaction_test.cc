@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "store/bundle.h"
+#include "store/pack.h"
 #include "store/snapshot_reader.h"
 #include "tests/crash_env.h"
 #include "tests/store/fault_env.h"
@@ -382,6 +383,256 @@ TEST(StoreCompaction, CompactionInRoundsInterruptedAtEveryStep) {
         EXPECT_LE(FilesIn(dir), files_clean + 1);
       },
       30, SmallRounds());
+}
+
+// What restoring the newest snapshot decodes: the pages it stores, and the
+// pages of every frame holding one of them.
+struct NewestLayout {
+  uint64_t needed = 0;
+  uint64_t held = 0;
+  uint64_t sparse_frames = 0;  // frames of which it needs fewer than half the pages
+};
+
+NewestLayout LayoutOfNewest(Store* store, const std::string& dir) {
+  NewestLayout out;
+  uint64_t id = 0;
+  Manifest m;
+  EXPECT_OK(store->LatestId(&id));
+  EXPECT_OK(store->ReadManifest(id, &m));
+  std::map<uint64_t, std::unique_ptr<snapshot::PackReader>> packs;
+  std::map<std::pair<uint64_t, uint32_t>, uint32_t> needed;  // (pack, frame) -> pages
+  for (const Extent& e : m.extents) {
+    if (e.pack == 0) continue;
+    std::unique_ptr<snapshot::PackReader>& r = packs[e.pack];
+    if (r == nullptr) EXPECT_OK(snapshot::PackReader::Open(Env::Default(), PackFile(dir, e.pack), e.pack, nullptr, &r));
+    if (r == nullptr) return out;
+    for (uint32_t i = 0; i < e.page_count; i++) needed[{e.pack, r->FrameOf(e.first_index + i)}]++;
+    out.needed += e.page_count;
+  }
+  for (const auto& [where, n] : needed) {
+    const uint32_t pages = packs[where.first]->frames()[where.second].page_count;
+    out.held += pages;
+    if (2 * n < pages) out.sparse_frames++;
+  }
+  return out;
+}
+
+// A store whose newest snapshot's pages sit in sparse frames: a full
+// snapshot in frames of 8 pages, then small changes, each a pack of its
+// own, until most of the full snapshot's pages are superseded. Returns the
+// full snapshot's pack's size.
+uint64_t MakeScattered(const std::string& dir, std::map<uint64_t, Image>* want, uint32_t pages, int changes) {
+  StoreOptions o = CompactingOptions(dir, 0);
+  o.compress.frame_bytes = 8 * kPageSize;
+  auto store = OpenOrDie(o);
+  EXPECT_NE(store, nullptr);
+  if (store == nullptr) return 0;
+  Image img = MakeImage(kPageSize, pages, 1);
+  uint64_t first = 0;
+  EXPECT_OK(Snap(store.get(), img, "full", &first));
+  (*want)[first] = img;
+  for (const auto& [id, im] : TakeSmallChanges(store.get(), &img, changes, 11)) (*want)[id] = im;
+  return FileSize(PackFile(dir, first));
+}
+
+// Limits under which the full snapshot's pack of MakeScattered is never
+// merged (as a real store's packs over 4 MiB are not): only copying can
+// make the newest snapshot's frames dense.
+Limits FullPackNeverMerged(uint64_t full_pack_bytes) {
+  Limits l;
+  l.max_pack_bytes = full_pack_bytes - 1;
+  return l;
+}
+
+// Restoring the newest snapshot decodes about the pages it needs, however
+// long ago each was last changed: compaction copies its pages out of frames
+// that hold mostly pages it does not need. Older snapshots keep reading
+// theirs, and once they are pruned the copies leave nothing stored twice.
+TEST(StoreCompaction, NewestSnapshotsPagesAreCopiedOutOfSparseFrames) {
+  TempDir tmp;
+  const std::string dir = tmp / "s";
+  std::map<uint64_t, Image> want;
+  const uint64_t full_pack = MakeScattered(dir, &want, 48, 60);
+  ASSERT_FALSE(HasFatalFailure());
+  auto store = OpenOrDie(CompactingOptions(dir, 0, Env::Default(), FullPackNeverMerged(full_pack)));
+  ASSERT_NE(store, nullptr);
+  const NewestLayout before = LayoutOfNewest(store.get(), dir);
+  ASSERT_GT(before.held * 4, before.needed * 5) << "the test's store is not scattered";
+  ASSERT_GE(before.sparse_frames, 3u);
+  int rounds = 0;
+  for (bool did = true; did; rounds++) {
+    ASSERT_LT(rounds, 100) << "the rounds never end";
+    ASSERT_OK(store->CompactRound(&did));
+  }
+  const NewestLayout after = LayoutOfNewest(store.get(), dir);
+  EXPECT_EQ(before.needed, after.needed);
+  // Dense (within 9/8), or no frame left of which it needs under half.
+  EXPECT_TRUE(after.held * 8 <= after.needed * 9 || after.sparse_frames == 0)
+      << after.held << " pages decoded for " << after.needed << ", " << after.sparse_frames << " sparse frames";
+  EXPECT_LT(after.held * 4, before.held * 3);
+  CheckAll(store.get(), want, "compacted");
+
+  // Only the newest is left: every page stored is one it needs, but for the
+  // quarter of a pack prune leaves unrewritten.
+  PruneResult pr;
+  ASSERT_OK(store->Prune(1, -1, &pr));
+  want.erase(want.begin(), std::prev(want.end()));
+  CheckAll(store.get(), want, "pruned");
+  uint64_t stored_pages = 0;
+  for (uint64_t pack : PackIdsOnDisk(dir)) {
+    std::unique_ptr<snapshot::PackReader> r;
+    ASSERT_OK(snapshot::PackReader::Open(Env::Default(), PackFile(dir, pack), pack, nullptr, &r));
+    stored_pages += r->page_count();
+  }
+  EXPECT_LE(stored_pages * 3, after.needed * 4);
+}
+
+// Copying the newest snapshot's pages, interrupted at every step: every
+// snapshot stays whole, and running again finishes the job.
+TEST(StoreCompaction, CopyingTheNewestsPagesInterruptedAtEveryStep) {
+  TempDir tmp;
+  const std::string golden = tmp / "golden";
+  std::map<uint64_t, Image> want;
+  const uint64_t full_pack = MakeScattered(golden, &want, 16, 14);
+  ASSERT_FALSE(HasFatalFailure());
+  {
+    auto store = OpenOrDie(Options(golden, false));
+    ASSERT_NE(store, nullptr);
+    const NewestLayout l = LayoutOfNewest(store.get(), golden);
+    ASSERT_GE(l.sparse_frames, 2u) << "the test's store is not scattered";
+    ASSERT_GT(l.held * 8, l.needed * 9) << "the test's store is not scattered";
+  }
+  FailAtEveryStep(
+      golden, want, {}, [](Store* s) { return s->Compact(); },
+      [&](const std::string& dir) {
+        auto reader = OpenOrDie(Options(dir, false));
+        ASSERT_NE(reader, nullptr);
+        CheckAll(reader.get(), want, "compacted");
+        const NewestLayout l = LayoutOfNewest(reader.get(), dir);
+        EXPECT_TRUE(l.held * 8 <= l.needed * 9 || l.sparse_frames == 0) << l.held << " pages for " << l.needed;
+      },
+      10, FullPackNeverMerged(full_pack));
+}
+
+// Bundle files of `dir`, by id.
+std::map<uint64_t, std::string> BundlesIn(const std::string& dir) {
+  std::map<uint64_t, std::string> out;
+  for (const std::string& name : FilesUnder(dir + "/snapshots", snapshot::kBundleSuffix)) {
+    uint64_t id = 0;
+    if (snapshot::ParseFileId(name, snapshot::kBundleSuffix, &id)) out[id] = dir + "/snapshots/" + name;
+  }
+  return out;
+}
+
+// A bundle lists exactly the packs its records name.
+TEST(StoreCompaction, BundlesListThePacksTheirRecordsName) {
+  TempDir tmp;
+  const std::string dir = tmp / "s";
+  auto store = OpenOrDie(CompactingOptions(dir, 0, Env::Default(), SmallRounds()));
+  ASSERT_NE(store, nullptr);
+  Image img = MakeImage(kPageSize, 30, 1);
+  TakeSmallChanges(store.get(), &img, 20, 14, /*compact=*/false);
+  ASSERT_OK(store->Compact());
+  const std::map<uint64_t, std::string> bundles = BundlesIn(dir);
+  ASSERT_GT(bundles.size(), 1u);
+  for (const auto& [bid, path] : bundles) {
+    std::unique_ptr<snapshot::BundleReader> r;
+    ASSERT_OK(snapshot::BundleReader::Open(Env::Default(), path, bid, &r));
+    ASSERT_TRUE(r->has_pack_list()) << path;
+    std::vector<uint64_t> listed;
+    ASSERT_OK(r->PackList(&listed));
+    std::set<uint64_t> named;
+    for (size_t i = 0; i < r->records().size(); i++) {
+      std::string bytes;
+      Manifest m;
+      ASSERT_OK(r->Record(i, &bytes));
+      ASSERT_OK(Manifest::Decode(bytes, path, &m));
+      for (const Extent& e : m.extents) {
+        if (e.pack != 0) named.insert(e.pack);
+      }
+    }
+    EXPECT_EQ(std::vector<uint64_t>(named.begin(), named.end()), listed) << path;
+  }
+}
+
+// Damages the first frame of records of the bundle at `path`: reading any
+// of its records then fails.
+void DamageRecords(const std::string& path) {
+  std::string b = ReadBytes(path);
+  const uint64_t frame1 = GetU32(b, 32 + 24) | uint64_t(GetU32(b, 32 + 24 + 4)) << 32;
+  const uint32_t size1 = GetU32(b, 32 + 24 + 8);
+  ASSERT_GT(size1, 0u);
+  b[size_t(frame1 + size1 / 2)] ^= 0x5a;
+  WriteBytes(path, b);
+}
+
+// A round reads what it rewrites, not every manifest of the store: here
+// it folds the newest loose manifests and merges their packs, and the
+// older bundle, which names none of those packs, is not read (its records
+// are damaged, which a round reading every manifest stops at).
+TEST(StoreCompaction, ARoundReadsOnlyTheBundlesItRewrites) {
+  TempDir tmp;
+  const std::string dir = tmp / "s";
+  Limits limits;
+  limits.max_packs = 3;
+  auto store = OpenOrDie(CompactingOptions(dir, 0, Env::Default(), limits));
+  ASSERT_NE(store, nullptr);
+  Image img = MakeImage(kPageSize, 30, 1);
+  TakeSmallChanges(store.get(), &img, 20, 12);
+  ASSERT_OK(store->Compact());
+  const std::map<uint64_t, std::string> old_bundles = BundlesIn(dir);
+  ASSERT_EQ(1u, old_bundles.size());
+  const std::map<uint64_t, Image> recent = TakeSmallChanges(store.get(), &img, 4, 13);
+  store.reset();
+  DamageRecords(old_bundles.begin()->second);
+  store = OpenOrDie(CompactingOptions(dir, 0, Env::Default(), limits));
+  ASSERT_NE(store, nullptr);
+  bool did = false;
+  const std::set<uint64_t> packs_before = PackIdsOnDisk(dir);
+  ASSERT_OK(store->CompactRound(&did));
+  EXPECT_TRUE(did);
+  EXPECT_LT(PackIdsOnDisk(dir).size(), packs_before.size()) << "no pack was merged";
+  EXPECT_EQ(2u, FilesUnder(dir + "/snapshots", snapshot::kManifestSuffix).size()) << "no manifest was folded";
+  EXPECT_TRUE(fs::exists(old_bundles.begin()->second));
+  for (const auto& [id, im] : recent) EXPECT_TRUE(ReadsBack(store.get(), id, im)) << "snapshot " << id;
+}
+
+// Bundles written before bundles listed their packs are read whole, and
+// rounds give them their lists; every snapshot reads back throughout.
+TEST(StoreCompaction, BundlesWithoutPackListsAreReadWholeThenListed) {
+  TempDir tmp;
+  const std::string dir = tmp / "s";
+  auto store = OpenOrDie(CompactingOptions(dir, 0, Env::Default(), SmallRounds()));
+  ASSERT_NE(store, nullptr);
+  Image img = MakeImage(kPageSize, 30, 1);
+  std::map<uint64_t, Image> want = TakeSmallChanges(store.get(), &img, 20, 15);
+  ASSERT_OK(store->Compact());
+  store.reset();
+  // As an older writer wrote them: flags 0 (the list frame it never wrote
+  // is then an extra frame no record is in, which every reader accepts).
+  const std::map<uint64_t, std::string> bundles = BundlesIn(dir);
+  ASSERT_GT(bundles.size(), 1u);
+  for (const auto& [bid, path] : bundles) {
+    std::string b = ReadBytes(path);
+    PutU32(&b, 12, 0);
+    const size_t tables_end = 40 + 24 * (size_t(GetU32(b, 24)) + GetU32(b, 28));
+    PutU64(&b, tables_end - 8, snapshot::Checksum64(b.data(), tables_end - 8));
+    WriteBytes(path, b);
+    std::unique_ptr<snapshot::BundleReader> r;
+    ASSERT_OK(snapshot::BundleReader::Open(Env::Default(), path, bid, &r));
+    EXPECT_FALSE(r->has_pack_list());
+  }
+  store = OpenOrDie(CompactingOptions(dir, 0, Env::Default(), SmallRounds()));
+  ASSERT_NE(store, nullptr);
+  CheckAll(store.get(), want, "unlisted");
+  for (const auto& [id, im] : TakeSmallChanges(store.get(), &img, 6, 16)) want[id] = im;
+  ASSERT_OK(store->Compact());
+  CheckAll(store.get(), want, "compacted");
+  for (const auto& [bid, path] : BundlesIn(dir)) {
+    std::unique_ptr<snapshot::BundleReader> r;
+    ASSERT_OK(snapshot::BundleReader::Open(Env::Default(), path, bid, &r));
+    EXPECT_TRUE(r->has_pack_list()) << path;
+  }
 }
 
 TEST(StoreCompaction, PruneOfBundledSnapshotsInterruptedAtEveryStep) {
