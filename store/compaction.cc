@@ -57,13 +57,13 @@ constexpr uint64_t kFoldRatio = 4;
 // still rewrites them when mostly dead.
 constexpr uint64_t kMaxMergedPackBytes = uint64_t(4) << 20;
 // Restoring the newest snapshot decodes every frame that holds one of its
-// pages. When those frames hold more than 9/8 of its pages, a round copies
-// its pages out of the frames where they are fewer than 1/kSparseFrame of
-// the pages, sparsest first, into the pack it writes. A copy doubles a page
+// pages. When those frames hold more than 17/16 of its pages, a round
+// copies its pages out of the frames where they are fewer than 3/4 of the
+// pages, sparsest first, into the pack it writes. A copy doubles a page
 // only while older snapshots still name the old place: prune reclaims it
 // when they go, and a merge that meets both copies keeps one.
-constexpr uint64_t kSparseFrame = 2;
-constexpr uint64_t kFramesHeldNum = 9, kFramesHeldDen = 8;
+constexpr uint64_t kSparseNum = 3, kSparseDen = 4;
+constexpr uint64_t kFramesHeldNum = 17, kFramesHeldDen = 16;
 // What a round decodes to copy pages, against the bytes it may merge.
 constexpr uint64_t kCopyReadRatio = 4;
 
@@ -459,7 +459,7 @@ void Store::PlanFolding(const std::vector<Held>& held, const std::vector<uint64_
 }
 
 // Chooses frames whose pages the newest snapshot should have copied (see
-// kSparseFrame): a restore of it then decodes about the pages it needs,
+// kSparseNum): a restore of it then decodes about the pages it needs,
 // however long ago each was last changed. Only a loose newest manifest is
 // rewritten so (one small file); packs merged this round are dense for it
 // anyway.
@@ -502,7 +502,7 @@ void Store::PlanCopies(const Held& newest, CompactionPlan* plan) {
   for (const auto& [key, u] : frames) {
     held += u.pages;
     // Its own pack is dense for it, and Discard may still need it whole.
-    if (u.pack != m.info.id && u.needed * kSparseFrame < u.pages) sparse.push_back(u);
+    if (u.pack != m.info.id && u.needed * kSparseDen < u.pages * kSparseNum) sparse.push_back(u);
   }
   std::sort(sparse.begin(), sparse.end(),
             [](const Use& a, const Use& b) { return uint64_t(a.needed) * b.pages < uint64_t(b.needed) * a.pages; });
