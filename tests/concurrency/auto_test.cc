@@ -18,6 +18,7 @@
 #include <memory>
 
 #include "ext/auto_snapshot.h"
+#include "store/store.h"
 #include "tests/concurrency/concurrency_util.h"
 
 namespace snapshot_test {
@@ -422,6 +423,75 @@ TEST_P(AutoSnapshots, WriterRunsNoThreadWhileOffAndNoticesWhenTurnedOnElsewhere)
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, AutoSnapshots, ::testing::Values("DELETE", "WAL"), ModeName);
+
+// Files in a store's snapshots/ and packs/, as compaction counts them.
+size_t StoreFiles(const std::string& store) {
+  size_t n = 0;
+  for (const char* sub : {"/snapshots", "/packs"}) {
+    if (DIR* d = opendir((store + sub).c_str())) {
+      while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
+      closedir(d);
+    }
+  }
+  return n;
+}
+
+// A store that one compaction round cannot bring back under its threshold
+// keeps shrinking while writes pause: the automatic snapshots' thread runs
+// a round on each tick with nothing to snapshot, while the last round said
+// the store needs another (not only after the next snapshot).
+class AutoIdleCompaction : public AutoSnapshots {};
+
+TEST_P(AutoIdleCompaction, TicksWithoutWritesRunTheRoundsTheStoreStillNeeds) {
+  ASSERT_NO_FATAL_FAILURE(Create());
+  {
+    std::string err;
+    sqlite3* db = OpenConn(path, true, &err);
+    ASSERT_NE(db, nullptr) << err;
+    CloseAtExit closer(db);
+    ASSERT_NE("", Query(db, "SELECT snapshot_backup('full')"));
+  }
+  // 150 snapshots of one changed page each, which no round has seen (as a
+  // store that a cron job filled without compaction holds them): a pack
+  // and a manifest each. Their images are not the database's, but nothing
+  // restores them, and a tracked snapshot builds on its own base.
+  const std::string store = path + "-snapshots";
+  {
+    snapshot::StoreOptions o;
+    o.dir = store;
+    o.db_name = "live.db";
+    o.exclusive = true;
+    std::unique_ptr<snapshot::Store> st;
+    ASSERT_TRUE(snapshot::Store::Open(o, &st).ok());
+    for (int i = 0; i < 150; i++) {
+      uint64_t id = 0;
+      snapshot::Manifest base;
+      ASSERT_TRUE(st->LatestId(&id).ok() && st->ReadManifest(id, &base).ok());
+      std::unique_ptr<snapshot::SnapshotBuilder> b;
+      ASSERT_TRUE(st->NewSnapshot(base.info.page_size, base.info.page_count, &base, &b).ok());
+      std::string page(base.info.page_size, char(i));
+      ASSERT_TRUE(b->AddPage(base.info.page_count, reinterpret_cast<const uint8_t*>(page.data())).ok());
+      ASSERT_TRUE(b->Commit("filler", &id).ok());
+    }
+  }
+  ASSERT_GT(StoreFiles(store), 300u);
+  kids.Spawn([&] { return WriterBody(path, 0, &*s, 30); });
+  SleepMs(300);
+  s->stop.store(1);
+  ASSERT_TRUE(WaitStopped(&*s, 1)) << s->msg;
+  // One round after the snapshot, then one per idle second: about 31 packs
+  // merged each.
+  const size_t threshold = snapshot::StoreOptions().compaction_file_threshold;
+  for (const int64_t until = NowMs() + 60000; StoreFiles(store) > threshold && NowMs() < until;) SleepMs(200);
+  EXPECT_LE(StoreFiles(store), threshold);
+  sqlite3* db = Open();
+  ASSERT_NE(db, nullptr);
+  EXPECT_EQ("ok", Query(db, "SELECT snapshot_verify()"));
+  EXPECT_EQ(0, s->failed.load()) << s->msg;
+  s->exit_now.store(1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Delete, AutoIdleCompaction, ::testing::Values("DELETE"), ModeName);
 
 // The setting lives in the store: another connection, another process, a
 // reopen see it; a policy is kept in its canonical form; refusals change
