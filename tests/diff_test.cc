@@ -7,11 +7,18 @@
 // dbstat table says which pages belong to which table or index, and SQL
 // (EXCEPT / INTERSECT on rowid and every column) counts the rows added,
 // deleted and changed.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
 #include <map>
+#include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "tests/shim_vfs.h"
 #include "tests/test_util.h"
 
 namespace snapshot_test {
@@ -292,6 +299,171 @@ TEST_P(Diff, ManyCommitsBetweenSnapshots) {
 }
 
 INSTANTIATE_TEST_SUITE_P(JournalModes, Diff, ::testing::Values("delete", "wal"));
+
+// snapshot_diff(a) on a database opened through the snapshot VFS: when its
+// tracking is trusted, the live side is the tracked base snapshot with the
+// marked pages read from the live files. Each case checks it against
+// snapshot_diff(a, b), b a snapshot taken right after (of the same state).
+class DiffLive : public Diff {
+ protected:
+  void SetUp() override {
+    db_ = OpenThroughVfs(dir_ / "app.db");
+    ASSERT_EQ("", Exec(db_, std::string("PRAGMA journal_mode=") + GetParam()));
+  }
+  std::string Tracking() { return Query(db_, "SELECT snapshot_tracking()"); }
+  // snapshot_diff(a), then the same against a snapshot taken right after.
+  DiffResult ExpectLiveIsTheNextSnapshot(int64_t a) {
+    const DiffResult live = SnapshotDiff(db_, std::to_string(a));
+    const int64_t b = Backup();
+    EXPECT_EQ(SnapshotDiff(db_, std::to_string(a) + ", " + std::to_string(b)), live);
+    return live;
+  }
+};
+
+TEST_P(DiffLive, TrackedLiveIsTheSnapshotTakenRightAfter) {
+  Populate(db_);
+  const int64_t a = Backup();
+  Change(db_);
+  EXPECT_EQ(0u, Tracking().rfind("tracked:", 0)) << Tracking();
+  const DiffResult live = ExpectLiveIsTheNextSnapshot(a);
+  EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM t WHERE project = 9"), live.at("table t").added);
+  EXPECT_EQ(BruteForce(Image(a), Live()), live);
+}
+
+TEST_P(DiffLive, TrackedBaseNewerThanTheSnapshotCompared) {
+  // The marks are relative to the newest snapshot, not to `a`: the pages
+  // not read are that snapshot's, compared with `a` by their hashes.
+  Populate(db_);
+  const int64_t a = Backup();
+  Change(db_);
+  Backup();
+  ASSERT_EQ("", Exec(db_, "DELETE FROM t WHERE id % 11 = 0; UPDATE kv SET v = 'y' WHERE k = 'k20';"
+                          "INSERT INTO doc(body) VALUES (randomblob(5000))"));
+  EXPECT_EQ(0u, Tracking().rfind("tracked:", 0)) << Tracking();
+  const DiffResult live = ExpectLiveIsTheNextSnapshot(a);
+  EXPECT_EQ(BruteForce(Image(a), Live()), live);
+}
+
+TEST_P(DiffLive, PagesMarkedButUnchanged) {
+  Populate(db_);
+  const int64_t a = Backup();
+  // A transaction that spilled pages to the file (or the WAL) and rolled
+  // back: marked, yet the same.
+  ASSERT_EQ("", Exec(db_, "PRAGMA cache_size = 2; BEGIN; UPDATE t SET v = v || 'x'; ROLLBACK;"
+                          "PRAGMA cache_size = -2000"));
+  const std::string tracking = Tracking();
+  ASSERT_EQ(0u, tracking.rfind("tracked:", 0)) << tracking;
+  EXPECT_GT(std::stoll(tracking.substr(std::strlen("tracked: "))), 10) << tracking;
+  for (const auto& row : ExpectLiveIsTheNextSnapshot(a)) {
+    EXPECT_EQ("unchanged", row.second.status) << row.first;
+    EXPECT_EQ(0, row.second.pages) << row.first;
+  }
+}
+
+TEST_P(DiffLive, WriterThatBypassedTheVfsMakesItReadEveryPage) {
+  Populate(db_);
+  const int64_t a = Backup();
+  ASSERT_EQ("", Exec(db_, "UPDATE t SET v = 'tracked' WHERE id = 1"));
+  // A plain sqlite3 commits without the VFS: none of its pages are marked.
+  sqlite3* plain = OpenDb(dir_ / "app.db", false);
+  ASSERT_EQ("", Exec(plain, "DELETE FROM t WHERE id % 3 = 0; UPDATE kv SET v = 'plain' WHERE k = 'k7'"));
+  sqlite3_close(plain);
+  EXPECT_EQ(0u, Tracking().rfind("untracked:", 0)) << Tracking();
+  const DiffResult live = ExpectLiveIsTheNextSnapshot(a);
+  EXPECT_EQ(5000 / 3, live.at("table t").deleted);
+  EXPECT_EQ(1, live.at("table t").changed);
+}
+
+INSTANTIATE_TEST_SUITE_P(JournalModes, DiffLive, ::testing::Values("delete", "wal"));
+
+// Through a shim under the snapshot VFS (a process of its own), counts the
+// pages snapshot_diff(a) reads from the live database's files: with trusted
+// tracking, about the pages the change marked, not the whole database.
+class DiffLiveReads : public ::testing::TestWithParam<const char*> {};
+
+// A database of ~3,300 pages, snapshot 1 of it, then a change of a few pages.
+sqlite3* LargeishDatabaseWithASmallChange(const std::string& path, const char* journal_mode) {
+  sqlite3* db = OpenThroughVfs(path);
+  EXPECT_EQ("", Exec(db, std::string("PRAGMA journal_mode=") + journal_mode + ";"
+                         "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);"
+                         "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<20000) "
+                         "INSERT INTO t(v) SELECT hex(randomblob(300)) FROM c"));
+  EXPECT_EQ("1", Query(db, "SELECT snapshot_backup()"));
+  EXPECT_EQ("", Exec(db, "UPDATE t SET v = 'changed' WHERE id IN (5, 9000, 19000); DELETE FROM t WHERE id = 12000"));
+  EXPECT_GT(QueryInt(db, "PRAGMA page_count"), 3000);
+  return db;
+}
+
+TEST_P(DiffLiveReads, OnlyThePagesTheChangeMarked) {
+  TempDir dir;
+  const std::string path = dir / "app.db";
+  InChildOverShim([&] {
+    sqlite3* db = LargeishDatabaseWithASmallChange(path, GetParam());
+    std::atomic<int64_t> pages_read{0};
+    Shim().read_fault = [&](int flags, int amount, sqlite3_int64) {
+      if ((flags & (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_WAL)) && amount >= 4096) pages_read += amount / 4096;
+      return SQLITE_OK;
+    };
+    const std::string rows = Query(db, "SELECT group_concat(name || ' ' || rows_changed || ' ' || rows_deleted) "
+                                       "FROM snapshot_diff(1) WHERE status <> 'unchanged'");
+    Shim().read_fault = nullptr;
+    EXPECT_EQ("t 3 1", rows);
+    // Every page is ~3,300: the diff reads page 1, the marked pages, and
+    // what its read transactions read of the schema.
+    EXPECT_LT(pages_read.load(), 50);
+    sqlite3_close(db);
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(JournalModes, DiffLiveReads, ::testing::Values("delete", "wal"));
+
+// In rollback mode a writer's commit waits for the diff's read lock. Each
+// page the diff's thread reads from the database file is made to take 5 ms,
+// so reading every page (~3,300) would hold the lock past the writer's
+// 10-second busy timeout; reading the marked pages does not come near it.
+TEST(DiffLiveWriter, RollbackModeCommitIsNotRefusedDuringALiveDiff) {
+  TempDir dir;
+  const std::string path = dir / "app.db";
+  InChildOverShim([&] {
+    sqlite3* db = LargeishDatabaseWithASmallChange(path, "delete");
+    sqlite3* writer = OpenThroughVfs(path);
+    sqlite3_busy_timeout(writer, 10000);
+    const std::thread::id diff_thread = std::this_thread::get_id();
+    std::mutex mu;
+    std::condition_variable cv;
+    bool diff_reading = false;
+    Shim().read_fault = [&](int flags, int amount, sqlite3_int64) {
+      if (std::this_thread::get_id() == diff_thread && (flags & SQLITE_OPEN_MAIN_DB) && amount >= 4096) {
+        {
+          std::lock_guard<std::mutex> l(mu);
+          diff_reading = true;
+        }
+        cv.notify_one();
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      return SQLITE_OK;
+    };
+    std::string commit = "not run";
+    std::thread w([&] {
+      {
+        std::unique_lock<std::mutex> l(mu);
+        cv.wait(l, [&] { return diff_reading; });
+      }
+      commit = Exec(writer, "INSERT INTO t(v) VALUES ('during the diff')");
+    });
+    EXPECT_EQ("t", Query(db, "SELECT group_concat(name) FROM snapshot_diff(1) WHERE status <> 'unchanged'"));
+    {
+      std::lock_guard<std::mutex> l(mu);
+      diff_reading = true;  // (had it read nothing, the writer would wait forever)
+    }
+    cv.notify_one();
+    w.join();
+    Shim().read_fault = nullptr;
+    EXPECT_EQ("", commit);
+    sqlite3_close(writer);
+    sqlite3_close(db);
+  });
+}
 
 TEST(DiffErrors, ClearErrors) {
   TempDir dir;
