@@ -16,7 +16,7 @@ and restoring the newest snapshot against restoring the first (full) one of
 the same database. Needs Debian's /usr/bin/python3 (it can load extensions).
 The store is left in --dir for other benches (restore) to read.
 """
-import argparse, os, random, shutil, sqlite3, statistics, subprocess, sys, time
+import argparse, os, random, shutil, sqlite3, statistics, struct, subprocess, sys, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -40,6 +40,43 @@ def store_bytes(store):
         for n in os.listdir(os.path.join(store, d)):
             total += os.path.getsize(os.path.join(store, d, n))
     return total
+
+
+def newest_layout(store):
+    """Where the newest snapshot's pages sit: (pages it stores, frames holding
+    them, pages those frames hold). A restore decodes every page of every
+    frame it reads, so pages held / pages needed is its decoding overhead
+    (1.0: dense). Reads the newest loose manifest and the packs' frame tables
+    (docs/FORMAT.md sections 4 and 5)."""
+    snaps = os.path.join(store, "snapshots")
+    newest = max(n for n in os.listdir(snaps) if n.endswith(".snap"))
+    m = open(os.path.join(snaps, newest), "rb").read()
+    version = struct.unpack_from("<I", m, 8)[0]
+    at = 60 if version == 1 else 68
+    label_len = struct.unpack_from("<I", m, at - 4)[0]
+    n_extents = struct.unpack_from("<I", m, at + label_len)[0]
+    frames = {}  # pack -> list of (first_index, page_count)
+    needed = {}  # (pack, frame) -> pages
+    pages = 0
+    for k in range(n_extents):
+        _, count, pack, first = struct.unpack_from("<IIQI", m, at + label_len + 4 + 20 * k)
+        if pack == 0:
+            continue
+        if pack not in frames:
+            p = open(os.path.join(store, "packs", "%010d.pack" % pack), "rb").read()
+            index_offset, n_frames = struct.unpack_from("<QI", p, len(p) - 40)
+            table, start = [], 0
+            for f in range(n_frames):
+                c = struct.unpack_from("<I", p, index_offset + 24 * f + 12)[0]
+                table.append((start, c))
+                start += c
+            frames[pack] = table
+        for i in range(first, first + count):
+            f = next(j for j, (s, c) in enumerate(frames[pack]) if s <= i < s + c)
+            needed[(pack, f)] = needed.get((pack, f), 0) + 1
+        pages += count
+    held = sum(frames[p][f][1] for p, f in needed)
+    return pages, len(needed), held
 
 
 def main():
@@ -99,6 +136,7 @@ def main():
             os.remove(out)
         c.execute("SELECT snapshot_restore_to(?, ?)", (out, sid)).fetchone()
 
+    pages, n_frames, held = newest_layout(store)
     restore_full = median_time(lambda: restore(con1, full), 5)
     restore_newest = median_time(lambda: restore(con, newest), 5)
     restore_first = median_time(lambda: restore(con, first), 5)
@@ -117,6 +155,8 @@ def main():
     print(f"snapshot_restore_to: newest {1000 * restore_newest:.1f} ms; the same database's only snapshot in a "
           f"store of its own {1000 * restore_full:.1f} ms ({restore_newest / restore_full:.2f}x, target <= 1.2); "
           f"the first (full) snapshot of the compacted store {1000 * restore_first:.1f} ms")
+    print(f"the newest snapshot's {pages} stored pages sit in {n_frames} frames holding {held} pages "
+          f"({held / pages:.2f}x what its restore needs)")
 
 
 if __name__ == "__main__":

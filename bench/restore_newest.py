@@ -54,6 +54,11 @@ def main():
     a = ap.parse_args()
     builds = ([("baseline", a.baseline_so)] if a.baseline_so else []) + [("this build", a.so)]
     print(f"database: {os.path.getsize(os.path.join(a.dir, 'app.db'))} bytes; {a.reps} restores of each, alternating")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from compaction import newest_layout
+    pages, n_frames, held = newest_layout(os.path.join(a.dir, "app.db-snapshots"))
+    print(f"the newest snapshot's {pages} stored pages sit in {n_frames} frames holding {held} pages "
+          f"({held / pages:.2f}x what its restore needs)")
     for name, so in builds:
         r = run(so, a.dir, a.reps)
         med = {k: {w: statistics.median(r[k][w]) * 1000 for w in ("full", "newest")} for k in ("wall", "cpu")}
