@@ -195,7 +195,10 @@ Status LivePages::FromTracked(TrackedLiveImage* image, std::unique_ptr<SnapshotI
       unread_differing.push_back(p);
     }
   }
-  live->tracked_ = std::move(tracked);
+  // The same snapshot as `base` (the usual case: a diff against the
+  // newest): its pages are read through `base`, whose frames are decoded
+  // already for mapping the b-trees.
+  if (tracked->info().id != base->info().id) live->tracked_ = std::move(tracked);
   live->ListDiffering(unread_differing);
   *out = std::move(live);
   return Status::OK();

@@ -84,7 +84,8 @@ class LivePages : public PageSource {
   uint32_t page_size_ = 0;
   uint32_t page_count_ = 0;
   std::map<uint32_t, std::string> pages_;  // differing pages read, and page 1
-  // Tracked: the live image's source of the pages not read, and which were.
+  // Tracked: the live image's source of the pages not read (null: `base_`,
+  // or every page was read), and which were read.
   std::unique_ptr<SnapshotImage> tracked_;
   std::vector<uint32_t> read_;  // ascending
   std::vector<uint32_t> differing_;
