@@ -93,14 +93,17 @@ stage "ThreadSanitizer build and the concurrency tests"
 # One test at a time: several tests assert how long writers wait, and TSan
 # slows the instrumented processes 5-15 times, so running two tests at once
 # on two cores makes those measurements noise.
-tsan_tests='^(Store|Concurrency/|Modes/AutoSnapshots[.]|AutoSnapshotSetting[.]|Modes/VfsTracking[.]|Modes/Tracked[.]|TrackedPin[.]|Modes/MultiWriter[.])'
+# From remote_tests, the ones whose code runs the background upload thread
+# (remote/uploader.h) beside the caller's, against the object store.
+tsan_tests='^(Store|Concurrency/|Modes/AutoSnapshots[.]|AutoSnapshotSetting[.]|Modes/VfsTracking[.]|Modes/Tracked[.]|TrackedPin[.]|Modes/MultiWriter[.]|DiffLiveWriter[.]|Replicator[.]APushDoesNotHoldTheStoreWhileItUploads|ReplicationTest[.](BackupsGoUpInTheBackground|ServerStoppedMidBackgroundUpload|APushCanBeInterrupted|AForkedChildInheritsNoHalfOwnedUpload))'
 # GCC 12's TSan cannot place its shadow memory when the kernel randomizes
 # mmap with more than 28 bits (vm.mmap_rnd_bits=32 on newer kernels): run
 # without address-space randomization there.
 tsan_run=()
 [ "$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 0)" -le 28 ] || tsan_run=(setarch "$(uname -m)" -R)
 cmake -S . -B build-tsan -DSNAPSHOT_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSNAPSHOT_SANITIZE=thread >/dev/null
-cmake --build build-tsan -j"$jobs" --target snapshot snapshot_tests
+cmake --build build-tsan -j"$jobs" --target snapshot snapshot_tests remote_tests
+object_store_ready
 TSAN_OPTIONS=halt_on_error=1:die_after_fork=0 "${tsan_run[@]}" ctest --test-dir build-tsan --output-on-failure \
   -R "$tsan_tests" -E '^(StoreEdge[.]LockBytePageReadsAsZeros|Concurrency/ConcurrencyKill[.].*|StoreCrash[.].*|StoreCompaction[.](CompactionInterruptedAtEveryStep|PruneOfBundledSnapshotsInterruptedAtEveryStep|PowerLossDuringCompactionLosesNoSnapshot)|Modes/Tracked[.](WritersCommitWhileASnapshotReads|SnapshotKilledWhileReading)/(WAL|DELETE))( |$)'
 stage "done"
