@@ -449,6 +449,16 @@ Status RestoreToFileAt(sqlite3* db, const StoreLocation& loc, const ConnectionSe
   if (env->FileExists(path)) {
     s = Status::InvalidArgument(std::string(path) + " already exists; snapshot_restore_to() only creates new files");
   }
+  // Files a database of this name left behind when it was deleted: SQLite
+  // would roll a hot journal, or a WAL's frames, into the new file the first
+  // time it is opened, and a tracking file describes another database.
+  for (const char* suffix : {"-journal", "-wal", "-snaptrack"}) {
+    const std::string left = std::string(path) + suffix;
+    if (s.ok() && env->FileExists(left)) {
+      s = Status::InvalidArgument(left + " exists, left by a database of that name that is gone; SQLite would " +
+                                  "apply it to the restored file: move it away first, or restore to another path");
+    }
+  }
   if (s.ok() && IsInside(DirName(path), loc.store_dir)) {
     s = Status::InvalidArgument(std::string(path) + " is inside the snapshot store; choose a path outside " +
                                 loc.store_dir);

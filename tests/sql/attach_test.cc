@@ -104,18 +104,21 @@ TEST_F(SqlAttach, PruneSkipsAnAttachedSnapshotUntilItIsDetached) {
     ASSERT_EQ(i, Backup(db));
   }
   Ok(db, AttachSql(DbPath(), "1", "s1"));
+  int64_t newest = 0;
   {
     Conn other(DbPath());
     EXPECT_EQ(1, Prune(other, 1));  // snapshot 2 only
     EXPECT_EQ("1,3", Ids(other));
     // And backups go on while it is attached: the reader holds no store lock.
+    // (Ids only grow; the prune's compaction may have taken one for a pack.)
     Ok(other, "UPDATE annotation SET body = 'x' WHERE id = 1");
-    EXPECT_EQ(4, Backup(other));
+    newest = Backup(other);
+    EXPECT_GT(newest, 3);
   }
   EXPECT_EQ(first, Digest(db, "s1"));
   Ok(db, "DETACH s1");
   EXPECT_EQ(2, Prune(db, 1));
-  EXPECT_EQ("4", Ids(db));
+  EXPECT_EQ(std::to_string(newest), Ids(db));
 }
 
 TEST_F(SqlAttach, ADamagedPackIsAReadErrorNamingSnapshotAndPageNeverWrongData) {

@@ -313,6 +313,23 @@ TEST_F(SqlBadInput, RestoreToNeverOverwrites) {
             FilesIn(dir_.path()));
 }
 
+// A deleted database's journal, WAL or tracking file beside the new path
+// would be applied to the restored file when SQLite first opens it.
+TEST_F(SqlBadInput, RestoreToRefusesWhatADeletedDatabaseLeftBehind) {
+  Conn a(DbPath());
+  SetUpDbWithSnapshot(a);
+  for (const char* suffix : {"-journal", "-wal", "-snaptrack"}) {
+    const std::string target = Path("gone.db");
+    WriteFile(target + suffix, "left behind");
+    ExpectRefused(a, "SELECT snapshot_restore_to(?, 1)", {std::string("gone.db") + suffix, "move it away"}, StoreDir(),
+                  {Arg::Text(target)});
+    EXPECT_FALSE(Exists(target)) << suffix;
+    EXPECT_EQ("left behind", ReadFile(target + suffix));
+    std::remove((target + suffix).c_str());
+  }
+  EXPECT_EQ("1", Query(a, "SELECT snapshot_restore_to('" + Path("gone.db") + "', 1)"));
+}
+
 // snapshot_restore_to() writes "<path>.tmp" and renames it; a file of that
 // name that the user owns must not be destroyed.
 TEST_F(SqlBadInput, RestoreToLeavesAnExistingTmpSiblingAlone) {
