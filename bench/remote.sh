@@ -26,6 +26,9 @@ set -euo pipefail
 base=$(readlink -f "$1"); ext=$(readlink -f "$2"); ext=${ext%.so}; reps=${3:-3}
 change_sql=$(dirname "$(readlink -f "$0")")/change.sql
 : "${AWS_ENDPOINT_URL:?run eval \"\$(tools/object-store.sh start)\" first}"
+# Each rep sets its own remote; the exported one would make the first
+# backup upload (in the background) to the shared prefix before that.
+unset SNAPSHOT_REMOTE
 
 missing=()
 for p in rclone restic bc; do

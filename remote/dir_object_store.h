@@ -5,8 +5,8 @@
 //
 // It gives replication a remote whose every file-system step a test Env can
 // fail (tests/store/fault_env.h), the way the local store's tests do, with
-// no server; and it is a remote in its own right for a directory on another
-// disk. Like an object store it shows whole objects only: a Put writes a
+// no server; it could also serve as a remote on another disk (SQL accepts
+// only s3:// URLs today). Like an object store it shows whole objects only: a Put writes a
 // temporary file under `.uploads/`, syncs it and renames it into place, so
 // a failure at any step leaves the old object or none, never part of one.
 // Keys are relative paths; '/' in a key makes subdirectories.

@@ -540,8 +540,9 @@ Status S3Client::PutFrom(const std::string& key, RandomAccessFile& source) {
   const std::string md5 = whole.Finish();
 
   std::string etag;
+  Status s;
   if (!multipart) {
-    SNAPSHOT_RETURN_IF_ERROR(PutSingle(key, *file, size, md5));
+    s = PutSingle(key, *file, size, md5);
     etag = Md5::Hex(md5);
   } else {
     // What S3 reports for a multipart object: the MD5 of the parts' MD5s,
@@ -549,10 +550,12 @@ Status S3Client::PutFrom(const std::string& key, RandomAccessFile& source) {
     std::string joined;
     for (const std::string& p : part_md5s) joined += p;
     etag = Md5::Hex(Md5::Of(joined)) + "-" + std::to_string(part_md5s.size());
-    SNAPSHOT_RETURN_IF_ERROR(PutMultipart(key, *file, size, md5, part_md5s));
+    s = PutMultipart(key, *file, size, md5, part_md5s);
   }
-  Status s = VerifyStored(key, size, md5, etag);
-  if (s.IsCorruption()) Delete(key);  // never leave a wrong copy listed
+  if (s.ok()) s = VerifyStored(key, size, md5, etag);
+  // Never leave a wrong copy listed: a later push, matching by name and
+  // size, would take it for the file.
+  if (s.IsCorruption()) Delete(key);
   return s;
 }
 

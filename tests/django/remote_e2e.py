@@ -308,7 +308,15 @@ def run(tmp, url):
     with open(os.open(key_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
         f.write(os.urandom(32).hex())
     sealed = f"{url}-encrypted"
-    with environment(E2E_SNAPSHOT_REMOTE=sealed, E2E_SNAPSHOT_REMOTE_KEY_FILE=key_file):
+    # From a copy of machine A: this process's background uploads (machine
+    # A's store, no key) must not race the keyed push to the new prefix, as
+    # they would once the setting made it the store's remote.
+    machine_f = os.path.join(tmp, "f")
+    os.makedirs(machine_f)
+    shutil.copy2(db_a, os.path.join(machine_f, "db.sqlite3"))
+    shutil.copytree(os.path.join(machine_a, "store"), os.path.join(machine_f, "store"))
+    with environment(E2E_SNAPSHOT_REMOTE=sealed, E2E_SNAPSHOT_REMOTE_KEY_FILE=key_file,
+                     E2E_DB_PATH=os.path.join(machine_f, "db.sqlite3"), SNAPSHOT_DIR=os.path.join(machine_f, "store")):
         p = manage("snapshot_push")
         check("with SNAPSHOT_REMOTE_KEY_FILE, snapshot_push uploads an encrypted copy",
               p.returncode == 0 and "uploaded" in p.stdout and sealed in p.stdout, p.stdout + p.stderr)
