@@ -35,6 +35,7 @@ using snapshot_test::Exec;
 using snapshot_test::FindFileHolding;
 using snapshot_test::ObjectStoreDataDir;
 using snapshot_test::OpenDb;
+using snapshot_test::OpenThroughVfs;
 using snapshot_test::Query;
 using snapshot_test::QueryInt;
 using snapshot_test::ReadFile;
@@ -326,6 +327,27 @@ TEST_F(ReplicationTest, BackupsGoUpInTheBackgroundAndTheListSaysWhereEachSnapsho
   EXPECT_EQ("2:both", Locations());
   EXPECT_EQ("2", RestoreOnMachineB("app.db"));
   EXPECT_TRUE(ReadFile(machine_b_ / "app.db") == ReadFile(machine_a_ / "app.db"));
+}
+
+// An automatic snapshot goes up by itself too, to a remote that only the
+// environment names (SNAPSHOT_REMOTE; the store has no REMOTE file): the
+// writer commits through the VFS and never calls a snapshot function again.
+TEST_F(ReplicationTest, AutomaticSnapshotsGoUpToTheEnvironmentsRemote) {
+  ScopedEnv from_environment("SNAPSHOT_REMOTE", url_.c_str());
+  sqlite3* writer = OpenThroughVfs(machine_a_ / "app.db");
+  EXPECT_EQ(url_, Query(writer, "SELECT snapshot_remote()"));
+  ASSERT_EQ("1", Query(writer, "SELECT snapshot_auto(1)"));
+  ASSERT_EQ("", Exec(writer, "UPDATE t SET v = randomblob(600) WHERE id % 40 = 0"));
+  bool up = false;  // generous: never a timing claim
+  for (int i = 0; i < 2400 && !up; i++) {
+    up = Query(writer, "SELECT count(*) FROM snapshot_list WHERE label = 'auto' AND location = 'both'") != "0";
+    if (!up) usleep(50 * 1000);
+  }
+  EXPECT_TRUE(up) << Query(writer, "SELECT snapshot_status()");
+  EXPECT_EQ("0", Query(writer, "SELECT snapshot_auto(0)"));
+  WaitForBackgroundPush(writer);
+  EXPECT_FALSE(Env::Default()->FileExists(machine_a_ / "app.db-snapshots/REMOTE")) << "the environment's, not a setting";
+  sqlite3_close(writer);
 }
 
 // The server stops in the middle of a background upload (a proxy in front
