@@ -100,6 +100,8 @@ void RestoreFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   if (s.ok()) s = SpecToId(db, schema, *Settings(ctx), spec, &requested);
   if (s.ok()) s = RestoreLive(db, schema, *Settings(ctx), requested, &id);
   if (!s.ok()) return ResultStatus(ctx, "snapshot_restore", s);
+  StoreLocation where;  // the pre-restore snapshot goes up like any other
+  if (LocateStore(db, schema, *Settings(ctx), &where).ok()) PushInBackgroundIfRemote(where.store_dir);
   sqlite3_result_int64(ctx, sqlite3_int64(id));
 }
 
@@ -170,6 +172,7 @@ void ImportFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   if (s.ok()) s = TakeSnapshot(db, schema, *Settings(ctx), StoreAccess::kCreate, "import", label, &id, source);
   sqlite3_close(source);
   if (!s.ok()) return ResultStatus(ctx, "snapshot_import", s);
+  PushInBackgroundIfRemote(loc.store_dir);  // an imported snapshot goes up like any other
   sqlite3_result_int64(ctx, sqlite3_int64(id));
 }
 
@@ -215,6 +218,15 @@ void IdFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   sqlite3_result_int64(ctx, sqlite3_int64(id));
 }
 
+// A prune's deletions reach the remote copy as the next push deletes there
+// what the store no longer has: start that push now, in the background,
+// once this store's lock is released (remote/uploader.h).
+void PushPruneInBackground(std::unique_ptr<Store> store) {
+  const std::string dir = store->dir();
+  store.reset();
+  PushInBackgroundIfRemote(dir);
+}
+
 // snapshot_prune(policy [, schema]) -> snapshots deleted: the retention
 // tiers of store/retention.h, e.g. 'within 1h, hourly 48, daily 30'.
 void PrunePolicy(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
@@ -235,6 +247,7 @@ void PrunePolicy(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   PruneResult result;
   if (s.ok()) s = store->Prune(policy, &result);
   if (!s.ok()) return ResultStatus(ctx, "snapshot_prune", s);
+  PushPruneInBackground(std::move(store));
   sqlite3_result_int64(ctx, sqlite3_int64(result.deleted.size()));
 }
 
@@ -267,6 +280,7 @@ void PruneFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   PruneResult result;
   if (s.ok()) s = store->Prune(keep_last, keep_ms, &result);
   if (!s.ok()) return ResultStatus(ctx, "snapshot_prune", s);
+  PushPruneInBackground(std::move(store));
   sqlite3_result_int64(ctx, sqlite3_int64(result.deleted.size()));
 }
 
