@@ -20,6 +20,7 @@
 #include "remote/push_lock.h"
 #include "remote/s3_client.h"
 #include "store/store.h"
+#include "tests/process_util.h"
 #include "tests/remote/remote_test_util.h"
 #include "tests/remote/tcp_proxy.h"
 #include "tests/test_util.h"
@@ -350,6 +351,23 @@ TEST_F(ReplicationTest, AutomaticSnapshotsGoUpToTheEnvironmentsRemote) {
   WaitForBackgroundPush(writer);
   EXPECT_FALSE(Env::Default()->FileExists(machine_a_ / "app.db-snapshots/REMOTE")) << "the environment's, not a setting";
   sqlite3_close(writer);
+}
+
+// A cron job's sqlite3 shell exits right after its backup; at exit the
+// process waits (up to 10 s) for its queued upload (remote/uploader.h), so
+// the snapshot is on the remote once the shell is gone: 2 MB on loopback.
+TEST_F(ReplicationTest, ACronShellsBackupIsOnTheRemoteWhenTheShellExits) {
+  ASSERT_EQ(url_, SetRemote());
+  snapshot_test::Children children;
+  int status = -1;
+  const std::string out =
+      snapshot_test::RunShell(&children, machine_a_ / "app.db", "SELECT snapshot_backup('cron');", &status);
+  ASSERT_EQ(0, status) << out;
+  ASSERT_EQ("1", out);
+  bool manifest_up = false;
+  for (const ObjectInfo& o : Listed()) manifest_up |= o.key.find("0000000001.snap") != std::string::npos;
+  EXPECT_TRUE(manifest_up) << "the shell exited before its snapshot went up";
+  EXPECT_EQ("1:both", Locations());
 }
 
 // The server stops in the middle of a background upload (a proxy in front
