@@ -31,12 +31,8 @@ Status CheckRemoteUrl(const std::string& url) {
 
 Status ReadRemoteSetting(Env* env, const std::string& store_dir, std::string* url) {
   const std::string path = JoinPath(store_dir, kRemoteFileName);
-  if (!env->FileExists(path)) return Status::NotFound(path + " does not exist");
-  std::unique_ptr<RandomAccessFile> f;
-  SNAPSHOT_RETURN_IF_ERROR(env->NewRandomAccessFile(path, &f));
-  if (f->Size() > kMaxFileBytes) return Status::Corruption(path + " is too large");
-  std::string text(size_t(f->Size()), '\0');
-  if (!text.empty()) SNAPSHOT_RETURN_IF_ERROR(f->Read(0, text.size(), &text[0]));
+  std::string text;
+  SNAPSHOT_RETURN_IF_ERROR(ReadSmallFile(env, path, kMaxFileBytes, &text));
   const std::string first = std::string(kMagic) + "\n";
   if (text.compare(0, first.size(), first) != 0) return Status::Corruption(path + " is not a REMOTE file");
   url->clear();

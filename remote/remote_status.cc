@@ -72,12 +72,8 @@ bool ParseSnapshot(const std::string& value, SnapshotInfo* info) {
 
 Status ReadRemoteRecord(Env* env, const std::string& store_dir, RemoteRecord* out) {
   const std::string path = JoinPath(store_dir, kRemoteStatusFileName);
-  if (!env->FileExists(path)) return Status::NotFound(path + " does not exist");
-  std::unique_ptr<RandomAccessFile> f;
-  SNAPSHOT_RETURN_IF_ERROR(env->NewRandomAccessFile(path, &f));
-  if (f->Size() > kMaxFileBytes) return Status::Corruption(path + " is too large");
-  std::string text(size_t(f->Size()), '\0');
-  if (!text.empty()) SNAPSHOT_RETURN_IF_ERROR(f->Read(0, text.size(), &text[0]));
+  std::string text;
+  SNAPSHOT_RETURN_IF_ERROR(ReadSmallFile(env, path, kMaxFileBytes, &text));
   std::istringstream in(text);
   std::string line;
   if (!std::getline(in, line) || line != kMagic) return Status::Corruption(path + " is not a REMOTE-STATUS file");

@@ -11,16 +11,6 @@ namespace {
 constexpr char kAutoMagic[] = "SQSNAUTO1";
 constexpr size_t kMaxFileBytes = 64 * 1024;  // both files are a few lines
 
-Status ReadSmallFile(Env* env, const std::string& path, std::string* out) {
-  if (!env->FileExists(path)) return Status::NotFound(path + " does not exist");
-  std::unique_ptr<RandomAccessFile> f;
-  SNAPSHOT_RETURN_IF_ERROR(env->NewRandomAccessFile(path, &f));
-  if (f->Size() > kMaxFileBytes) return Status::Corruption(path + " is too large");
-  out->assign(size_t(f->Size()), '\0');
-  if (!out->empty()) SNAPSHOT_RETURN_IF_ERROR(f->Read(0, out->size(), &(*out)[0]));
-  return Status::OK();
-}
-
 // "key value\n" lines; the value is the rest of the line.
 bool NextLine(std::istringstream& in, std::string* key, std::string* value) {
   std::string line;
@@ -45,7 +35,7 @@ bool ParseInt(const std::string& s, int64_t* out) {
 Status ReadAutoSettings(Env* env, const std::string& store_dir, AutoSettings* out) {
   const std::string path = JoinPath(store_dir, kAutoFileName);
   std::string text;
-  SNAPSHOT_RETURN_IF_ERROR(ReadSmallFile(env, path, &text));
+  SNAPSHOT_RETURN_IF_ERROR(ReadSmallFile(env, path, kMaxFileBytes, &text));
   std::istringstream in(text);
   std::string key, value;
   if (!NextLine(in, &key, &value) || key != kAutoMagic) return Status::Corruption(path + " is not an AUTO file");
@@ -73,7 +63,7 @@ Status WriteAutoSettings(Env* env, const std::string& store_dir, const AutoSetti
 
 Status ReadAutoStatus(Env* env, const std::string& store_dir, AutoStatus* out) {
   std::string text;
-  SNAPSHOT_RETURN_IF_ERROR(ReadSmallFile(env, JoinPath(store_dir, kAutoStatusFileName), &text));
+  SNAPSHOT_RETURN_IF_ERROR(ReadSmallFile(env, JoinPath(store_dir, kAutoStatusFileName), kMaxFileBytes, &text));
   std::istringstream in(text);
   std::string key, value;
   AutoStatus st;

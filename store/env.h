@@ -130,6 +130,11 @@ struct AtomicWriteOptions {
   bool sync = true;
 };
 
+// The whole of a small file (a setting or status file of the store): NotFound
+// if it does not exist, Corruption if it is over `max_bytes`, so that a
+// damaged or hostile file is never read into memory whole.
+Status ReadSmallFile(Env* env, const std::string& path, uint64_t max_bytes, std::string* out);
+
 // Writes `data` to `path` durably and atomically: temp file, fsync, rename,
 // fsync of the directory. Readers see the old file or the new one, never a mix.
 // A failure removes the temporary file.

@@ -383,6 +383,16 @@ Status Env::ReadFileToString(const std::string& path, std::string* out) {
   return f->Read(0, out->size(), &(*out)[0]);
 }
 
+Status ReadSmallFile(Env* env, const std::string& path, uint64_t max_bytes, std::string* out) {
+  if (!env->FileExists(path)) return Status::NotFound(path + " does not exist");
+  std::unique_ptr<RandomAccessFile> f;
+  SNAPSHOT_RETURN_IF_ERROR(env->NewRandomAccessFile(path, &f));
+  if (f->Size() > max_bytes) return Status::Corruption(path + " is too large");
+  out->assign(size_t(f->Size()), '\0');
+  if (!out->empty()) SNAPSHOT_RETURN_IF_ERROR(f->Read(0, out->size(), &(*out)[0]));
+  return Status::OK();
+}
+
 Status WriteFileAtomically(Env* env, const std::string& path, const std::string& data, unsigned mode,
                            const AtomicWriteOptions& options) {
   const std::string tmp = path + options.temp_suffix;
