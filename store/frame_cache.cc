@@ -38,13 +38,17 @@ FrameCache::Frame FrameCache::Insert(const FrameKey& key, std::shared_ptr<std::s
   auto it = entries_.find(key);
   if (it != entries_.end()) {
     lru_.splice(lru_.begin(), lru_, it->second.lru);
-    return it->second.pages;
+    if (it->second.pages->size() >= pages->size()) return it->second.pages;
+    // A longer decode of a frame held in part replaces the part.
+    bytes_ -= it->second.pages->capacity();
+    lru_.erase(it->second.lru);
+    entries_.erase(it);
   }
   Frame out = pages;
   if (bounds_.empty()) return out;  // nobody registered: nothing is kept
-  EvictLocked(pages->size());
+  EvictLocked(pages->capacity());
   lru_.push_front(key);
-  bytes_ += pages->size();
+  bytes_ += pages->capacity();
   entries_.emplace(key, Entry{std::move(pages), lru_.begin()});
   return out;
 }
@@ -56,7 +60,7 @@ void FrameCache::EvictLocked(size_t incoming) {
   const size_t capacity = CapacityLocked();
   while (!lru_.empty() && bytes_ + incoming > capacity && !(incoming == 0 && lru_.size() == 1)) {
     auto it = entries_.find(lru_.back());
-    bytes_ -= it->second.pages->size();
+    bytes_ -= it->second.pages->capacity();
     // Only the cache holds it (every other holder got it from the cache,
     // under this lock): its memory can take the next frame.
     if (it->second.pages.use_count() == 1 &&
@@ -68,9 +72,9 @@ void FrameCache::EvictLocked(size_t incoming) {
   }
 }
 
-std::shared_ptr<std::string> FrameCache::TakeBuffer() {
+std::shared_ptr<std::string> FrameCache::TakeBuffer(size_t bytes) {
   std::lock_guard<std::mutex> l(mu_);
-  if (spare_) return std::move(spare_);
+  if (spare_ && spare_->capacity() >= bytes && spare_->capacity() / 2 <= bytes) return std::move(spare_);
   return std::make_shared<std::string>();
 }
 

@@ -8,9 +8,14 @@
 //   FrameKey k{store_tag, pack_id, f, pack->frames()[f].checksum};
 //   FrameCache::Frame pages = cache->Lookup(k);
 //   if (!pages) {
-//     std::shared_ptr<std::string> buf = cache->TakeBuffer();
+//     std::shared_ptr<std::string> buf = cache->TakeBuffer(frame_bytes);
 //     if (pack->ReadFrame(f, buf.get(), &scratch).ok()) pages = cache->Insert(k, std::move(buf));
 //   }
+//
+// An entry may hold only the first pages of its frame (PackReader::
+// ReadFramePrefix: a point query decodes as far as its page); the caller
+// checks that what Lookup returns reaches the page it wants, and inserts
+// the longer decode when it does not, which replaces the shorter one.
 //
 // A key never changes meaning: packs are immutable and their ids are never
 // allocated twice in a store (docs/FORMAT.md §8). The key also carries the
@@ -20,8 +25,8 @@
 // (checksum, size, every page's hash) are inserted, so a damaged frame is
 // read, and refused, again on every access.
 //
-// Bounded in bytes, least recently used first out; at least one frame is
-// kept. The bound is the largest that any registered reader asked for; when
+// Bounded in bytes (the buffers' capacity: a prefix keeps its frame-sized
+// buffer), least recently used first out; at least one frame is kept. The bound is the largest that any registered reader asked for; when
 // the last registration goes, the cache empties and gives its memory back.
 // Thread-safe. Independent of SQLite.
 #pragma once
@@ -75,13 +80,16 @@ class FrameCache {
 
   // The frame's pages, or null. A hit makes it the most recently used.
   Frame Lookup(const FrameKey& key);
-  // Adds a frame that passed every check, evicting the least recently used
-  // beyond the bound; returns what the cache now holds for `key` (the frame
-  // another thread inserted first, if any).
+  // Adds a frame (or a prefix of one) that passed every check, evicting the
+  // least recently used beyond the bound; returns what the cache now holds
+  // for `key`: the longer of `pages` and what it held already (another
+  // thread may have inserted first).
   Frame Insert(const FrameKey& key, std::shared_ptr<std::string> pages);
-  // A buffer to decode the next frame into: an evicted frame's, when nobody
-  // reads it any more (reusing it touches no new memory), else a new one.
-  std::shared_ptr<std::string> TakeBuffer();
+  // A buffer to decode a frame of `bytes` into: an evicted frame's, when
+  // nobody reads it any more and it is no more than twice that size (reusing
+  // it touches no new memory, and the bound counts a buffer's capacity),
+  // else a new one.
+  std::shared_ptr<std::string> TakeBuffer(size_t bytes);
 
   size_t bytes() const;
   size_t frames() const;

@@ -477,7 +477,7 @@ FrameScratch::~FrameScratch() { ZSTD_freeDCtx(dctx_); }
 
 // Reads frame f, checks its whole checksum, and decompresses it into
 // *pages at least as far as byte `need` (the whole frame: exactly).
-Status PackReader::Decode(uint32_t f, size_t need, std::string* pages, FrameScratch* s) const {
+Status PackReader::Decode(uint32_t f, size_t need, std::string* pages, FrameScratch* s, size_t* decoded) const {
   const FrameEntry& e = frames_[f];
   auto bad = [&](const std::string& why) {
     return Status::Corruption("pack " + path_ + " is damaged: frame " + std::to_string(f) + " " + why);
@@ -495,6 +495,7 @@ Status PackReader::Decode(uint32_t f, size_t need, std::string* pages, FrameScra
     const size_t n = ZSTD_decompressDCtx(s->dctx_, out, raw_size, s->compressed_.data(), s->compressed_.size());
     if (ZSTD_isError(n)) return bad(std::string("does not decompress: ") + ZSTD_getErrorName(n));
     if (n != raw_size) return bad("decompresses to the wrong size");
+    if (decoded != nullptr) *decoded = raw_size;
     return Status::OK();
   }
   // Block by block into one contiguous buffer (a block may refer back to
@@ -511,6 +512,7 @@ Status PackReader::Decode(uint32_t f, size_t need, std::string* pages, FrameScra
   }
   if (ZSTD_isError(rc)) return bad(std::string("does not decompress: ") + ZSTD_getErrorName(rc));
   if (done < need) return bad("decompresses to the wrong size");
+  if (decoded != nullptr) *decoded = done;
   return Status::OK();
 }
 
@@ -558,6 +560,19 @@ Status PackReader::ReadFramePages(uint32_t f, const std::vector<uint32_t>& slots
   FrameScratch* s = scratch != nullptr ? scratch : &local;
   SNAPSHOT_RETURN_IF_ERROR(Decode(f, size_t(slots.back() + 1) * page_size_, pages, s));
   return CheckHashes(f, slots.data(), slots.size(), *pages, s);
+}
+
+Status PackReader::ReadFramePrefix(uint32_t f, uint32_t slot, std::string* pages, FrameScratch* scratch) const {
+  const uint32_t count = frames_[f].page_count;
+  if (slot >= count) return Status::InvalidArgument("internal: page outside the frame");
+  FrameScratch local;
+  FrameScratch* s = scratch != nullptr ? scratch : &local;
+  size_t decoded = 0;
+  SNAPSHOT_RETURN_IF_ERROR(Decode(f, size_t(slot + 1) * page_size_, pages, s, &decoded));
+  // zstd blocks need not end on a page boundary: keep the whole pages.
+  const uint32_t whole = uint32_t(std::min<size_t>(decoded / page_size_, count));
+  pages->resize(size_t(whole) * page_size_);
+  return CheckHashes(f, nullptr, whole, *pages, s);
 }
 
 }  // namespace snapshot

@@ -248,6 +248,15 @@ class PackReader {
   // Thread-safe (one scratch per thread).
   Status ReadFramePages(uint32_t f, const std::vector<uint32_t>& slots, std::string* pages,
                         FrameScratch* scratch = nullptr) const;
+  // Reads frame `f` only as far as page `slot`: checks the checksum of the
+  // whole compressed frame, decompresses up to the end of the zstd block
+  // that holds the page (a block holds at most 128 KiB), checks the hash of
+  // every whole page decompressed; *pages is left holding exactly those, a
+  // prefix of the frame at least slot + 1 pages long. A point query on an
+  // attached snapshot needs one page of a leaf frame: it decodes on average
+  // half the frame, and a page near the frame's start costs one block.
+  // Thread-safe (one scratch per thread).
+  Status ReadFramePrefix(uint32_t f, uint32_t slot, std::string* pages, FrameScratch* scratch = nullptr) const;
   // Reads frame `f`'s compressed bytes and checks their checksum only: a
   // frame that passes decompresses to the pages its index hashed.
   Status CheckFrame(uint32_t f) const;
@@ -255,7 +264,9 @@ class PackReader {
  private:
   PackReader() = default;
   Status ReadCompressed(uint32_t f, std::string* compressed) const;
-  Status Decode(uint32_t f, size_t need, std::string* pages, FrameScratch* s) const;
+  // Decompresses frame f into *pages (resized to the whole frame) until at
+  // least `need` bytes are there; *decoded (optional): how many are.
+  Status Decode(uint32_t f, size_t need, std::string* pages, FrameScratch* s, size_t* decoded = nullptr) const;
   Status CheckHashes(uint32_t f, const uint32_t* slots, size_t n, const std::string& pages, FrameScratch* s) const;
   Status ReadHashEntries(uint32_t first, uint32_t n, std::string* out) const;
   Env* env_ = nullptr;

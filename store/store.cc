@@ -539,9 +539,9 @@ Status SnapshotImage::ReadPage(uint32_t pgno, uint8_t* out) {
   SNAPSHOT_RETURN_IF_ERROR(store_->GetPack(ref.pack, &pack));
   const uint32_t f = pack->FrameOf(ref.index);
   if (shared_cache_ != nullptr) {
-    SNAPSHOT_RETURN_IF_ERROR(LoadSharedFrame(pack, ref, f));
-    const size_t slot = ref.index - pack->frames()[f].first_index;
-    std::memcpy(out, current_->data() + slot * page_size, page_size);
+    const uint32_t slot = ref.index - pack->frames()[f].first_index;
+    SNAPSHOT_RETURN_IF_ERROR(LoadSharedFrame(pack, ref, f, slot));
+    std::memcpy(out, current_->data() + size_t(slot) * page_size, page_size);
     return Status::OK();
   }
   auto key = std::make_pair(ref.pack, f);
@@ -568,16 +568,27 @@ Status SnapshotImage::ReadPage(uint32_t pgno, uint8_t* out) {
   return Status::OK();
 }
 
-Status SnapshotImage::LoadSharedFrame(const PackReader* pack, const PageRef& ref, uint32_t f) {
+Status SnapshotImage::LoadSharedFrame(const PackReader* pack, const PageRef& ref, uint32_t f, uint32_t slot) {
   const FrameKey key{shared_tag_, ref.pack, f, pack->frames()[f].checksum};
+  const size_t need = (size_t(slot) + 1) * pack->page_size();
+  const bool same = current_ && !(current_key_ < key) && !(key < current_key_);
   // A scan reads a frame's pages one after another: the frame in hand
   // serves them without taking the cache's lock.
-  if (current_ && !(current_key_ < key) && !(key < current_key_)) return Status::OK();
+  if (same && current_->size() >= need) return Status::OK();
   current_.reset();  // so that its buffer may be reused once evicted
   FrameCache::Frame frame = shared_cache_->Lookup(key);
-  if (!frame) {
-    std::shared_ptr<std::string> pages = shared_cache_->TakeBuffer();
-    SNAPSHOT_RETURN_IF_ERROR(pack->ReadFrame(f, pages.get(), &scratch_));
+  if (!frame || frame->size() < need) {
+    // A frame not read before is decoded only as far as the page (a point
+    // query); one read before in part is being read on (a scan, or queries
+    // that meet in it), so all of it is decoded.
+    const FrameEntry& e = pack->frames()[f];
+    std::shared_ptr<std::string> pages = shared_cache_->TakeBuffer(size_t(e.page_count) * pack->page_size());
+    if (frame || same) {
+      frame.reset();
+      SNAPSHOT_RETURN_IF_ERROR(pack->ReadFrame(f, pages.get(), &scratch_));
+    } else {
+      SNAPSHOT_RETURN_IF_ERROR(pack->ReadFramePrefix(f, slot, pages.get(), &scratch_));
+    }
     frame = shared_cache_->Insert(key, std::move(pages));
   }
   current_ = std::move(frame);

@@ -70,6 +70,11 @@ struct StoreOptions {
     // Manifests rewritten: loose ones folded plus the records of every
     // bundle the round rewrites (folded, or naming a merged pack).
     size_t max_records = 4096;
+    // Their bytes, uncompressed: a manifest is about 14 bytes per page of
+    // a database whose changes are scattered (330 KB at 24,000 pages), and
+    // folding rewrites each one, so a count alone let a round hold the
+    // lock for seconds (bench/README.md, "Continuous protection").
+    uint64_t max_record_bytes = uint64_t(64) << 20;
     size_t max_packs = 32;                      // packs merged into one
     uint64_t max_pack_bytes = uint64_t(8) << 20;  // their bytes on disk
     // Pages of the newest snapshot copied out of sparse frames (and 4
@@ -318,9 +323,9 @@ class SnapshotImage {
 
  private:
   friend class Store;
-  // Points current_ at the frame holding `ref`, from the shared cache or
-  // decoded into it.
-  Status LoadSharedFrame(const PackReader* pack, const PageRef& ref, uint32_t f);
+  // Points current_ at frame `f` holding `ref` (at least as far as `slot`,
+  // its place in the frame), from the shared cache or decoded into it.
+  Status LoadSharedFrame(const PackReader* pack, const PageRef& ref, uint32_t f, uint32_t slot);
   struct CachedFrame {
     std::string pages;
     uint64_t last_use = 0;

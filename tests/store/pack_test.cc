@@ -72,9 +72,7 @@ class StoreHostile : public ::testing::Test {
     ASSERT_NE(store, nullptr);
     ASSERT_OK(Snap(store.get(), img_, "good", &good_id_));
     // The store's hash key, to compute page hashes the way the store does.
-    const std::string sf = ReadBytes(dir_ + "/STORE");
-    const uint32_t name_len = GetU32(sf, 24);
-    secret_.assign(sf.begin() + 28 + name_len, sf.begin() + 28 + name_len + snapshot::kHashSecretSize);
+    secret_ = StoreSecret(dir_);
   }
   PageHash Hash(const std::string& page) const {
     return snapshot::HashPage(reinterpret_cast<const uint8_t*>(secret_.data()), page.data(), page.size());

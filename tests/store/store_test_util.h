@@ -285,6 +285,13 @@ inline uint32_t GetU32(const std::string& s, size_t off) {
   for (int i = 0; i < 4; i++) v |= uint32_t(static_cast<uint8_t>(s[off + i])) << (8 * i);
   return v;
 }
+// The hash key of the store in `dir`, read from its STORE file
+// (docs/FORMAT.md §3), to compute page hashes as the store does.
+inline std::string StoreSecret(const std::string& dir) {
+  const std::string sf = ReadBytes(dir + "/STORE");
+  const uint32_t name_len = GetU32(sf, 24);
+  return sf.substr(28 + name_len, snapshot::kHashSecretSize);
+}
 // STORE files and manifests end in a Checksum64 of everything before it.
 inline void FixTrailingChecksum(std::string* s) {
   PutU64(s, s->size() - 8, snapshot::Checksum64(s->data(), s->size() - 8));
