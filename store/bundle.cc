@@ -13,6 +13,20 @@ namespace snapshot {
 // The first format version that has bundles.
 constexpr uint32_t kFirstBundleVersion = 2;
 
+BundleWriter::~BundleWriter() { ZSTD_freeCCtx(cctx_); }
+
+Status BundleWriter::CompressFrame(const std::string& raw) {
+  if (cctx_ == nullptr && (cctx_ = ZSTD_createCCtx()) == nullptr) return Status::IOError("zstd: out of memory");
+  std::string out(ZSTD_compressBound(raw.size()), '\0');
+  const size_t n = ZSTD_compressCCtx(cctx_, &out[0], out.size(), raw.data(), raw.size(), level_);
+  if (ZSTD_isError(n)) return Status::IOError(std::string("zstd: ") + ZSTD_getErrorName(n));
+  out.resize(n);
+  out.shrink_to_fit();
+  compressed_.push_back(std::move(out));
+  raw_sizes_.push_back(static_cast<uint32_t>(raw.size()));
+  return Status::OK();
+}
+
 Status BundleWriter::Add(uint64_t snapshot_id, const std::string& record, size_t n_extents) {
   // A manifest ends with the extent count, the extents and the checksum.
   const uint64_t tail = 4 + 20 * uint64_t(n_extents) + 8;
@@ -20,20 +34,22 @@ Status BundleWriter::Add(uint64_t snapshot_id, const std::string& record, size_t
       (!records_.empty() && snapshot_id <= records_.back().snapshot_id)) {
     return Status::InvalidArgument("internal: bundle record out of order or malformed");
   }
-  if (frames_.empty() || (!frames_.back().empty() && frames_.back().size() + record.size() > frame_bytes_)) {
-    frames_.emplace_back();
+  if (records_.empty() || (!frame_.empty() && frame_.size() + record.size() > frame_bytes_)) {
+    if (!records_.empty()) SNAPSHOT_RETURN_IF_ERROR(CompressFrame(frame_));
+    frame_.clear();
+    frame_.reserve(std::max(frame_bytes_, record.size()));
   }
   BundleRecord r;
   r.snapshot_id = snapshot_id;
-  r.frame = static_cast<uint32_t>(frames_.size());  // frames_[k] is frame k + 1
-  r.offset = static_cast<uint32_t>(frames_.back().size());
+  r.frame = static_cast<uint32_t>(compressed_.size() + 1);  // frame 0 holds the heads
+  r.offset = static_cast<uint32_t>(frame_.size());
   r.length = static_cast<uint32_t>(record.size());
   r.head_length = static_cast<uint32_t>(record.size() - tail);
   r.head_offset = heads_.size();
-  if (frames_.back().size() + record.size() > kMaxBundleFrameBytes || heads_.size() + r.head_length > kMaxBundleFrameBytes) {
+  if (frame_.size() + record.size() > kMaxBundleFrameBytes || heads_.size() + r.head_length > kMaxBundleFrameBytes) {
     return Status::InvalidArgument("internal: bundle frame too large");
   }
-  frames_.back() += record;
+  frame_ += record;
   heads_.append(record, 0, r.head_length);
   records_.push_back(r);
   // The extents' packs, read from the record itself: the list is exactly
@@ -61,15 +77,15 @@ Status BundleWriter::Publish(Env* env, const std::string& path, uint64_t bundle_
   std::string pack_list;
   ByteWriter pl(&pack_list);
   for (uint64_t p : packs_) pl.U64(p);
-  std::vector<std::string> compressed;
-  for (size_t f = 0; f <= frames_.size() + 1; f++) {
-    const std::string& raw = f == 0 ? heads_ : f <= frames_.size() ? frames_[f - 1] : pack_list;
-    std::string out(ZSTD_compressBound(raw.size()), '\0');
-    const size_t n = ZSTD_compress(&out[0], out.size(), raw.data(), raw.size(), level_);
-    if (ZSTD_isError(n)) return Status::IOError(std::string("zstd: ") + ZSTD_getErrorName(n));
-    out.resize(n);
-    compressed.push_back(std::move(out));
-  }
+  // Frames in file order: the heads, the records' frames, the pack list.
+  if (!records_.empty()) SNAPSHOT_RETURN_IF_ERROR(CompressFrame(frame_));
+  frame_.clear();
+  frame_.shrink_to_fit();
+  const size_t record_frames = compressed_.size();
+  SNAPSHOT_RETURN_IF_ERROR(CompressFrame(heads_));
+  SNAPSHOT_RETURN_IF_ERROR(CompressFrame(pack_list));
+  const size_t n_frames = record_frames + 2;
+  auto frame_at = [&](size_t f) -> size_t { return f == 0 ? record_frames : f <= record_frames ? f - 1 : f; };
   std::string data;
   ByteWriter w(&data);
   w.Bytes(kBundleMagic, 8);
@@ -77,15 +93,15 @@ Status BundleWriter::Publish(Env* env, const std::string& path, uint64_t bundle_
   w.U32(kBundlePackList);
   w.U64(bundle_id);
   w.U32(static_cast<uint32_t>(records_.size()));
-  w.U32(static_cast<uint32_t>(compressed.size()));
-  uint64_t offset = kBundleHeaderSize + kBundleFrameEntrySize * compressed.size() +
-                    kBundleRecordEntrySize * records_.size() + 8;
-  for (size_t f = 0; f < compressed.size(); f++) {
+  w.U32(static_cast<uint32_t>(n_frames));
+  uint64_t offset = kBundleHeaderSize + kBundleFrameEntrySize * n_frames + kBundleRecordEntrySize * records_.size() + 8;
+  for (size_t f = 0; f < n_frames; f++) {
+    const std::string& c = compressed_[frame_at(f)];
     w.U64(offset);
-    w.U32(static_cast<uint32_t>(compressed[f].size()));
-    w.U32(static_cast<uint32_t>(f == 0 ? heads_.size() : f <= frames_.size() ? frames_[f - 1].size() : pack_list.size()));
-    w.U64(Checksum64(compressed[f].data(), compressed[f].size()));
-    offset += compressed[f].size();
+    w.U32(static_cast<uint32_t>(c.size()));
+    w.U32(raw_sizes_[frame_at(f)]);
+    w.U64(Checksum64(c.data(), c.size()));
+    offset += c.size();
   }
   for (const BundleRecord& r : records_) {
     w.U64(r.snapshot_id);
@@ -95,7 +111,8 @@ Status BundleWriter::Publish(Env* env, const std::string& path, uint64_t bundle_
     w.U32(r.head_length);
   }
   w.U64(Checksum64(data.data(), data.size()));
-  for (const std::string& c : compressed) data += c;
+  data.reserve(offset);
+  for (size_t f = 0; f < n_frames; f++) data += compressed_[frame_at(f)];
   *bytes = data.size();
   return WriteFileAtomically(env, path, data, mode);
 }

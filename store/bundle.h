@@ -38,6 +38,8 @@
 #include "store/env.h"
 #include "store/status.h"
 
+struct ZSTD_CCtx_s;
+
 namespace snapshot {
 
 constexpr char kBundleMagic[9] = "SQSNBNDL";
@@ -61,10 +63,16 @@ struct BundleRecord {
   uint64_t head_offset = 0;  // derived: in frame 0
 };
 
+// Compresses each frame of records as soon as it is full, so that a bundle
+// of hundreds of MiB of manifests (a large database's, folded by
+// compaction) is held compressed, not raw, until Publish.
 class BundleWriter {
  public:
   // `level`: zstd level; `frame_bytes`: records per frame, in bytes.
   explicit BundleWriter(int level = 3, size_t frame_bytes = 4 << 20) : level_(level), frame_bytes_(frame_bytes) {}
+  ~BundleWriter();
+  BundleWriter(const BundleWriter&) = delete;
+  BundleWriter& operator=(const BundleWriter&) = delete;
   // `record` is a whole manifest as Manifest::Encode wrote it, with
   // `n_extents` extents; ids must ascend.
   Status Add(uint64_t snapshot_id, const std::string& record, size_t n_extents);
@@ -77,8 +85,13 @@ class BundleWriter {
   size_t frame_bytes_;
   std::vector<BundleRecord> records_;
   std::string heads_;
-  std::vector<std::string> frames_;  // uncompressed, frames 1..
-  std::vector<uint64_t> packs_;      // named by the records, sorted at Publish
+  // Compresses `raw` into compressed_ (one more frame, of raw.size() bytes).
+  Status CompressFrame(const std::string& raw);
+  std::string frame_;                    // the frame being filled, uncompressed
+  std::vector<std::string> compressed_;  // frames 1.. before it, compressed
+  std::vector<uint32_t> raw_sizes_;      // and their uncompressed sizes
+  ZSTD_CCtx_s* cctx_ = nullptr;          // created on first use
+  std::vector<uint64_t> packs_;          // named by the records, sorted at Publish
 };
 
 class BundleReader {

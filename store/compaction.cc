@@ -67,6 +67,22 @@ constexpr uint64_t kFramesHeldNum = 17, kFramesHeldDen = 16;
 // What a round decodes to copy pages, against the bytes it may merge.
 constexpr uint64_t kCopyReadRatio = 4;
 
+// Manifests a round rewrites, counted against CompactionLimits'
+// max_records and max_record_bytes.
+struct Rewrites {
+  uint64_t records = 0, bytes = 0;
+  Rewrites operator+(const Rewrites& o) const { return {records + o.records, bytes + o.bytes}; }
+  bool Within(const StoreOptions::CompactionLimits& l) const {
+    return records <= l.max_records && bytes <= l.max_record_bytes;
+  }
+};
+
+Rewrites AllRecords(const BundleReader& r) {
+  Rewrites w{r.records().size(), 0};
+  for (const BundleRecord& rec : r.records()) w.bytes += rec.length;
+  return w;
+}
+
 std::string IdList(const std::vector<uint64_t>& ids) {
   std::string out;
   for (uint64_t id : ids) out += (out.empty() ? "" : ", ") + std::to_string(id);
@@ -350,19 +366,25 @@ Status Store::LivePages(const std::vector<Held>& held, const std::vector<uint64_
 void Store::PlanFolding(const std::vector<Held>& held, const std::vector<uint64_t>& pack_ids,
                         const std::map<uint64_t, std::set<uint64_t>>& bundle_packs, uint64_t newest, bool relist,
                         CompactionPlan* plan) {
-  std::vector<uint64_t> loose;
+  std::vector<const Held*> loose;
   for (const Held& h : held) {
-    if (h.bundle == 0 && !plan->doomed.count(h.m.info.id)) loose.push_back(h.m.info.id);
+    if (h.bundle == 0 && !plan->doomed.count(h.m.info.id)) loose.push_back(&h);
   }
   const StoreOptions::CompactionLimits& limits = options_.compaction_limits;
-  uint64_t rewritten = 0;  // manifests this round rewrites, against limits.max_records
+  Rewrites rewritten;  // manifests this round rewrites, against the limits
   std::vector<uint64_t> bundle_ids;
   if (!ScanBundleIds(&bundle_ids).ok()) bundle_ids.clear();
   if (loose.size() > kLooseManifestsKept && limits.max_records > 0) {
     // The oldest first: a round that cannot take them all leaves the newer
     // ones for the next, and bundles stay in the order of their records.
-    uint64_t folded = std::min<uint64_t>(loose.size() - kLooseManifestsKept, limits.max_records);
-    plan->fold_loose.insert(loose.begin(), loose.begin() + long(folded));
+    // At least one, however large, so that rounds make progress.
+    Rewrites folded;
+    for (size_t i = 0; i + kLooseManifestsKept < loose.size(); i++) {
+      const Rewrites more = folded + Rewrites{1, loose[i]->bytes.size()};
+      if (folded.records > 0 && !more.Within(limits)) break;
+      plan->fold_loose.insert(loose[i]->m.info.id);
+      folded = more;
+    }
     // Newest records first: a bundle rewritten because a record changed
     // gets a new id but keeps its place among the others.
     std::vector<std::pair<uint64_t, BundleReader*>> bundles;  // (newest record, bundle)
@@ -372,9 +394,10 @@ void Store::PlanFolding(const std::vector<Held>& held, const std::vector<uint64_
     }
     std::sort(bundles.rbegin(), bundles.rend());
     for (const auto& [newest_record, r] : bundles) {
-      if (r->records().size() > kFoldRatio * folded || folded + r->records().size() > limits.max_records) break;
+      const Rewrites more = folded + AllRecords(*r);
+      if (r->records().size() > kFoldRatio * folded.records || !more.Within(limits)) break;
       plan->fold_bundles.insert(r->id());
-      folded += r->records().size();
+      folded = more;
     }
     rewritten = folded;
   }
@@ -405,7 +428,7 @@ void Store::PlanFolding(const std::vector<Held>& held, const std::vector<uint64_
   std::map<uint64_t, size_t> place;  // pack -> its place in group
   for (size_t i = 0; i < group.size(); i++) place[group[i]] = i;
   std::vector<std::set<uint64_t>> bundles_from(group.size());  // bundles first dirtied at each place
-  std::vector<uint64_t> loose_from(group.size(), 0);
+  std::vector<Rewrites> loose_from(group.size());
   auto first_place = [&](const auto& packs_named) {
     size_t first = group.size();
     for (uint64_t pack : packs_named) {
@@ -420,7 +443,7 @@ void Store::PlanFolding(const std::vector<Held>& held, const std::vector<uint64_
     std::vector<uint64_t> named;
     for (const Extent& e : h.m.extents) named.push_back(e.pack);
     const size_t first = first_place(named);
-    if (first < group.size()) loose_from[first]++;
+    if (first < group.size()) loose_from[first] = loose_from[first] + Rewrites{1, h.bytes.size()};
   }
   for (const auto& [b, packs_named] : bundle_packs) {
     if (plan->fold_bundles.count(b)) continue;
@@ -429,15 +452,15 @@ void Store::PlanFolding(const std::vector<Held>& held, const std::vector<uint64_
   }
   std::set<uint64_t> dirty;
   size_t keep = 0;
-  const uint64_t rewritten_by_folding = rewritten;
+  const Rewrites rewritten_by_folding = rewritten;
   for (size_t i = 0; i < group.size(); i++) {
-    uint64_t more = loose_from[i];
+    Rewrites more = loose_from[i];
     for (uint64_t b : bundles_from[i]) {
       BundleReader* r;
-      if (!dirty.count(b)) more += GetBundle(b, &r).ok() ? r->records().size() : 0;
+      if (!dirty.count(b) && GetBundle(b, &r).ok()) more = more + AllRecords(*r);
     }
-    if (rewritten + more > limits.max_records) break;
-    rewritten += more;
+    if (!(rewritten + more).Within(limits)) break;
+    rewritten = rewritten + more;
     dirty.insert(bundles_from[i].begin(), bundles_from[i].end());
     keep = i + 1;
   }
@@ -453,7 +476,7 @@ void Store::PlanFolding(const std::vector<Held>& held, const std::vector<uint64_
   for (uint64_t b : bundle_ids) {
     BundleReader* r;
     if (plan->fold_bundles.count(b) || dirty.count(b) || !GetBundle(b, &r).ok() || r->has_pack_list()) continue;
-    if (rewritten + r->records().size() <= limits.max_records) plan->relist.insert(b);
+    if ((rewritten + AllRecords(*r)).Within(limits)) plan->relist.insert(b);
     break;
   }
 }

@@ -191,6 +191,48 @@ TEST(StoreCompaction, ARoundRewritesNoMoreThanItsLimits) {
   CheckAll(store.get(), want, "after the rounds");
 }
 
+// The same bound in bytes: a large database's manifests are hundreds of
+// KB each (about 14 bytes a page when its changes are scattered), and a
+// round that folded 4096 of them held the store's lock for seconds.
+TEST(StoreCompaction, ARoundRewritesNoMoreManifestBytesThanItsLimit) {
+  TempDir tmp;
+  const std::string dir = tmp / "s";
+  Image img = MakeImage(kPageSize, 30, 1);
+  std::map<uint64_t, Image> want;
+  uint64_t largest = 0;  // manifest, in bytes
+  {
+    auto plain = OpenOrDie(CompactingOptions(dir, 0));
+    ASSERT_NE(plain, nullptr);
+    uint64_t first = 0;
+    ASSERT_OK(Snap(plain.get(), img, "full", &first));
+    want[first] = img;
+    for (const auto& [id, im] : TakeSmallChanges(plain.get(), &img, 30, 9)) want[id] = im;
+    for (const auto& [id, im] : want) largest = std::max<uint64_t>(largest, FileSize(ManifestFile(dir, id)));
+  }
+  Limits limits;
+  limits.max_record_bytes = 4 * largest;  // four records at least, whatever their count limit
+  auto store = OpenOrDie(CompactingOptions(dir, 0, Env::Default(), limits));
+  ASSERT_NE(store, nullptr);
+  int rounds = 0;
+  for (bool did = true; did; rounds++) {
+    ASSERT_LT(rounds, 100) << "the rounds never end";
+    ASSERT_OK(store->CompactRound(&did));
+    for (const std::string& name : FilesUnder(dir + "/snapshots", snapshot::kBundleSuffix)) {
+      uint64_t bid = 0;
+      ASSERT_TRUE(snapshot::ParseFileId(name, snapshot::kBundleSuffix, &bid)) << name;
+      std::unique_ptr<snapshot::BundleReader> r;
+      ASSERT_OK(snapshot::BundleReader::Open(Env::Default(), dir + "/snapshots/" + name, bid, &r));
+      uint64_t bytes = 0;
+      for (const snapshot::BundleRecord& rec : r->records()) bytes += rec.length;
+      EXPECT_LE(bytes, limits.max_record_bytes) << name << " after round " << rounds;
+      EXPECT_GE(r->records().size(), 1u);
+    }
+  }
+  EXPECT_GT(rounds, 3) << "the limit did not split the work";
+  EXPECT_EQ(2u, FilesUnder(dir + "/snapshots", snapshot::kManifestSuffix).size()) << "every manifest folded but two";
+  CheckAll(store.get(), want, "after the rounds");
+}
+
 // A store that compaction has folded takes prunes, more snapshots and
 // compactions again, and every kept snapshot still reads back.
 TEST(StoreCompaction, PruneDeletesBundledSnapshotsAndReclaimsTheirPages) {
