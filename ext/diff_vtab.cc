@@ -41,17 +41,6 @@ enum Column {
   kArgA, kArgB, kArgSchema  // hidden: the table-valued function's arguments
 };
 
-Status IdValue(sqlite3_value* v, const char* which, uint64_t* id) {
-  *id = 0;
-  if (v == nullptr || sqlite3_value_type(v) == SQLITE_NULL) return Status::OK();
-  if (sqlite3_value_numeric_type(v) != SQLITE_INTEGER || sqlite3_value_int64(v) <= 0) {
-    return Status::InvalidArgument(std::string(which) +
-                                   " must be a snapshot id, a positive integer (see SELECT id FROM snapshot_list)");
-  }
-  *id = uint64_t(sqlite3_value_int64(v));
-  return Status::OK();
-}
-
 // The pages that differ are listed (and the live side's kept in memory), so
 // a manifest declaring billions of pages (a damaged or hostile store) must
 // be refused before any list is built: 2^24 pages is 64 GiB at 4 KiB pages.
@@ -79,8 +68,10 @@ Status LiveSide(sqlite3* db, std::unique_ptr<TrackedLiveImage> tracked, sqlite3*
   return LivePages::Capture(from, from_schema, store, a, db, live);
 }
 
-Status Diff(sqlite3* db, const ConnectionSettings& settings, uint64_t a_id, uint64_t b_id, const char* schema,
-            std::vector<TreeDiff>* out) {
+// Compares snapshot `a` with snapshot `b`, or with the live database when
+// `b` is null.
+Status Diff(sqlite3* db, const ConnectionSettings& settings, const SnapshotSpec& a, const SnapshotSpec* b,
+            const char* schema, std::vector<TreeDiff>* out) {
   StoreLocation where;  // first, so that a bad schema is named as such
   SNAPSHOT_RETURN_IF_ERROR(LocateStore(db, schema, settings, &where));
   // The live database: a read transaction first (on a connection of the
@@ -92,7 +83,7 @@ Status Diff(sqlite3* db, const ConnectionSettings& settings, uint64_t a_id, uint
   const char* from_schema = schema;
   Statement pin;
   std::unique_ptr<TrackedLiveImage> tracked;
-  if (b_id == 0) {
+  if (b == nullptr) {
     if (OpenPrivateReader(db, schema, settings.busy_timeout_ms, &reader).ok()) {
       from = reader.db();
       from_schema = "main";
@@ -102,13 +93,16 @@ Status Diff(sqlite3* db, const ConnectionSettings& settings, uint64_t a_id, uint
   }
   std::unique_ptr<Store> store;
   SNAPSHOT_RETURN_IF_ERROR(OpenStore(db, schema, settings, StoreAccess::kRead, &store));
+  uint64_t a_id = 0, b_id = 0;
+  SNAPSHOT_RETURN_IF_ERROR(ResolveSnapshot(store.get(), a, &a_id));
+  if (b != nullptr) SNAPSHOT_RETURN_IF_ERROR(ResolveSnapshot(store.get(), *b, &b_id));
   std::unique_ptr<SnapshotImage> image_a, image_b;
   SNAPSHOT_RETURN_IF_ERROR(store->OpenImage(a_id, &image_a));
   SNAPSHOT_RETURN_IF_ERROR(CheckDiffable(*image_a));
   SnapshotPages pages_a(image_a.get());
   InterruptCheck interrupt(db);
   auto poll = [&interrupt] { return interrupt.Poll(); };
-  if (b_id != 0) {
+  if (b != nullptr) {
     SNAPSHOT_RETURN_IF_ERROR(store->OpenImage(b_id, &image_b));
     SNAPSHOT_RETURN_IF_ERROR(CheckDiffable(*image_b));
     SnapshotPages pages_b(image_b.get());
@@ -156,19 +150,19 @@ struct DiffSpec {
     for (int k = 0, i = 0; k < 3; k++) {
       if ((idx_num & (1 << k)) && i < argc) args[k] = argv[i++];
     }
-    uint64_t a_id = 0, b_id = 0;
-    Status s = IdValue(args[0], "a", &a_id);
-    if (s.ok() && a_id == 0) {
-      s = Status::InvalidArgument("which snapshot? snapshot_diff(a) compares snapshot a with the live database, "
-                                  "snapshot_diff(a, b) with snapshot b");
+    auto given = [](sqlite3_value* v) { return v != nullptr && sqlite3_value_type(v) != SQLITE_NULL; };
+    if (!given(args[0])) {
+      return Status::InvalidArgument("which snapshot? snapshot_diff(a) compares snapshot a with the live database, "
+                                     "snapshot_diff(a, b) with snapshot b");
     }
-    if (s.ok()) s = IdValue(args[1], "b", &b_id);
+    SnapshotSpec a, b;
+    SNAPSHOT_RETURN_IF_ERROR(SnapshotArg(args[0], "a", &a));
+    if (given(args[1])) SNAPSHOT_RETURN_IF_ERROR(SnapshotArg(args[1], "b", &b));
     const char* schema = "main";
     if (args[2] != nullptr && sqlite3_value_text(args[2]) != nullptr) {
       schema = reinterpret_cast<const char*>(sqlite3_value_text(args[2]));
     }
-    if (s.ok()) s = Diff(t.db, *t.settings, a_id, b_id, schema, rows);
-    return s;
+    return Diff(t.db, *t.settings, a, given(args[1]) ? &b : nullptr, schema, rows);
   }
 
   static void Column(const Row& r, sqlite3_context* ctx, int col) {

@@ -37,24 +37,6 @@ ConnectionSettings* Settings(sqlite3_context* ctx) {
 
 
 
-// Optional snapshot argument: an integer id, or text naming a snapshot (an
-// id, 'latest' or a moment: store/snapshot_spec.h); the latest when absent
-// or NULL.
-Status SpecArg(int argc, sqlite3_value** argv, int i, SnapshotSpec* spec) {
-  *spec = SnapshotSpec::Latest();
-  if (i >= argc || sqlite3_value_type(argv[i]) == SQLITE_NULL) return Status::OK();
-  if (sqlite3_value_type(argv[i]) == SQLITE_TEXT) {
-    return SnapshotSpec::Parse(reinterpret_cast<const char*>(sqlite3_value_text(argv[i])), spec);
-  }
-  if (sqlite3_value_type(argv[i]) != SQLITE_INTEGER || sqlite3_value_int64(argv[i]) <= 0) {
-    return Status::InvalidArgument(
-        "a snapshot id is a positive integer (see SELECT id FROM snapshot_list); a moment is text, such as "
-        "'2026-12-05 14:59:00'");
-  }
-  *spec = SnapshotSpec::Id(uint64_t(sqlite3_value_int64(argv[i])));
-  return Status::OK();
-}
-
 // The id that restore and restore_to take (0: the latest). A moment is
 // resolved to one here, under the store's shared lock.
 Status SpecToId(sqlite3* db, const char* schema, const ConnectionSettings& settings, const SnapshotSpec& spec,

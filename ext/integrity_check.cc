@@ -1,5 +1,6 @@
-// snapshot_integrity_check(id [, schema]) -> 'ok', or what SQLite's
-// PRAGMA integrity_check finds wrong in snapshot `id`, one problem a line.
+// snapshot_integrity_check(snapshot [, schema]) -> 'ok', or what SQLite's
+// PRAGMA integrity_check finds wrong in the snapshot (an id, 'latest' or a
+// moment, as snapshot_restore takes), one problem a line.
 //
 // snapshot_verify() proves that a snapshot's stored bytes are the ones that
 // were written; this proves that those bytes are a sound SQLite database
@@ -27,10 +28,12 @@
 namespace snapshot {
 namespace {
 
-Status CheckSnapshot(sqlite3* db, const char* schema, const ConnectionSettings& settings, uint64_t id,
+Status CheckSnapshot(sqlite3* db, const char* schema, const ConnectionSettings& settings, const SnapshotSpec& spec,
                      std::string* report) {
   std::unique_ptr<Store> store;
   SNAPSHOT_RETURN_IF_ERROR(OpenStore(db, schema, settings, StoreAccess::kRead, &store));
+  uint64_t id = 0;
+  SNAPSHOT_RETURN_IF_ERROR(ResolveSnapshot(store.get(), spec, &id));
   std::unique_ptr<SnapshotImage> image;
   SNAPSHOT_RETURN_IF_ERROR(store->OpenImage(id, &image));
   ImageSource source;
@@ -66,22 +69,12 @@ Status CheckSnapshot(sqlite3* db, const char* schema, const ConnectionSettings& 
 
 void IntegrityCheckFunc(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   auto* settings = static_cast<ConnectionSettings*>(sqlite3_user_data(ctx));
-  const char* schema = "main";
-  if (argc > 1 && sqlite3_value_type(argv[1]) != SQLITE_NULL) {
-    schema = reinterpret_cast<const char*>(sqlite3_value_text(argv[1]));
-  }
-  Status s;
-  if (sqlite3_value_numeric_type(argv[0]) != SQLITE_INTEGER || sqlite3_value_int64(argv[0]) <= 0) {
-    s = Status::InvalidArgument("a snapshot id is a positive integer (see SELECT id FROM snapshot_list)");
-  }
+  const char* schema = SchemaArg(argc, argv, 1);
+  SnapshotSpec spec;
+  Status s = SnapshotArg(argv[0], "the snapshot", &spec);
   std::string report;
-  if (s.ok()) s = CheckSnapshot(sqlite3_context_db_handle(ctx), schema, *settings, uint64_t(sqlite3_value_int64(argv[0])), &report);
-  if (!s.ok()) {
-    const std::string msg = "snapshot_integrity_check: " + s.message();
-    sqlite3_result_error(ctx, msg.c_str(), -1);
-    if (SqliteCodeOf(s) != SQLITE_ERROR) sqlite3_result_error_code(ctx, SqliteCodeOf(s));
-    return;
-  }
+  if (s.ok()) s = CheckSnapshot(sqlite3_context_db_handle(ctx), schema, *settings, spec, &report);
+  if (!s.ok()) return ResultStatus(ctx, "snapshot_integrity_check", s);
   sqlite3_result_text(ctx, report.c_str(), -1, SQLITE_TRANSIENT);
 }
 

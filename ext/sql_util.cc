@@ -83,6 +83,21 @@ const char* TextArg(int argc, sqlite3_value** argv, int i) {
   return reinterpret_cast<const char*>(sqlite3_value_text(argv[i]));
 }
 
+Status SnapshotArg(sqlite3_value* v, const char* what, SnapshotSpec* spec) {
+  *spec = SnapshotSpec::Latest();
+  if (v == nullptr || sqlite3_value_type(v) == SQLITE_NULL) return Status::OK();
+  if (sqlite3_value_type(v) == SQLITE_TEXT) {
+    return SnapshotSpec::Parse(reinterpret_cast<const char*>(sqlite3_value_text(v)), spec);
+  }
+  if (sqlite3_value_type(v) != SQLITE_INTEGER || sqlite3_value_int64(v) <= 0) {
+    return Status::InvalidArgument(std::string(what) +
+                                   " must be a snapshot id, a positive integer (see SELECT id FROM snapshot_list), "
+                                   "or text: 'latest' or a moment such as '2026-12-05 14:59:00'");
+  }
+  *spec = SnapshotSpec::Id(uint64_t(sqlite3_value_int64(v)));
+  return Status::OK();
+}
+
 const char* SchemaArg(int argc, sqlite3_value** argv, int i) {
   const char* s = TextArg(argc, argv, i);
   return s ? s : "main";

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "store/snapshot_spec.h"
 #include "store/status.h"
 
 namespace snapshot {
@@ -24,6 +25,14 @@ void ResultStatus(sqlite3_context* ctx, const char* function, const Status& s);
 
 // Optional argument i as text; nullptr when absent or NULL.
 const char* TextArg(int argc, sqlite3_value** argv, int i);
+// A snapshot argument: an integer id, or text naming a snapshot (an id,
+// 'latest' or a moment: store/snapshot_spec.h); the latest when `v` is null
+// (absent) or SQL NULL. `what` names it in the error ("the snapshot").
+Status SnapshotArg(sqlite3_value* v, const char* what, SnapshotSpec* spec);
+// Optional argument i as SnapshotArg.
+inline Status SpecArg(int argc, sqlite3_value** argv, int i, SnapshotSpec* spec) {
+  return SnapshotArg(i < argc ? argv[i] : nullptr, "the snapshot", spec);
+}
 // Optional schema argument i; "main" when absent or NULL.
 const char* SchemaArg(int argc, sqlite3_value** argv, int i);
 

@@ -483,6 +483,27 @@ TEST(DiffErrors, ClearErrors) {
   sqlite3_close(db);
 }
 
+// Both take a snapshot the way snapshot_restore does: an id (also as text),
+// 'latest', or a moment (the newest snapshot taken at or before it).
+TEST(DiffErrors, SnapshotsNamedLikeRestoreNamesThem) {
+  TempDir dir;
+  sqlite3* db = OpenDb(dir / "app.db");
+  EXPECT_EQ("", Exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES (1)"));
+  EXPECT_EQ("1", Query(db, "SELECT snapshot_backup()"));
+  EXPECT_EQ("", Exec(db, "INSERT INTO t VALUES (2)"));
+  EXPECT_EQ("2", Query(db, "SELECT snapshot_backup()"));
+  EXPECT_EQ("", Exec(db, "INSERT INTO t VALUES (3)"));
+  EXPECT_EQ("1", Query(db, "SELECT rows_added FROM snapshot_diff('latest') WHERE name = 't'"));
+  EXPECT_EQ("2", Query(db, "SELECT rows_added FROM snapshot_diff('1') WHERE name = 't'"));
+  EXPECT_EQ("1", Query(db, "SELECT rows_added FROM snapshot_diff(1, 'latest') WHERE name = 't'"));
+  EXPECT_EQ("unchanged", Query(db, "SELECT status FROM snapshot_diff('2999-01-01 00:00:00', 2) WHERE name = 't'"));
+  EXPECT_NE(std::string::npos, Query(db, "SELECT * FROM snapshot_diff('2000-01-01T00:00:00Z')").find("ERROR"))
+      << "every snapshot is later";
+  EXPECT_EQ("ok", Query(db, "SELECT snapshot_integrity_check('latest')"));
+  EXPECT_EQ("ok", Query(db, "SELECT snapshot_integrity_check('2999-01-01 00:00:00')"));
+  sqlite3_close(db);
+}
+
 // Overwrites bytes at `offset` of database file `path`, as a writer that
 // does not use the snapshot VFS would: with a new change counter (which is
 // how the next snapshot learns that it must read every page).

@@ -84,6 +84,9 @@ def run(tmp):
     p = manage("snapshot_diff", str(nightly), str(after))
     check("snapshot_diff A B compares two snapshots", p.returncode == 0 and f"snapshot {after} (" in p.stdout
           and re.search(rf"{table} +table +changed +\d+ +50 +200 +10", p.stdout) is not None, p.stdout)
+    by_id = p.stdout
+    p = manage("snapshot_diff", str(nightly), "latest")
+    check("snapshot_diff takes 'latest' as snapshot_restore does", p.returncode == 0 and p.stdout == by_id, p.stdout + p.stderr)
     p = manage("snapshot_diff", "999")
     check("snapshot_diff of an unknown snapshot fails clearly", p.returncode != 0 and "999" in p.stderr, p.stderr)
 

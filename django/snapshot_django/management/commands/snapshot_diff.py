@@ -10,13 +10,16 @@ class Command(db.SnapshotCommand):
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
-        parser.add_argument("a", type=int, help="The older snapshot's id (see snapshot_list).")
-        parser.add_argument("b", nargs="?", type=int, help="The newer snapshot's id; default: the live database.")
+        parser.add_argument(
+            "a", help="The older snapshot: its id (see snapshot_list), 'latest', or a moment such as '2026-12-05 14:59'."
+        )
+        parser.add_argument("b", nargs="?", help="The newer snapshot, named the same way; default: the live database.")
         parser.add_argument("--all", action="store_true", help="Also list the tables and indexes that did not change.")
 
     def handle(self, *args, **options):
         connection = self.connection(options)
-        a, b = options["a"], options["b"]
+        a = db.resolve(connection, options["a"])
+        b = None if options["b"] is None else db.resolve(connection, options["b"])
         snap_a = db.get(connection, a)
         against = "the live database" if b is None else describe(db.get(connection, b))
         rows = db.query(

@@ -23,7 +23,11 @@ class Command(db.SnapshotCommand):
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
-        parser.add_argument("id", type=int, help="The snapshot to read (see snapshot_list, snapshot_diff).")
+        parser.add_argument(
+            "id",
+            help="The snapshot to read: its id (see snapshot_list, snapshot_diff), 'latest', or a moment such as "
+            "'2026-12-05 14:59'.",
+        )
         parser.add_argument("table", help="A table name, or an installed model as app_label.ModelName.")
         parser.add_argument(
             "--where", default="1", metavar="SQL", help="An SQL condition on the table's columns, e.g. \"project_id = 4\"."
@@ -45,7 +49,7 @@ class Command(db.SnapshotCommand):
         if options["replace"] and not options["copy"]:
             raise CommandError("--replace goes with --copy")
         connection = self.connection(options)
-        snap = db.get(connection, options["id"])
+        snap = db.get(connection, db.resolve(connection, options["id"]))
         table = self.table_name(options["table"])
         alias = f"snapshot_{snap.id}"
         uri = (
