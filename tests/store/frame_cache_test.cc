@@ -43,6 +43,15 @@ std::unique_ptr<PackReader> OpenPack(const std::string& dir, uint64_t id) {
   return r;
 }
 
+// A store (so.dir) holding one snapshot of `img` (as "a"); its id.
+uint64_t StoreWithOne(const Image& img, const StoreOptions& so) {
+  uint64_t id = 0;
+  auto store = OpenOrDie(so);
+  EXPECT_NE(store, nullptr);
+  if (store != nullptr) EXPECT_OK(Snap(store.get(), img, "a", &id));
+  return id;
+}
+
 TEST(FrameCache, TwoReadersOfOneStoreDecodeEachFrameOnce) {
   TempDir tmp;
   const std::string dir = tmp / "s";
@@ -83,11 +92,8 @@ TEST(FrameCache, ADamagedFrameIsNeverCached) {
   TempDir tmp;
   const std::string dir = tmp / "s";
   const Image v1 = MakeImage(4096, 600, 1);
-  uint64_t id1;
-  {
-    auto store = OpenOrDie(Options(dir));
-    ASSERT_OK(Snap(store.get(), v1, "a", &id1));
-  }
+  const uint64_t id1 = StoreWithOne(v1, Options(dir));
+  ASSERT_NE(0u, id1);
   const auto pack = OpenPack(dir, id1);
   ASSERT_TRUE(pack);
   ASSERT_EQ(3u, pack->frames().size());
@@ -149,13 +155,10 @@ TEST(FrameCache, ReadersWithinASmallBoundReadEverythingInAnyOrder) {
   TempDir tmp;
   const std::string dir = tmp / "s";
   const Image v1 = MakeImage(4096, 900, 1);
-  uint64_t id1;
-  {
-    StoreOptions so = Options(dir);
-    so.compress.frame_bytes = 64 << 10;  // 57 frames of 16 pages
-    auto store = OpenOrDie(so);
-    ASSERT_OK(Snap(store.get(), v1, "a", &id1));
-  }
+  StoreOptions so = Options(dir);
+  so.compress.frame_bytes = 64 << 10;  // 57 frames of 16 pages
+  const uint64_t id1 = StoreWithOne(v1, so);
+  ASSERT_NE(0u, id1);
   SnapshotReaderOptions o = ReaderOptions(dir, id1);
   o.cache_bytes = 2 * (64 << 10);  // two frames
   std::unique_ptr<SnapshotReader> a, b;
@@ -180,11 +183,8 @@ TEST(FrameCache, OnePageOfAFrameIsDecodedOnlyAsFarAsItsBlock) {
   TempDir tmp;
   const std::string dir = tmp / "s";
   const Image v1 = MakeImage(4096, 600, 1);
-  uint64_t id1;
-  {
-    auto store = OpenOrDie(Options(dir));
-    ASSERT_OK(Snap(store.get(), v1, "a", &id1));
-  }
+  const uint64_t id1 = StoreWithOne(v1, Options(dir));
+  ASSERT_NE(0u, id1);
   const std::string secret = StoreSecret(dir);
   std::unique_ptr<PackReader> pack;
   ASSERT_OK(PackReader::Open(Env::Default(), PackFile(dir, id1), id1,
@@ -216,11 +216,8 @@ TEST(FrameCache, FramesHeldInPartReadBackInAnyOrder) {
   TempDir tmp;
   const std::string dir = tmp / "s";
   const Image v1 = MakeImage(4096, 900, 1);  // four frames, the last 132 pages
-  uint64_t id1;
-  {
-    auto store = OpenOrDie(Options(dir));
-    ASSERT_OK(Snap(store.get(), v1, "a", &id1));
-  }
+  const uint64_t id1 = StoreWithOne(v1, Options(dir));
+  ASSERT_NE(0u, id1);
   SnapshotReaderOptions o = ReaderOptions(dir, id1);
   o.cache_bytes = 2 << 20;
   std::unique_ptr<SnapshotReader> a, b;
@@ -246,13 +243,10 @@ TEST(StoreFrameCache, ReadersOnTwoThreadsShareFramesSafely) {
   TempDir tmp;
   const std::string dir = tmp / "s";
   const Image v1 = MakeImage(4096, 400, 1);
-  uint64_t id1;
-  {
-    StoreOptions so = Options(dir);
-    so.compress.frame_bytes = 64 << 10;
-    auto store = OpenOrDie(so);
-    ASSERT_OK(Snap(store.get(), v1, "a", &id1));
-  }
+  StoreOptions so = Options(dir);
+  so.compress.frame_bytes = 64 << 10;
+  const uint64_t id1 = StoreWithOne(v1, so);
+  ASSERT_NE(0u, id1);
   SnapshotReaderOptions o = ReaderOptions(dir, id1);
   o.cache_bytes = 2 * (64 << 10);
   std::unique_ptr<SnapshotReader> readers[2];
