@@ -22,15 +22,6 @@
 namespace snapshot {
 namespace {
 
-Status ReadWholeFile(Env* env, const std::string& path, uint64_t limit, std::string* out) {
-  std::unique_ptr<RandomAccessFile> f;
-  SNAPSHOT_RETURN_IF_ERROR(env->NewRandomAccessFile(path, &f));
-  if (f->Size() > limit) return Status::Corruption(path + " is larger than such a file can be");
-  out->assign(size_t(f->Size()), '\0');
-  if (!out->empty()) SNAPSHOT_RETURN_IF_ERROR(f->Read(0, out->size(), &(*out)[0]));
-  return Status::OK();
-}
-
 // STORE is at most 228 + 4096 bytes (docs/FORMAT.md §3); a manifest is
 // bounded by its page count, far below this.
 constexpr uint64_t kMaxStoreFileBytes = 228 + 4096;
@@ -160,7 +151,7 @@ Status Replicator::CheckSameStore(const std::string& local, bool* upload_store) 
   const std::string tmp = TempFileName();
   std::string theirs;
   Status s = remote_->Get(kStoreFileName, tmp, 0600);
-  if (s.ok()) s = ReadWholeFile(env_, tmp, kMaxStoreFileBytes, &theirs);
+  if (s.ok()) s = ReadSmallFile(env_, tmp, kMaxStoreFileBytes, &theirs);
   env_->RemoveFile(tmp);
   if (!s.ok()) return Within(s, "reading " + remote_name_ + "/STORE");
   if (StoreIdentity(theirs).empty() || StoreIdentity(theirs) != StoreIdentity(local)) {
@@ -193,7 +184,7 @@ Status Replicator::ListUnderLock(Listing* l) {
   const std::string store_path = JoinPath(store_dir_, kStoreFileName);
   if (s.ok() && !env_->FileExists(store_path)) s = Status::NotFound("no snapshot has been taken yet");
   if (!s.ok()) return Within(s, "the snapshot store " + store_dir_);
-  SNAPSHOT_RETURN_IF_ERROR(ReadWholeFile(env_, store_path, kMaxStoreFileBytes, &l->store_file));
+  SNAPSHOT_RETURN_IF_ERROR(ReadSmallFile(env_, store_path, kMaxStoreFileBytes, &l->store_file));
   SNAPSHOT_RETURN_IF_ERROR(ListLocal(&l->files));
   // What the snapshots name, for the remote prune. Every loose manifest
   // must be readable and every pack named must be here: a store that lost
@@ -344,7 +335,7 @@ Status Replicator::PushRound(const Listing& l, PushResult* result, bool* uploade
       continue;
     }
     std::string bytes;
-    Status s = ReadWholeFile(env_, path, kMaxManifestBytes, &bytes);
+    Status s = ReadSmallFile(env_, path, kMaxManifestBytes, &bytes);
     if (!s.ok() && !env_->FileExists(path)) {
       result->files_gone++;
       changed = true;

@@ -384,8 +384,7 @@ Status Env::ReadFileToString(const std::string& path, std::string* out) {
 }
 
 Status ReadSmallFile(Env* env, const std::string& path, uint64_t max_bytes, std::string* out) {
-  if (!env->FileExists(path)) return Status::NotFound(path + " does not exist");
-  std::unique_ptr<RandomAccessFile> f;
+  std::unique_ptr<RandomAccessFile> f;  // NotFound if it does not exist
   SNAPSHOT_RETURN_IF_ERROR(env->NewRandomAccessFile(path, &f));
   if (f->Size() > max_bytes) return Status::Corruption(path + " is too large");
   out->assign(size_t(f->Size()), '\0');

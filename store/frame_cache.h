@@ -26,8 +26,9 @@
 // read, and refused, again on every access.
 //
 // Bounded in bytes (the buffers' capacity: a prefix keeps its frame-sized
-// buffer), least recently used first out; at least one frame is kept. The bound is the largest that any registered reader asked for; when
-// the last registration goes, the cache empties and gives its memory back.
+// buffer), least recently used first out; at least one frame is kept. The
+// bound is the largest that any registered reader asked for; when the last
+// registration goes, the cache empties and gives its memory back.
 // Thread-safe. Independent of SQLite.
 #pragma once
 
