@@ -26,6 +26,7 @@
 #include "remote/uploader.h"
 #include "store/retention.h"
 #include "store/store.h"
+#include "vfs/boot_id.h"
 #include "vfs/snapshot_lock.h"
 #include "vfs/snapshot_vfs.h"
 #include "vfs/tracker.h"
@@ -45,11 +46,6 @@ constexpr uint64_t kHintOn = 2;
 constexpr uint64_t kHintStateMask = 3;
 uint64_t HintState(uint64_t hint) { return hint & kHintStateMask; }
 
-int64_t SteadyMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 // ---- AutoDb and the process-wide state -------------------------------------
 
 // One database this process committed to. Never freed (the tracker's slot
@@ -61,9 +57,11 @@ struct AutoDb {
   }
   const std::string db_path;
 
-  // Written by the commit path, claimed by the thread: the steady-clock time
-  // of the oldest commit no snapshot is known to hold (0: none).
+  // Written by the commit path, claimed by the thread: the MonotonicMs() of
+  // the oldest commit no snapshot is known to hold (0: none), and of the
+  // newest commit seen.
   std::atomic<int64_t> first_pending_ms{0};
+  std::atomic<int64_t> last_commit_ms{0};
   // snapshot_auto() in this process: read the setting again now.
   std::atomic<bool> settings_stale{true};
   // SNAPSHOT_AUTO is set and not yet applied: the thread must run to apply it.
@@ -130,9 +128,23 @@ AutoDb* FindExisting(const std::string& db_path) {
 
 // Marks `d` as holding commits since `at_ms`, unless it holds older ones.
 void NotePending(AutoDb* d, int64_t at_ms) {
-  int64_t cur = d->first_pending_ms.load(std::memory_order_relaxed);
+  int64_t last = d->last_commit_ms.load();
+  while (last < at_ms && !d->last_commit_ms.compare_exchange_weak(last, at_ms)) {
+  }
+  int64_t cur = d->first_pending_ms.load();
   while ((cur == 0 || cur > at_ms) && !d->first_pending_ms.compare_exchange_weak(cur, at_ms)) {
   }
+}
+
+// A snapshot holds every commit that ended before `held_ms`: the pending
+// commits from `claimed` on are settled. Those seen at or after `held_ms`
+// (or while this ran) stay pending, from `held_ms`: nothing later is known
+// of when they ended.
+void SettlePending(AutoDb* d, int64_t claimed, int64_t held_ms) {
+  d->first_pending_ms.compare_exchange_strong(claimed, 0);
+  // After the exchange: a commit whose own exchange found `claimed` stored
+  // its time before, and is seen here.
+  if (d->last_commit_ms.load() >= held_ms) NotePending(d, held_ms);
 }
 
 void StartThread();
@@ -146,8 +158,11 @@ void OnCommit(Tracker* t) {
       d = FindOrAdd(t->db_path());
       t->observer_slot().store(d, std::memory_order_release);
     }
+    // After the write transaction ended: a snapshot pinned later holds it.
+    const int64_t now = MonotonicMs();
+    d->last_commit_ms.store(now);
     int64_t none = 0;
-    d->first_pending_ms.compare_exchange_strong(none, SteadyMs());
+    d->first_pending_ms.compare_exchange_strong(none, now);
     // Off in every process's view: no thread. The hint is read before
     // g_thread_running, the reverse of a thread that stops (ThreadMain).
     if (HintState(t->AutoHint()) == kHintOff && !d->env_pending.load()) return;
@@ -304,30 +319,36 @@ void RefreshSettings(AutoDb* d, int64_t now) {
   SyncHint(d);
 }
 
-// Whether the newest snapshot already holds every commit the tracking file
-// knows of: no marks, trusted, and based on a published snapshot of this
-// store. The marks of a commit are cleared only by a snapshot's pin, and the
-// base is set only once that snapshot is published.
-bool NewestSnapshotHoldsEveryCommit(AutoDb* d) {
+// What the newest snapshot of this process's store is known to hold, by
+// the tracking file: *every_commit, if it has no marks, is trusted and is
+// based on a published snapshot of this store (the marks of a commit are
+// cleared only by a snapshot's pin, and the base is set only once that
+// snapshot is published); else every commit that ended before
+// *held_before_ms (0: nothing known). Either may be another process's
+// snapshot, or a user's.
+void NewestSnapshotHolds(AutoDb* d, bool* every_commit, int64_t* held_before_ms) {
+  *every_commit = false;
+  *held_before_ms = 0;
   if (d->store_tag == 0) {
     ConnectionSettings cs;
     cs.busy_timeout_ms = 0;
     std::unique_ptr<Store> store;
-    if (!OpenStoreAt(LocationOf(*d), cs, StoreAccess::kRead, &store).ok()) return false;
+    if (!OpenStoreAt(LocationOf(*d), cs, StoreAccess::kRead, &store).ok()) return;
     d->store_tag = store->tag();
   }
   Tracker* t = Tracker::AcquireExisting(d->db_path);
-  if (t == nullptr) return false;
+  if (t == nullptr) return;
   const TrackHeader* h = t->header();
-  const bool held = __atomic_load_n(&h->untrusted, __ATOMIC_ACQUIRE) == kTrusted &&
-                    __atomic_load_n(&h->base_id, __ATOMIC_ACQUIRE) != 0 &&
-                    __atomic_load_n(&h->store_tag, __ATOMIC_ACQUIRE) == d->store_tag && t->CountMarks() == 0;
+  *every_commit = __atomic_load_n(&h->untrusted, __ATOMIC_ACQUIRE) == kTrusted &&
+                  __atomic_load_n(&h->base_id, __ATOMIC_ACQUIRE) != 0 &&
+                  __atomic_load_n(&h->store_tag, __ATOMIC_ACQUIRE) == d->store_tag && t->CountMarks() == 0;
+  *held_before_ms = t->HeldBeforeMs(d->store_tag);
   Tracker::Release(t);
-  return held;
 }
 
-// The snapshot itself: snapshot_backup()'s, on a connection of our own.
-Status TakeAutoSnapshot(AutoDb* d, uint64_t* id) {
+// The snapshot itself: snapshot_backup()'s, on a connection of our own,
+// for the commits that ended from `pending_since_ms` on.
+Status TakeAutoSnapshot(AutoDb* d, int64_t pending_since_ms, uint64_t* id) {
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(d->db_path.c_str(), &db, SQLITE_OPEN_READWRITE, kSnapshotVfsName);
   Status s = rc == SQLITE_OK ? Status::OK() : Status::IOError(std::string("cannot open ") + d->db_path + ": " +
@@ -338,7 +359,10 @@ Status TakeAutoSnapshot(AutoDb* d, uint64_t* id) {
   cs.threads = 1;  // background work: leave the other cores to the writers
   // kWrite, not kCreate: a store that vanished is an error to report, not
   // one to start again in silence.
-  if (s.ok()) s = TakeSnapshot(db, "main", cs, StoreAccess::kWrite, "auto", "auto", id);
+  UnlessHeld unless;
+  unless.store_tag = d->store_tag;
+  unless.pending_since_ms = pending_since_ms;
+  if (s.ok()) s = TakeSnapshot(db, "main", cs, StoreAccess::kWrite, "auto", "auto", id, nullptr, &unless);
   if (s.ok() && !d->settings.policy.empty()) {
     RetentionPolicy policy;
     s = RetentionPolicy::Parse(d->settings.policy, &policy);
@@ -382,10 +406,20 @@ void CompactOnIdleTick(AutoDb* d) {
 // Returns when to look at `d` again.
 int64_t Attempt(AutoDb* d, int64_t now) {
   const int64_t claimed = d->first_pending_ms.load();
-  if (NewestSnapshotHoldsEveryCommit(d)) {
-    int64_t expected = claimed;
-    d->first_pending_ms.compare_exchange_strong(expected, 0);
+  bool every_commit = false;
+  int64_t held_before_ms = 0;
+  NewestSnapshotHolds(d, &every_commit, &held_before_ms);
+  if (every_commit) {  // each commit that ended before `now` left its marks
+    SettlePending(d, claimed, now);
     return now + kPollMs;
+  }
+  if (held_before_ms > claimed) {
+    // Pinned since the oldest pending commit (by another process, say):
+    // the commits after the pin are due an interval after it, not before.
+    // Without this, every writer process took its own snapshot each
+    // interval (bench/README.md, "Continuous protection").
+    SettlePending(d, claimed, held_before_ms);
+    return now;  // Serve works out the new deadline
   }
   {
     std::unique_ptr<SnapshotLock> running;
@@ -399,7 +433,7 @@ int64_t Attempt(AutoDb* d, int64_t now) {
   int64_t expected = claimed;
   d->first_pending_ms.compare_exchange_strong(expected, 0);
   uint64_t id = 0;
-  const Status s = TakeAutoSnapshot(d, &id);
+  const Status s = TakeAutoSnapshot(d, claimed, &id);
   if (s.ok() || id != 0) RecordSuccess(d, id);
   if (s.ok()) {
     CompactAfterAutoSnapshot(d, id);
@@ -408,17 +442,17 @@ int64_t Attempt(AutoDb* d, int64_t now) {
   }
   if (id == 0) NotePending(d, claimed);  // not taken: those commits are still unprotected
   if (s.code() == Status::Code::kBusy) {
-    d->retry_at_ms = SteadyMs() + kBusyRetryMs;
+    d->retry_at_ms = MonotonicMs() + kBusyRetryMs;
   } else {
     RecordError(d, Describe(s));
-    d->retry_at_ms = SteadyMs() + std::max<int64_t>(kPollMs, d->settings.interval_s * 1000);
+    d->retry_at_ms = MonotonicMs() + std::max<int64_t>(kPollMs, d->settings.interval_s * 1000);
   }
   return d->retry_at_ms;
 }
 
 // One database, one pass: returns when to look at it again.
 int64_t Serve(AutoDb* d) {
-  const int64_t now = SteadyMs();
+  const int64_t now = MonotonicMs();
   // Pages another process wrote (or a connection of ours): a commit seen now.
   if (Tracker* t = Tracker::AcquireIfOpen(d->db_path)) {
     const uint64_t written = t->PagesWritten();
@@ -479,7 +513,7 @@ bool StopThread() {
 
 void ThreadMain() {
   for (;;) {
-    int64_t next = SteadyMs() + kPollMs;
+    int64_t next = MonotonicMs() + kPollMs;
     bool needed = false;
     {
       std::lock_guard<std::mutex> work(WorkMu());
@@ -493,7 +527,7 @@ void ThreadMain() {
       }
     }
     if (!needed && StopThread()) return;
-    const int64_t wait = std::max<int64_t>(next - SteadyMs(), 10);
+    const int64_t wait = std::max<int64_t>(next - MonotonicMs(), 10);
     std::this_thread::sleep_for(std::chrono::milliseconds(wait));
   }
 }
@@ -627,7 +661,7 @@ Status DescribeAutoSnapshots(sqlite3* db, const char* schema, const ConnectionSe
     local_error = d->error;
     local_error_ms = d->error_ms;
     const int64_t pending = d->first_pending_ms.load();
-    if (pending != 0) pending_ms = Env::Default()->NowMillis() - (SteadyMs() - pending);
+    if (pending != 0) pending_ms = Env::Default()->NowMillis() - (MonotonicMs() - pending);
   }
   if (st.error_ms < local_error_ms) {
     st.error = local_error;

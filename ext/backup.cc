@@ -11,7 +11,8 @@
 namespace snapshot {
 
 Status TakeSnapshot(sqlite3* db, const char* schema, const ConnectionSettings& settings, StoreAccess access,
-                    const char* operation, const std::string& label, uint64_t* id, sqlite3* source) {
+                    const char* operation, const std::string& label, uint64_t* id, sqlite3* source,
+                    const UnlessHeld* unless) {
   StoreLocation where;  // first, so a bad schema is named as such
   SNAPSHOT_RETURN_IF_ERROR(LocateStore(db, schema, settings, &where));
   sqlite3* from = source ? source : db;
@@ -22,7 +23,7 @@ Status TakeSnapshot(sqlite3* db, const char* schema, const ConnectionSettings& s
   }
   if (source == nullptr) {
     // Reads only what changed, and never stops writers (ext/tracked_capture.h).
-    Status s = TakeTrackedSnapshot(db, schema, settings, access, operation, label, id);
+    Status s = TakeTrackedSnapshot(db, schema, settings, access, operation, label, id, unless);
     if (s.code() != Status::Code::kNotSupported) return s;
   }
   // Under a read transaction: every page. On a connection of its own when

@@ -22,12 +22,16 @@
 
 namespace snapshot {
 
+struct UnlessHeld;  // ext/tracked_capture.h
+
 // Takes a snapshot of `schema` of `db` and publishes it in its store,
 // labelled `label`; `operation` names the work in snapshot_progress(). With
 // `source` set, the pages come from the main schema of that other
 // connection instead (an import). Refused inside a write transaction.
+// `unless`: see UnlessHeld (ext/tracked_capture.h).
 Status TakeSnapshot(sqlite3* db, const char* schema, const ConnectionSettings& settings, StoreAccess access,
-                    const char* operation, const std::string& label, uint64_t* id, sqlite3* source = nullptr);
+                    const char* operation, const std::string& label, uint64_t* id, sqlite3* source = nullptr,
+                    const UnlessHeld* unless = nullptr);
 
 // One bounded compaction round of the store at `where` if it holds more
 // files than the compaction threshold (Store::CompactIfNeeded), for a

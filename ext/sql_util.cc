@@ -41,12 +41,6 @@ sqlite3_file* FilePointer(sqlite3* db, const char* schema, int op) {
   return file != nullptr && file->pMethods != nullptr ? file : nullptr;
 }
 
-int64_t MonotonicMs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
 void SleepBetweenLockTries() {
   // A random phase, so that the tries do not fall into step with a
   // writer's commits and miss its gaps every time.

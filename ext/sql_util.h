@@ -8,6 +8,7 @@
 
 #include "store/snapshot_spec.h"
 #include "store/status.h"
+#include "vfs/boot_id.h"  // MonotonicMs
 
 namespace snapshot {
 
@@ -109,7 +110,6 @@ inline void SetPollingBusyTimeout(sqlite3* db, int timeout_ms) {
 }
 // Sleeps once between two tries (150-350 microseconds).
 void SleepBetweenLockTries();
-int64_t MonotonicMs();
 
 // A connection the extension opens for itself, closed with the object. It
 // waits for locks with PollingBusyHandler.

@@ -43,6 +43,7 @@
 #include "store/background.h"
 #include "store/coding.h"
 #include "store/format.h"
+#include "vfs/boot_id.h"
 #include "vfs/cow.h"
 #include "vfs/db_files.h"
 #include "vfs/paced_sync.h"
@@ -62,6 +63,8 @@ struct Pin {
   uint32_t verdict = kNoBase;  // Tracker::Evaluate's, before the marks were taken
   uint64_t old_tag = 0, old_base = 0;
   uint32_t old_base_pages = 0;
+  int64_t old_held_before_ms = 0;
+  int64_t locked_ms = 0;  // MonotonicMs() under the write lock: commits that ended before are pinned
   std::vector<uint32_t> marks;
   std::unique_ptr<CowArea> cow;  // rollback mode
   std::string cow_path;
@@ -87,7 +90,7 @@ void Abandon(Tracker* t, Pin* pin) {
   EndCow(t, pin);
   if (pin->verdict == kTrusted) {
     t->ReturnMarks(pin->marks);
-    t->SetBase(pin->old_tag, pin->old_base, pin->old_base_pages);
+    t->SetBase(pin->old_tag, pin->old_base, pin->old_base_pages, pin->old_held_before_ms);
   }
 }
 
@@ -111,6 +114,7 @@ Status PinState(sqlite3* w, sqlite3* r, Tracker* t, bool force_full, int timeout
   int rc = RetryWhileBusy(timeout_ms, [&] { return sqlite3_exec(w, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr); });
   if ((rc & 0xff) == SQLITE_READONLY || (rc & 0xff) == SQLITE_CANTOPEN) return Status::NotSupported("read-only");
   if (rc != SQLITE_OK) return SqliteStatus(w, rc, "cannot lock the database to pin a snapshot");
+  pin->locked_ms = MonotonicMs();
   Status s;
   sqlite3_file* file = FilePointer(w, "main", SQLITE_FCNTL_FILE_POINTER);
   sqlite3_file* journal = FilePointer(w, "main", SQLITE_FCNTL_JOURNAL_POINTER);
@@ -128,9 +132,10 @@ Status PinState(sqlite3* w, sqlite3* r, Tracker* t, bool force_full, int timeout
     pin->old_tag = h->store_tag;
     pin->old_base = h->base_id;
     pin->old_base_pages = h->base_page_count;
+    pin->old_held_before_ms = h->held_before_ms;
     // No base before the marks are taken: if this process dies between the
     // two, the next snapshot must not trust a record missing those marks.
-    t->SetBase(0, 0, 0);
+    t->SetBase(0, 0, 0, 0);
     s = t->TakeMarks(&pin->marks);
     marks_taken = s.ok();
     if (s.ok()) s = t->Reset(file, wal, pin->layout.page_size, pin->layout.wal_commit_frame);
@@ -454,14 +459,15 @@ Status StorePinnedState(const SnapshotJob& job, const std::atomic<bool>* cancel,
     Abandon(t, pin);
     return s;
   }
-  t->SetBase(store->tag(), *id, pin->layout.page_count);
+  t->SetBase(store->tag(), *id, pin->layout.page_count, pin->locked_ms);
   return Status::OK();
 }
 
 }  // namespace
 
 Status TakeTrackedSnapshot(sqlite3* db, const char* schema, const ConnectionSettings& settings, StoreAccess access,
-                           const char* operation, const std::string& label, uint64_t* id) {
+                           const char* operation, const std::string& label, uint64_t* id,
+                           const UnlessHeld* unless) {
   const char* filename = sqlite3_db_filename(db, schema);
   if (!CanTrack(db, schema, filename)) return Status::NotSupported("cannot track this database");
   if (sqlite3_txn_state(db, schema) != SQLITE_TXN_NONE) {
@@ -481,6 +487,9 @@ Status TakeTrackedSnapshot(sqlite3* db, const char* schema, const ConnectionSett
   if (t == nullptr) return Status::NotSupported("cannot open the tracking file");
   std::unique_ptr<SnapshotLock> lock;
   SNAPSHOT_RETURN_IF_ERROR(SnapshotLock::Acquire(t->db_path(), settings.busy_timeout_ms, &lock));
+  if (unless != nullptr && t->HeldBeforeMs(unless->store_tag) > unless->pending_since_ms) {
+    return Status::Busy("a snapshot taken meanwhile holds those commits");
+  }
   // Before the pin, whatever takes time and needs no lock: writers wait for
   // every microsecond of the pin.
   CowArea::RemoveAbandoned(t->db_path() + kCowSuffix);

@@ -38,8 +38,19 @@ namespace snapshot {
 // database, another VFS, exclusive locking mode, a read-only file, or a
 // writer that bypassed the VFS while a rollback-mode snapshot read): the
 // caller then captures under a plain read transaction instead.
+// An automatic snapshot is for the commits that ended from
+// `pending_since_ms` (MonotonicMs) on. If, once it holds the snapshot lock,
+// a snapshot of the store tagged `store_tag` pinned after that time is
+// published (Tracker::HeldBeforeMs), none is taken: Busy. Checked under the
+// lock, so that of several processes due at once only the first takes one.
+struct UnlessHeld {
+  uint64_t store_tag = 0;
+  int64_t pending_since_ms = 0;
+};
+
 Status TakeTrackedSnapshot(sqlite3* db, const char* schema, const ConnectionSettings& settings, StoreAccess access,
-                           const char* operation, const std::string& label, uint64_t* id);
+                           const char* operation, const std::string& label, uint64_t* id,
+                           const UnlessHeld* unless = nullptr);
 
 // What the next snapshot of `schema` would read: "tracked: N pages changed
 // since snapshot B" or "untracked: <why every page will be read>".

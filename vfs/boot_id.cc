@@ -1,6 +1,7 @@
 #include "vfs/boot_id.h"
 
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -36,6 +37,12 @@ void CurrentBootId(uint8_t out[kBootIdSize]) {
   static std::once_flag once;
   std::call_once(once, [] { ReadBootId(id); });
   std::memcpy(out, id, kBootIdSize);
+}
+
+int64_t MonotonicMs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
 }  // namespace snapshot

@@ -5,6 +5,10 @@
 //
 //   uint8_t id[kBootIdSize];
 //   CurrentBootId(id);  // compare with TrackHeader::boot_id
+//
+// Within one boot, MonotonicMs() is one clock for every process: a time one
+// process records in the tracking file (TrackHeader::held_before_ms) means
+// the same to another, and to no process of a later boot.
 #pragma once
 
 #include <cstddef>
@@ -17,5 +21,9 @@ constexpr size_t kBootIdSize = 16;
 // This boot of the machine (/proc/sys/kernel/random/boot_id), as 16 bytes;
 // all zeros if it cannot be read.
 void CurrentBootId(uint8_t out[kBootIdSize]);
+
+// CLOCK_MONOTONIC, in milliseconds: the same clock in every process of one
+// boot, never set back.
+int64_t MonotonicMs();
 
 }  // namespace snapshot

@@ -714,11 +714,31 @@ bool Tracker::UntouchedSinceReset(sqlite3_file* db, uint32_t cow_generation) {
          LoadU32BE(counter) == __atomic_load_n(&h->change_counter, __ATOMIC_SEQ_CST);
 }
 
-void Tracker::SetBase(uint64_t store_tag, uint64_t base_id, uint32_t base_page_count) {
+void Tracker::SetBase(uint64_t store_tag, uint64_t base_id, uint32_t base_page_count, int64_t held_before_ms) {
   TrackHeader* h = header();
-  h->store_tag = store_tag;
+  // In the order HeldBeforeMs reads them back: a time it reads belongs to
+  // the tag before it (the pin cleared both before the marks were taken).
+  __atomic_store_n(&h->store_tag, store_tag, __ATOMIC_SEQ_CST);
   h->base_page_count = base_page_count;
+  __atomic_store_n(&h->held_before_ms, held_before_ms, __ATOMIC_SEQ_CST);
   __atomic_store_n(&h->base_id, base_id, __ATOMIC_SEQ_CST);
+}
+
+int64_t Tracker::HeldBeforeMs(uint64_t store_tag) const {
+  const TrackHeader* h = header();
+  const int64_t held = __atomic_load_n(&h->held_before_ms, __ATOMIC_SEQ_CST);
+  if (held <= 0 || __atomic_load_n(&h->base_id, __ATOMIC_SEQ_CST) == 0 ||
+      __atomic_load_n(&h->store_tag, __ATOMIC_SEQ_CST) != store_tag) {
+    return 0;
+  }
+  // The pin that recorded it also recorded its boot (Reset); a machine whose
+  // boot cannot be told apart from another's gives no clock to compare.
+  uint8_t boot[kBootIdSize], none[kBootIdSize] = {};
+  CurrentBootId(boot);
+  if (std::memcmp(boot, none, sizeof boot) == 0 || std::memcmp(boot, h->boot_id, sizeof boot) != 0) return 0;
+  // A snapshot published since `held` was read was pinned later: it holds
+  // all that one did, so the time read is still true.
+  return held;
 }
 
 void Tracker::SetCowGeneration(uint32_t generation) {

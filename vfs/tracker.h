@@ -130,7 +130,11 @@ class Tracker {
   // names the snapshot of this state.)
   // `wal_commit_frame`: the WAL's last valid commit frame (0: none).
   Status Reset(sqlite3_file* db, sqlite3_file* wal, uint32_t page_size, uint32_t wal_commit_frame);
-  void SetBase(uint64_t store_tag, uint64_t base_id, uint32_t base_page_count);
+  // Names the snapshot the bits are "changed since" (0: none), and when it
+  // was pinned: `held_before_ms` is MonotonicMs() taken under the database's
+  // write lock, so that every write transaction that ended before it is in
+  // that snapshot (0: unknown).
+  void SetBase(uint64_t store_tag, uint64_t base_id, uint32_t base_page_count, int64_t held_before_ms);
   // Announces (generation != 0) or ends (0) a copy-on-write snapshot.
   void SetCowGeneration(uint32_t generation);
   // Atomically takes every set bit (they read as clear afterwards) into
@@ -160,6 +164,11 @@ class Tracker {
   // ... and began. While more have begun than ended, a snapshot pauses its
   // compressing.
   uint64_t WritesBegun() const { return __atomic_load_n(&header()->writes_begun, __ATOMIC_RELAXED); }
+  // The base snapshot's held_before_ms (SetBase) if it is a published
+  // snapshot of the store tagged `store_tag`, pinned in this boot of the
+  // machine; else 0. Any process's snapshot counts: a write transaction that
+  // ended before this MonotonicMs() needs no other.
+  int64_t HeldBeforeMs(uint64_t store_tag) const;
   // After a copy-on-write read (rollback mode): whether every write since
   // Reset went through the VFS and preserved what the snapshot needed.
   bool UntouchedSinceReset(sqlite3_file* db, uint32_t cow_generation);

@@ -87,12 +87,16 @@ struct TrackHeader {
   uint64_t auto_hint;        // automatic snapshots' hint to every process (ext/auto_snapshot.h):
                              // whether they are on, and a generation snapshot_auto() bumps; 0
                              // (a new file, or one an older version wrote): unknown
+  int64_t held_before_ms;    // MonotonicMs() on boot boot_id when snapshot base_id was pinned:
+                             // every write transaction that ended before it is in that
+                             // snapshot (ext/auto_snapshot.cc); 0: unknown
 };
 static_assert(sizeof(TrackHeader) <= kTrackHeaderSize, "header fits its block");
 // The layout is the format: these fields must stay where version 1 put them.
 static_assert(offsetof(TrackHeader, boot_id) == 32 && offsetof(TrackHeader, cow_last_generation) == 124 &&
                   offsetof(TrackHeader, writes_ended) == 136 && offsetof(TrackHeader, writes_begun) == 144 &&
-                  offsetof(TrackHeader, auto_hint) == 152,
+                  offsetof(TrackHeader, auto_hint) == 152 &&
+                  offsetof(TrackHeader, held_before_ms) == 160,
               "a new layout needs a new kTrackVersion");
 
 }  // namespace snapshot

@@ -114,7 +114,7 @@ TEST(TrackerTest, ACommitWithoutTheVfsMakesTheRecordUntrusted) {
   std::vector<uint32_t> marks;
   ASSERT_TRUE(tracker->TakeMarks(&marks).ok());
   ASSERT_TRUE(tracker->Reset(file, nullptr, kPageSize, 0).ok());
-  tracker->SetBase(/*store_tag=*/1, /*base_id=*/1, pages);
+  tracker->SetBase(/*store_tag=*/1, /*base_id=*/1, pages, /*held_before_ms=*/0);
   EXPECT_EQ(uint32_t(snapshot::kTrusted), tracker->Evaluate(file, nullptr, kPageSize));
 
   ASSERT_EQ("", Exec(db, kTransaction));
