@@ -24,10 +24,11 @@
 //
 // 2. The commit path only notes the time. The VFS's tracker calls an
 //    observer when a write transaction of this process that changed pages
-//    ends (vfs/tracker.h, SetCommitObserver); the observer does one
-//    compare-and-swap on the database's "oldest unprotected commit" word,
-//    found through the tracker's observer slot, and reads the hint from
-//    the mapped header. No I/O, no lock: a commit is never delayed, and a
+//    ends (vfs/tracker.h, SetCommitObserver); the observer stores the
+//    time (MonotonicMs) in the database's "newest commit" word and does one
+//    compare-and-swap on its "oldest unprotected commit" word, found
+//    through the tracker's observer slot, and reads the hint from the
+//    mapped header. No I/O, no lock: a commit is never delayed, and a
 //    snapshot never runs on the committing thread and its errors never
 //    reach the application's transaction. Only the first commit of a
 //    database in a process takes a mutex, to find that word, and a commit
@@ -48,13 +49,21 @@
 //    snapshot_backup's (ext/backup.h: there is one way to take one), on a
 //    connection of the thread's own, reading only the pages that changed.
 //
-// 4. One process at a time. Before snapshotting, the thread checks whether
-//    the newest snapshot already holds its commits (the tracking file's
-//    marks are empty, trusted, and based on a published snapshot of this
-//    store: a snapshot another process pinned after them), then whether
-//    another snapshot is running (the snapshot lock, vfs/snapshot_lock.h);
-//    if so it looks again 200 ms later. Commits made while another process
-//    was snapshotting leave marks, so they are never taken as held.
+// 4. One snapshot an interval, whichever process takes it. Every
+//    snapshot's pin records, under the database's write lock, the time
+//    before which every write transaction that ended is in it
+//    (TrackHeader::held_before_ms, published with the snapshot; one clock
+//    for every process of a boot). When a commit is due, the thread first
+//    asks whether the newest snapshot already holds it: the tracking
+//    file's marks are empty (trusted, based on a published snapshot of
+//    this store), or the commit ended before the newest pin. In the second
+//    case the commits after that pin are due an interval after it, so all
+//    the writers' threads aim at the same moment, and of them only the
+//    first to take the snapshot lock (vfs/snapshot_lock.h) snapshots: the
+//    others, finding it busy, look again 200 ms later, or, getting it,
+//    find under it that a snapshot pinned since holds their commits
+//    (UnlessHeld, ext/tracked_capture.h) and take none. Pins are thus at
+//    least an interval apart, whatever the number of writer processes.
 //
 // Errors (a full disk, a store that vanished) are kept in <store>/AUTO-STATUS
 // and in this process, shown by snapshot_status(), and retried an interval

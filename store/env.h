@@ -128,6 +128,10 @@ struct AtomicWriteOptions {
   // fsync the file before the rename and the directory after. Without:
   // still never a mix of old and new, but a power cut may lose the change.
   bool sync = true;
+  // Called before each fsync (the file's, then the directory's): a snapshot
+  // waits there for a database writer's commit to end, so that the sync
+  // reaches the disk between two commits (CompressOptions::before_writeback).
+  std::function<void()> before_sync;
 };
 
 // The whole of a small file (a setting or status file of the store): NotFound

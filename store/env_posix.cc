@@ -397,6 +397,7 @@ Status WriteFileAtomically(Env* env, const std::string& path, const std::string&
   const std::string tmp = path + options.temp_suffix;
   std::unique_ptr<WritableFile> f;
   Status s = env->NewWritableFile(tmp, mode, &f);
+  if (s.ok() && options.before_sync) f->SetWritebackGate(options.before_sync);  // gates its Sync
   if (s.ok()) s = f->Append(data.data(), data.size());
   if (s.ok() && options.sync) s = f->Sync();
   if (s.ok()) s = f->Close();
@@ -406,7 +407,9 @@ Status WriteFileAtomically(Env* env, const std::string& path, const std::string&
     env->RemoveFile(tmp);
     return s;
   }
-  return options.sync ? env->SyncDir(DirName(path)) : Status::OK();
+  if (!options.sync) return Status::OK();
+  if (options.before_sync) options.before_sync();
+  return env->SyncDir(DirName(path));
 }
 
 std::string JoinPath(const std::string& dir, const std::string& name) {

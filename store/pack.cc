@@ -168,6 +168,7 @@ Status PackWriter::Create(Env* env, const std::string& dir, uint64_t id, uint32_
   w->final_path_ = JoinPath(dir, FileNameForId(id, kPackSuffix));
   w->tmp_path_ = w->final_path_ + kTempSuffix;
   SNAPSHOT_RETURN_IF_ERROR(env->NewWritableFile(w->tmp_path_, mode, &w->file_));
+  w->before_writeback_ = options.before_writeback;
   if (options.before_writeback) w->file_->SetWritebackGate(options.before_writeback);
   std::string header;
   ByteWriter hw(&header);
@@ -276,6 +277,7 @@ Status PackWriter::Finish(uint64_t* bytes) {
   SNAPSHOT_RETURN_IF_ERROR(env_->RenameFile(tmp_path_, final_path_));
   finished_ = true;
   *bytes = offset_ + index.size() + footer.size();
+  if (before_writeback_) before_writeback_();
   return env_->SyncDir(DirName(final_path_));
 }
 

@@ -55,9 +55,11 @@ struct CompressOptions {
   // database's writers are active": they need the other cores more
   // (store/background.h). Unset: always use the workers.
   std::function<bool()> busy_elsewhere;
-  // The pack file's write-back gate (WritableFile::SetWritebackGate). A
-  // snapshot waits in it for a writer's commit to finish, so that its next
-  // chunk goes to the disk between two commits instead of in front of one.
+  // The pack file's write-back gate (WritableFile::SetWritebackGate), and
+  // the store's before every other sync of a snapshot's publication (its
+  // directory, its manifest). A snapshot waits in it for a writer's commit
+  // to finish, so that its next chunk or sync goes to the disk between two
+  // commits instead of in front of one.
   std::function<void()> before_writeback;
   // Called between 128 KiB steps of compressing a frame, on the compressing
   // thread (several may call it at once); it may wait. A snapshot waits
@@ -134,6 +136,7 @@ class PackWriter {
   uint32_t page_size_ = 0;
   uint32_t pages_per_frame_ = 0;
   std::unique_ptr<WritableFile> file_;
+  std::function<void()> before_writeback_;  // CompressOptions'; also before the directory's sync
   std::unique_ptr<FrameCompressor> compressor_;
   FrameFill in_order_, grouped_;  // the frames being filled
   uint32_t added_ = 0;

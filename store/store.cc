@@ -377,7 +377,9 @@ Status Store::Discard(uint64_t id) {
 }
 
 Status Store::WriteManifest(const Manifest& m) {
-  return WriteFileAtomically(options_.env, ManifestPath(m.info.id), m.Encode(), options_.file_mode);
+  AtomicWriteOptions write;
+  write.before_sync = options_.compress.before_writeback;
+  return WriteFileAtomically(options_.env, ManifestPath(m.info.id), m.Encode(), options_.file_mode, write);
 }
 
 Status Store::NewSnapshot(uint32_t page_size, uint32_t page_count, const Manifest* base,
