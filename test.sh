@@ -95,7 +95,7 @@ stage "ThreadSanitizer build and the concurrency tests"
 # on two cores makes those measurements noise.
 # From remote_tests, the ones whose code runs the background upload thread
 # (remote/uploader.h) beside the caller's, against the object store.
-tsan_tests='^(Store|Concurrency/|Modes/AutoSnapshots[.]|AutoSnapshotSetting[.]|Modes/VfsTracking[.]|Modes/Tracked[.]|TrackedPin[.]|Modes/MultiWriter[.]|DiffLiveWriter[.]|Replicator[.]APushDoesNotHoldTheStoreWhileItUploads|ReplicationTest[.](BackupsGoUpInTheBackground|ServerStoppedMidBackgroundUpload|APushCanBeInterrupted|AForkedChildInheritsNoHalfOwnedUpload))'
+tsan_tests='^(Store|Concurrency/|Modes/AutoSnapshots[.]|Modes/SnapshotPin[.]|AutoSnapshotSetting[.]|Modes/VfsTracking[.]|Modes/Tracked[.]|TrackedPin[.]|Modes/MultiWriter[.]|DiffLiveWriter[.]|Replicator[.]APushDoesNotHoldTheStoreWhileItUploads|ReplicationTest[.](BackupsGoUpInTheBackground|ServerStoppedMidBackgroundUpload|APushCanBeInterrupted|AForkedChildInheritsNoHalfOwnedUpload))'
 # GCC 12's TSan cannot place its shadow memory when the kernel randomizes
 # mmap with more than 28 bits (vm.mmap_rnd_bits=32 on newer kernels): run
 # without address-space randomization there.
