@@ -33,11 +33,6 @@
 
 namespace snapshot {
 
-// Takes a snapshot of `schema` of `db` as above into its store. NotSupported
-// when this database cannot be captured this way (an in-memory or temporary
-// database, another VFS, exclusive locking mode, a read-only file, or a
-// writer that bypassed the VFS while a rollback-mode snapshot read): the
-// caller then captures under a plain read transaction instead.
 // An automatic snapshot is for the commits that ended from
 // `pending_since_ms` (MonotonicMs) on. If, once it holds the snapshot lock,
 // a snapshot of the store tagged `store_tag` pinned after that time is
@@ -48,6 +43,12 @@ struct UnlessHeld {
   int64_t pending_since_ms = 0;
 };
 
+// Takes a snapshot of `schema` of `db` as above into its store. NotSupported
+// when this database cannot be captured this way (an in-memory or temporary
+// database, another VFS, exclusive locking mode, a read-only file, or a
+// writer that bypassed the VFS while a rollback-mode snapshot read): the
+// caller then captures under a plain read transaction instead. `unless`:
+// see UnlessHeld above.
 Status TakeTrackedSnapshot(sqlite3* db, const char* schema, const ConnectionSettings& settings, StoreAccess access,
                            const char* operation, const std::string& label, uint64_t* id,
                            const UnlessHeld* unless = nullptr);
